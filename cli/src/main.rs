@@ -1,0 +1,2 @@
+//! The `argon` binary: argument parsing and wiring, nothing else.
+fn main() {}

@@ -1,0 +1,9 @@
+//! The manifest model of Argon: the `argoproj.io/v1alpha1` kinds of Argo Events
+//! and Argo Workflows as Rust types, strict parsing with `file:line:col`
+//! diagnostics, semantic validation and CRD generation.
+
+pub mod common;
+pub mod eventbus;
+pub mod eventsource;
+pub mod sensor;
+pub mod workflow;

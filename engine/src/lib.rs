@@ -1,0 +1,1 @@
+//! argon-engine: see ../shared/ARCHITECTURE.md; built in its own issue.

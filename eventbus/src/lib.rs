@@ -1,0 +1,1 @@
+//! The Argon event bus (issue: event bus).

@@ -1,0 +1,1 @@
+//! argon-eventsource: see ../shared/ARCHITECTURE.md; built in its own issue.

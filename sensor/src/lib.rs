@@ -1,0 +1,1 @@
+//! argon-sensor: see ../shared/ARCHITECTURE.md; built in its own issue.
