@@ -3,7 +3,10 @@
 //! diagnostics, semantic validation and CRD generation.
 
 pub mod common;
+pub mod diag;
 pub mod eventbus;
 pub mod eventsource;
 pub mod sensor;
+pub mod source;
+pub mod strict;
 pub mod workflow;

@@ -1,0 +1,264 @@
+//! Strict decoding of one document into a typed manifest.
+//!
+//! Serde alone cannot do this job: the Kubernetes types from k8s-openapi
+//! ignore unknown fields, and `deny_unknown_fields` stops at the first one and
+//! does not work with `flatten`. So unknown fields are found by walking the
+//! document against the JSON schema of the target type (the same schema the
+//! CRDs are generated from), which reports every unknown field with the
+//! fields that were expected there; then serde decodes the document, with
+//! `serde_path_to_error` giving the field path of a wrong type or a missing
+//! field.
+
+use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::diag::{FieldPath, Finding, suggest};
+
+/// The JSON schema of `T`, with its definitions, as a plain JSON value.
+pub fn schema_of<T: JsonSchema>() -> Value {
+    let generator = SchemaGenerator::new(SchemaSettings::draft2020_12());
+    generator.into_root_schema_for::<T>().to_value()
+}
+
+/// Decodes `value` as `T`. Errors carry the field path; unknown fields are
+/// all reported, each with a suggestion when a known field is close.
+pub fn decode<T: JsonSchema + DeserializeOwned>(value: &Value) -> Result<T, Vec<Finding>> {
+    let schema = schema_of::<T>();
+    let mut findings = Vec::new();
+    unknown_fields(value, &schema, &schema, &FieldPath::root(), &mut findings);
+    if !findings.is_empty() {
+        return Err(findings);
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let message = tidy_serde_message(&e.inner().to_string());
+        let message = if path.is_empty() { message } else { format!("{path}: {message}") };
+        vec![Finding::error(path, message)]
+    })
+}
+
+/// serde says "invalid type: integer `5`, expected a string"; keep that, but
+/// use the quotes the rest of Argon's messages use.
+fn tidy_serde_message(m: &str) -> String {
+    m.replace('`', "'")
+}
+
+/// Reports every key of `value` that the schema does not allow.
+pub fn unknown_fields(value: &Value, schema: &Value, root: &Value, path: &FieldPath, out: &mut Vec<Finding>) {
+    let mut shape = Shape::default();
+    collect(schema, root, &mut shape, 0);
+    if shape.free {
+        return;
+    }
+    match value {
+        Value::Object(map) => check_object(map, &shape, root, path, out),
+        Value::Array(items) => {
+            if let Some(items_schema) = shape.items.first() {
+                for (i, item) in items.iter().enumerate() {
+                    unknown_fields(item, items_schema, root, &path.index(i), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_object(map: &Map<String, Value>, shape: &Shape, root: &Value, path: &FieldPath, out: &mut Vec<Finding>) {
+    if shape.properties.is_empty() && shape.additional.is_none() {
+        // An object with no declared fields: free-form (e.g. an inline resource).
+        return;
+    }
+    for (key, v) in map {
+        let p = path.key(key);
+        let matching: Vec<&Value> = shape.properties.iter().filter(|(k, _)| k == key).map(|(_, s)| s).collect();
+        if !matching.is_empty() {
+            // When alternatives declare the same field, check against the first.
+            unknown_fields(v, matching[0], root, &p, out);
+        } else if let Some(additional) = &shape.additional {
+            unknown_fields(v, additional, root, &p, out);
+        } else if v.is_null() {
+            // `field: null` means "not set" everywhere in Kubernetes.
+        } else {
+            let known: Vec<&str> = shape.properties.iter().map(|(k, _)| k.as_str()).collect();
+            let mut message = format!("unknown field '{key}' at {p}");
+            if let Some(s) = suggest(key, known.iter().copied()) {
+                message.push_str(&format!("; did you mean '{s}'?"));
+            } else if !known.is_empty() && known.len() <= 12 {
+                let mut sorted = known.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                message.push_str(&format!("; expected one of: {}", sorted.join(", ")));
+            }
+            out.push(Finding::error(p, message));
+        }
+    }
+}
+
+/// What a schema allows for an object or array, merged over `$ref`,
+/// `allOf`, `anyOf` and `oneOf` (alternatives are merged generously: a field
+/// any alternative declares is known).
+#[derive(Default)]
+struct Shape {
+    /// Anything goes (`true`, `{}`, or a schema that declares no structure).
+    free: bool,
+    properties: Vec<(String, Value)>,
+    additional: Option<Value>,
+    items: Vec<Value>,
+    structured: bool,
+}
+
+fn collect(schema: &Value, root: &Value, shape: &mut Shape, depth: usize) {
+    if depth > 64 {
+        shape.free = true;
+        return;
+    }
+    let obj = match schema {
+        Value::Bool(true) => {
+            shape.free = true;
+            return;
+        }
+        Value::Object(o) => o,
+        _ => return,
+    };
+    if obj.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        shape.free = true;
+        return;
+    }
+    let before = shape.structured;
+    if let Some(Value::String(r)) = obj.get("$ref") {
+        if let Some(target) = resolve(r, root) {
+            collect(target, root, shape, depth + 1);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(alts)) = obj.get(key) {
+            for alt in alts {
+                collect(alt, root, shape, depth + 1);
+            }
+        }
+    }
+    if let Some(Value::Object(props)) = obj.get("properties") {
+        shape.structured = true;
+        for (k, v) in props {
+            shape.properties.push((k.clone(), v.clone()));
+        }
+    }
+    match obj.get("additionalProperties") {
+        Some(Value::Bool(false)) => shape.structured = true,
+        Some(Value::Bool(true)) => shape.free = true,
+        Some(s @ Value::Object(_)) => {
+            shape.structured = true;
+            shape.additional = Some(s.clone());
+        }
+        _ => {}
+    }
+    if let Some(items) = obj.get("items") {
+        shape.structured = true;
+        shape.items.push(items.clone());
+    }
+    let declares_type = obj.contains_key("type") || obj.contains_key("enum") || obj.contains_key("const");
+    if !shape.structured && !before && !declares_type && !obj.contains_key("$ref") && !has_combinator(obj) {
+        // `{}` or a schema with only a description: any value.
+        shape.free = true;
+    }
+    if obj.get("type") == Some(&Value::String("object".into()))
+        && !obj.contains_key("properties")
+        && !obj.contains_key("additionalProperties")
+    {
+        // `type: object` with no fields declared (serde_json::Map): free-form.
+        shape.free = true;
+    }
+}
+
+fn has_combinator(obj: &Map<String, Value>) -> bool {
+    ["allOf", "anyOf", "oneOf"].iter().any(|k| obj.contains_key(*k))
+}
+
+fn resolve<'a>(reference: &str, root: &'a Value) -> Option<&'a Value> {
+    let pointer = reference.strip_prefix('#')?;
+    root.pointer(pointer)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use schemars::JsonSchema;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        #[serde(default)]
+        triggers: Vec<Trigger>,
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+        #[serde(default)]
+        container: Option<k8s_openapi::api::core::v1::Container>,
+        #[serde(default)]
+        raw: Option<Value>,
+    }
+
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Trigger {
+        source: Option<String>,
+        operation: Option<String>,
+        #[serde(flatten)]
+        extra: Common,
+    }
+
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Common {
+        retries: Option<u32>,
+    }
+
+    #[test]
+    fn unknown_field_with_path_and_suggestion() {
+        let v = json!({"name": "a", "triggers": [{"source": "x"}, {"sorce": "y", "retries": 2}]});
+        let e = decode::<Outer>(&v).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].path, "triggers[1].sorce");
+        assert_eq!(e[0].message, "unknown field 'sorce' at triggers[1].sorce; did you mean 'source'?");
+    }
+
+    #[test]
+    fn unknown_fields_inside_kubernetes_types_are_found() {
+        let v = json!({"name": "a", "container": {"image": "x", "comand": ["a"]}});
+        let e = decode::<Outer>(&v).unwrap_err();
+        assert_eq!(e[0].path, "container.comand");
+        assert!(e[0].message.ends_with("did you mean 'command'?"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn maps_and_raw_values_take_any_key() {
+        let v = json!({"name": "a", "labels": {"x.y/z": "1"}, "raw": {"anything": {"goes": [1]}}});
+        decode::<Outer>(&v).unwrap();
+    }
+
+    #[test]
+    fn type_errors_and_missing_fields_name_the_path() {
+        let e = decode::<Outer>(&json!({"triggers": []})).unwrap_err();
+        assert_eq!(e[0].message, "missing field 'name'");
+        let e = decode::<Outer>(&json!({"name": "a", "triggers": [{"source": 5}]})).unwrap_err();
+        assert_eq!(e[0].path, "triggers[0].source");
+        assert!(e[0].message.contains("invalid type: integer '5', expected a string"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn every_unknown_field_is_reported() {
+        let v = json!({"name": "a", "nmae": 1, "triggers": [{"zzz": 1}]});
+        let e = decode::<Outer>(&v).unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+    }
+}
