@@ -1,0 +1,550 @@
+//! Semantic checks of one EventSource: what loads fine but cannot work
+//! (a port that is not a port, a schedule that is not cron, two events with
+//! one name), reported with the path of the field at fault.
+
+use std::collections::BTreeMap;
+
+use super::{
+    CalendarEventSource, DeclaredEvent, EventConfig, EventSource, EventSourceKind, GithubEventSource, WebhookContext,
+};
+use crate::common::parse_duration;
+use crate::diag::{FieldPath, Finding};
+
+/// The HTTP methods a webhook endpoint can accept.
+const HTTP_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// Checks one EventSource and returns what is wrong with it: errors for what
+/// cannot work, warnings for events of kinds Argon does not run yet.
+pub fn validate(es: &EventSource) -> Vec<Finding> {
+    let spec_path = FieldPath::root().key("spec");
+    let events = es.spec.events();
+    let mut findings = Vec::new();
+    if events.is_empty() {
+        findings.push(Finding::error(
+            spec_path,
+            "no event defined: add at least one event under a kind such as spec.webhook or \
+             spec.calendar",
+        ));
+        return findings;
+    }
+
+    let mut first_use: BTreeMap<&str, FieldPath> = BTreeMap::new();
+    for event in &events {
+        let path = spec_path.key(event.kind.as_str()).key(event.name);
+        match first_use.get(event.name) {
+            Some(first) => findings.push(Finding::error(
+                path.clone(),
+                format!(
+                    "event name '{}' is also defined at {first}; event names must be unique \
+                     within an EventSource because sensors refer to events by name",
+                    event.name
+                ),
+            )),
+            None => {
+                first_use.insert(event.name, path.clone());
+            }
+        }
+        check_event(event, &path, &mut findings);
+    }
+    findings
+}
+
+fn check_event(event: &DeclaredEvent<'_>, path: &FieldPath, findings: &mut Vec<Finding>) {
+    match event.config {
+        EventConfig::Webhook(c) => check_webhook_context(&c.context, path, findings),
+        EventConfig::Github(c) => {
+            check_webhook_context(&c.webhook, &path.key("webhook"), findings);
+            check_github(c, path, findings);
+        }
+        EventConfig::Gitlab(c) => check_webhook_context(&c.webhook, &path.key("webhook"), findings),
+        EventConfig::Bitbucket(c) => check_webhook_context(&c.webhook, &path.key("webhook"), findings),
+        EventConfig::BitbucketServer(c) => check_webhook_context(&c.webhook, &path.key("webhook"), findings),
+        EventConfig::Calendar(c) => check_calendar(c, path, findings),
+        EventConfig::Unsupported(_) => {
+            if let EventSourceKind::Unsupported(key) = &event.kind {
+                findings.push(Finding::warning(
+                    path.clone(),
+                    format!(
+                        "event source kind '{key}' is not supported by Argon yet; the manifest \
+                         loads but this event will not run"
+                    ),
+                ));
+            }
+        }
+        EventConfig::File(_)
+        | EventConfig::Nats(_)
+        | EventConfig::Mqtt(_)
+        | EventConfig::Redis(_)
+        | EventConfig::Amqp(_)
+        | EventConfig::Kafka(_)
+        | EventConfig::Generic(_) => {}
+    }
+}
+
+fn check_webhook_context(ctx: &WebhookContext, path: &FieldPath, findings: &mut Vec<Finding>) {
+    match ctx.port.parse::<u16>() {
+        Ok(port) if port > 0 => {}
+        _ => findings.push(Finding::error(
+            path.key("port"),
+            format!("port '{}' is not a number between 1 and 65535", ctx.port),
+        )),
+    }
+    if !ctx.endpoint.starts_with('/') {
+        findings.push(Finding::error(
+            path.key("endpoint"),
+            format!("endpoint '{}' must start with '/', e.g. '/example'", ctx.endpoint),
+        ));
+    }
+    if !HTTP_METHODS.contains(&ctx.method.as_str()) {
+        let upper = ctx.method.to_ascii_uppercase();
+        let hint = if HTTP_METHODS.contains(&upper.as_str()) {
+            format!("; methods are upper case: '{upper}'")
+        } else {
+            format!("; use one of {}", HTTP_METHODS.join(", "))
+        };
+        findings.push(Finding::error(
+            path.key("method"),
+            format!("method '{}' is not an HTTP method{hint}", ctx.method),
+        ));
+    }
+}
+
+fn check_github(github: &GithubEventSource, path: &FieldPath, findings: &mut Vec<Finding>) {
+    if github.owned_repositories().is_empty() && github.organizations.is_empty() {
+        findings.push(Finding::error(
+            path.clone(),
+            "github event defines neither 'repositories' nor 'organizations'; add \
+             'repositories: [{owner: ..., names: [...]}]' or 'organizations: [...]'",
+        ));
+    }
+}
+
+fn check_calendar(cal: &CalendarEventSource, path: &FieldPath, findings: &mut Vec<Finding>) {
+    let schedule = cal.schedule.as_deref().filter(|s| !s.trim().is_empty());
+    let interval = cal.interval.as_deref().filter(|s| !s.trim().is_empty());
+    if schedule.is_none() && interval.is_none() {
+        findings.push(Finding::error(
+            path.clone(),
+            "calendar event needs a 'schedule' (cron, e.g. '*/5 * * * *' or '@hourly') or an \
+             'interval' (e.g. '10s')",
+        ));
+    }
+    if let Some(schedule) = schedule
+        && let Err(why) = check_cron_schedule(schedule)
+    {
+        findings.push(Finding::error(path.key("schedule"), why));
+    }
+    if let Some(interval) = interval {
+        match parse_duration(interval) {
+            Ok(d) if d.is_zero() => findings.push(Finding::error(
+                path.key("interval"),
+                format!("interval '{interval}' must be longer than zero"),
+            )),
+            Ok(_) => {}
+            Err(why) => findings.push(Finding::error(path.key("interval"), format!("interval {why}"))),
+        }
+    }
+    let max_duration = cal
+        .persistence
+        .as_ref()
+        .and_then(|p| p.catchup.as_ref())
+        .and_then(|c| c.max_duration.as_deref())
+        .filter(|s| !s.is_empty());
+    if let Some(max) = max_duration
+        && let Err(why) = parse_duration(max)
+    {
+        findings.push(Finding::error(
+            path.key("persistence").key("catchup").key("maxDuration"),
+            format!("maxDuration {why}"),
+        ));
+    }
+}
+
+/// The descriptors a schedule may use instead of five cron fields.
+const DESCRIPTORS: [&str; 7] = [
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@midnight",
+    "@hourly",
+];
+
+/// Checks a calendar schedule: five cron fields (minute hour day-of-month
+/// month day-of-week), a descriptor such as `@hourly`, or `@every <duration>`,
+/// optionally preceded by `TZ=<zone>` / `CRON_TZ=<zone>`. The error says what
+/// is wrong and quotes the schedule.
+pub fn check_cron_schedule(schedule: &str) -> Result<(), String> {
+    let mut text = schedule.trim();
+    if text.starts_with("TZ=") || text.starts_with("CRON_TZ=") {
+        text = text
+            .split_once(char::is_whitespace)
+            .map(|(_, rest)| rest.trim())
+            .unwrap_or("");
+    }
+    if let Some(every) = text.strip_prefix("@every") {
+        if every.is_empty() || !every.starts_with(char::is_whitespace) {
+            return Err(format!(
+                "schedule '{schedule}': '@every' needs a duration, e.g. '@every 1h30m'"
+            ));
+        }
+        return parse_duration(every.trim())
+            .map(|_| ())
+            .map_err(|why| format!("schedule '{schedule}': @every {why}"));
+    }
+    if text.starts_with('@') {
+        if DESCRIPTORS.contains(&text) {
+            return Ok(());
+        }
+        return Err(format!(
+            "schedule '{schedule}' is not a known descriptor; use one of {}, or '@every <duration>'",
+            DESCRIPTORS.join(", ")
+        ));
+    }
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!(
+            "schedule '{schedule}' has {} fields; a cron schedule has 5 (minute hour \
+             day-of-month month day-of-week, e.g. '*/5 * * * *'), or use a descriptor such as \
+             '@hourly'",
+            fields.len()
+        ));
+    }
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    let specs: [(&str, u32, u32, &[&str], u32); 5] = [
+        ("minute", 0, 59, &[], 0),
+        ("hour", 0, 23, &[], 0),
+        ("day-of-month", 1, 31, &[], 0),
+        ("month", 1, 12, &MONTHS, 1),
+        ("day-of-week", 0, 6, &DAYS, 0),
+    ];
+    for (field, (name, min, max, names, first)) in fields.iter().zip(specs) {
+        check_cron_field(field, min, max, names, first)
+            .map_err(|why| format!("schedule '{schedule}': {name} field '{field}' {why}"))?;
+    }
+    Ok(())
+}
+
+/// Checks one cron field: comma-separated parts, each `*`, `?`, a value or a
+/// range `a-b`, optionally with a step `/n`. Values are numbers in
+/// `min..=max` or (month, day-of-week) names; `names[i]` stands for `first + i`.
+fn check_cron_field(field: &str, min: u32, max: u32, names: &[&str], first: u32) -> Result<(), String> {
+    let value = |v: &str| -> Result<u32, String> {
+        if let Ok(n) = v.parse::<u32>() {
+            if (min..=max).contains(&n) {
+                return Ok(n);
+            }
+            return Err(format!("has {n}, outside {min}-{max}"));
+        }
+        let lower = v.to_ascii_lowercase();
+        match names.iter().position(|n| *n == lower) {
+            Some(i) => Ok(first + i as u32),
+            None if v.is_empty() => Err("has an empty value".to_string()),
+            None => Err(format!("has '{v}', which is neither a number nor a known name")),
+        }
+    };
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((range, step)) => (range, Some(step)),
+            None => (part, None),
+        };
+        if let Some(step) = step {
+            match step.parse::<u32>() {
+                Ok(n) if n > 0 => {}
+                _ => return Err(format!("has step '{step}', which is not a positive number")),
+            }
+        }
+        if range == "*" || range == "?" {
+            continue;
+        }
+        match range.split_once('-') {
+            Some((lo, hi)) => {
+                let (lo, hi) = (value(lo)?, value(hi)?);
+                if lo > hi {
+                    return Err(format!("has a range that ends before it starts ({lo}-{hi})"));
+                }
+            }
+            None => {
+                value(range)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Severity;
+
+    fn load(yaml: &str) -> EventSource {
+        serde_norway::from_str(yaml).expect("test manifest loads")
+    }
+
+    fn findings(spec: &str) -> Vec<(String, String)> {
+        let yaml = format!("apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata:\n  name: t\nspec:\n{spec}");
+        validate(&load(&yaml))
+            .into_iter()
+            .map(|f| (f.path, f.message))
+            .collect()
+    }
+
+    fn webhook(port: &str, endpoint: &str, method: &str) -> String {
+        format!(
+            "  webhook:\n    example:\n      port: \"{port}\"\n      endpoint: \"{endpoint}\"\n      method: {method}\n"
+        )
+    }
+
+    #[test]
+    fn a_valid_webhook_has_no_finding() {
+        assert_eq!(findings(&webhook("12000", "/example", "POST")), vec![]);
+    }
+
+    #[test]
+    fn no_event_at_all() {
+        assert_eq!(
+            findings("  eventBusName: default\n"),
+            vec![(
+                "spec".to_string(),
+                "no event defined: add at least one event under a kind such as spec.webhook or \
+                 spec.calendar"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn webhook_port_must_be_a_port_number() {
+        for bad in ["http", "0", "65536", "", "-1"] {
+            assert_eq!(
+                findings(&webhook(bad, "/example", "POST")),
+                vec![(
+                    "spec.webhook.example.port".to_string(),
+                    format!("port '{bad}' is not a number between 1 and 65535")
+                )],
+                "port {bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn webhook_endpoint_must_start_with_a_slash() {
+        assert_eq!(
+            findings(&webhook("12000", "example", "POST")),
+            vec![(
+                "spec.webhook.example.endpoint".to_string(),
+                "endpoint 'example' must start with '/', e.g. '/example'".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn webhook_method_must_be_an_http_method() {
+        assert_eq!(
+            findings(&webhook("12000", "/example", "FETCH")),
+            vec![(
+                "spec.webhook.example.method".to_string(),
+                "method 'FETCH' is not an HTTP method; use one of GET, HEAD, POST, PUT, PATCH, \
+                 DELETE, OPTIONS, CONNECT, TRACE"
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            findings(&webhook("12000", "/example", "post")),
+            vec![(
+                "spec.webhook.example.method".to_string(),
+                "method 'post' is not an HTTP method; methods are upper case: 'POST'".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn webhook_context_of_a_git_provider_is_checked_under_webhook() {
+        let spec = "  github:\n    gh:\n      repositories:\n        - owner: argoproj\n          names: [argo-events]\n      webhook:\n        endpoint: /push\n        port: \"99999\"\n        method: POST\n";
+        assert_eq!(
+            findings(spec),
+            vec![(
+                "spec.github.gh.webhook.port".to_string(),
+                "port '99999' is not a number between 1 and 65535".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn github_needs_repositories_or_organizations() {
+        let spec = "  github:\n    gh:\n      webhook:\n        endpoint: /push\n        port: \"12000\"\n        method: POST\n";
+        assert_eq!(
+            findings(spec),
+            vec![(
+                "spec.github.gh".to_string(),
+                "github event defines neither 'repositories' nor 'organizations'; add \
+                 'repositories: [{owner: ..., names: [...]}]' or 'organizations: [...]'"
+                    .to_string()
+            )]
+        );
+        // The deprecated owner/repository pair and organizations both count.
+        let deprecated = format!("{spec}      owner: argoproj\n      repository: argo\n");
+        assert_eq!(findings(&deprecated), vec![]);
+        let orgs = format!("{spec}      organizations: [argoproj]\n");
+        assert_eq!(findings(&orgs), vec![]);
+    }
+
+    #[test]
+    fn calendar_needs_a_schedule_or_an_interval() {
+        assert_eq!(
+            findings("  calendar:\n    tick:\n      timezone: UTC\n"),
+            vec![(
+                "spec.calendar.tick".to_string(),
+                "calendar event needs a 'schedule' (cron, e.g. '*/5 * * * *' or '@hourly') or \
+                 an 'interval' (e.g. '10s')"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn calendar_schedule_must_be_cron() {
+        let check = |schedule: &str| findings(&format!("  calendar:\n    tick:\n      schedule: \"{schedule}\"\n"));
+        for good in [
+            "*/5 * * * *",
+            "0 9-17 * * MON-FRI",
+            "30 4 1,15 jan,jul ?",
+            "@hourly",
+            "@every 1h30m",
+            "CRON_TZ=Europe/Paris 0 6 * * *",
+        ] {
+            assert_eq!(check(good), vec![], "schedule {good:?}");
+        }
+        assert_eq!(
+            check("* * * *"),
+            vec![(
+                "spec.calendar.tick.schedule".to_string(),
+                "schedule '* * * *' has 4 fields; a cron schedule has 5 (minute hour day-of-month \
+                 month day-of-week, e.g. '*/5 * * * *'), or use a descriptor such as '@hourly'"
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            check("61 * * * *"),
+            vec![(
+                "spec.calendar.tick.schedule".to_string(),
+                "schedule '61 * * * *': minute field '61' has 61, outside 0-59".to_string()
+            )]
+        );
+        assert_eq!(
+            check("0 0 * * fun"),
+            vec![(
+                "spec.calendar.tick.schedule".to_string(),
+                "schedule '0 0 * * fun': day-of-week field 'fun' has 'fun', which is neither a \
+                 number nor a known name"
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            check("*/0 * * * *"),
+            vec![(
+                "spec.calendar.tick.schedule".to_string(),
+                "schedule '*/0 * * * *': minute field '*/0' has step '0', which is not a positive \
+                 number"
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            check("@fortnightly"),
+            vec![(
+                "spec.calendar.tick.schedule".to_string(),
+                "schedule '@fortnightly' is not a known descriptor; use one of @yearly, \
+                 @annually, @monthly, @weekly, @daily, @midnight, @hourly, or '@every <duration>'"
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            check("@every 5"),
+            vec![(
+                "spec.calendar.tick.schedule".to_string(),
+                "schedule '@every 5': @every '5' has a number without a unit; add one of ns, us, \
+                 ms, s, m, h"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn calendar_interval_must_be_a_duration() {
+        let check = |interval: &str| findings(&format!("  calendar:\n    tick:\n      interval: \"{interval}\"\n"));
+        for good in ["10s", "1m", "1h30m", "1.5h", "250ms"] {
+            assert_eq!(check(good), vec![], "interval {good:?}");
+        }
+        assert_eq!(
+            check("10 minutes"),
+            vec![(
+                "spec.calendar.tick.interval".to_string(),
+                "interval '10 minutes' is not a duration such as 10s, 1m or 1h30m (no spaces)".to_string()
+            )]
+        );
+        assert_eq!(
+            check("10"),
+            vec![(
+                "spec.calendar.tick.interval".to_string(),
+                "interval '10' has a number without a unit; add one of ns, us, ms, s, m, h".to_string()
+            )]
+        );
+        assert_eq!(
+            check("0s"),
+            vec![(
+                "spec.calendar.tick.interval".to_string(),
+                "interval '0s' must be longer than zero".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn calendar_catchup_max_duration_must_be_a_duration() {
+        let spec = "  calendar:\n    tick:\n      interval: 10s\n      persistence:\n        catchup:\n          enabled: true\n          maxDuration: soon\n";
+        assert_eq!(
+            findings(spec),
+            vec![(
+                "spec.calendar.tick.persistence.catchup.maxDuration".to_string(),
+                "maxDuration 'soon' is not a duration such as 10s, 1m or 1h30m".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn event_names_are_unique_across_kinds() {
+        let spec = format!(
+            "{}  calendar:\n    example:\n      interval: 10s\n",
+            webhook("12000", "/example", "POST")
+        );
+        assert_eq!(
+            findings(&spec),
+            vec![(
+                "spec.calendar.example".to_string(),
+                "event name 'example' is also defined at spec.webhook.example; event names must \
+                 be unique within an EventSource because sensors refer to events by name"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn unsupported_kinds_warn_per_event() {
+        let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata:\n  name: t\nspec:\n  sqs:\n    a:\n      queue: q\n      region: us-east-1\n    b:\n      queue: r\n      region: us-east-1\n";
+        let found = validate(&load(yaml));
+        assert_eq!(found.len(), 2);
+        assert!(found.iter().all(|f| f.severity == Severity::Warning));
+        assert_eq!(found[0].path, "spec.sqs.a");
+        assert_eq!(found[1].path, "spec.sqs.b");
+        assert_eq!(
+            found[0].message,
+            "event source kind 'sqs' is not supported by Argon yet; the manifest loads but this \
+             event will not run"
+        );
+    }
+}
