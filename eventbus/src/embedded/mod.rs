@@ -1,0 +1,601 @@
+//! The embedded bus: durable, in one process, on disk under the state dir.
+//!
+//! Storage is one [redb](https://docs.rs/redb) file. redb is a pure-Rust,
+//! copy-on-write B-tree with atomic, checksummed commits: a commit that
+//! returned is on disk, a commit torn by `kill -9` or power loss is rolled
+//! back on open. That gives, in one transaction, what a hand-written log would
+//! need several files and a recovery procedure for: the events, each durable
+//! consumer's cursor and unsettled deliveries, and the sensors' key-value
+//! state. Its cost, a B-tree insert and an fsync per commit, is paid once per
+//! batch: a single writer thread takes every write queued while the previous
+//! commit was syncing and commits them together (group commit), answering
+//! each publisher only after that commit returned.
+//!
+//! Guarantees: `publish` returns after the event is on disk; each consumer
+//! resumes after a restart from its persisted cursor, and deliveries that were
+//! unsettled when the process died are delivered again (with their delivery
+//! count, so `max_deliver` still bounds a poison event); a publish repeating an
+//! id seen within `dedup_window` is dropped; events are removed beyond
+//! `max_msgs` and after `max_age`. The dedup window is rebuilt on open from the
+//! stored events, so an id whose event was already removed by retention is no
+//! longer remembered.
+
+mod store;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use redb::{Database, ReadableDatabase as _};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+
+use self::store::{Bounds, CONSUMER_PENDING, CONSUMER_POS, Expect, KV, MESSAGES, Op, StoredMessage, Writer};
+use crate::config::EmbeddedConfig;
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::subject::{self, validate_key, validate_name};
+use crate::{
+    Acker, ConsumerSpec, DeliverPolicy, Delivery, EventBus, KeyValue, KvEntry, PublishAck, Settle, Subscription,
+};
+
+/// Most events read from disk per scan of a consumer.
+const SCAN_BATCH: u64 = 256;
+
+/// The embedded durable bus. Cheap to clone; all clones share one store.
+#[derive(Clone)]
+pub struct EmbeddedBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EmbeddedConfig,
+    db: Arc<Database>,
+    writer: Mutex<Option<std::sync::mpsc::Sender<Op>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    bounds: Arc<Bounds>,
+    consumers: Mutex<HashMap<String, Arc<Consumer>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel stops the writer after its last commit; wait for
+        // it so the store can be reopened right away.
+        lock(&self.writer).take();
+        if let Some(thread) = lock(&self.writer_thread).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves consistent data behind.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl EmbeddedBus {
+    /// Opens (creating) the store under `config.dir`.
+    pub async fn open(config: EmbeddedConfig) -> Result<Self> {
+        validate_name("bus name", &config.name)?;
+        let config2 = config.clone();
+        let (db, writer, bounds) = tokio::task::spawn_blocking(move || {
+            let db = Arc::new(store::open_database(&config2.dir)?);
+            let (writer, bounds) = Writer::open(db.clone(), config2)?;
+            Ok::<_, Error>((db, writer, bounds))
+        })
+        .await
+        .map_err(|e| Error::store(&config.dir, e))??;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("argon-bus-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| Error::store(&config.dir, e))?;
+        Ok(EmbeddedBus {
+            inner: Arc::new(Inner {
+                config,
+                db,
+                writer: Mutex::new(Some(tx)),
+                writer_thread: Mutex::new(Some(thread)),
+                bounds,
+                consumers: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+impl Inner {
+    fn send(&self, op: Op) -> Result<()> {
+        lock(&self.writer)
+            .as_ref()
+            .ok_or(Error::Closed)?
+            .send(op)
+            .map_err(|_| Error::Closed)
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::store(&self.config.dir, e)
+    }
+
+    /// Reads stored events `from..=to` (at most `SCAN_BATCH`).
+    fn read_range(&self, from: u64, to: u64) -> Result<Vec<(u64, StoredMessage)>> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(MESSAGES).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.range(from..=to).map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            if let Some(msg) = StoredMessage::decode(v.value()) {
+                out.push((k.value(), msg));
+            }
+            if out.len() as u64 >= SCAN_BATCH {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds or loads the consumer, applying the spec's current settings.
+    async fn consumer(&self, spec: &ConsumerSpec) -> Result<Arc<Consumer>> {
+        let patterns = subject::patterns(&self.config.name, &spec.filters);
+        if let Some(existing) = lock(&self.consumers).get(&spec.durable_name).cloned() {
+            existing.state().configure(spec, patterns);
+            return Ok(existing);
+        }
+        // Load the persisted position, or create it.
+        let name = spec.durable_name.clone();
+        let (pos, pending) = {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let positions = txn.open_table(CONSUMER_POS).map_err(|e| self.err(e))?;
+            let pos = positions
+                .get(name.as_str())
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value());
+            let table = txn.open_table(CONSUMER_PENDING).map_err(|e| self.err(e))?;
+            let mut pending = Vec::new();
+            for row in table
+                .range((name.as_str(), 0)..=(name.as_str(), u64::MAX))
+                .map_err(|e| self.err(e))?
+            {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                pending.push((k.value().1, v.value()));
+            }
+            (pos, pending)
+        };
+        let next_seq = match pos {
+            Some((_, next)) => next,
+            None => {
+                let next = match spec.deliver_policy {
+                    DeliverPolicy::All => 1,
+                    DeliverPolicy::New => *self.bounds.last_seq.borrow() + 1,
+                };
+                let (tx, rx) = oneshot::channel();
+                self.send(Op::CreateConsumer {
+                    consumer: name.clone(),
+                    pos: (next - 1, next),
+                    reply: tx,
+                })?;
+                rx.await.map_err(|_| Error::Closed)??;
+                next
+            }
+        };
+        let now = Instant::now();
+        let mut state = ConsumerState {
+            patterns: Vec::new(),
+            ack_wait: spec.ack_wait,
+            max_deliver: spec.max_deliver,
+            max_ack_pending: spec.max_ack_pending.max(1),
+            next_seq,
+            pending: BTreeMap::new(),
+            timers: BinaryHeap::new(),
+        };
+        state.configure(spec, patterns);
+        // Deliveries unsettled when the store was last closed go out again now.
+        for (seq, count) in pending {
+            state.pending.insert(seq, Pending { count, due: now });
+            state.timers.push(Reverse((now, seq)));
+        }
+        let consumer = Arc::new(Consumer {
+            name,
+            state: Mutex::new(state),
+            notify: Notify::new(),
+        });
+        let mut consumers = lock(&self.consumers);
+        Ok(consumers.entry(spec.durable_name.clone()).or_insert(consumer).clone())
+    }
+}
+
+/// A durable consumer held in memory while the bus is open.
+struct Consumer {
+    name: String,
+    state: Mutex<ConsumerState>,
+    /// Woken when a delivery is settled or naked.
+    notify: Notify,
+}
+
+impl Consumer {
+    fn state(&self) -> MutexGuard<'_, ConsumerState> {
+        lock(&self.state)
+    }
+}
+
+struct ConsumerState {
+    patterns: Vec<String>,
+    ack_wait: Duration,
+    max_deliver: Option<u32>,
+    max_ack_pending: u32,
+    /// The next sequence not yet considered for a first delivery.
+    next_seq: u64,
+    /// Delivered and unsettled, by sequence.
+    pending: BTreeMap<u64, Pending>,
+    /// Redelivery deadlines; an entry is stale unless it matches `pending`.
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+}
+
+struct Pending {
+    count: u32,
+    due: Instant,
+}
+
+/// What a consumer's pump does next.
+enum Step {
+    Redeliver { seq: u64, count: u32 },
+    Scan { from: u64, to: u64 },
+    Wait(Option<Instant>),
+}
+
+impl ConsumerState {
+    fn configure(&mut self, spec: &ConsumerSpec, patterns: Vec<String>) {
+        self.patterns = patterns;
+        self.ack_wait = spec.ack_wait;
+        self.max_deliver = spec.max_deliver;
+        self.max_ack_pending = spec.max_ack_pending.max(1);
+    }
+
+    /// (ack floor, next sequence): everything at or below the floor is settled.
+    fn pos(&self) -> (u64, u64) {
+        let floor = self.pending.keys().next().map_or(self.next_seq, |s| *s) - 1;
+        (floor, self.next_seq)
+    }
+
+    fn matches(&self, subject: &str) -> bool {
+        self.patterns.iter().any(|p| subject::matches(p, subject))
+    }
+
+    /// The next due redelivery, dropping stale timers and exhausted events.
+    fn due(&mut self, now: Instant, inner: &Inner, name: &str) -> Option<Instant> {
+        while let Some(Reverse((due, seq))) = self.timers.peek().copied() {
+            let live = self.pending.get(&seq).is_some_and(|p| p.due == due);
+            if !live {
+                self.timers.pop();
+                continue;
+            }
+            if due > now {
+                return Some(due);
+            }
+            let count = self.pending.get(&seq).map_or(0, |p| p.count);
+            if self.max_deliver.is_some_and(|max| count >= max) {
+                self.timers.pop();
+                self.pending.remove(&seq);
+                tracing::warn!(consumer = name, seq, count, "event reached max deliveries, dropped");
+                let _ = inner.send(Op::Settled {
+                    consumer: name.to_owned(),
+                    seq,
+                    pos: self.pos(),
+                    reply: None,
+                });
+                continue;
+            }
+            return Some(due);
+        }
+        None
+    }
+
+    fn next_step(&mut self, inner: &Inner, name: &str, last_seq: u64) -> Step {
+        let now = Instant::now();
+        let first_seq = inner.bounds.first_seq.load(Ordering::Acquire);
+        if self.next_seq < first_seq {
+            self.next_seq = first_seq;
+        }
+        let next_due = self.due(now, inner, name);
+        if let Some(due) = next_due
+            && due <= now
+        {
+            let Reverse((_, seq)) = self.timers.pop().unwrap_or(Reverse((now, 0)));
+            let ack_wait = self.ack_wait;
+            if let Some(p) = self.pending.get_mut(&seq) {
+                p.count += 1;
+                p.due = now + ack_wait;
+                let count = p.count;
+                self.timers.push(Reverse((now + ack_wait, seq)));
+                let _ = inner.send(Op::Delivered {
+                    consumer: name.to_owned(),
+                    deliveries: vec![(seq, count)],
+                    pos: self.pos(),
+                });
+                return Step::Redeliver { seq, count };
+            }
+        }
+        if self.next_seq <= last_seq && (self.pending.len() as u64) < u64::from(self.max_ack_pending) {
+            return Step::Scan {
+                from: self.next_seq,
+                to: last_seq,
+            };
+        }
+        Step::Wait(next_due)
+    }
+
+    /// Claims the matching events of a scan that started at `from`.
+    fn claim(
+        &mut self,
+        inner: &Inner,
+        name: &str,
+        from: u64,
+        to: u64,
+        batch: Vec<(u64, StoredMessage)>,
+    ) -> Vec<(u64, StoredMessage)> {
+        if self.next_seq != from {
+            return Vec::new(); // another subscription of this consumer got there first
+        }
+        let now = Instant::now();
+        let due = now + self.ack_wait;
+        let mut claimed = Vec::new();
+        let mut scanned_to = to.min(from + SCAN_BATCH - 1);
+        for (seq, msg) in batch {
+            if self.pending.len() as u64 >= u64::from(self.max_ack_pending) {
+                scanned_to = seq - 1;
+                break;
+            }
+            if self.matches(&msg.subject) {
+                self.pending.insert(seq, Pending { count: 1, due });
+                self.timers.push(Reverse((due, seq)));
+                claimed.push((seq, msg));
+            }
+            scanned_to = seq;
+        }
+        if claimed.len() as u64 >= SCAN_BATCH {
+            scanned_to = claimed.last().map_or(scanned_to, |(s, _)| *s);
+        }
+        self.next_seq = self.next_seq.max(scanned_to + 1);
+        if !claimed.is_empty() {
+            let _ = inner.send(Op::Delivered {
+                consumer: name.to_owned(),
+                deliveries: claimed.iter().map(|(s, _)| (*s, 1)).collect(),
+                pos: self.pos(),
+            });
+        }
+        claimed
+    }
+}
+
+/// Feeds one subscription until it is dropped.
+async fn pump(inner: Arc<Inner>, consumer: Arc<Consumer>, tx: mpsc::Sender<Result<Delivery>>) {
+    let mut last_seq_rx = inner.bounds.last_seq.subscribe();
+    loop {
+        let notified = consumer.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let last_seq = *last_seq_rx.borrow_and_update();
+        let step = consumer.state().next_step(&inner, &consumer.name, last_seq);
+        let out = match step {
+            Step::Redeliver { seq, count } => inner.read_range(seq, seq).map(|found| match found.into_iter().next() {
+                Some(found) => vec![(found, count)],
+                None => vec![((seq, StoredMessage::removed()), count)],
+            }),
+            Step::Scan { from, to } => inner.read_range(from, to).map(|batch| {
+                let claimed = consumer.state().claim(&inner, &consumer.name, from, to, batch);
+                claimed.into_iter().map(|m| (m, 1)).collect()
+            }),
+            Step::Wait(deadline) => {
+                let sleep = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = &mut notified => {}
+                    changed = last_seq_rx.changed() => if changed.is_err() { return },
+                    () = sleep => {}
+                    () = tx.closed() => return,
+                }
+                continue;
+            }
+        };
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                // A read error: report it and back off briefly.
+                if tx.send(Err(e)).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        for ((seq, msg), count) in out {
+            let event = match Event::from_json(&msg.payload) {
+                Ok(event) => event,
+                Err(e) => {
+                    // Removed by retention while pending, or not an envelope.
+                    tracing::warn!(consumer = %consumer.name, seq, error = %e, "undeliverable event terminated");
+                    settle(&inner, &consumer, seq, Settle::Term, false).await.ok();
+                    continue;
+                }
+            };
+            let acker = EmbeddedAcker {
+                inner: inner.clone(),
+                consumer: consumer.clone(),
+                seq,
+            };
+            let delivery = Delivery::new(event, msg.subject, seq, u64::from(count), Box::new(acker));
+            if tx.send(Ok(delivery)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Applies a settlement; acks and terms wait for the commit when `wait`.
+async fn settle(inner: &Inner, consumer: &Consumer, seq: u64, how: Settle, wait: bool) -> Result<()> {
+    let reply = {
+        let mut state = consumer.state();
+        let now = Instant::now();
+        match how {
+            Settle::Ack | Settle::Term => {
+                if state.pending.remove(&seq).is_none() {
+                    return Ok(());
+                }
+                let (tx, rx) = oneshot::channel();
+                inner.send(Op::Settled {
+                    consumer: consumer.name.clone(),
+                    seq,
+                    pos: state.pos(),
+                    reply: Some(tx),
+                })?;
+                Some(rx)
+            }
+            Settle::Nak(_) | Settle::InProgress if state.pending.contains_key(&seq) => {
+                let wait_for = match how {
+                    Settle::Nak(delay) => delay.unwrap_or_default(),
+                    _ => state.ack_wait,
+                };
+                let due = now + wait_for;
+                if let Some(p) = state.pending.get_mut(&seq) {
+                    p.due = due;
+                }
+                state.timers.push(Reverse((due, seq)));
+                None
+            }
+            Settle::Nak(_) | Settle::InProgress => None,
+        }
+    };
+    consumer.notify.notify_waiters();
+    match reply {
+        Some(rx) if wait => rx.await.map_err(|_| Error::Closed)?,
+        _ => Ok(()),
+    }
+}
+
+struct EmbeddedAcker {
+    inner: Arc<Inner>,
+    consumer: Arc<Consumer>,
+    seq: u64,
+}
+
+#[async_trait::async_trait]
+impl Acker for EmbeddedAcker {
+    async fn settle(&self, how: Settle) -> Result<()> {
+        settle(&self.inner, &self.consumer, self.seq, how, true).await
+    }
+}
+
+#[async_trait::async_trait]
+impl EventBus for EmbeddedBus {
+    fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    async fn publish(&self, event: &Event) -> Result<PublishAck> {
+        let subject = subject::subject(&self.inner.config.name, &event.context.source, &event.context.subject);
+        let (tx, rx) = oneshot::channel();
+        self.inner.send(Op::Append {
+            id: event.context.id.clone(),
+            subject,
+            payload: event.to_json(),
+            reply: tx,
+        })?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Subscription> {
+        spec.validate()?;
+        let consumer = self.inner.consumer(spec).await?;
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(pump(self.inner.clone(), consumer, tx));
+        Ok(Subscription::new(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })))
+    }
+
+    async fn kv(&self, bucket: &str) -> Result<Arc<dyn KeyValue>> {
+        validate_name("key-value bucket", bucket)?;
+        Ok(Arc::new(EmbeddedKv {
+            inner: self.inner.clone(),
+            bucket: bucket.to_owned(),
+        }))
+    }
+}
+
+/// A key-value bucket inside the embedded store.
+struct EmbeddedKv {
+    inner: Arc<Inner>,
+    bucket: String,
+}
+
+impl EmbeddedKv {
+    async fn write(&self, key: &str, value: Option<Bytes>, expect: Expect) -> Result<u64> {
+        validate_key(key)?;
+        let (tx, rx) = oneshot::channel();
+        self.inner.send(Op::Kv {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            value: value.map(|v| v.to_vec()),
+            expect,
+            reply: tx,
+        })?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyValue for EmbeddedKv {
+    async fn get(&self, key: &str) -> Result<Option<KvEntry>> {
+        validate_key(key)?;
+        let inner = &self.inner;
+        let txn = inner.db.begin_read().map_err(|e| inner.err(e))?;
+        let table = txn.open_table(KV).map_err(|e| inner.err(e))?;
+        let found = table.get((self.bucket.as_str(), key)).map_err(|e| inner.err(e))?;
+        Ok(found.and_then(|v| {
+            let raw = v.value();
+            let revision = u64::from_le_bytes(raw.get(..8)?.try_into().ok()?);
+            Some(KvEntry {
+                value: Bytes::copy_from_slice(&raw[8..]),
+                revision,
+            })
+        }))
+    }
+
+    async fn put(&self, key: &str, value: Bytes) -> Result<u64> {
+        self.write(key, Some(value), Expect::Anything).await
+    }
+
+    async fn create(&self, key: &str, value: Bytes) -> Result<u64> {
+        self.write(key, Some(value), Expect::Absent).await
+    }
+
+    async fn update(&self, key: &str, value: Bytes, revision: u64) -> Result<u64> {
+        self.write(key, Some(value), Expect::Revision(revision)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.write(key, None, Expect::Anything).await.map(drop)
+    }
+
+    async fn keys(&self) -> Result<Vec<String>> {
+        let inner = &self.inner;
+        let txn = inner.db.begin_read().map_err(|e| inner.err(e))?;
+        let table = txn.open_table(KV).map_err(|e| inner.err(e))?;
+        let mut keys = Vec::new();
+        for row in table.range((self.bucket.as_str(), "")..).map_err(|e| inner.err(e))? {
+            let (k, _) = row.map_err(|e| inner.err(e))?;
+            let (bucket, key) = k.value();
+            if bucket != self.bucket {
+                break;
+            }
+            keys.push(key.to_owned());
+        }
+        Ok(keys)
+    }
+}

@@ -1,0 +1,448 @@
+//! The NATS JetStream bus: one stream per bus, subjects
+//! `<bus>.<eventSourceName>.<eventName>`, `Nats-Msg-Id` = event id, durable
+//! pull consumers with explicit ack, JetStream key-value buckets for sensor
+//! state.
+//!
+//! While NATS is unreachable `publish` fails within `publish_timeout`; the
+//! client reconnects by itself and subscriptions re-create their pull
+//! consumer, so publishing and consuming resume without a restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy as NatsDeliverPolicy};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::kv;
+use async_nats::jetstream::message::{AckKind, Acker as NatsAcker, PublishMessage};
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::{Client, ConnectOptions, ServerAddr};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use tokio::sync::mpsc;
+
+use crate::config::{Auth, Discard, JetStreamConfig, Retention};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::subject::{self, validate_key, validate_name};
+use crate::{
+    Acker, ConsumerSpec, DeliverPolicy, Delivery, EventBus, KeyValue, KvEntry, PublishAck, Settle, Subscription,
+};
+
+/// Messages a subscription asks the server for at once.
+const PULL_BATCH: usize = 128;
+/// Heartbeat of a pull request; two missed ones restart the pull.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
+/// Lifetime of one pull request.
+const PULL_EXPIRES: Duration = Duration::from_secs(10);
+
+/// The JetStream bus. Cheap to clone.
+#[derive(Clone)]
+pub struct JetStreamBus {
+    config: Arc<JetStreamConfig>,
+    client: Client,
+    js: async_nats::jetstream::Context,
+}
+
+impl JetStreamBus {
+    /// Connects and creates (or updates) the bus's stream. Fails with
+    /// [`Error::Unavailable`] when NATS cannot be reached within
+    /// `connect_timeout`.
+    pub async fn connect(config: JetStreamConfig) -> Result<Self> {
+        validate_name("bus name", &config.name)?;
+        let addrs = config
+            .url
+            .split(',')
+            .map(|u| u.trim().parse::<ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Config(format!("NATS URL {:?}: {e}", config.url)))?;
+        let mut options = ConnectOptions::new()
+            .name(format!("argon-{}", config.name))
+            .connection_timeout(config.connect_timeout)
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis(100u64.saturating_mul(1 << attempts.min(5))).min(Duration::from_secs(2))
+            })
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                    async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS, reconnecting"),
+                    other => tracing::debug!(event = %other, "NATS event"),
+                }
+            });
+        options = match &config.auth {
+            Auth::None => options,
+            Auth::UserPassword { user, password } => options.user_and_password(user.clone(), password.clone()),
+            Auth::Token(token) => options.token(token.clone()),
+            Auth::NKey(seed) => options.nkey(seed.clone()),
+            Auth::CredentialsFile(path) => options
+                .credentials_file(path)
+                .await
+                .map_err(|e| Error::Config(format!("NATS credentials file {}: {e}", path.display())))?,
+        };
+        let client = tokio::time::timeout(config.connect_timeout, options.connect(addrs))
+            .await
+            .map_err(|_| Error::unavailable(format!("connecting to {} timed out", config.url)))?
+            .map_err(|e| Error::unavailable(format!("connecting to {}: {e}", config.url)))?;
+        let mut js = async_nats::jetstream::new(client.clone());
+        js.set_timeout(config.publish_timeout);
+        let bus = JetStreamBus {
+            config: Arc::new(config),
+            client,
+            js,
+        };
+        bus.ensure_stream().await?;
+        Ok(bus)
+    }
+
+    /// The underlying NATS client (for benchmarks and diagnostics).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn stream_config(&self) -> stream::Config {
+        let s = &self.config.stream;
+        stream::Config {
+            name: self.config.name.clone(),
+            subjects: vec![format!("{}.*.*", self.config.name)],
+            max_messages: s.max_msgs,
+            max_bytes: s.max_bytes,
+            max_age: s.max_age,
+            num_replicas: s.replicas,
+            duplicate_window: s.duplicates,
+            storage: StorageType::File,
+            retention: match s.retention {
+                Retention::Limits => RetentionPolicy::Limits,
+                Retention::Interest => RetentionPolicy::Interest,
+                Retention::WorkQueue => RetentionPolicy::WorkQueue,
+            },
+            discard: match s.discard {
+                Discard::Old => DiscardPolicy::Old,
+                Discard::New => DiscardPolicy::New,
+            },
+            ..Default::default()
+        }
+    }
+
+    async fn ensure_stream(&self) -> Result<stream::Stream> {
+        let config = self.stream_config();
+        match self.js.get_stream(&config.name).await {
+            Ok(mut existing) => {
+                let info = existing.info().await.map_err(js_err)?;
+                if (info.config.subjects != config.subjects
+                    || info.config.max_messages != config.max_messages
+                    || info.config.max_bytes != config.max_bytes
+                    || info.config.max_age != config.max_age
+                    || info.config.duplicate_window != config.duplicate_window)
+                    && let Err(e) = self.js.update_stream(&config).await
+                {
+                    tracing::warn!(stream = %config.name, error = %e, "could not update stream settings, keeping the existing ones");
+                }
+                Ok(existing)
+            }
+            Err(_) => match self.js.create_stream(config.clone()).await {
+                Ok(stream) => Ok(stream),
+                // Another process may have created it in the meantime.
+                Err(create_err) => self.js.get_stream(&config.name).await.map_err(|_| js_err(create_err)),
+            },
+        }
+    }
+
+    async fn consumer(&self, spec: &ConsumerSpec) -> Result<async_nats::jetstream::consumer::Consumer<pull::Config>> {
+        let mut patterns = subject::patterns(&self.config.name, &spec.filters);
+        let mut config = pull::Config {
+            durable_name: Some(spec.durable_name.clone()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: spec.ack_wait,
+            max_deliver: spec.max_deliver.map_or(-1, i64::from),
+            max_ack_pending: i64::from(spec.max_ack_pending.max(1)),
+            deliver_policy: match spec.deliver_policy {
+                DeliverPolicy::All => NatsDeliverPolicy::All,
+                DeliverPolicy::New => NatsDeliverPolicy::New,
+            },
+            ..Default::default()
+        };
+        // A single filter works on every server; several need nats-server 2.10.
+        if patterns.len() == 1 {
+            config.filter_subject = patterns.remove(0);
+        } else {
+            config.filter_subjects = patterns;
+        }
+        let stream = self.ensure_stream().await?;
+        match stream.get_consumer::<pull::Config>(&spec.durable_name).await {
+            Ok(existing) => {
+                let current = &existing.cached_info().config;
+                let changed = current.filter_subject != config.filter_subject
+                    || current.filter_subjects != config.filter_subjects
+                    || current.ack_wait != config.ack_wait
+                    || current.max_deliver != config.max_deliver
+                    || current.max_ack_pending != config.max_ack_pending;
+                if changed {
+                    return stream.update_consumer(config).await.map_err(js_err);
+                }
+                Ok(existing)
+            }
+            Err(_) => stream
+                .get_or_create_consumer(&spec.durable_name, config)
+                .await
+                .map_err(js_err),
+        }
+    }
+}
+
+fn js_err(e: impl std::fmt::Display) -> Error {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("timed out")
+        || lower.contains("no responders")
+        || lower.contains("broken pipe")
+        || lower.contains("disconnected")
+        || lower.contains("connection")
+    {
+        Error::unavailable(text)
+    } else {
+        Error::JetStream(text)
+    }
+}
+
+#[async_trait::async_trait]
+impl EventBus for JetStreamBus {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    async fn publish(&self, event: &Event) -> Result<PublishAck> {
+        let subject = subject::subject(&self.config.name, &event.context.source, &event.context.subject);
+        let message = PublishMessage::build()
+            .payload(Bytes::from(event.to_json()))
+            .message_id(&event.context.id);
+        let timeout = self.config.publish_timeout;
+        let attempt = async {
+            let ack = self.js.send_publish(subject, message).await.map_err(publish_err)?;
+            ack.await.map_err(publish_err)
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(ack)) => Ok(PublishAck {
+                sequence: ack.sequence,
+                duplicate: ack.duplicate,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) if self.client.connection_state() != async_nats::connection::State::Connected => Err(
+                Error::unavailable(format!("not connected to NATS at {}", self.config.url)),
+            ),
+            Err(_) => Err(Error::Timeout { timeout }),
+        }
+    }
+
+    async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Subscription> {
+        spec.validate()?;
+        let consumer = self.consumer(spec).await?;
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(pull_loop(self.clone(), spec.clone(), consumer, tx));
+        Ok(Subscription::new(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })))
+    }
+
+    async fn kv(&self, bucket: &str) -> Result<Arc<dyn KeyValue>> {
+        validate_name("key-value bucket", bucket)?;
+        let store = match self.js.get_key_value(bucket).await {
+            Ok(store) => store,
+            Err(_) => {
+                // The stream behind a bucket, as the KV API lays it out. Built
+                // here rather than with `create_key_value`, whose account query
+                // nats-server 2.9 does not answer in the shape it expects.
+                let config = stream::Config {
+                    name: format!("KV_{bucket}"),
+                    subjects: vec![format!("$KV.{bucket}.>")],
+                    max_messages_per_subject: 1,
+                    storage: StorageType::File,
+                    num_replicas: self.config.stream.replicas,
+                    allow_rollup: true,
+                    deny_delete: true,
+                    allow_direct: true,
+                    discard: DiscardPolicy::New,
+                    ..Default::default()
+                };
+                if let Err(e) = self.js.create_stream(config).await {
+                    tracing::debug!(bucket, error = %e, "bucket creation raced or failed");
+                }
+                self.js.get_key_value(bucket).await.map_err(js_err)?
+            }
+        };
+        Ok(Arc::new(JetStreamKv { store }))
+    }
+}
+
+fn publish_err(e: async_nats::jetstream::context::PublishError) -> Error {
+    match e.kind() {
+        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::StreamNotFound => {
+            Error::unavailable(e)
+        }
+        _ => Error::JetStream(e.to_string()),
+    }
+}
+
+/// Pulls from the durable consumer into the subscription's channel until it is
+/// dropped, re-creating the pull (and the consumer) after any failure.
+async fn pull_loop(
+    bus: JetStreamBus,
+    spec: ConsumerSpec,
+    mut consumer: async_nats::jetstream::consumer::Consumer<pull::Config>,
+    tx: mpsc::Sender<Result<Delivery>>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(PULL_BATCH)
+            .heartbeat(PULL_HEARTBEAT)
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await;
+        match messages {
+            Ok(mut messages) => loop {
+                let next = tokio::select! {
+                    next = messages.next() => next,
+                    () = tx.closed() => return,
+                };
+                match next {
+                    Some(Ok(message)) => {
+                        backoff = Duration::from_millis(100);
+                        let Some(delivery) = to_delivery(message).await else {
+                            continue;
+                        };
+                        if tx.send(Ok(delivery)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(consumer = %spec.durable_name, error = %e, "pull interrupted, restarting it");
+                        break;
+                    }
+                    None => break,
+                }
+            },
+            Err(e) => tracing::warn!(consumer = %spec.durable_name, error = %e, "pull failed, retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = tx.closed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+        match bus.consumer(&spec).await {
+            Ok(fresh) => consumer = fresh,
+            Err(e) => tracing::warn!(consumer = %spec.durable_name, error = %e, "consumer not reachable, retrying"),
+        }
+    }
+}
+
+async fn to_delivery(message: async_nats::jetstream::Message) -> Option<Delivery> {
+    let (sequence, delivered) = match message.info() {
+        Ok(info) => (info.stream_sequence, info.delivered.max(1) as u64),
+        Err(e) => {
+            tracing::warn!(error = %e, "message without JetStream metadata skipped");
+            return None;
+        }
+    };
+    let (message, acker) = message.split();
+    match Event::from_json(&message.payload) {
+        Ok(event) => Some(Delivery::new(
+            event,
+            message.subject.to_string(),
+            sequence,
+            delivered,
+            Box::new(JetStreamAcker { acker }),
+        )),
+        Err(e) => {
+            tracing::warn!(subject = %message.subject, sequence, error = %e, "undecodable event terminated");
+            let _ = acker.ack_with(AckKind::Term).await;
+            None
+        }
+    }
+}
+
+struct JetStreamAcker {
+    acker: NatsAcker,
+}
+
+#[async_trait::async_trait]
+impl Acker for JetStreamAcker {
+    async fn settle(&self, how: Settle) -> Result<()> {
+        let result = match how {
+            // Confirmed, so an acked event is not redelivered after a restart.
+            Settle::Ack => self.acker.double_ack().await,
+            Settle::Nak(delay) => self.acker.ack_with(AckKind::Nak(delay)).await,
+            Settle::Term => self.acker.ack_with(AckKind::Term).await,
+            Settle::InProgress => self.acker.ack_with(AckKind::Progress).await,
+        };
+        result.map_err(js_err)
+    }
+}
+
+/// A JetStream key-value bucket.
+struct JetStreamKv {
+    store: kv::Store,
+}
+
+#[async_trait::async_trait]
+impl KeyValue for JetStreamKv {
+    async fn get(&self, key: &str) -> Result<Option<KvEntry>> {
+        validate_key(key)?;
+        let entry = self.store.entry(key).await.map_err(js_err)?;
+        Ok(entry.filter(|e| e.operation == kv::Operation::Put).map(|e| KvEntry {
+            value: e.value,
+            revision: e.revision,
+        }))
+    }
+
+    async fn put(&self, key: &str, value: Bytes) -> Result<u64> {
+        validate_key(key)?;
+        self.store.put(key, value).await.map_err(js_err)
+    }
+
+    async fn create(&self, key: &str, value: Bytes) -> Result<u64> {
+        validate_key(key)?;
+        self.store.create(key, value).await.map_err(|e| match e.kind() {
+            kv::CreateErrorKind::AlreadyExists => Error::Conflict {
+                key: key.to_owned(),
+                expected: None,
+            },
+            _ => js_err(e),
+        })
+    }
+
+    async fn update(&self, key: &str, value: Bytes, revision: u64) -> Result<u64> {
+        validate_key(key)?;
+        self.store
+            .update(key, value, revision)
+            .await
+            .map_err(|e| match e.kind() {
+                kv::UpdateErrorKind::WrongLastRevision => Error::Conflict {
+                    key: key.to_owned(),
+                    expected: Some(revision),
+                },
+                _ => js_err(e),
+            })
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        self.store.delete(key).await.map_err(js_err)
+    }
+
+    async fn keys(&self) -> Result<Vec<String>> {
+        let mut keys: Vec<String> = self
+            .store
+            .keys()
+            .await
+            .map_err(js_err)?
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(js_err)?;
+        keys.sort();
+        Ok(keys)
+    }
+}

@@ -1,0 +1,436 @@
+//! One behavioural suite, run against both buses: the embedded bus on a temp
+//! dir and JetStream on a throwaway `nats-server`. Plus what only one of them
+//! can show: JetStream surviving a server crash, the embedded bus surviving a
+//! restart of its process.
+
+use std::any::Any;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argon_eventbus::embedded::EmbeddedBus;
+use argon_eventbus::jetstream::JetStreamBus;
+use argon_eventbus::testing::NatsServer;
+use argon_eventbus::{
+    ConsumerSpec, DeliverPolicy, Delivery, EmbeddedConfig, Error, Event, EventBus, JetStreamConfig, SubjectFilter,
+    Subscription,
+};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use serde_json::json;
+
+/// How long any awaited condition may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A bus under test and what keeps it alive (server or temp dir).
+struct Env {
+    bus: Arc<dyn EventBus>,
+    _guard: Box<dyn Any + Send>,
+}
+
+async fn embedded() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EmbeddedBus::open(EmbeddedConfig::new(dir.path())).await.unwrap();
+    Env {
+        bus: Arc::new(bus),
+        _guard: Box::new(dir),
+    }
+}
+
+async fn jetstream() -> Env {
+    let server = NatsServer::start();
+    let bus = JetStreamBus::connect(JetStreamConfig::new(server.url())).await.unwrap();
+    Env {
+        bus: Arc::new(bus),
+        _guard: Box::new(server),
+    }
+}
+
+fn event(source: &str, name: &str, n: u64) -> Event {
+    Event::new(source, name, "webhook", &json!({"body": {"n": n}}))
+}
+
+fn spec(name: &str) -> ConsumerSpec {
+    ConsumerSpec::new(name).ack_wait(Duration::from_secs(1))
+}
+
+async fn next(sub: &mut Subscription) -> Delivery {
+    tokio::time::timeout(DEADLINE, sub.next())
+        .await
+        .expect("no delivery within the deadline")
+        .expect("subscription ended")
+        .expect("delivery error")
+}
+
+/// Receives until the delivery with `id`, returning what came before it.
+async fn until(sub: &mut Subscription, id: &str) -> Vec<Delivery> {
+    let mut before = Vec::new();
+    loop {
+        let d = next(sub).await;
+        if d.event.context.id == id {
+            d.ack().await.unwrap();
+            return before;
+        }
+        before.push(d);
+    }
+}
+
+fn n_of(d: &Delivery) -> u64 {
+    d.event.data.to_value().unwrap()["body"]["n"].as_u64().unwrap()
+}
+
+async fn round_trip(env: Env) {
+    let bus = &env.bus;
+    let wanted = event("github", "push", 1);
+    bus.publish(&event("calendar", "tick", 0)).await.unwrap();
+    let ack = bus.publish(&wanted).await.unwrap();
+    assert!(!ack.duplicate);
+    let mut sub = bus
+        .subscribe(&spec("rt").filter(SubjectFilter::new("github", "push")))
+        .await
+        .unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!(d.event, wanted);
+    assert_eq!(d.subject, format!("{}.github.push", bus.name()));
+    assert_eq!(d.delivered, 1);
+    assert_eq!(d.sequence, ack.sequence);
+    d.ack().await.unwrap();
+
+    // A consumer without filters sees everything, in order.
+    let mut all = bus.subscribe(&spec("all")).await.unwrap();
+    assert_eq!(next(&mut all).await.event.context.source, "calendar");
+    assert_eq!(next(&mut all).await.event.context.source, "github");
+}
+
+async fn redelivery_after_nak(env: Env) {
+    let bus = &env.bus;
+    let first = event("s", "e", 1);
+    bus.publish(&first).await.unwrap();
+    let mut sub = bus.subscribe(&spec("nak")).await.unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!(d.delivered, 1);
+    d.nak(None).await.unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!(
+        (d.event.context.id.as_str(), d.delivered),
+        (first.context.id.as_str(), 2)
+    );
+
+    // A delayed nak comes back after the delay, behind a later event.
+    let started = Instant::now();
+    d.nak(Some(Duration::from_millis(700))).await.unwrap();
+    let marker = event("s", "e", 2);
+    bus.publish(&marker).await.unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!(d.event.context.id, marker.context.id);
+    d.ack().await.unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!(
+        (d.event.context.id.as_str(), d.delivered),
+        (first.context.id.as_str(), 3)
+    );
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    d.ack().await.unwrap();
+}
+
+async fn redelivery_after_ack_wait(env: Env) {
+    let bus = &env.bus;
+    let e = event("s", "e", 1);
+    bus.publish(&e).await.unwrap();
+    let mut sub = bus.subscribe(&spec("wait")).await.unwrap();
+    let started = Instant::now();
+    let d = next(&mut sub).await;
+    drop(d); // neither acked nor naked
+    let d = next(&mut sub).await;
+    assert_eq!((d.event.context.id.as_str(), d.delivered), (e.context.id.as_str(), 2));
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "redelivered before ack_wait"
+    );
+
+    // in_progress pushes the deadline out.
+    d.in_progress().await.unwrap();
+    d.ack().await.unwrap();
+}
+
+async fn term_and_max_deliver(env: Env) {
+    let bus = &env.bus;
+    let poison = event("s", "e", 1);
+    let flaky = event("s", "e", 2);
+    bus.publish(&poison).await.unwrap();
+    bus.publish(&flaky).await.unwrap();
+    let mut sub = bus.subscribe(&spec("limits").max_deliver(Some(2))).await.unwrap();
+    let mut flaky_deliveries = 0;
+    let mut seen = 0;
+    while seen < 3 {
+        let d = next(&mut sub).await;
+        seen += 1;
+        if d.event.context.id == poison.context.id {
+            d.term().await.unwrap();
+        } else {
+            flaky_deliveries += 1;
+            d.nak(None).await.unwrap();
+        }
+    }
+    assert_eq!(flaky_deliveries, 2);
+    // Neither comes back: the next delivery is a later event.
+    let marker = event("s", "e", 3);
+    bus.publish(&marker).await.unwrap();
+    let before = until(&mut sub, &marker.context.id).await;
+    assert!(before.is_empty(), "unexpected redelivery: {before:?}");
+}
+
+async fn duplicate_id_dropped(env: Env) {
+    let bus = &env.bus;
+    let e = event("s", "e", 1);
+    let first = bus.publish(&e).await.unwrap();
+    let again = bus.publish(&e).await.unwrap();
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(again.sequence, first.sequence);
+    let marker = event("s", "e", 2);
+    bus.publish(&marker).await.unwrap();
+    let mut sub = bus.subscribe(&spec("dup")).await.unwrap();
+    let before = until(&mut sub, &marker.context.id).await;
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].event.context.id, e.context.id);
+}
+
+async fn restarted_consumer_resumes(env: Env) {
+    let bus = &env.bus;
+    for n in 0..10 {
+        bus.publish(&event("s", "e", n)).await.unwrap();
+    }
+    let mut acked = BTreeSet::new();
+    {
+        let mut sub = bus.subscribe(&spec("resume")).await.unwrap();
+        while acked.len() < 5 {
+            let d = next(&mut sub).await;
+            acked.insert(n_of(&d));
+            d.ack().await.unwrap();
+        }
+    }
+    let mut sub = bus.subscribe(&spec("resume")).await.unwrap();
+    let mut rest = BTreeSet::new();
+    while acked.len() + rest.len() < 10 {
+        let d = next(&mut sub).await;
+        let n = n_of(&d);
+        assert!(!acked.contains(&n), "acked event {n} delivered again");
+        rest.insert(n);
+        d.ack().await.unwrap();
+    }
+    // A consumer created with DeliverPolicy::New skips what is already there.
+    let marker = event("s", "e", 99);
+    let mut fresh = bus
+        .subscribe(&spec("fresh").deliver_policy(DeliverPolicy::New))
+        .await
+        .unwrap();
+    bus.publish(&marker).await.unwrap();
+    assert_eq!(next(&mut fresh).await.event.context.id, marker.context.id);
+}
+
+async fn key_value(env: Env) {
+    let kv = env.bus.kv(&argon_eventbus::kv_bucket_name("my.sensor")).await.unwrap();
+    assert_eq!(kv.get("dep-a").await.unwrap(), None);
+    let r1 = kv.put("dep-a", Bytes::from_static(b"1")).await.unwrap();
+    let got = kv.get("dep-a").await.unwrap().unwrap();
+    assert_eq!((got.value.as_ref(), got.revision), (&b"1"[..], r1));
+    assert!(matches!(
+        kv.create("dep-a", Bytes::from_static(b"x")).await,
+        Err(Error::Conflict { .. })
+    ));
+    let r2 = kv.update("dep-a", Bytes::from_static(b"2"), r1).await.unwrap();
+    assert!(r2 > r1);
+    assert!(matches!(
+        kv.update("dep-a", Bytes::from_static(b"3"), r1).await,
+        Err(Error::Conflict { .. })
+    ));
+    kv.create("dep-b", Bytes::from_static(b"b")).await.unwrap();
+    assert_eq!(kv.keys().await.unwrap(), vec!["dep-a".to_owned(), "dep-b".to_owned()]);
+    kv.delete("dep-a").await.unwrap();
+    assert_eq!(kv.get("dep-a").await.unwrap(), None);
+    assert_eq!(kv.keys().await.unwrap(), vec!["dep-b".to_owned()]);
+    assert!(kv.put("bad key", Bytes::new()).await.is_err());
+    // Another bucket is separate.
+    let other = env.bus.kv("other").await.unwrap();
+    assert_eq!(other.get("dep-b").await.unwrap(), None);
+}
+
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod embedded_bus {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::embedded().await).await;
+                }
+            )*
+        }
+        mod jetstream_bus {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::jetstream().await).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    round_trip,
+    redelivery_after_nak,
+    redelivery_after_ack_wait,
+    term_and_max_deliver,
+    duplicate_id_dropped,
+    restarted_consumer_resumes,
+    key_value,
+);
+
+/// The embedded bus closed and reopened: consumers resume from their cursor,
+/// unsettled deliveries come back, the dedup window still holds.
+#[tokio::test]
+async fn embedded_reopen_resumes_consumers_and_dedup() {
+    let dir = tempfile::tempdir().unwrap();
+    let events: Vec<Event> = (0..6).map(|n| event("s", "e", n)).collect();
+    {
+        let bus = EmbeddedBus::open(EmbeddedConfig::new(dir.path())).await.unwrap();
+        for e in &events {
+            bus.publish(e).await.unwrap();
+        }
+        let mut sub = bus
+            .subscribe(&spec("c").ack_wait(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let d = next(&mut sub).await;
+            d.ack().await.unwrap();
+        }
+        let unsettled = next(&mut sub).await;
+        assert_eq!(n_of(&unsettled), 3);
+    }
+    let bus = EmbeddedBus::open(EmbeddedConfig::new(dir.path())).await.unwrap();
+    assert!(bus.publish(&events[0]).await.unwrap().duplicate);
+    let mut sub = bus
+        .subscribe(&spec("c").ack_wait(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!(
+        (n_of(&d), d.delivered),
+        (3, 2),
+        "the unsettled delivery comes back at once"
+    );
+    d.ack().await.unwrap();
+    assert_eq!(n_of(&next(&mut sub).await), 4);
+}
+
+/// Retention by count removes the oldest events.
+#[tokio::test]
+async fn embedded_retention_by_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EmbeddedConfig::new(dir.path());
+    config.max_msgs = Some(3);
+    let bus = EmbeddedBus::open(config).await.unwrap();
+    for n in 0..5 {
+        bus.publish(&event("s", "e", n)).await.unwrap();
+    }
+    let mut sub = bus.subscribe(&spec("r")).await.unwrap();
+    let got: Vec<u64> = [next(&mut sub).await, next(&mut sub).await, next(&mut sub).await]
+        .iter()
+        .map(n_of)
+        .collect();
+    assert_eq!(got, vec![2, 3, 4]);
+}
+
+/// Retention by age removes old events.
+#[tokio::test]
+async fn embedded_retention_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EmbeddedConfig::new(dir.path());
+    config.max_age = Some(Duration::from_millis(300));
+    let bus = EmbeddedBus::open(config).await.unwrap();
+    bus.publish(&event("s", "e", 0)).await.unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    // Each publish commit also ages events out: wait until the old one is gone.
+    let mut n = 1;
+    loop {
+        bus.publish(&event("s", "e", n)).await.unwrap();
+        let mut sub = bus.subscribe(&spec(&format!("age{n}"))).await.unwrap();
+        if n_of(&next(&mut sub).await) != 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "event 0 never aged out");
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// While NATS is down, publish fails within the configured bound with a
+/// retryable error; when it is back, publishing and consuming resume without
+/// reconnecting by hand, and every acked publish is delivered.
+#[tokio::test]
+async fn jetstream_server_killed_mid_stream_loses_no_acked_event() {
+    let mut server = NatsServer::start();
+    let mut config = JetStreamConfig::new(server.url());
+    config.publish_timeout = Duration::from_secs(1);
+    let bus = JetStreamBus::connect(config).await.unwrap();
+    let mut sub = bus.subscribe(&spec("crash")).await.unwrap();
+
+    let consumer = tokio::spawn(async move {
+        let mut seen = BTreeSet::new();
+        while let Some(d) = sub.next().await {
+            let Ok(d) = d else { continue };
+            seen.insert(d.event.context.id.clone());
+            // An ack lost in the crash only means a redelivery.
+            let _ = d.ack().await;
+            if seen.contains("last") {
+                break;
+            }
+        }
+        seen
+    });
+
+    let mut acked = BTreeSet::new();
+    for n in 0..100 {
+        let e = event("s", "e", n);
+        bus.publish(&e).await.unwrap();
+        acked.insert(e.context.id);
+    }
+    server.kill();
+    let started = Instant::now();
+    let err = bus.publish(&event("s", "e", 100)).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "publish took {:?}",
+        started.elapsed()
+    );
+
+    server.restart();
+    let deadline = Instant::now() + DEADLINE;
+    let mut n = 101;
+    while acked.len() < 200 {
+        let e = event("s", "e", n);
+        n += 1;
+        match bus.publish(&e).await {
+            Ok(_) => {
+                acked.insert(e.context.id);
+            }
+            Err(err) => {
+                assert!(err.is_retryable(), "{err}");
+                assert!(Instant::now() < deadline, "publishing did not resume: {err}");
+            }
+        }
+    }
+    let last = event("s", "e", 0).with_id("last");
+    while bus.publish(&last).await.is_err() {
+        assert!(Instant::now() < deadline, "publishing did not resume");
+    }
+    let seen = tokio::time::timeout(DEADLINE, consumer)
+        .await
+        .expect("consumer stalled")
+        .unwrap();
+    let missing: Vec<_> = acked.difference(&seen).collect();
+    assert!(missing.is_empty(), "{} acked events never delivered", missing.len());
+}
