@@ -57,7 +57,7 @@ impl WebhookContext {
 
 /// A plain HTTP endpoint: each request becomes an event.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "WebhookEventSourceFields")]
 pub struct WebhookEventSource {
     /// The endpoint served.
     #[serde(flatten)]
@@ -65,6 +65,65 @@ pub struct WebhookEventSource {
     /// Expression deciding which requests become events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
+}
+
+/// The manifest form of [`WebhookEventSource`]: the same fields, side by
+/// side. Decoding through it (rather than through `flatten`) keeps the field
+/// path in type errors (`spec.webhook.example.port`, not `spec.webhook.example`).
+#[doc(hidden)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEventSourceFields {
+    /// URL path the events are posted to, e.g. "/example".
+    pub endpoint: String,
+    /// HTTP method accepted on the endpoint, e.g. "POST".
+    pub method: String,
+    /// Port the HTTP server listens on, as a string, e.g. "12000".
+    pub port: String,
+    /// Public URL of this server, used when registering hooks with the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Secret key holding the TLS certificate of the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cert_secret: Option<SecretKeySelector>,
+    /// Secret key holding the TLS private key of the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_key_secret: Option<SecretKeySelector>,
+    /// User metadata passed along with each event.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// Secret key holding a bearer token that requests must present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_secret: Option<SecretKeySelector>,
+    /// Largest accepted request body in bytes (default 1048576); larger requests are rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_payload_size: Option<i64>,
+    /// Username and password that requests must present (basic authentication).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// Expression deciding which requests become events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<EventSourceFilter>,
+}
+
+impl From<WebhookEventSourceFields> for WebhookEventSource {
+    fn from(f: WebhookEventSourceFields) -> Self {
+        WebhookEventSource {
+            context: WebhookContext {
+                endpoint: f.endpoint,
+                method: f.method,
+                port: f.port,
+                url: f.url,
+                server_cert_secret: f.server_cert_secret,
+                server_key_secret: f.server_key_secret,
+                metadata: f.metadata,
+                auth_secret: f.auth_secret,
+                max_payload_size: f.max_payload_size,
+                basic_auth: f.basic_auth,
+            },
+            filter: f.filter,
+        }
+    }
 }
 
 /// GitHub repository or organization hooks.

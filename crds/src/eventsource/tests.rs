@@ -126,3 +126,11 @@ fn the_webhook_context_is_flattened_into_the_webhook_event() {
     assert_eq!(hook.context.method, "POST");
     assert_eq!(hook.context.max_payload_size(), 1_048_576);
 }
+
+#[test]
+fn type_errors_in_a_webhook_event_name_the_field() {
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata: {name: x}\nspec:\n  webhook:\n    ex:\n      port: \"12000\"\n      endpoint: /x\n      method: POST\n      maxPayloadSize: big\n";
+    let de = serde_norway::Deserializer::from_str(yaml);
+    let err = serde_path_to_error::deserialize::<_, EventSource>(de).unwrap_err();
+    assert_eq!(err.path().to_string(), "spec.webhook.ex.maxPayloadSize");
+}
