@@ -1,2 +1,51 @@
-//! Argon benchmarks (scenarios are added by the event bus issue onwards).
-fn main() {}
+//! Argon benchmarks. Each scenario prints its figures next to the raw limit
+//! measured in the same run, on the same machine.
+//!
+//! `cargo run --release -p argon-bench -- bus [--events N] [--max-secs S] [--size BYTES] [--rounds R]`
+
+mod bus;
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+/// Options shared by the scenarios.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Events per measurement.
+    pub events: usize,
+    /// A measurement stops after this long even if not all events are out.
+    pub max_time: Duration,
+    /// Approximate size of one encoded event.
+    pub size: usize,
+    /// Repetitions of a comparison; the best of each side is kept.
+    pub rounds: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let scenario = args.next().unwrap_or_default();
+    let mut options = Options {
+        events: 100_000,
+        max_time: Duration::from_secs(20),
+        size: 500,
+        rounds: 2,
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--events" => options.events = value()?.parse()?,
+            "--max-secs" => options.max_time = Duration::from_secs(value()?.parse()?),
+            "--size" => options.size = value()?.parse()?,
+            "--rounds" => options.rounds = value()?.parse::<usize>()?.max(1),
+            other => bail!(
+                "unknown option {other}; usage: argon-bench bus [--events N] [--max-secs S] [--size BYTES] [--rounds R]"
+            ),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match scenario.as_str() {
+        "bus" => runtime.block_on(bus::run(&options)),
+        _ => bail!("usage: argon-bench SCENARIO [options]; scenarios: bus"),
+    }
+}
