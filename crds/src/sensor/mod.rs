@@ -33,7 +33,8 @@ pub use validate::validate;
     kind = "Sensor",
     namespaced,
     status = "SensorStatus",
-    shortname = "sn"
+    shortname = "sn",
+    doc = "A Sensor: the events it waits for (dependencies) and the actions it takes when they arrive (triggers)."
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SensorSpec {
@@ -336,6 +337,7 @@ pub struct Trigger {
     pub at_least_once: Option<bool>,
     /// Trigger fired with the same events when this one fails after its retries (needs atLeastOnce).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "dlq_trigger_schema")]
     pub dlq_trigger: Option<Box<Trigger>>,
 }
 
@@ -722,6 +724,23 @@ pub(crate) fn add_alias_property(schema: &mut Schema, canonical: &str, alias: &s
         );
     }
     props.insert(alias.to_string(), property);
+}
+
+thread_local! {
+    static IN_DLQ_SCHEMA: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Schema of `dlqTrigger`: the trigger schema written out in place, because
+/// a CRD schema cannot refer to itself (`$ref`). The DLQ trigger's own
+/// `dlqTrigger` is a free-form object, which ends the recursion.
+fn dlq_trigger_schema(generator: &mut SchemaGenerator) -> Schema {
+    if IN_DLQ_SCHEMA.with(|flag| flag.replace(true)) {
+        return free_object(generator);
+    }
+    let mut schema = Trigger::json_schema(generator);
+    IN_DLQ_SCHEMA.with(|flag| flag.set(false));
+    schema.insert("nullable".into(), true.into());
+    schema
 }
 
 /// Schema of a configuration kept as raw JSON: any object.

@@ -236,6 +236,16 @@ fn trigger_condition_defaults_to_all_dependencies() {
     }
 }
 
+/// Kubernetes rejects a CRD schema with `$ref`; the recursive `dlqTrigger`
+/// must be written out.
+#[test]
+fn crd_schema_has_no_references() {
+    use kube::CustomResourceExt;
+    let crd = serde_json::to_string(&Sensor::crd()).unwrap();
+    assert!(!crd.contains("$ref"), "the Sensor CRD schema must not contain $ref");
+    assert!(crd.contains("\"dlqTrigger\""));
+}
+
 #[test]
 fn schema_is_generated_with_free_form_resources() {
     let schema = serde_json::to_value(schemars::schema_for!(Sensor)).unwrap();
