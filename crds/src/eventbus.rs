@@ -331,6 +331,12 @@ mod tests {
         let native = bus.spec.nats.and_then(|n| n.native).expect("nats.native");
         assert_eq!(native.replicas, Some(3));
         assert_eq!(native.auth, Some(AuthStrategy::Token));
+
+        let text = std::fs::read_to_string(corpus_dir("eventbus").join("native.yaml")).unwrap();
+        let value: serde_json::Value = serde_norway::from_str(&text).unwrap();
+        if let Err(findings) = crate::strict::decode::<EventBusSpec>(&value["spec"]) {
+            panic!("native.yaml: {findings:?}");
+        }
     }
 
     #[test]
