@@ -213,13 +213,26 @@ impl EventBus for JetStreamBus {
 
     async fn publish(&self, event: &Event) -> Result<PublishAck> {
         let subject = subject::subject(&self.config.name, &event.context.source, &event.context.subject);
-        let message = PublishMessage::build()
-            .payload(Bytes::from(event.to_json()))
-            .message_id(&event.context.id);
+        let payload = Bytes::from(event.to_json());
+        let id = &event.context.id;
         let timeout = self.config.publish_timeout;
         let attempt = async {
-            let ack = self.js.send_publish(subject, message).await.map_err(publish_err)?;
-            ack.await.map_err(publish_err)
+            let message = PublishMessage::build().payload(payload.clone()).message_id(id);
+            let sent = self.js.send_publish(subject.clone(), message).await;
+            match sent {
+                Ok(ack) => match ack.await {
+                    // The stream is gone (a server that lost its store):
+                    // recreate it and try once more.
+                    Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                        self.ensure_stream().await?;
+                        let message = PublishMessage::build().payload(payload).message_id(id);
+                        let ack = self.js.send_publish(subject, message).await.map_err(publish_err)?;
+                        ack.await.map_err(publish_err)
+                    }
+                    other => other.map_err(publish_err),
+                },
+                Err(e) => Err(publish_err(e)),
+            }
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok(ack)) => Ok(PublishAck {

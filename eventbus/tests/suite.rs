@@ -434,3 +434,19 @@ async fn jetstream_server_killed_mid_stream_loses_no_acked_event() {
     let missing: Vec<_> = acked.difference(&seen).collect();
     assert!(missing.is_empty(), "{} acked events never delivered", missing.len());
 }
+
+/// A stream lost on the server (e.g. a server restarted without its store) is
+/// recreated by the next publish.
+#[tokio::test]
+async fn jetstream_publish_recreates_a_lost_stream() {
+    let server = NatsServer::start();
+    let bus = JetStreamBus::connect(JetStreamConfig::new(server.url())).await.unwrap();
+    async_nats::jetstream::new(bus.client().clone())
+        .delete_stream(bus.name())
+        .await
+        .unwrap();
+    let e = event("s", "e", 1);
+    bus.publish(&e).await.unwrap();
+    let mut sub = bus.subscribe(&spec("after")).await.unwrap();
+    assert_eq!(next(&mut sub).await.event.context.id, e.context.id);
+}
