@@ -150,3 +150,16 @@ fn type_errors_in_a_webhook_event_name_the_field() {
     let err = serde_path_to_error::deserialize::<_, EventSource>(de).unwrap_err();
     assert_eq!(err.path().to_string(), "spec.webhook.ex.maxPayloadSize");
 }
+
+#[test]
+fn the_schema_rejects_misspelled_fields_but_keeps_unsupported_kinds_raw() {
+    let spec = serde_json::json!({
+        "webhook": {"ex": {"port": "12000", "endpoint": "/x", "method": "POST", "methd": "GET"}},
+        "calendar": {"tick": {"interval": "10s", "persistence": {"catchup": {"enabeld": true}}}},
+        "sqs": {"q": {"anything": {"goes": 1}}},
+    });
+    let findings = crate::strict::decode::<super::EventSourceSpec>(&spec).unwrap_err();
+    let mut paths: Vec<&str> = findings.iter().map(|f| f.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(paths, ["calendar.tick.persistence.catchup.enabeld", "webhook.ex.methd"]);
+}
