@@ -3,9 +3,12 @@
 //! diagnostics, semantic validation and CRD generation.
 
 pub mod common;
+pub mod crd;
 pub mod diag;
 pub mod eventbus;
 pub mod eventsource;
+pub mod lint;
+pub mod manifest;
 pub mod sensor;
 pub mod source;
 pub mod strict;

@@ -11,7 +11,8 @@
 
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{Map, Value, json};
 
 use crate::diag::{FieldPath, Finding, suggest};
 
@@ -21,12 +22,37 @@ pub fn schema_of<T: JsonSchema>() -> Value {
     generator.into_root_schema_for::<T>().to_value()
 }
 
+/// The schema of a Kubernetes object type `T` as it is written in a
+/// manifest: the kube derive's schema only describes `spec` and `status`, so
+/// `apiVersion`, `kind` and `metadata` (an `ObjectMeta`) are added.
+pub fn object_schema_of<T: JsonSchema>() -> Value {
+    let mut generator = SchemaGenerator::new(SchemaSettings::draft2020_12());
+    let metadata = generator.subschema_for::<ObjectMeta>().to_value();
+    let mut schema = generator.into_root_schema_for::<T>().to_value();
+    if let Some(Value::Object(props)) = schema.get_mut("properties") {
+        props.entry("apiVersion").or_insert_with(|| json!({"type": "string"}));
+        props.entry("kind").or_insert_with(|| json!({"type": "string"}));
+        props.entry("metadata").or_insert(metadata);
+    }
+    schema
+}
+
+/// Decodes a whole manifest (`apiVersion`, `kind`, `metadata`, `spec`, ...)
+/// as the Kubernetes object type `T`; see [`decode_with`].
+pub fn decode_object<T: JsonSchema + DeserializeOwned>(value: &Value) -> Result<T, Vec<Finding>> {
+    decode_with(value, &object_schema_of::<T>())
+}
+
 /// Decodes `value` as `T`. Errors carry the field path; unknown fields are
 /// all reported, each with a suggestion when a known field is close.
 pub fn decode<T: JsonSchema + DeserializeOwned>(value: &Value) -> Result<T, Vec<Finding>> {
-    let schema = schema_of::<T>();
+    decode_with(value, &schema_of::<T>())
+}
+
+/// Decodes `value` as `T`, checking its fields against `schema`.
+pub fn decode_with<T: DeserializeOwned>(value: &Value, schema: &Value) -> Result<T, Vec<Finding>> {
     let mut findings = Vec::new();
-    unknown_fields(value, &schema, &schema, &FieldPath::root(), &mut findings);
+    unknown_fields(value, schema, schema, &FieldPath::root(), &mut findings);
     if !findings.is_empty() {
         return Err(findings);
     }
@@ -127,10 +153,10 @@ fn collect(schema: &Value, root: &Value, shape: &mut Shape, depth: usize) {
         return;
     }
     let before = shape.structured;
-    if let Some(Value::String(r)) = obj.get("$ref") {
-        if let Some(target) = resolve(r, root) {
-            collect(target, root, shape, depth + 1);
-        }
+    if let Some(Value::String(r)) = obj.get("$ref")
+        && let Some(target) = resolve(r, root)
+    {
+        collect(target, root, shape, depth + 1);
     }
     for key in ["allOf", "anyOf", "oneOf"] {
         if let Some(Value::Array(alts)) = obj.get(key) {
