@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::{EnvVar, SecretKeySelector, Volume, VolumeMount}
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Metadata;
+use super::{Metadata, null_as_default};
 
 /// A file or directory placed at `path` (input) or saved from it (output).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -202,13 +202,13 @@ pub struct ArtifactGc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     /// Environment of the deleting pod.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub env: Vec<EnvVar>,
     /// Volumes of the deleting pod.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub volumes: Vec<Volume>,
     /// Volume mounts of the deleting pod.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub volume_mounts: Vec<VolumeMount>,
 }
 
@@ -312,7 +312,7 @@ pub struct GitArtifact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depth: Option<u64>,
     /// Refs to fetch before the checkout.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub fetch: Vec<String>,
     /// The secret key holding the username.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -346,7 +346,7 @@ pub struct HttpArtifact {
     /// The URL.
     pub url: String,
     /// Request headers.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub headers: Vec<Header>,
     /// How to authenticate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -403,10 +403,10 @@ pub struct OAuth2Auth {
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "tokenURLSecret")]
     pub token_url_secret: Option<SecretKeySelector>,
     /// Scopes requested.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub scopes: Vec<String>,
     /// Extra parameters of the token request.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub endpoint_params: Vec<OAuth2EndpointParam>,
 }
 

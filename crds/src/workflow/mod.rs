@@ -33,6 +33,16 @@ pub use depends::{Depends, DependsError, TaskResult};
 pub use template::*;
 pub use validate::{SpecKind, validate_cron_workflow, validate_spec, validate_workflow, validate_workflow_template};
 
+/// Reads a list or map written as null (`dependencies:` with nothing after
+/// it) as empty, as the Kubernetes tooling that reads these manifests does.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// A string that a manifest may also write as a number or a boolean
 /// (`value: 5` means the string `"5"`), as parameter values are in Argo.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -133,7 +143,7 @@ impl JsonSchema for AnyString {
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowSpec {
     /// The templates of this workflow, each a reusable unit of work.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub templates: Vec<Template>,
     /// The name of the template the workflow starts with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,10 +161,10 @@ pub struct WorkflowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<ExecutorConfig>,
     /// Volumes the containers of the workflow may mount.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub volumes: Vec<Volume>,
     /// Claims created when the workflow starts and deleted when it completes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub volume_claim_templates: Vec<PersistentVolumeClaim>,
     /// The most pods of this workflow that may run at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,16 +176,20 @@ pub struct WorkflowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
     /// Node labels every pod of the workflow is scheduled onto (a template may override).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub node_selector: BTreeMap<String, String>,
     /// Scheduling constraints for every pod of the workflow (a template may override).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
     /// Tolerations applied to the workflow's pods.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub tolerations: Vec<Toleration>,
     /// Secrets used to pull the images of the workflow's pods.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub image_pull_secrets: Vec<LocalObjectReference>,
     /// Run the workflow's pods in the host network namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,7 +225,7 @@ pub struct WorkflowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_priority: Option<i32>,
     /// Extra entries for the pods' /etc/hosts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub host_aliases: Vec<HostAlias>,
     /// Pod-level security settings of the workflow's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,7 +264,11 @@ pub struct WorkflowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_logs: Option<bool>,
     /// Lifecycle hooks of the workflow (`exit`, or a named hook with an expression).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub hooks: BTreeMap<String, LifecycleHook>,
     /// Labels and annotations given to the workflow object itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -299,6 +317,33 @@ pub struct ClusterWorkflowTemplateSpec {
     pub spec: WorkflowSpec,
 }
 
+// Both template kinds read as the WorkflowSpec they wrap (`t.spec.templates`).
+impl std::ops::Deref for WorkflowTemplateSpec {
+    type Target = WorkflowSpec;
+    fn deref(&self) -> &WorkflowSpec {
+        &self.spec
+    }
+}
+
+impl std::ops::DerefMut for WorkflowTemplateSpec {
+    fn deref_mut(&mut self) -> &mut WorkflowSpec {
+        &mut self.spec
+    }
+}
+
+impl std::ops::Deref for ClusterWorkflowTemplateSpec {
+    type Target = WorkflowSpec;
+    fn deref(&self) -> &WorkflowSpec {
+        &self.spec
+    }
+}
+
+impl std::ops::DerefMut for ClusterWorkflowTemplateSpec {
+    fn deref_mut(&mut self) -> &mut WorkflowSpec {
+        &mut self.spec
+    }
+}
+
 /// The status of a (Cluster)WorkflowTemplate: upstream keeps none; accepted
 /// loosely so a manifest carrying `status: {}` loads.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -326,7 +371,7 @@ pub struct CronWorkflowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     /// Cron schedules; the workflow runs at the ticks of each.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub schedules: Vec<String>,
     /// What to do when a tick comes while an earlier run is still running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -362,13 +407,13 @@ pub struct CronWorkflowSpec {
 #[serde(rename_all = "camelCase")]
 pub struct CronWorkflowStatus {
     /// The running workflows started by this CronWorkflow.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub active: Vec<k8s_openapi::api::core::v1::ObjectReference>,
     /// When a run was last submitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scheduled_time: Option<Time>,
     /// Conditions of the CronWorkflow.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub conditions: Vec<Condition>,
     /// How many runs succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -518,10 +563,18 @@ pub struct WorkflowTemplateRef {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Metadata {
     /// Annotations to add.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub annotations: BTreeMap<String, String>,
     /// Labels to add.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -536,13 +589,25 @@ impl Metadata {
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowMetadata {
     /// Labels to add.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub labels: BTreeMap<String, String>,
     /// Annotations to add.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub annotations: BTreeMap<String, String>,
     /// Labels whose values are computed from expressions.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub labels_from: BTreeMap<String, LabelValueFrom>,
 }
 
@@ -563,10 +628,10 @@ pub struct Synchronization {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mutex: Option<Mutex>,
     /// Semaphores to hold.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub semaphores: Vec<SemaphoreRef>,
     /// Mutexes to hold.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub mutexes: Vec<Mutex>,
 }
 
@@ -619,7 +684,7 @@ pub struct Prometheus {
     /// The name of the metric.
     pub name: String,
     /// Labels of the metric.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub labels: Vec<MetricLabel>,
     /// What the metric means.
     pub help: String,
@@ -808,25 +873,37 @@ pub struct WorkflowStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compressed_nodes: Option<String>,
     /// The nodes of the workflow's graph, by node id.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub nodes: BTreeMap<String, NodeStatus>,
     /// Set when the nodes are kept in a database instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload_node_status_version: Option<String>,
     /// Templates resolved from templateRefs, by reference.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub stored_templates: BTreeMap<String, serde_json::Value>,
     /// The volume claims the workflow created.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub persistent_volume_claims: Vec<serde_json::Value>,
     /// The workflow's global outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Outputs>,
     /// Conditions of the workflow.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub conditions: Vec<Condition>,
     /// Resource usage times duration, by resource.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub resources_duration: BTreeMap<String, i64>,
     /// The WorkflowTemplate spec the workflow runs, as stored at submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -841,7 +918,11 @@ pub struct WorkflowStatus {
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "artifactGCStatus")]
     pub artifact_gc_status: Option<serde_json::Value>,
     /// Which task results are complete, by node id.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub task_results_completion_status: BTreeMap<String, bool>,
 }
 
@@ -890,7 +971,11 @@ pub struct NodeStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
     /// Resource usage times duration, by resource.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub resources_duration: BTreeMap<String, i64>,
     /// The pod's IP, for daemoned steps.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "podIP")]
@@ -908,10 +993,10 @@ pub struct NodeStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Outputs>,
     /// Ids of the child nodes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub children: Vec<String>,
     /// Ids of the last nodes of this node's template.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub outbound_nodes: Vec<String>,
     /// The Kubernetes node the pod ran on.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::artifact::{Artifact, ArtifactLocation};
-use super::{AnyString, ExecutorConfig, Metadata, Metrics, Synchronization};
+use super::{AnyString, ExecutorConfig, Metadata, Metrics, Synchronization, null_as_default};
 
 /// A reusable unit of work: exactly one kind (container, script, resource,
 /// suspend, steps, dag, http, containerSet, data or plugin) plus its inputs,
@@ -30,7 +30,11 @@ pub struct Template {
     #[serde(default, skip_serializing_if = "Outputs::is_empty")]
     pub outputs: Outputs,
     /// Node labels the template's pod is scheduled onto.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub node_selector: BTreeMap<String, String>,
     /// Scheduling constraints of the template's pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,13 +76,13 @@ pub struct Template {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<serde_json::Map<String, serde_json::Value>>,
     /// Volumes the template's containers may mount.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub volumes: Vec<Volume>,
     /// Containers run before the main container.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub init_containers: Vec<UserContainer>,
     /// Containers run next to the main container and stopped when it ends.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub sidecars: Vec<UserContainer>,
     /// Where the step's logs and output artifacts are stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,7 +100,7 @@ pub struct Template {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_fast: Option<bool>,
     /// Tolerations of the template's pod.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub tolerations: Vec<Toleration>,
     /// The scheduler that places the template's pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,7 +121,7 @@ pub struct Template {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<ExecutorConfig>,
     /// Extra entries for the pod's /etc/hosts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub host_aliases: Vec<HostAlias>,
     /// Pod-level security settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,10 +227,10 @@ impl Template {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Inputs {
     /// Input parameters, referenced as `{{inputs.parameters.NAME}}`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub parameters: Vec<Parameter>,
     /// Input artifacts, placed at their `path` before the container starts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub artifacts: Vec<Artifact>,
 }
 
@@ -246,10 +250,10 @@ impl Inputs {
 #[serde(rename_all = "camelCase")]
 pub struct Outputs {
     /// Output parameters, read by later steps as `{{steps.NAME.outputs.parameters.X}}`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub parameters: Vec<Parameter>,
     /// Output artifacts, saved from their `path` when the container ends.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub artifacts: Vec<Artifact>,
     /// The captured stdout of a script or container (set at run time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -269,10 +273,10 @@ impl Outputs {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Arguments {
     /// Parameters passed by name.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub parameters: Vec<Parameter>,
     /// Artifacts passed by name.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub artifacts: Vec<Artifact>,
 }
 
@@ -306,7 +310,7 @@ pub struct Parameter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global_name: Option<String>,
     /// The values the parameter may take.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub r#enum: Vec<AnyString>,
     /// What the parameter is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -386,7 +390,7 @@ pub struct WorkflowStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_ref: Option<TemplateRef>,
     /// Run the step once per item of this list (`{{item}}`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub with_items: Vec<serde_json::Value>,
     /// Run the step once per item of this JSON list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -404,7 +408,11 @@ pub struct WorkflowStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_exit: Option<String>,
     /// Lifecycle hooks of the step.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub hooks: BTreeMap<String, LifecycleHook>,
 }
 
@@ -427,10 +435,10 @@ pub struct DagTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_ref: Option<TemplateRef>,
     /// Tasks that must succeed before this one starts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub dependencies: Vec<String>,
     /// Run the task once per item of this list (`{{item}}`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub with_items: Vec<serde_json::Value>,
     /// Run the task once per item of this JSON list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -451,7 +459,11 @@ pub struct DagTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depends: Option<String>,
     /// Lifecycle hooks of the task.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_as_default"
+    )]
     pub hooks: BTreeMap<String, LifecycleHook>,
 }
 
@@ -559,7 +571,7 @@ pub struct ContainerSetTemplate {
     /// The containers.
     pub containers: Vec<ContainerNode>,
     /// Volume mounts shared by all the containers.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub volume_mounts: Vec<VolumeMount>,
     /// How to retry a failed container of the set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -573,7 +585,7 @@ pub struct ContainerNode {
     #[serde(flatten)]
     pub container: Container,
     /// Containers of the set that must finish before this one starts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub dependencies: Vec<String>,
 }
 
@@ -642,7 +654,7 @@ pub struct ResourceTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_condition: Option<String>,
     /// Extra kubectl flags.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub flags: Vec<String>,
 }
 
@@ -671,7 +683,7 @@ pub struct Http {
     /// The URL.
     pub url: String,
     /// Request headers.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub headers: Vec<HttpHeader>,
     /// Request timeout in seconds (default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]

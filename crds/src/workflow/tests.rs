@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::*;
@@ -596,4 +597,158 @@ fn findings_are_errors_or_warnings() {
         "spec:\n  entrypoint: main\n  templates:\n  - name: main\n    steps: [[{{name: a, template: echo, arguments: {{parameters: [{{name: message}}, {{name: extra}}]}}}}]]{ECHO}"
     ));
     assert_eq!(f.iter().map(|f| f.severity).collect::<Vec<_>>(), [Severity::Warning]);
+}
+
+/// Every Argo Workflows object in the Argo Events corpus (most are
+/// embedded in Sensor triggers), with the file it came from.
+fn corpus_objects() -> Vec<(String, Value)> {
+    fn walk(v: &Value, file: &str, out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Object(map) => {
+                let ours = matches!(
+                    map.get("kind").and_then(Value::as_str),
+                    Some("Workflow" | "WorkflowTemplate" | "ClusterWorkflowTemplate" | "CronWorkflow")
+                ) && map.get("apiVersion").and_then(Value::as_str) == Some("argoproj.io/v1alpha1");
+                if ours && map.contains_key("spec") {
+                    out.push((file.to_string(), v.clone()));
+                }
+                map.values().for_each(|x| walk(x, file, out));
+            }
+            Value::Array(items) => items.iter().for_each(|x| walk(x, file, out)),
+            _ => {}
+        }
+    }
+    let root = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/conformance/argo-events/examples"
+    ));
+    let mut files = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("corpus dir") {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.display().to_string();
+        for doc in serde_norway::Deserializer::from_str(&text) {
+            if let Ok(v) = Value::deserialize(doc) {
+                walk(&v, &name, &mut out);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn corpus_workflows_load_and_round_trip() {
+    let objects = corpus_objects();
+    assert!(
+        objects.len() >= 20,
+        "expected workflows embedded in the corpus, found {}",
+        objects.len()
+    );
+    let mut failures = Vec::new();
+    for (file, v) in &objects {
+        let output = match v["kind"].as_str() {
+            Some("Workflow") => serde_path_to_error::deserialize(v).map(|w: Workflow| serde_json::to_value(w).unwrap()),
+            Some("WorkflowTemplate") => {
+                serde_path_to_error::deserialize(v).map(|w: WorkflowTemplate| serde_json::to_value(w).unwrap())
+            }
+            Some("ClusterWorkflowTemplate") => {
+                serde_path_to_error::deserialize(v).map(|w: ClusterWorkflowTemplate| serde_json::to_value(w).unwrap())
+            }
+            _ => serde_path_to_error::deserialize(v).map(|w: CronWorkflow| serde_json::to_value(w).unwrap()),
+        };
+        match output {
+            Ok(out) => {
+                let (a, b) = (prune(v).unwrap(), prune(&out).unwrap());
+                let mut diffs = Vec::new();
+                diff("", &a, &b, &mut diffs);
+                if !diffs.is_empty() {
+                    failures.push(format!("{file}: {}", diffs.join("; ")));
+                }
+            }
+            Err(e) => failures.push(format!("{file}: {e}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} failed:\n{}",
+        failures.len(),
+        objects.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn corpus_workflows_validate_without_errors() {
+    let mut failures = Vec::new();
+    for (file, v) in corpus_objects() {
+        let findings = match v["kind"].as_str() {
+            Some("Workflow") => validate_workflow(&serde_json::from_value(v).unwrap(), &|_| true),
+            Some("WorkflowTemplate") => validate_workflow_template(&serde_json::from_value(v).unwrap(), &|_| true),
+            Some("CronWorkflow") => validate_cron_workflow(&serde_json::from_value(v).unwrap(), &|_| true),
+            _ => continue,
+        };
+        for f in findings.iter().filter(|f| f.severity == Severity::Error) {
+            failures.push(format!("{file}: {}: {}", f.path, f.message));
+        }
+    }
+    // The one corpus workflow Argo itself rejects: its template uses inputs
+    // it does not declare (the workflow arguments are message1 and message2).
+    let known_bad = [
+        "multi-dependencies.yaml: spec.templates[0].container.args[0]: '{{inputs.parameters.message1}}' refers to \
+         input parameter 'message1', which template 'print-message' does not declare in inputs.parameters; did you \
+         mean 'message'?",
+        "multi-dependencies.yaml: spec.templates[0].container.args[1]: '{{inputs.parameters.message2}}' refers to \
+         input parameter 'message2', which template 'print-message' does not declare in inputs.parameters; did you \
+         mean 'message'?",
+    ];
+    let unexpected: Vec<&String> = failures
+        .iter()
+        .filter(|f| !known_bad.iter().any(|k| f.ends_with(&format!("/{k}"))))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    assert_eq!(failures.len(), known_bad.len(), "{failures:#?}");
+}
+
+#[test]
+fn null_lists_and_maps_read_as_empty() {
+    let w = wf(
+        "spec:\n  entrypoint: main\n  nodeSelector:\n  templates:\n  - name: main\n    dag:\n      tasks:\n      - {name: a, template: s, dependencies: }\n      - name: b\n        template: s\n        dependencies:\n        withItems:\n  - {name: s, suspend: {}}",
+    );
+    let tasks = &w.spec.templates[0].dag.as_ref().unwrap().tasks;
+    assert!(tasks[0].dependencies.is_empty() && tasks[1].with_items.is_empty());
+    assert!(validate_workflow(&w, &|_| true).is_empty());
+}
+
+#[test]
+fn the_schema_merges_flattened_containers() {
+    let schema = serde_json::to_value(schemars::schema_for!(Workflow)).unwrap();
+    let defs = &schema["$defs"];
+    let script = &defs["ScriptTemplate"]["properties"];
+    assert!(
+        script["source"].is_object() && script["image"].is_object() && script["command"].is_object(),
+        "{script}"
+    );
+    let artifact = &defs["Artifact"]["properties"];
+    assert!(artifact["s3"].is_object() && artifact["from"].is_object(), "{artifact}");
+    let sidecar = &defs["UserContainer"]["properties"];
+    assert!(
+        sidecar["mirrorVolumeMounts"].is_object() && sidecar["image"].is_object(),
+        "{sidecar}"
+    );
+    assert_eq!(
+        defs["Template"]["properties"]["steps"]["type"],
+        serde_json::json!(["array", "null"])
+    );
 }
