@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::{Condition, Service, Template};
 
 pub use kinds::*;
-pub use validate::validate;
+pub use validate::{check_cron_schedule, validate};
 
 /// Configuration of events kept as written, for the kinds Argon does not run yet.
 pub type RawEvents = BTreeMap<String, serde_json::Value>;
@@ -264,18 +264,31 @@ impl fmt::Display for EventSourceKind {
 /// The configuration of one event, borrowed from the spec, typed by kind.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum EventConfig<'a> {
+    /// A `webhook` event.
     Webhook(&'a WebhookEventSource),
+    /// A `github` event.
     Github(&'a GithubEventSource),
+    /// A `gitlab` event.
     Gitlab(&'a GitlabEventSource),
+    /// A `bitbucket` event.
     Bitbucket(&'a BitbucketEventSource),
+    /// A `bitbucketserver` event.
     BitbucketServer(&'a BitbucketServerEventSource),
+    /// A `calendar` event.
     Calendar(&'a CalendarEventSource),
+    /// A `file` event.
     File(&'a FileEventSource),
+    /// A `nats` event.
     Nats(&'a NATSEventsSource),
+    /// An `mqtt` event.
     Mqtt(&'a MQTTEventSource),
+    /// A `redis` event.
     Redis(&'a RedisEventSource),
+    /// An `amqp` event.
     Amqp(&'a AMQPEventSource),
+    /// A `kafka` event.
     Kafka(&'a KafkaEventSource),
+    /// A `generic` event.
     Generic(&'a GenericEventSource),
     /// A kind Argon does not run yet, kept as written.
     Unsupported(&'a serde_json::Value),
@@ -299,8 +312,11 @@ impl EventConfig<'_> {
 /// the kind) and its configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeclaredEvent<'a> {
+    /// The kind, i.e. the spec key the event sits under.
     pub kind: EventSourceKind,
+    /// The event name, unique within the EventSource; the bus subject's last part.
     pub name: &'a str,
+    /// The event's configuration.
     pub config: EventConfig<'a>,
 }
 
