@@ -43,11 +43,19 @@ fn lint(paths: &[PathBuf]) -> ExitCode {
     for d in &report.diagnostics {
         println!("{d}");
     }
-    let errors = report.diagnostics.iter().filter(|d| d.severity == argon_crds::diag::Severity::Error).count();
+    let errors = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == argon_crds::diag::Severity::Error)
+        .count();
     let warnings = report.diagnostics.len() - errors;
     eprintln!(
         "{} manifest(s) checked: {errors} error(s), {warnings} warning(s)",
         report.manifests.len()
     );
-    if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -1,8 +1,8 @@
 //! CustomResourceDefinitions generated from the Rust types (never written by
 //! hand): what `argon crds` prints and `deploy/crds/` holds.
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 use crate::{eventbus::EventBus, eventsource::EventSource, sensor::Sensor};
 

@@ -33,11 +33,19 @@ pub struct Finding {
 
 impl Finding {
     pub fn error(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Finding { severity: Severity::Error, path: path.into(), message: message.into() }
+        Finding {
+            severity: Severity::Error,
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     pub fn warning(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Finding { severity: Severity::Warning, path: path.into(), message: message.into() }
+        Finding {
+            severity: Severity::Warning,
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -53,7 +61,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}: {}", self.file, self.line, self.col, self.severity, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.line, self.col, self.severity, self.message
+        )
     }
 }
 

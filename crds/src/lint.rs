@@ -16,7 +16,9 @@ pub fn lint_paths(paths: &[PathBuf]) -> LoadReport {
     let mut report = load_paths(paths);
     let checks = check(&report.manifests);
     report.diagnostics.extend(checks);
-    report.diagnostics.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+    report
+        .diagnostics
+        .sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
     report
 }
 
@@ -45,7 +47,10 @@ struct TemplateIndex {
 
 impl TemplateIndex {
     fn new(manifests: &[Loaded]) -> Self {
-        let mut index = TemplateIndex { namespaced: BTreeMap::new(), cluster: BTreeMap::new() };
+        let mut index = TemplateIndex {
+            namespaced: BTreeMap::new(),
+            cluster: BTreeMap::new(),
+        };
         for l in manifests {
             let (map, meta, spec) = match &l.manifest {
                 Manifest::WorkflowTemplate(t) => (&mut index.namespaced, &t.metadata, &*t.spec),
@@ -59,8 +64,13 @@ impl TemplateIndex {
     }
 
     fn resolves(&self, r: &TemplateRef) -> bool {
-        let map = if r.cluster_scope { &self.cluster } else { &self.namespaced };
-        map.get(&r.name).is_some_and(|names| r.template.is_empty() || names.contains(&r.template))
+        let map = if r.cluster_scope {
+            &self.cluster
+        } else {
+            &self.namespaced
+        };
+        map.get(&r.name)
+            .is_some_and(|names| r.template.is_empty() || names.contains(&r.template))
     }
 }
 
@@ -68,10 +78,14 @@ impl TemplateIndex {
 fn webhook_collisions(manifests: &[Loaded], out: &mut Vec<Diagnostic>) {
     let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
     for l in manifests {
-        let Manifest::EventSource(es) = &l.manifest else { continue };
+        let Manifest::EventSource(es) = &l.manifest else {
+            continue;
+        };
         let source = es.metadata.name.clone().unwrap_or_default();
         for event in es.spec.events() {
-            let Some(context) = event.config.webhook_context() else { continue };
+            let Some(context) = event.config.webhook_context() else {
+                continue;
+            };
             let key = (context.port.clone(), context.endpoint.clone());
             let me = format!("{source}/{} ({})", event.name, event.kind);
             if let Some(first) = seen.get(&key) {
@@ -100,12 +114,16 @@ fn webhook_collisions(manifests: &[Loaded], out: &mut Vec<Diagnostic>) {
 fn missing_event_sources(manifests: &[Loaded], out: &mut Vec<Diagnostic>) {
     let mut known: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for l in manifests {
-        let Manifest::EventSource(es) = &l.manifest else { continue };
+        let Manifest::EventSource(es) = &l.manifest else {
+            continue;
+        };
         let events = known.entry(es.metadata.name.clone().unwrap_or_default()).or_default();
         events.extend(es.spec.events().iter().map(|e| e.name.to_string()));
     }
     for l in manifests {
-        let Manifest::Sensor(sensor) = &l.manifest else { continue };
+        let Manifest::Sensor(sensor) = &l.manifest else {
+            continue;
+        };
         for (i, dep) in sensor.spec.dependencies.iter().enumerate() {
             let path = format!("spec.dependencies[{i}]");
             match known.get(&dep.event_source_name) {
@@ -125,7 +143,10 @@ fn missing_event_sources(manifests: &[Loaded], out: &mut Vec<Diagnostic>) {
                     if let Some(s) = crate::diag::suggest(&dep.event_name, events.iter().map(String::as_str)) {
                         message.push_str(&format!("; did you mean '{s}'?"));
                     }
-                    out.push(l.doc.diagnostic(&format!("{path}.eventName"), Severity::Warning, message));
+                    out.push(
+                        l.doc
+                            .diagnostic(&format!("{path}.eventName"), Severity::Warning, message),
+                    );
                 }
                 Some(_) => {}
             }

@@ -18,12 +18,23 @@ use crate::workflow::{ClusterWorkflowTemplate, CronWorkflow, Workflow, WorkflowT
 pub const API_VERSION: &str = "argoproj.io/v1alpha1";
 
 /// The kinds Argon decodes.
-pub const KINDS: [&str; 7] =
-    ["EventSource", "Sensor", "EventBus", "Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"];
+pub const KINDS: [&str; 7] = [
+    "EventSource",
+    "Sensor",
+    "EventBus",
+    "Workflow",
+    "WorkflowTemplate",
+    "ClusterWorkflowTemplate",
+    "CronWorkflow",
+];
 
 /// `argoproj.io` kinds that Argon recognises but does not run.
-const KNOWN_UNSUPPORTED: [&str; 4] =
-    ["WorkflowEventBinding", "WorkflowTaskSet", "WorkflowTaskResult", "WorkflowArtifactGCTask"];
+const KNOWN_UNSUPPORTED: [&str; 4] = [
+    "WorkflowEventBinding",
+    "WorkflowTaskSet",
+    "WorkflowTaskResult",
+    "WorkflowArtifactGCTask",
+];
 
 /// A manifest of one of the kinds Argon runs.
 #[derive(Clone, Debug)]
@@ -63,7 +74,10 @@ impl Manifest {
             Manifest::ClusterWorkflowTemplate(m) => &m.metadata,
             Manifest::CronWorkflow(m) => &m.metadata,
         };
-        meta.name.clone().or_else(|| meta.generate_name.clone()).unwrap_or_default()
+        meta.name
+            .clone()
+            .or_else(|| meta.generate_name.clone())
+            .unwrap_or_default()
     }
 
     /// Findings about this manifest. `resolver` answers whether a
@@ -94,7 +108,10 @@ pub enum Decoded {
 /// kind strictly. Errors come as findings with field paths.
 pub fn decode(value: &Value) -> Result<Decoded, Vec<Finding>> {
     let Some(obj) = value.as_object() else {
-        return Err(vec![Finding::error("", "a manifest must be a mapping with apiVersion, kind, metadata and spec")]);
+        return Err(vec![Finding::error(
+            "",
+            "a manifest must be a mapping with apiVersion, kind, metadata and spec",
+        )]);
     };
     let kind = match obj.get("kind") {
         Some(Value::String(k)) if !k.is_empty() => k.as_str(),
@@ -109,7 +126,12 @@ pub fn decode(value: &Value) -> Result<Decoded, Vec<Finding>> {
     let api_version = match obj.get("apiVersion") {
         Some(Value::String(v)) => v.as_str(),
         Some(_) => return Err(vec![Finding::error("apiVersion", "'apiVersion' must be a string")]),
-        None => return Err(vec![Finding::error("", format!("document of kind '{kind}' has no 'apiVersion'"))]),
+        None => {
+            return Err(vec![Finding::error(
+                "",
+                format!("document of kind '{kind}' has no 'apiVersion'"),
+            )]);
+        }
     };
     if !api_version.starts_with("argoproj.io/") {
         return Ok(Decoded::Skipped(Finding::warning(
@@ -191,10 +213,15 @@ pub fn manifest_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
 fn collect_files(p: &Path, explicit: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let meta = std::fs::metadata(p)?;
     if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
         entries.sort();
         for e in entries {
-            let hidden = e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            let hidden = e
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
             if !hidden {
                 collect_files(&e, false, out)?;
             }

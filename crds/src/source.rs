@@ -54,14 +54,26 @@ impl Document {
     /// A diagnostic for `path` in this document.
     pub fn diagnostic(&self, path: &str, severity: Severity, message: impl Into<String>) -> Diagnostic {
         let pos = self.position(path);
-        Diagnostic { file: self.file.clone(), line: pos.line, col: pos.col, severity, message: message.into() }
+        Diagnostic {
+            file: self.file.clone(),
+            line: pos.line,
+            col: pos.col,
+            severity,
+            message: message.into(),
+        }
     }
 
     /// Builds a document straight from a value, with no positions: every
     /// finding points at `start`. Used for manifests that do not come from a
     /// file (the API, tests).
     pub fn from_value(file: impl Into<String>, value: Value) -> Self {
-        Document { file: file.into(), index: 0, start: Pos { line: 1, col: 1 }, value, positions: HashMap::new() }
+        Document {
+            file: file.into(),
+            index: 0,
+            start: Pos { line: 1, col: 1 },
+            value,
+            positions: HashMap::new(),
+        }
     }
 }
 
@@ -70,10 +82,10 @@ fn parent_path(path: &str) -> Option<&str> {
     if path.is_empty() {
         return None;
     }
-    if path.ends_with(']') {
-        if let Some(i) = path.rfind('[') {
-            return Some(&path[..i]);
-        }
+    if path.ends_with(']')
+        && let Some(i) = path.rfind('[')
+    {
+        return Some(&path[..i]);
     }
     Some(path.rfind('.').map_or("", |i| &path[..i]))
 }
@@ -101,28 +113,50 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Document>, Diagnostic> {
         ));
     }
     let docs = MarkedYaml::load_from_str(text).map_err(|e| {
-        at(e.marker().line(), e.marker().col() + 1, format!("not valid YAML or JSON: {}", e.info()))
+        at(
+            e.marker().line(),
+            e.marker().col() + 1,
+            format!("not valid YAML or JSON: {}", e.info()),
+        )
     })?;
     let mut out = Vec::new();
     for (index, doc) in docs.iter().enumerate() {
         let mut positions = HashMap::new();
-        let value = to_json(doc, &FieldPath::root(), &mut positions).map_err(|(pos, msg)| at(pos.line, pos.col, msg))?;
+        let value =
+            to_json(doc, &FieldPath::root(), &mut positions).map_err(|(pos, msg)| at(pos.line, pos.col, msg))?;
         if value.is_null() {
             continue;
         }
-        out.push(Document { file: file.to_string(), index, start: pos_of(doc), value, positions });
+        out.push(Document {
+            file: file.to_string(),
+            index,
+            start: pos_of(doc),
+            value,
+            positions,
+        });
     }
     if out.is_empty() {
-        return Err(at(1, 1, "file holds no manifest (it is empty or only comments)".to_string()));
+        return Err(at(
+            1,
+            1,
+            "file holds no manifest (it is empty or only comments)".to_string(),
+        ));
     }
     Ok(out)
 }
 
 fn pos_of(node: &MarkedYaml<'_>) -> Pos {
-    Pos { line: node.span.start.line(), col: node.span.start.col() + 1 }
+    Pos {
+        line: node.span.start.line(),
+        col: node.span.start.col() + 1,
+    }
 }
 
-fn to_json(node: &MarkedYaml<'_>, path: &FieldPath, positions: &mut HashMap<String, Pos>) -> Result<Value, (Pos, String)> {
+fn to_json(
+    node: &MarkedYaml<'_>,
+    path: &FieldPath,
+    positions: &mut HashMap<String, Pos>,
+) -> Result<Value, (Pos, String)> {
     Ok(match &node.data {
         YamlData::Value(s) => scalar(s),
         YamlData::Representation(text, _, _) => Value::String(text.to_string()),

@@ -9,9 +9,9 @@
 //! `serde_path_to_error` giving the field path of a wrong type or a missing
 //! field.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde::de::DeserializeOwned;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
 
 use crate::diag::{FieldPath, Finding, suggest};
@@ -60,7 +60,11 @@ pub fn decode_with<T: DeserializeOwned>(value: &Value, schema: &Value) -> Result
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
         let message = tidy_serde_message(&e.inner().to_string());
-        let message = if path.is_empty() { message } else { format!("{path}: {message}") };
+        let message = if path.is_empty() {
+            message
+        } else {
+            format!("{path}: {message}")
+        };
         vec![Finding::error(path, message)]
     })
 }
@@ -98,7 +102,12 @@ fn check_object(map: &Map<String, Value>, shape: &Shape, root: &Value, path: &Fi
     }
     for (key, v) in map {
         let p = path.key(key);
-        let matching: Vec<&Value> = shape.properties.iter().filter(|(k, _)| k == key).map(|(_, s)| s).collect();
+        let matching: Vec<&Value> = shape
+            .properties
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, s)| s)
+            .collect();
         if !matching.is_empty() {
             // When alternatives declare the same field, check against the first.
             unknown_fields(v, matching[0], root, &p, out);
@@ -255,7 +264,10 @@ mod tests {
         let e = decode::<Outer>(&v).unwrap_err();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].path, "triggers[1].sorce");
-        assert_eq!(e[0].message, "unknown field 'sorce' at triggers[1].sorce; did you mean 'source'?");
+        assert_eq!(
+            e[0].message,
+            "unknown field 'sorce' at triggers[1].sorce; did you mean 'source'?"
+        );
     }
 
     #[test]
@@ -278,7 +290,11 @@ mod tests {
         assert_eq!(e[0].message, "missing field 'name'");
         let e = decode::<Outer>(&json!({"name": "a", "triggers": [{"source": 5}]})).unwrap_err();
         assert_eq!(e[0].path, "triggers[0].source");
-        assert!(e[0].message.contains("invalid type: integer '5', expected a string"), "{}", e[0].message);
+        assert!(
+            e[0].message.contains("invalid type: integer '5', expected a string"),
+            "{}",
+            e[0].message
+        );
     }
 
     #[test]

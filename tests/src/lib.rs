@@ -7,7 +7,10 @@ use std::sync::OnceLock;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the repo").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repo")
+        .to_path_buf()
 }
 
 /// `../shared/conformance/argo-events/examples` beside the repository.
@@ -27,7 +30,8 @@ pub fn argon_bin() -> PathBuf {
         let bin = profile_dir.join("argon");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "argon", "--bin", "argon"]).current_dir(repo_root());
+        cmd.args(["build", "-q", "-p", "argon", "--bin", "argon"])
+            .current_dir(repo_root());
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -44,5 +48,9 @@ pub fn argon_bin() -> PathBuf {
 
 /// Runs `argon ARGS...` to completion.
 pub fn argon(args: &[&str]) -> Output {
-    Command::new(argon_bin()).args(args).current_dir(repo_root()).output().expect("run argon")
+    Command::new(argon_bin())
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("run argon")
 }

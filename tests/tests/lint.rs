@@ -18,22 +18,40 @@ fn every_upstream_example_lints_without_error() {
         let out = argon(&["lint", file.to_str().unwrap()]);
         let text = stdout(&out);
         assert!(!text.contains(": error: "), "{text}");
-        assert!(out.status.success(), "{}: {text}\n{}", file.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {text}\n{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         warnings.push_str(&text);
     }
     // Kinds Argon does not run yet are named in warnings.
-    assert!(warnings.contains("event source kind 'sqs' is not supported by Argon yet"), "{warnings}");
-    assert!(warnings.contains("trigger kind 'awsLambda' is not supported by Argon yet"), "{warnings}");
+    assert!(
+        warnings.contains("event source kind 'sqs' is not supported by Argon yet"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("trigger kind 'awsLambda' is not supported by Argon yet"),
+        "{warnings}"
+    );
 }
 
 /// Linted together, the examples' shared webhook endpoints are reported.
 #[test]
 fn colliding_webhooks_in_one_set_are_errors() {
     let dir = conformance_dir().join("event-sources");
-    let out = argon(&["lint", dir.join("github.yaml").to_str().unwrap(), dir.join("gitlab.yaml").to_str().unwrap()]);
+    let out = argon(&[
+        "lint",
+        dir.join("github.yaml").to_str().unwrap(),
+        dir.join("gitlab.yaml").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
-    assert!(text.contains("gitlab.yaml:21:9: error: port 12000 endpoint /push is already used by github/example (github)"), "{text}");
+    assert!(
+        text.contains("gitlab.yaml:21:9: error: port 12000 endpoint /push is already used by github/example (github)"),
+        "{text}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -93,10 +111,18 @@ spec:
 fn bad_files_give_one_clear_error_each() {
     let dir = tempfile::tempdir().unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("not-yaml.yaml", b"kind: [unclosed\n  : x: y".to_vec(), "not valid YAML or JSON"),
+        (
+            "not-yaml.yaml",
+            b"kind: [unclosed\n  : x: y".to_vec(),
+            "not valid YAML or JSON",
+        ),
         ("empty.yaml", Vec::new(), "holds no manifest"),
         ("big.yaml", "a: 1\n".repeat(2_000_000).into_bytes(), "file is too large"),
-        ("nokind.yaml", b"apiVersion: argoproj.io/v1alpha1\nmetadata:\n  name: x\n".to_vec(), "document has no 'kind'"),
+        (
+            "nokind.yaml",
+            b"apiVersion: argoproj.io/v1alpha1\nmetadata:\n  name: x\n".to_vec(),
+            "document has no 'kind'",
+        ),
         ("binary.yaml", vec![0xff, 0xfe, 0x00, 0x01], "not UTF-8"),
     ];
     for (name, body, message) in cases {
