@@ -112,11 +112,54 @@ fn check_webhook_context(ctx: &WebhookContext, path: &FieldPath, findings: &mut 
 }
 
 fn check_github(github: &GithubEventSource, path: &FieldPath, findings: &mut Vec<Finding>) {
-    if github.owned_repositories().is_empty() && github.organizations.is_empty() {
+    let has_repositories = !github.owned_repositories().is_empty();
+    let has_organizations = !github.organizations.is_empty();
+    if !has_repositories && !has_organizations {
         findings.push(Finding::error(
             path.clone(),
             "github event defines neither 'repositories' nor 'organizations'; add \
              'repositories: [{owner: ..., names: [...]}]' or 'organizations: [...]'",
+        ));
+    }
+    if has_repositories && has_organizations {
+        findings.push(Finding::error(
+            path.key("organizations"),
+            "github event defines both 'repositories' and 'organizations'; keep only one",
+        ));
+    }
+    let creates_hooks = (github.api_token.is_some() || github.github_app.is_some())
+        && github.webhook.url.as_deref().is_some_and(|u| !u.is_empty());
+    if creates_hooks && github.events.is_empty() {
+        findings.push(Finding::error(
+            path.key("events"),
+            "github event creates a hook (it has credentials and webhook.url) but lists no \
+             'events'; add e.g. 'events: [\"push\"]' or '[\"*\"]'",
+        ));
+    }
+    if let Some(ct) = github.content_type.as_deref()
+        && !ct.is_empty()
+        && ct != "json"
+        && ct != "form"
+    {
+        findings.push(Finding::error(
+            path.key("contentType"),
+            format!("contentType '{ct}' is not 'json' or 'form'"),
+        ));
+    }
+    let base = github.github_base_url.as_deref().unwrap_or_default();
+    let upload = github.github_upload_url.as_deref().unwrap_or_default();
+    if base.is_empty() != upload.is_empty() {
+        let (missing, present) = if base.is_empty() {
+            ("githubBaseURL", "githubUploadURL")
+        } else {
+            ("githubUploadURL", "githubBaseURL")
+        };
+        findings.push(Finding::error(
+            path.key(missing),
+            format!(
+                "{missing} is required when {present} is set (GitHub Enterprise needs both, so \
+                 that requests never reach public GitHub by accident)"
+            ),
         ));
     }
 }
@@ -393,6 +436,48 @@ mod tests {
         assert_eq!(findings(&deprecated), vec![]);
         let orgs = format!("{spec}      organizations: [argoproj]\n");
         assert_eq!(findings(&orgs), vec![]);
+    }
+
+    #[test]
+    fn github_settings_that_cannot_work() {
+        let base = "  github:\n    gh:\n      repositories:\n        - owner: argoproj\n          names: [argo-events]\n      webhook:\n        endpoint: /push\n        port: \"12000\"\n        method: POST\n";
+        assert_eq!(
+            findings(&format!("{base}      organizations: [argoproj]\n")),
+            vec![(
+                "spec.github.gh.organizations".to_string(),
+                "github event defines both 'repositories' and 'organizations'; keep only one".to_string()
+            )]
+        );
+        assert_eq!(
+            findings(&format!("{base}      contentType: xml\n")),
+            vec![(
+                "spec.github.gh.contentType".to_string(),
+                "contentType 'xml' is not 'json' or 'form'".to_string()
+            )]
+        );
+        assert_eq!(
+            findings(&format!("{base}      githubBaseURL: https://ghe.example.com/api/v3/\n")),
+            vec![(
+                "spec.github.gh.githubUploadURL".to_string(),
+                "githubUploadURL is required when githubBaseURL is set (GitHub Enterprise needs \
+                 both, so that requests never reach public GitHub by accident)"
+                    .to_string()
+            )]
+        );
+        let hook = base.replace(
+            "        method: POST\n",
+            "        method: POST\n        url: https://hooks.example.com\n      apiToken: {name: gh, key: token}\n",
+        );
+        assert_eq!(
+            findings(&hook),
+            vec![(
+                "spec.github.gh.events".to_string(),
+                "github event creates a hook (it has credentials and webhook.url) but lists no \
+                 'events'; add e.g. 'events: [\"push\"]' or '[\"*\"]'"
+                    .to_string()
+            )]
+        );
+        assert_eq!(findings(&format!("{hook}      events: [push]\n")), vec![]);
     }
 
     #[test]
