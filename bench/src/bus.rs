@@ -3,11 +3,15 @@
 //! - raw: async-nats JetStream publish of pre-encoded envelopes with
 //!   `Nats-Msg-Id`, awaiting each PubAck (the limit of the JetStream path);
 //! - jetstream: Argon's `JetStreamBus::publish` (encodes the envelope);
-//! - embedded: Argon's `EmbeddedBus::publish`, durable on local disk.
+//! - embedded: Argon's `EmbeddedBus::publish`, durable on local disk;
+//! - disk: the embedded path's own limit, a bare append + `fdatasync` of one
+//!   batch of `in flight` events, measured right before it.
 //!
 //! Every row gets a fresh stream or store; the ratio is against raw at the
 //! same number in flight, measured in the same run.
 
+use std::io::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -59,15 +63,21 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         let mut raw: Option<Figure> = None;
         let mut argon: Option<Figure> = None;
         for round in 0..options.rounds {
-            let figure = raw_jetstream(&server, &events, in_flight, round, options.max_time).await?;
-            raw = Some(best(raw, figure));
-
-            let mut config = JetStreamConfig::new(server.url());
-            config.name = format!("argon{in_flight}r{round}");
-            config.stream = StreamSettings::default();
-            let bus: Arc<dyn EventBus> = Arc::new(JetStreamBus::connect(config).await?);
-            let figure = publish_all(bus, &events, in_flight, options.max_time).await?;
-            argon = Some(best(argon, figure));
+            // Alternate which side goes first, so neither always runs on a
+            // warmer (or busier) server.
+            for side in [round % 2, 1 - round % 2] {
+                if side == 0 {
+                    let figure = raw_jetstream(&server, &events, in_flight, round, options.max_time).await?;
+                    raw = Some(best(raw, figure));
+                } else {
+                    let mut config = JetStreamConfig::new(server.url());
+                    config.name = format!("argon{in_flight}r{round}");
+                    config.stream = StreamSettings::default();
+                    let bus: Arc<dyn EventBus> = Arc::new(JetStreamBus::connect(config).await?);
+                    let figure = publish_all(bus, &events, in_flight, options.max_time).await?;
+                    argon = Some(best(argon, figure));
+                }
+            }
         }
         let (Some(raw), Some(argon)) = (raw, argon) else {
             continue;
@@ -76,11 +86,31 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         print_row("jetstream", in_flight, &argon, raw.rate());
 
         let dir = tempfile::tempdir()?;
+        let ceiling = fsync_ceiling(dir.path(), in_flight, encoded)?;
+        print_row("disk", in_flight, &ceiling, raw.rate());
         let bus: Arc<dyn EventBus> = Arc::new(EmbeddedBus::open(EmbeddedConfig::new(dir.path())).await?);
         let figure = publish_all(bus, &events, in_flight, options.max_time).await?;
         print_row("embedded", in_flight, &figure, raw.rate());
     }
     Ok(())
+}
+
+/// The embedded bus's ceiling on this disk: one append and `fdatasync` of
+/// `in_flight` events per commit, nothing else. Measured next to each
+/// embedded row, since other work on the machine changes it a lot.
+fn fsync_ceiling(dir: &Path, in_flight: usize, event_bytes: usize) -> anyhow::Result<Figure> {
+    const COMMITS: usize = 20;
+    let mut file = std::fs::File::create(dir.join("fsync-probe"))?;
+    let chunk = vec![0u8; in_flight * (event_bytes + 64)];
+    let started = Instant::now();
+    for _ in 0..COMMITS {
+        file.write_all(&chunk)?;
+        file.sync_data()?;
+    }
+    Ok(Figure {
+        events: COMMITS * in_flight,
+        elapsed: started.elapsed(),
+    })
 }
 
 fn best(previous: Option<Figure>, figure: Figure) -> Figure {

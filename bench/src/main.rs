@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
         events: 100_000,
         max_time: Duration::from_secs(20),
         size: 500,
-        rounds: 2,
+        rounds: 3,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
