@@ -7,8 +7,10 @@ use std::path::PathBuf;
 
 use crate::diag::{Diagnostic, Severity};
 use crate::eventsource::EventSourceKind;
-use crate::manifest::{LoadReport, Loaded, Manifest, load_paths};
+use crate::manifest::{API_VERSION, Decoded, LoadReport, Loaded, Manifest, decode, load_paths};
+use crate::sensor::TriggerKind;
 use crate::workflow::TemplateRef;
+use crate::workflow::validate::Resolver;
 
 /// Loads, validates and cross-checks every manifest under `paths`.
 /// Diagnostics come sorted by file, line and column.
@@ -35,7 +37,59 @@ pub fn check(manifests: &[Loaded]) -> Vec<Diagnostic> {
     }
     webhook_collisions(manifests, &mut out);
     missing_event_sources(manifests, &mut out);
+    inline_workflows(manifests, &resolver, &mut out);
     out
+}
+
+/// The Workflows that sensor triggers submit, written inline: a typo in
+/// them is as much an error as in the sensor itself. Their semantic findings
+/// are warnings, because trigger parameters fill fields in at run time.
+fn inline_workflows(manifests: &[Loaded], resolver: &Resolver<'_>, out: &mut Vec<Diagnostic>) {
+    for l in manifests {
+        let Manifest::Sensor(sensor) = &l.manifest else {
+            continue;
+        };
+        for (i, trigger) in sensor.spec.triggers.iter().enumerate() {
+            let (key, source) = match trigger.template.kind() {
+                Some(TriggerKind::ArgoWorkflow(t)) => ("argoWorkflow", &t.source),
+                Some(TriggerKind::K8s(t)) => ("k8s", &t.source),
+                _ => continue,
+            };
+            let Some(resource) = source.as_ref().and_then(|s| s.resource.as_ref()) else {
+                continue;
+            };
+            let is_workflow = resource.get("apiVersion").and_then(|v| v.as_str()) == Some(API_VERSION)
+                && resource.get("kind").and_then(|v| v.as_str()) == Some("Workflow");
+            if !is_workflow {
+                continue;
+            }
+            let at = format!("spec.triggers[{i}].template.{key}.source.resource");
+            let place = |path: &str| {
+                if path.is_empty() {
+                    at.clone()
+                } else {
+                    format!("{at}.{path}")
+                }
+            };
+            match decode(resource) {
+                Ok(Decoded::Manifest(workflow)) => {
+                    for f in workflow.validate(resolver) {
+                        let path = place(&f.path);
+                        let message = format!("in the workflow this trigger submits: {}", f.message);
+                        out.push(l.doc.diagnostic(&path, Severity::Warning, message));
+                    }
+                }
+                Ok(Decoded::Skipped(_)) => {}
+                Err(findings) => {
+                    for f in findings {
+                        let path = place(&f.path);
+                        let message = f.message.replace(&format!(" at {}", f.path), &format!(" at {path}"));
+                        out.push(l.doc.diagnostic(&path, f.severity, message));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The WorkflowTemplates and ClusterWorkflowTemplates of a set, by name,
@@ -151,5 +205,147 @@ fn missing_event_sources(manifests: &[Loaded], out: &mut Vec<Diagnostic>) {
                 Some(_) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::load_text;
+
+    fn lint_text(text: &str) -> Vec<String> {
+        let mut report = LoadReport::default();
+        load_text("set.yaml", text, &mut report);
+        assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
+        check(&report.manifests).iter().map(|d| d.to_string()).collect()
+    }
+
+    const EVENT_SOURCE: &str = "apiVersion: argoproj.io/v1alpha1
+kind: EventSource
+metadata:
+  name: hooks
+spec:
+  webhook:
+    push:
+      port: \"12000\"
+      endpoint: /push
+      method: POST
+";
+
+    #[test]
+    fn dependency_on_a_missing_event_source_or_event_is_a_warning() {
+        let text = format!(
+            "{EVENT_SOURCE}---
+apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata:
+  name: s
+spec:
+  dependencies:
+    - name: a
+      eventSourceName: hooks
+      eventName: pushh
+    - name: b
+      eventSourceName: elsewhere
+      eventName: x
+  triggers:
+    - template:
+        name: t
+        log: {{}}
+"
+        );
+        let found = lint_text(&text);
+        assert_eq!(
+            found,
+            vec![
+                "set.yaml:20:7: warning: dependency 'a' names event 'pushh', which event source 'hooks' does not define; did you mean 'push'?",
+                "set.yaml:22:7: warning: dependency 'b' names event source 'elsewhere', which is not among the manifests checked",
+            ]
+        );
+    }
+
+    #[test]
+    fn two_webhooks_on_one_port_and_endpoint_collide() {
+        let second = EVENT_SOURCE.replace("name: hooks", "name: other");
+        let found = lint_text(&format!("{EVENT_SOURCE}---\n{second}"));
+        assert_eq!(
+            found,
+            vec![
+                "set.yaml:20:7: error: port 12000 endpoint /push is already used by hooks/push (webhook); webhooks that run together need distinct ports or endpoints"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_typo_in_an_inline_workflow_is_an_error() {
+        let text = "apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata:
+  name: s
+spec:
+  dependencies:
+    - name: a
+      eventSourceName: hooks
+      eventName: push
+  triggers:
+    - template:
+        name: t
+        argoWorkflow:
+          operation: submit
+          source:
+            resource:
+              apiVersion: argoproj.io/v1alpha1
+              kind: Workflow
+              metadata:
+                generateName: x-
+              spec:
+                entrypoint: main
+                templates:
+                  - name: main
+                    container:
+                      image: alpine
+                      comand: [echo]
+";
+        let found = lint_text(text);
+        let errors: Vec<&String> = found.iter().filter(|d| d.contains(": error: ")).collect();
+        assert_eq!(
+            errors,
+            vec![
+                "set.yaml:27:23: error: unknown field 'comand' at spec.triggers[0].template.argoWorkflow.source.resource.spec.templates[0].container.comand; did you mean 'command'?"
+            ]
+        );
+    }
+
+    #[test]
+    fn template_refs_resolve_against_the_set() {
+        let text = "apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata:
+  name: lib
+spec:
+  templates:
+    - name: say
+      container:
+        image: alpine
+        command: [echo]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: w-
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: ok
+            templateRef: {name: lib, template: say}
+        - - name: missing
+            templateRef: {name: lib, template: shout}
+";
+        let found = lint_text(text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("set.yaml:24:"), "{found:?}");
+        assert!(found[0].contains("warning:") && found[0].contains("shout"), "{found:?}");
     }
 }
