@@ -9,12 +9,19 @@ use k8s_openapi::api::core::v1::SecretKeySelector;
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("secret '{name}' key '{key}' is needed but no secrets directory was given (use --secrets-dir DIR, with the value in DIR/{name}/{key})")]
+    #[error(
+        "secret '{name}' key '{key}' is needed but no secrets directory was given (use --secrets-dir DIR, with the value in DIR/{name}/{key})"
+    )]
     NoDirectory { name: String, key: String },
     #[error("secret '{name}' key '{key}' not found: {path} does not exist")]
     Missing { name: String, key: String, path: PathBuf },
     #[error("secret '{name}' key '{key}': cannot read {path}: {source}")]
-    Unreadable { name: String, key: String, path: PathBuf, source: std::io::Error },
+    Unreadable {
+        name: String,
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Where secrets are read from.
@@ -41,7 +48,11 @@ impl Secrets {
         let key = selector.key.clone();
         let optional = selector.optional.unwrap_or(false);
         let Some(dir) = &self.dir else {
-            return if optional { Ok(None) } else { Err(SecretError::NoDirectory { name, key }) };
+            return if optional {
+                Ok(None)
+            } else {
+                Err(SecretError::NoDirectory { name, key })
+            };
         };
         let path = dir.join(&name).join(&key);
         match std::fs::read(&path) {
@@ -53,7 +64,12 @@ impl Secrets {
                     Err(SecretError::Missing { name, key, path })
                 }
             }
-            Err(source) => Err(SecretError::Unreadable { name, key, path, source }),
+            Err(source) => Err(SecretError::Unreadable {
+                name,
+                key,
+                path,
+                source,
+            }),
         }
     }
 
@@ -77,7 +93,12 @@ impl Secrets {
         self.string(selector)?.ok_or_else(|| SecretError::Missing {
             name: selector.name.clone(),
             key: selector.key.clone(),
-            path: self.dir.clone().unwrap_or_default().join(&selector.name).join(&selector.key),
+            path: self
+                .dir
+                .clone()
+                .unwrap_or_default()
+                .join(&selector.name)
+                .join(&selector.key),
         })
     }
 }
@@ -87,7 +108,11 @@ mod tests {
     use super::*;
 
     fn sel(name: &str, key: &str, optional: Option<bool>) -> SecretKeySelector {
-        SecretKeySelector { name: name.into(), key: key.into(), optional }
+        SecretKeySelector {
+            name: name.into(),
+            key: key.into(),
+            optional,
+        }
     }
 
     #[test]
@@ -98,7 +123,10 @@ mod tests {
         let secrets = Secrets::new(Some(dir.path().to_path_buf()));
         assert_eq!(secrets.require(&sel("github", "secret", None)).unwrap(), "s3cret");
         let e = secrets.require(&sel("github", "token", None)).unwrap_err();
-        assert!(e.to_string().starts_with("secret 'github' key 'token' not found"), "{e}");
+        assert!(
+            e.to_string().starts_with("secret 'github' key 'token' not found"),
+            "{e}"
+        );
         assert_eq!(secrets.string(&sel("github", "token", Some(true))).unwrap(), None);
         let e = Secrets::new(None).require(&sel("a", "b", None)).unwrap_err();
         assert!(e.to_string().contains("--secrets-dir"), "{e}");
