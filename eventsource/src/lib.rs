@@ -1,1 +1,302 @@
-//! argon-eventsource: see ../shared/ARCHITECTURE.md; built in its own issue.
+//! argon-eventsource: turns HTTP requests, git hooks and cron ticks into
+//! events on the bus.
+//!
+//! [`EventSourceRunner::start`] runs every event of a set of EventSource
+//! manifests: the webhook family (`webhook`, `github`, `gitlab`, `bitbucket`,
+//! `bitbucketserver`) on one axum server per port, `calendar` events as
+//! timers. A request is answered 2xx only once the bus has durably stored its
+//! event; when the bus cannot store it in time the answer is 503 with
+//! `Retry-After`.
+
+pub mod error;
+pub mod filter;
+pub mod metrics;
+pub mod server;
+pub mod sources;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argon_crds::eventsource::{EventConfig, EventSource};
+use argon_crds::secret::Secrets;
+use argon_eventbus::{Event, EventBus};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{Error, Rejection, Result};
+pub use metrics::Metrics;
+pub use sources::calendar::{Clock, ManualClock, SystemClock};
+
+/// How the runner publishes and serves; the defaults suit production.
+#[derive(Clone)]
+pub struct RunnerConfig {
+    /// Longest wait for the bus to confirm an event; past it the sender gets
+    /// 503 (default 5 s).
+    pub publish_timeout: Duration,
+    /// Sent as `Retry-After` with a 503 (default 1 s, whole seconds).
+    pub retry_after: Duration,
+    /// Address the webhook ports are bound on (default 0.0.0.0).
+    pub host: IpAddr,
+    /// Time source of calendar events.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            publish_timeout: Duration::from_secs(5),
+            retry_after: Duration::from_secs(1),
+            host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl fmt::Debug for RunnerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunnerConfig")
+            .field("publish_timeout", &self.publish_timeout)
+            .field("retry_after", &self.retry_after)
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One HTTP endpoint being served, for display:
+/// `webhook example POST http://127.0.0.1:12000/example`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The source kind, e.g. `webhook`, `github`.
+    pub kind: String,
+    /// The EventSource name.
+    pub event_source: String,
+    /// The event name.
+    pub event: String,
+    /// The HTTP method accepted.
+    pub method: String,
+    /// Where to send requests.
+    pub url: String,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {} {}", self.kind, self.event, self.method, self.url)
+    }
+}
+
+/// Runs the events of a set of EventSources.
+#[derive(Debug)]
+pub struct EventSourceRunner;
+
+impl EventSourceRunner {
+    /// Reads the secrets, binds every port and starts every event. Returns
+    /// once all listeners are up; a missing secret, a port in use or a kind
+    /// Argon does not run is an error before anything starts. Cancelling
+    /// `shutdown` stops accepting requests, finishes those in flight and
+    /// stops the timers.
+    pub async fn start(
+        manifests: &[EventSource],
+        bus: Arc<dyn EventBus>,
+        secrets: &Secrets,
+        config: RunnerConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Running> {
+        let metrics = Metrics::new()?;
+        let publisher = Publisher {
+            bus: bus.clone(),
+            metrics: metrics.clone(),
+            timeout: config.publish_timeout,
+            retry_after: config.retry_after,
+        };
+        let mut routes: BTreeMap<u16, Vec<server::Route>> = BTreeMap::new();
+        let mut calendars = Vec::new();
+        for es in manifests {
+            let source_name = es.metadata.name.clone().unwrap_or_default();
+            let events = es.spec.events();
+            metrics.running(&source_name, events.len() as i64);
+            for event in events {
+                let name = event.name;
+                match event.config {
+                    EventConfig::Calendar(c) => {
+                        calendars.push(sources::calendar::CalendarEvent::new(&source_name, name, c)?);
+                    }
+                    ref config => {
+                        let Some(context) = config.webhook_context() else {
+                            return Err(Error::config(
+                                &source_name,
+                                name,
+                                format!(
+                                    "events of kind '{}' are not run by argon eventsource yet \
+                                     (supported: webhook, github, gitlab, bitbucket, bitbucketserver, calendar)",
+                                    event.kind
+                                ),
+                            ));
+                        };
+                        let route = server::Route::new(&source_name, name, config, context, secrets)?;
+                        routes.entry(route.port).or_default().push(route);
+                    }
+                }
+            }
+        }
+
+        let mut tasks = JoinSet::new();
+        let mut endpoints = Vec::new();
+        for (port, port_routes) in routes {
+            let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.host, port))
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: SocketAddr::new(config.host, port).to_string(),
+                    source,
+                })?;
+            let local = listener.local_addr().map_err(|source| Error::Bind {
+                addr: SocketAddr::new(config.host, port).to_string(),
+                source,
+            })?;
+            let shown_host = if local.ip().is_unspecified() {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            } else {
+                local.ip()
+            };
+            let base = format!("http://{}", SocketAddr::new(shown_host, local.port()));
+            for r in &port_routes {
+                endpoints.push(Endpoint {
+                    kind: r.kind.to_string(),
+                    event_source: r.source.to_string(),
+                    event: r.event.to_string(),
+                    method: r.method.to_string(),
+                    url: format!("{base}{}", r.path),
+                });
+            }
+            let router = server::router(server::ServerState::new(port_routes, publisher.clone())?);
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await
+                    .map_err(|source| Error::Bind {
+                        addr: local.to_string(),
+                        source,
+                    })
+            });
+        }
+        for calendar in calendars {
+            let publisher = publisher.clone();
+            let clock = config.clock.clone();
+            let token = shutdown.clone();
+            tasks.spawn(async move { calendar.run(publisher, clock, token).await });
+        }
+        Ok(Running {
+            endpoints,
+            metrics,
+            tasks,
+            shutdown,
+        })
+    }
+}
+
+/// The running event sources.
+pub struct Running {
+    endpoints: Vec<Endpoint>,
+    metrics: Metrics,
+    tasks: JoinSet<Result<()>>,
+    shutdown: CancellationToken,
+}
+
+impl fmt::Debug for Running {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Running")
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// The HTTP endpoints served, in port then event order.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// The metrics of these event sources (also served on `/metrics` of every port).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Asks everything to stop (same as cancelling the shutdown token).
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until every server and timer has stopped: after shutdown, or
+    /// at the first that fails (the others are then stopped too).
+    pub async fn wait(mut self) -> Result<()> {
+        let mut outcome = Ok(());
+        while let Some(joined) = self.tasks.join_next().await {
+            let result = match joined {
+                Ok(result) => result,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => Ok(()),
+            };
+            if let Err(e) = result {
+                self.shutdown.cancel();
+                if outcome.is_ok() {
+                    outcome = Err(e);
+                }
+            }
+        }
+        outcome
+    }
+}
+
+/// Publishes events with a bounded wait, counting them.
+#[derive(Clone)]
+pub(crate) struct Publisher {
+    bus: Arc<dyn EventBus>,
+    metrics: Metrics,
+    timeout: Duration,
+    retry_after: Duration,
+}
+
+impl Publisher {
+    /// Publishes one event; `Ok` only once the bus confirmed it is stored.
+    pub(crate) async fn publish(&self, event: &Event, started: Instant) -> Result<(), Rejection> {
+        let source = &event.context.source;
+        let name = &event.context.subject;
+        let outcome = tokio::time::timeout(self.timeout, self.bus.publish(event)).await;
+        match outcome {
+            Ok(Ok(_ack)) => {
+                self.metrics
+                    .sent(source, name, started.elapsed().as_secs_f64() * 1000.0);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.metrics.sent_failed(source, name);
+                tracing::warn!(event_source = %source, event = %name, id = %event.context.id, error = %e, "event not published");
+                if e.is_retryable() {
+                    Err(Rejection::Unavailable {
+                        retry_after: self.retry_after,
+                    })
+                } else {
+                    Err(Rejection::Internal)
+                }
+            }
+            Err(_elapsed) => {
+                self.metrics.sent_failed(source, name);
+                tracing::warn!(event_source = %source, event = %name, id = %event.context.id, timeout = ?self.timeout, "event bus did not confirm in time");
+                Err(Rejection::Unavailable {
+                    retry_after: self.retry_after,
+                })
+            }
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(crate) fn bus(&self) -> &Arc<dyn EventBus> {
+        &self.bus
+    }
+}

@@ -1,0 +1,265 @@
+//! One axum server per port: `/health`, `/metrics`, and the endpoint of every
+//! webhook-family event on that port. Wrong method is 405 with `Allow`, an
+//! unknown path 404, a body over `maxPayloadSize` 413; a request is answered
+//! 200 only after its events are durably on the bus.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use argon_crds::eventsource::{EventConfig, WebhookContext};
+use argon_crds::secret::Secrets;
+use argon_eventbus::{Data, Event};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Limited};
+use subtle::ConstantTimeEq as _;
+
+use crate::Publisher;
+use crate::error::{Error, Rejection, Result};
+use crate::filter::Filter;
+use crate::sources::{self, Incoming, Receiver};
+
+/// One webhook-family event served on a port.
+pub struct Route {
+    /// Source kind, e.g. `github`.
+    pub kind: &'static str,
+    /// EventSource name.
+    pub source: Arc<str>,
+    /// Event name.
+    pub event: Arc<str>,
+    /// Port it is served on.
+    pub port: u16,
+    /// Path, always starting with `/`.
+    pub path: String,
+    /// Accepted method.
+    pub method: Method,
+    max_payload: u64,
+    auth: Option<Auth>,
+    filter: Option<Filter>,
+    receiver: Box<dyn Receiver>,
+}
+
+/// Credentials a request must present (from the webhook context).
+enum Auth {
+    Bearer(Vec<u8>),
+    Basic(Vec<u8>),
+}
+
+impl Route {
+    /// Builds the route of one event, reading its secrets now so a missing
+    /// secret fails at startup.
+    pub fn new(
+        source: &str,
+        event: &str,
+        config: &EventConfig<'_>,
+        context: &WebhookContext,
+        secrets: &Secrets,
+    ) -> Result<Self> {
+        let bad = |reason: String| Error::config(source, event, reason);
+        let port: u16 = context
+            .port
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("port {:?} is not a port number", context.port)))?;
+        if context.server_cert_secret.is_some() || context.server_key_secret.is_some() {
+            return Err(bad(
+                "serverCertSecret/serverKeySecret: TLS termination is not done by argon eventsource; \
+                 remove them and put a TLS proxy in front of the port"
+                    .into(),
+            ));
+        }
+        let method_text = if context.method.trim().is_empty() {
+            "POST"
+        } else {
+            context.method.trim()
+        };
+        let method = Method::from_bytes(method_text.to_ascii_uppercase().as_bytes())
+            .map_err(|_| bad(format!("method {:?} is not an HTTP method", context.method)))?;
+        let path = if context.endpoint.starts_with('/') {
+            context.endpoint.clone()
+        } else {
+            format!("/{}", context.endpoint)
+        };
+        let max_payload = u64::try_from(context.max_payload_size())
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                bad(format!(
+                    "maxPayloadSize {} must be positive",
+                    context.max_payload_size()
+                ))
+            })?;
+        let secret = |selector: &k8s_openapi::api::core::v1::SecretKeySelector| {
+            secrets.require(selector).map_err(|e| Error::Secret {
+                source_name: source.to_owned(),
+                event: event.to_owned(),
+                secret: e,
+            })
+        };
+        let auth = match (&context.auth_secret, &context.basic_auth) {
+            (Some(token), _) => Some(Auth::Bearer(secret(token)?.into_bytes())),
+            (None, Some(basic)) => {
+                let user = basic.username.as_ref().map(&secret).transpose()?.unwrap_or_default();
+                let password = basic.password.as_ref().map(&secret).transpose()?.unwrap_or_default();
+                Some(Auth::Basic(format!("{user}:{password}").into_bytes()))
+            }
+            (None, None) => None,
+        };
+        let (kind, receiver, filter) = sources::receiver(source, event, config, secrets)?;
+        let filter = filter
+            .map(|f| Filter::parse(f).map_err(|e| bad(e.to_string())))
+            .transpose()?;
+        Ok(Route {
+            kind,
+            source: source.into(),
+            event: event.into(),
+            port,
+            path,
+            method,
+            max_payload,
+            auth,
+            filter,
+            receiver,
+        })
+    }
+
+    fn authorize(&self, request: &axum::http::request::Parts) -> Result<(), Rejection> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        let presented = request
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let ok = match auth {
+            Auth::Bearer(token) => presented
+                .strip_prefix("Bearer ")
+                .is_some_and(|p| bool::from(p.trim().as_bytes().ct_eq(token))),
+            Auth::Basic(pair) => presented.strip_prefix("Basic ").is_some_and(|p| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(p.trim())
+                    .is_ok_and(|decoded| bool::from(decoded.ct_eq(pair)))
+            }),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Rejection::Unauthorized("missing or invalid credentials"))
+        }
+    }
+}
+
+/// What the handlers of one port share.
+#[derive(Clone)]
+pub struct ServerState {
+    routes: Arc<HashMap<String, Vec<Route>>>,
+    publisher: Publisher,
+}
+
+impl ServerState {
+    pub(crate) fn new(routes: Vec<Route>, publisher: Publisher) -> Result<Self> {
+        let mut by_path: HashMap<String, Vec<Route>> = HashMap::new();
+        for route in routes {
+            let same_path = by_path.entry(route.path.clone()).or_default();
+            if let Some(other) = same_path.iter().find(|r| r.method == route.method) {
+                return Err(Error::config(
+                    &route.source,
+                    &route.event,
+                    format!(
+                        "{} {} on port {} is already served by event '{}' of '{}'",
+                        route.method, route.path, route.port, other.event, other.source
+                    ),
+                ));
+            }
+            same_path.push(route);
+        }
+        Ok(ServerState {
+            routes: Arc::new(by_path),
+            publisher,
+        })
+    }
+}
+
+/// The router of one port.
+pub fn router(state: ServerState) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+async fn dispatch(State(state): State<ServerState>, request: Request) -> Response {
+    let started = Instant::now();
+    let path = request.uri().path().to_owned();
+    let Some(routes) = state.routes.get(&path) else {
+        return match (path.as_str(), request.method()) {
+            ("/health", &Method::GET | &Method::HEAD) => (StatusCode::OK, "OK\n").into_response(),
+            ("/metrics", &Method::GET) => (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                state.publisher.metrics().render(),
+            )
+                .into_response(),
+            _ => Rejection::NotFound.into_response(),
+        };
+    };
+    let Some(route) = routes.iter().find(|r| r.method == request.method()) else {
+        let allow = routes.iter().map(|r| r.method.as_str()).collect::<Vec<_>>().join(", ");
+        return Rejection::MethodNotAllowed { allow }.into_response();
+    };
+    match handle(&state, route, request, started).await {
+        Ok(()) => (StatusCode::OK, "success\n").into_response(),
+        Err(rejection) => {
+            if !matches!(rejection, Rejection::Unavailable { .. } | Rejection::Internal) {
+                state.publisher.metrics().processing_failed(&route.source, &route.event);
+            }
+            rejection.into_response()
+        }
+    }
+}
+
+async fn handle(state: &ServerState, route: &Route, request: Request, started: Instant) -> Result<(), Rejection> {
+    let (parts, body) = request.into_parts();
+    route.authorize(&parts)?;
+    let body = read_body(&parts, body, route.max_payload).await?;
+    let incoming = route.receiver.receive(&parts, &body)?;
+    for Incoming { id, data } in incoming {
+        if let Some(filter) = &route.filter {
+            match filter.matches(&data) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(event_source = %route.source, event = %route.event, error = %e, "event dropped: filter failed");
+                    continue;
+                }
+            }
+        }
+        let mut event =
+            Event::new(&route.source, &route.event, route.kind, &serde_json::Value::Null).with_data(Data::json(&data));
+        if let Some(id) = id {
+            event = event.with_id(id);
+        }
+        state.publisher.publish(&event, started).await?;
+    }
+    Ok(())
+}
+
+async fn read_body(parts: &axum::http::request::Parts, body: Body, limit: u64) -> Result<Bytes, Rejection> {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Rejection::PayloadTooLarge { limit });
+    }
+    let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Rejection::PayloadTooLarge { limit }),
+        Err(e) => Err(Rejection::BadRequest(format!("could not read the request body: {e}"))),
+    }
+}

@@ -1,0 +1,431 @@
+//! `calendar`: events on a cron `schedule` (5 fields or `@hourly`-style) or a
+//! fixed `interval`, in a `timezone`, skipping `exclusionDates`. With
+//! `persistence.catchup` the last fired tick is kept in the bus key-value
+//! store; after a restart every tick missed within `maxDuration` is fired
+//! once. Tick event ids are derived from the tick, so firing one twice is
+//! dropped by the bus dedup window.
+
+use std::collections::BTreeMap;
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argon_crds::common::parse_duration;
+use argon_crds::eventsource::CalendarEventSource;
+use argon_eventbus::{Data, Event, KeyValue};
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::Publisher;
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+
+/// Where calendar events read the time; tests use [`ManualClock`].
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+    /// Completes once [`Clock::now`] is at or past `deadline`.
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> BoxFuture<'static, ()>;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            // Re-check after waking: the wall clock may have been adjusted.
+            loop {
+                let left = deadline - Utc::now();
+                let Ok(left) = left.to_std() else { return };
+                if left.is_zero() {
+                    return;
+                }
+                tokio::time::sleep(left).await;
+            }
+        })
+    }
+}
+
+/// A clock that moves only when told to (for tests).
+#[derive(Clone, Debug)]
+pub struct ManualClock {
+    now: Arc<watch::Sender<DateTime<Utc>>>,
+}
+
+impl ManualClock {
+    /// A clock stopped at `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        ManualClock {
+            now: Arc::new(watch::Sender::new(start)),
+        }
+    }
+
+    /// Moves the clock to `to` (never backwards), waking the sleepers due.
+    pub fn set(&self, to: DateTime<Utc>) {
+        self.now.send_if_modified(|now| {
+            let later = to > *now;
+            if later {
+                *now = to;
+            }
+            later
+        });
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let to = *self.now.borrow() + chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        self.set(to);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.borrow()
+    }
+
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> BoxFuture<'static, ()> {
+        let mut rx = self.now.subscribe();
+        Box::pin(async move {
+            // The sender lives as long as any clone of the clock; if it is
+            // gone, nobody can move time any more and the sleep never ends.
+            if rx.wait_for(|now| *now >= deadline).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+}
+
+/// When ticks fall.
+#[derive(Clone, Debug)]
+enum Schedule {
+    Cron(Box<Cron>),
+    Interval(chrono::Duration),
+}
+
+/// One calendar event, ready to run.
+#[derive(Debug)]
+pub struct CalendarEvent {
+    source: String,
+    event: String,
+    schedule: Schedule,
+    timezone: Tz,
+    exclusions: Vec<NaiveDate>,
+    metadata: BTreeMap<String, String>,
+    catchup: Option<Option<chrono::Duration>>,
+    filter: Option<Filter>,
+}
+
+impl CalendarEvent {
+    /// Checks and compiles the configuration.
+    pub fn new(source: &str, event: &str, config: &CalendarEventSource) -> Result<Self> {
+        let bad = |reason: String| Error::config(source, event, reason);
+        let mut timezone = match config.timezone.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            Some(name) => name.parse::<Tz>().map_err(|_| {
+                bad(format!(
+                    "timezone {name:?} is not an IANA time zone such as Europe/Paris"
+                ))
+            })?,
+            None => Tz::UTC,
+        };
+        let schedule = match (config.schedule.as_deref().map(str::trim), config.interval.as_deref()) {
+            (Some(schedule), _) if !schedule.is_empty() => {
+                let mut text = schedule;
+                for prefix in ["CRON_TZ=", "TZ="] {
+                    if let Some(rest) = text.strip_prefix(prefix) {
+                        let (zone, cron) = rest.split_once(' ').unwrap_or((rest, ""));
+                        timezone = zone
+                            .parse()
+                            .map_err(|_| bad(format!("schedule time zone {zone:?} is not an IANA time zone")))?;
+                        text = cron.trim();
+                    }
+                }
+                let cron = Cron::from_str(text).map_err(|e| bad(format!("schedule {schedule:?}: {e}")))?;
+                Schedule::Cron(Box::new(cron))
+            }
+            (_, Some(interval)) if !interval.trim().is_empty() => {
+                let every = parse_duration(interval.trim()).map_err(|e| bad(format!("interval: {e}")))?;
+                if every.is_zero() {
+                    return Err(bad("interval must be longer than zero".into()));
+                }
+                Schedule::Interval(chrono::Duration::from_std(every).map_err(|e| bad(format!("interval: {e}")))?)
+            }
+            _ => return Err(bad("a calendar event needs a schedule or an interval".into())),
+        };
+        let exclusions = config
+            .exclusion_dates
+            .iter()
+            .map(|d| {
+                parse_exclusion(d, timezone).ok_or_else(|| {
+                    bad(format!(
+                        "exclusion date {d:?} is not a date (2024-12-25) or an RFC 3339 date-time"
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let catchup = match &config.persistence {
+            Some(p) if p.catchup_enabled() => {
+                let max = p
+                    .catchup
+                    .as_ref()
+                    .and_then(|c| c.max_duration.as_deref())
+                    .filter(|d| !d.trim().is_empty())
+                    .map(|d| {
+                        parse_duration(d.trim())
+                            .map_err(|e| bad(format!("persistence.catchup.maxDuration: {e}")))
+                            .and_then(|d| chrono::Duration::from_std(d).map_err(|e| bad(e.to_string())))
+                    })
+                    .transpose()?;
+                Some(max)
+            }
+            _ => None,
+        };
+        let filter = config
+            .filter
+            .as_ref()
+            .and_then(|f| f.expression.as_deref())
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| Filter::parse(e).map_err(|err| bad(err.to_string())))
+            .transpose()?;
+        Ok(CalendarEvent {
+            source: source.to_owned(),
+            event: event.to_owned(),
+            schedule,
+            timezone,
+            exclusions,
+            metadata: config.metadata.clone(),
+            catchup,
+            filter,
+        })
+    }
+
+    /// The first tick strictly after `after`.
+    fn next_tick(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.schedule {
+            Schedule::Cron(cron) => cron
+                .find_next_occurrence(&after.with_timezone(&self.timezone), false)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            Schedule::Interval(every) => after.checked_add_signed(*every),
+        }
+    }
+
+    fn excluded(&self, tick: DateTime<Utc>) -> bool {
+        let day = tick.with_timezone(&self.timezone).date_naive();
+        self.exclusions.contains(&day)
+    }
+
+    /// The deterministic id of the event of one tick.
+    fn tick_id(&self, tick: DateTime<Utc>) -> String {
+        let name = format!(
+            "argon/calendar/{}/{}/{}",
+            self.source,
+            self.event,
+            tick.timestamp_nanos_opt().unwrap_or(tick.timestamp())
+        );
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string()
+    }
+
+    /// Fires ticks until `shutdown`.
+    pub(crate) async fn run(
+        self,
+        publisher: Publisher,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+    ) -> Result<()> {
+        let state = match self.catchup {
+            Some(_) => Some(publisher.bus().kv(&state_bucket(&self.source)).await?),
+            None => None,
+        };
+        let key = state_key(&self.event);
+        let now = clock.now();
+        let mut last = now;
+        if let (Some(max), Some(kv)) = (self.catchup, &state)
+            && let Some(entry) = kv.get(&key).await?
+            && let Some(stored) = std::str::from_utf8(&entry.value)
+                .ok()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        {
+            let floor = max.and_then(|m| now.checked_sub_signed(m));
+            last = stored.with_timezone(&Utc);
+            while let Some(tick) = self.next_tick(last).filter(|t| *t <= now) {
+                if floor.is_none_or(|f| tick >= f) && !self.fire(&publisher, tick, &shutdown).await {
+                    return Ok(());
+                }
+                last = tick;
+                record(kv.as_ref(), &key, tick).await;
+            }
+            last = last.max(now);
+        }
+        while let Some(tick) = self.next_tick(last) {
+            tokio::select! {
+                () = clock.sleep_until(tick) => {}
+                () = shutdown.cancelled() => return Ok(()),
+            }
+            if !self.fire(&publisher, tick, &shutdown).await {
+                return Ok(());
+            }
+            if let Some(kv) = &state {
+                record(kv.as_ref(), &key, tick).await;
+            }
+            last = tick;
+        }
+        tracing::warn!(event_source = %self.source, event = %self.event, "schedule has no further ticks");
+        shutdown.cancelled().await;
+        Ok(())
+    }
+
+    /// Publishes the event of one tick, retrying until the bus takes it.
+    /// Returns false when shut down first.
+    async fn fire(&self, publisher: &Publisher, tick: DateTime<Utc>, shutdown: &CancellationToken) -> bool {
+        if self.excluded(tick) {
+            return true;
+        }
+        let data = serde_json::json!({
+            "eventTime": tick.with_timezone(&self.timezone).to_rfc3339(),
+            "metadata": self.metadata,
+        });
+        if let Some(filter) = &self.filter {
+            match filter.matches(&data) {
+                Ok(true) => {}
+                Ok(false) => return true,
+                Err(e) => {
+                    tracing::warn!(event_source = %self.source, event = %self.event, error = %e, "tick dropped: filter failed");
+                    return true;
+                }
+            }
+        }
+        let mut event = Event::new(&self.source, &self.event, "calendar", &serde_json::Value::Null)
+            .with_data(Data::json(&data))
+            .with_id(self.tick_id(tick));
+        event.context.time = tick;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            if publisher.publish(&event, Instant::now()).await.is_ok() {
+                return true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shutdown.cancelled() => return false,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+}
+
+async fn record(kv: &dyn KeyValue, key: &str, tick: DateTime<Utc>) {
+    if let Err(e) = kv.put(key, Bytes::from(tick.to_rfc3339())).await {
+        tracing::warn!(key, error = %e, "calendar catch-up state not saved");
+    }
+}
+
+fn parse_exclusion(text: &str, timezone: Tz) -> Option<NaiveDate> {
+    let text = text.trim();
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Some(date);
+    }
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&timezone).date_naive())
+}
+
+/// The key-value bucket of one EventSource's calendar state.
+pub fn state_bucket(source: &str) -> String {
+    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("eventsource_{}_{:08x}", safe(source), hash as u32)
+}
+
+fn state_key(event: &str) -> String {
+    format!("calendar.{}", safe(event))
+}
+
+fn safe(raw: &str) -> String {
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calendar(yaml: serde_json::Value) -> CalendarEvent {
+        let config: CalendarEventSource = serde_json::from_value(yaml).unwrap();
+        CalendarEvent::new("es", "tick", &config).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn cron_descriptors_and_timezones() {
+        let c = calendar(serde_json::json!({"schedule": "@hourly"}));
+        assert_eq!(
+            c.next_tick(at("2026-01-01T10:20:00Z")),
+            Some(at("2026-01-01T11:00:00Z"))
+        );
+        let c = calendar(serde_json::json!({"schedule": "0 6 * * *", "timezone": "Europe/Paris"}));
+        assert_eq!(
+            c.next_tick(at("2026-01-01T10:00:00Z")),
+            Some(at("2026-01-02T05:00:00Z"))
+        );
+        let c = calendar(serde_json::json!({"schedule": "CRON_TZ=America/New_York 0 6 * * *"}));
+        assert_eq!(
+            c.next_tick(at("2026-01-01T12:00:00Z")),
+            Some(at("2026-01-02T11:00:00Z"))
+        );
+        let c = calendar(serde_json::json!({"interval": "10s"}));
+        assert_eq!(
+            c.next_tick(at("2026-01-01T00:00:00Z")),
+            Some(at("2026-01-01T00:00:10Z"))
+        );
+    }
+
+    #[test]
+    fn exclusions_and_ids() {
+        let c = calendar(
+            serde_json::json!({"schedule": "@daily", "exclusionDates": ["2026-01-02", "2026-01-04T00:00:00Z"]}),
+        );
+        assert!(c.excluded(at("2026-01-02T00:00:00Z")));
+        assert!(c.excluded(at("2026-01-04T00:00:00Z")));
+        assert!(!c.excluded(at("2026-01-03T00:00:00Z")));
+        assert_eq!(
+            c.tick_id(at("2026-01-03T00:00:00Z")),
+            c.tick_id(at("2026-01-03T00:00:00Z"))
+        );
+        assert_ne!(
+            c.tick_id(at("2026-01-03T00:00:00Z")),
+            c.tick_id(at("2026-01-04T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn bad_configuration_is_named() {
+        let config: CalendarEventSource = serde_json::from_value(serde_json::json!({"schedule": "* * *"})).unwrap();
+        let e = CalendarEvent::new("es", "tick", &config).unwrap_err().to_string();
+        assert!(e.contains("event 'tick'") && e.contains("schedule"), "{e}");
+        let config: CalendarEventSource =
+            serde_json::from_value(serde_json::json!({"interval": "1m", "timezone": "Mars/Base"})).unwrap();
+        let e = CalendarEvent::new("es", "tick", &config).unwrap_err().to_string();
+        assert!(e.contains("Mars/Base"), "{e}");
+    }
+}

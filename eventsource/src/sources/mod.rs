@@ -1,0 +1,241 @@
+//! One module per source kind. The webhook family turns a request into zero
+//! or more events ([`Receiver`]); `calendar` runs its own timer.
+
+pub mod bitbucket;
+pub mod bitbucketserver;
+pub mod calendar;
+pub mod github;
+pub mod gitlab;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+
+use argon_crds::eventsource::EventConfig;
+use argon_crds::secret::Secrets;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use hmac::{Hmac, Mac as _};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+use crate::error::{Error, Rejection, Result};
+
+/// What one request produced: the event data, and an id when the sender
+/// gives one that stays the same across redeliveries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Incoming {
+    /// The event id; a fresh one is made when `None`.
+    pub id: Option<String>,
+    /// The event data.
+    pub data: Value,
+}
+
+/// Turns a request of one webhook-family event into events: verifies it,
+/// parses it, and decides whether it is an event at all (`Ok(vec![])`: answered
+/// 200, nothing published).
+pub trait Receiver: Send + Sync {
+    /// Handles the request head and its full body.
+    fn receive(&self, request: &Parts, body: &Bytes) -> Result<Vec<Incoming>, Rejection>;
+}
+
+/// The receiver of one event, its kind name, and its filter expression.
+pub(crate) fn receiver<'a>(
+    source: &str,
+    event: &str,
+    config: &EventConfig<'a>,
+    secrets: &Secrets,
+) -> Result<(&'static str, Box<dyn Receiver>, Option<&'a str>)> {
+    let secret = |selector: &k8s_openapi::api::core::v1::SecretKeySelector| {
+        secrets.require(selector).map_err(|e| Error::Secret {
+            source_name: source.to_owned(),
+            event: event.to_owned(),
+            secret: e,
+        })
+    };
+    let expression = |f: &'a Option<argon_crds::common::EventSourceFilter>| {
+        f.as_ref()
+            .and_then(|f| f.expression.as_deref())
+            .filter(|e| !e.trim().is_empty())
+    };
+    Ok(match *config {
+        EventConfig::Webhook(c) => (
+            "webhook",
+            Box::new(webhook::Webhook::new(&c.context)),
+            expression(&c.filter),
+        ),
+        EventConfig::Github(c) => (
+            "github",
+            Box::new(github::Github::new(source, event, c, secret)?),
+            expression(&c.filter),
+        ),
+        EventConfig::Gitlab(c) => (
+            "gitlab",
+            Box::new(gitlab::Gitlab::new(source, event, c, secret)?),
+            expression(&c.filter),
+        ),
+        EventConfig::Bitbucket(c) => (
+            "bitbucket",
+            Box::new(bitbucket::Bitbucket::new(source, event, c)),
+            expression(&c.filter),
+        ),
+        EventConfig::BitbucketServer(c) => (
+            "bitbucketserver",
+            Box::new(bitbucketserver::BitbucketServer::new(source, event, c, secret)?),
+            expression(&c.filter),
+        ),
+        _ => return Err(Error::config(source, event, "not a webhook-family event")),
+    })
+}
+
+/// Headers whose values never reach the bus.
+const MASKED_HEADERS: [&str; 3] = ["authorization", "x-gitlab-token", "proxy-authorization"];
+
+/// The request headers as `{"Content-Type": ["application/json"], ...}`
+/// (names in canonical form, secrets masked).
+pub(crate) fn header_map(headers: &HeaderMap) -> Value {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (name, value) in headers {
+        let shown = if MASKED_HEADERS.contains(&name.as_str()) {
+            "*****".to_owned()
+        } else {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        };
+        out.entry(canonical_header_name(name.as_str()))
+            .or_default()
+            .push(Value::String(shown));
+    }
+    Value::Object(out.into_iter().map(|(k, v)| (k, Value::Array(v))).collect())
+}
+
+/// `x-github-event` -> `X-Github-Event`.
+fn canonical_header_name(name: &str) -> String {
+    let mut upper = true;
+    name.chars()
+        .map(|c| {
+            let out = if upper {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
+            upper = c == '-';
+            out
+        })
+        .collect()
+}
+
+/// A header as text, if present and readable.
+pub(crate) fn header<'h>(request: &'h Parts, name: &str) -> Option<&'h str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// The content type's essence, lower case (`application/json`).
+pub(crate) fn content_type(request: &Parts) -> String {
+    header(request, "content-type")
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Parses a JSON body, or says precisely why it is not JSON.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Rejection::BadRequest("body is empty; expected JSON".into()));
+    }
+    serde_json::from_slice(body).map_err(|e| Rejection::BadRequest(format!("body is not valid JSON: {e}")))
+}
+
+/// `a=1&b=2&b=3` as `{"a": "1", "b": ["2", "3"]}`.
+pub(crate) fn form_map(text: &[u8]) -> Value {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(text) {
+        out.entry(k.into_owned()).or_default().push(v.into_owned());
+    }
+    Value::Object(
+        out.into_iter()
+            .map(|(k, mut v)| {
+                let value = if v.len() == 1 {
+                    Value::String(v.remove(0))
+                } else {
+                    Value::Array(v.into_iter().map(Value::String).collect())
+                };
+                (k, value)
+            })
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// `{"headers": ..., "body": ..., "metadata": ...}`, the data of the git hosts.
+pub(crate) fn git_event_data(request: &Parts, body: Value, metadata: &BTreeMap<String, String>) -> Value {
+    serde_json::json!({
+        "headers": header_map(&request.headers),
+        "body": body,
+        "metadata": metadata,
+    })
+}
+
+/// Checks `sha256=<hex>` against HMAC-SHA256 of `body` under `secret`, in
+/// constant time.
+pub(crate) fn verify_hmac_sha256(secret: &[u8], body: &[u8], signature: Option<&str>) -> Result<(), Rejection> {
+    let Some(signature) = signature else {
+        return Err(Rejection::Unauthorized("missing signature header"));
+    };
+    let hex = signature.strip_prefix("sha256=").unwrap_or(signature);
+    let Some(expected) = decode_hex(hex) else {
+        return Err(Rejection::Unauthorized("invalid signature"));
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| Rejection::Internal)?;
+    mac.update(body);
+    // `verify_slice` compares in constant time.
+    mac.verify_slice(&expected)
+        .map_err(|_| Rejection::Unauthorized("invalid signature"))
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Whether a delivery's event type is one the manifest asked for (`events`
+/// empty or containing `*` means all).
+pub(crate) fn wanted(events: &[String], event_type: &str) -> bool {
+    events.is_empty() || events.iter().any(|e| e == "*" || e == event_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_header_names() {
+        assert_eq!(canonical_header_name("x-github-event"), "X-Github-Event");
+        assert_eq!(canonical_header_name("content-type"), "Content-Type");
+    }
+
+    #[test]
+    fn forms_become_maps() {
+        assert_eq!(
+            form_map(b"a=1&b=x+y&b=%2F"),
+            serde_json::json!({"a": "1", "b": ["x y", "/"]})
+        );
+    }
+
+    #[test]
+    fn hmac_verification() {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
+        mac.update(b"body");
+        let sig: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert!(verify_hmac_sha256(b"k", b"body", Some(&format!("sha256={sig}"))).is_ok());
+        assert!(verify_hmac_sha256(b"k", b"body!", Some(&format!("sha256={sig}"))).is_err());
+        assert!(verify_hmac_sha256(b"k", b"body", None).is_err());
+        assert!(verify_hmac_sha256(b"k", b"body", Some("sha256=zz")).is_err());
+    }
+}
