@@ -9,6 +9,10 @@
 //! `serde_path_to_error` giving the field path of a wrong type or a missing
 //! field.
 
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde::de::DeserializeOwned;
@@ -39,8 +43,25 @@ pub fn object_schema_of<T: JsonSchema>() -> Value {
 
 /// Decodes a whole manifest (`apiVersion`, `kind`, `metadata`, `spec`, ...)
 /// as the Kubernetes object type `T`; see [`decode_with`].
-pub fn decode_object<T: JsonSchema + DeserializeOwned>(value: &Value) -> Result<T, Vec<Finding>> {
-    decode_with(value, &object_schema_of::<T>())
+pub fn decode_object<T: JsonSchema + DeserializeOwned + 'static>(value: &Value) -> Result<T, Vec<Finding>> {
+    decode_with(value, &cached_object_schema::<T>())
+}
+
+/// [`object_schema_of`], generated once per type: generating a schema costs
+/// far more than checking a document against it.
+fn cached_object_schema<T: JsonSchema + 'static>() -> Arc<Value> {
+    static CACHE: OnceLock<Mutex<HashMap<TypeId, Arc<Value>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let id = TypeId::of::<T>();
+    if let Some(schema) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        return schema.clone();
+    }
+    let schema = Arc::new(object_schema_of::<T>());
+    cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, schema.clone());
+    schema
 }
 
 /// Decodes `value` as `T`. Errors carry the field path; unknown fields are
