@@ -32,7 +32,7 @@ pub enum Error {
         event: String,
         /// The secret error, naming the secret and key.
         #[source]
-        secret: argon_crds::secret::SecretError,
+        secret: Box<argon_crds::secret::SecretError>,
     },
 
     /// A port could not be bound.

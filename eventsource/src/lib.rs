@@ -186,7 +186,10 @@ impl EventSourceRunner {
             let publisher = publisher.clone();
             let clock = config.clock.clone();
             let token = shutdown.clone();
-            tasks.spawn(async move { calendar.run(publisher, clock, token).await });
+            // The start time is read now, not when the task first runs, so a
+            // tick due right after start is never skipped.
+            let started = clock.now();
+            tasks.spawn(async move { calendar.run(publisher, clock, started, token).await });
         }
         Ok(Running {
             endpoints,
@@ -274,13 +277,11 @@ impl Publisher {
             Ok(Err(e)) => {
                 self.metrics.sent_failed(source, name);
                 tracing::warn!(event_source = %source, event = %name, id = %event.context.id, error = %e, "event not published");
-                if e.is_retryable() {
-                    Err(Rejection::Unavailable {
-                        retry_after: self.retry_after,
-                    })
-                } else {
-                    Err(Rejection::Internal)
-                }
+                // Whatever the cause (unreachable, slow, disk full), nothing
+                // is known to be stored: the sender must retry.
+                Err(Rejection::Unavailable {
+                    retry_after: self.retry_after,
+                })
             }
             Err(_elapsed) => {
                 self.metrics.sent_failed(source, name);

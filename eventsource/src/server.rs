@@ -98,7 +98,7 @@ impl Route {
             secrets.require(selector).map_err(|e| Error::Secret {
                 source_name: source.to_owned(),
                 event: event.to_owned(),
-                secret: e,
+                secret: Box::new(e),
             })
         };
         let auth = match (&context.auth_secret, &context.basic_auth) {

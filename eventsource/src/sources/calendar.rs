@@ -241,6 +241,7 @@ impl CalendarEvent {
         self,
         publisher: Publisher,
         clock: Arc<dyn Clock>,
+        now: DateTime<Utc>,
         shutdown: CancellationToken,
     ) -> Result<()> {
         let state = match self.catchup {
@@ -248,41 +249,71 @@ impl CalendarEvent {
             None => None,
         };
         let key = state_key(&self.event);
-        let now = clock.now();
+        let state = state.as_deref().map(|kv| (kv, key.as_str()));
         let mut last = now;
-        if let (Some(max), Some(kv)) = (self.catchup, &state)
-            && let Some(entry) = kv.get(&key).await?
+        if let Some((kv, key)) = state
+            && let Some(entry) = kv.get(key).await?
             && let Some(stored) = std::str::from_utf8(&entry.value)
                 .ok()
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         {
-            let floor = max.and_then(|m| now.checked_sub_signed(m));
-            last = stored.with_timezone(&Utc);
-            while let Some(tick) = self.next_tick(last).filter(|t| *t <= now) {
-                if floor.is_none_or(|f| tick >= f) && !self.fire(&publisher, tick, &shutdown).await {
-                    return Ok(());
-                }
-                last = tick;
-                record(kv.as_ref(), &key, tick).await;
+            match self
+                .fire_due(&publisher, state, stored.with_timezone(&Utc), now, false, &shutdown)
+                .await
+            {
+                Some(fired_up_to) => last = fired_up_to,
+                None => return Ok(()),
             }
-            last = last.max(now);
         }
         while let Some(tick) = self.next_tick(last) {
             tokio::select! {
                 () = clock.sleep_until(tick) => {}
                 () = shutdown.cancelled() => return Ok(()),
             }
-            if !self.fire(&publisher, tick, &shutdown).await {
-                return Ok(());
+            // Usually only `tick` is due; after a clock jump (a suspended
+            // machine) several are, and the catch-up rules apply to them.
+            let now = clock.now().max(tick);
+            match self.fire_due(&publisher, state, last, now, true, &shutdown).await {
+                Some(fired_up_to) => last = fired_up_to,
+                None => return Ok(()),
             }
-            if let Some(kv) = &state {
-                record(kv.as_ref(), &key, tick).await;
-            }
-            last = tick;
         }
         tracing::warn!(event_source = %self.source, event = %self.event, "schedule has no further ticks");
         shutdown.cancelled().await;
         Ok(())
+    }
+
+    /// Fires the ticks in `(after, now]`: with catch-up, those within
+    /// `maxDuration` of `now`; the latest one anyway when `latest` is set.
+    /// Returns the last tick passed (`after` if none), or `None` on shutdown.
+    async fn fire_due(
+        &self,
+        publisher: &Publisher,
+        state: Option<(&dyn KeyValue, &str)>,
+        after: DateTime<Utc>,
+        now: DateTime<Utc>,
+        latest: bool,
+        shutdown: &CancellationToken,
+    ) -> Option<DateTime<Utc>> {
+        let floor = match self.catchup {
+            Some(Some(max)) => now.checked_sub_signed(max),
+            Some(None) => None,
+            // No catch-up: only the latest tick counts.
+            None => Some(now),
+        };
+        let mut last = after;
+        while let Some(tick) = self.next_tick(last).filter(|t| *t <= now) {
+            let is_latest = self.next_tick(tick).is_none_or(|t| t > now);
+            if (floor.is_none_or(|f| tick >= f) || (latest && is_latest)) && !self.fire(publisher, tick, shutdown).await
+            {
+                return None;
+            }
+            if let Some((kv, key)) = state {
+                record(kv, key, tick).await;
+            }
+            last = tick;
+        }
+        Some(last)
     }
 
     /// Publishes the event of one tick, retrying until the bus takes it.

@@ -50,7 +50,7 @@ pub(crate) fn receiver<'a>(
         secrets.require(selector).map_err(|e| Error::Secret {
             source_name: source.to_owned(),
             event: event.to_owned(),
-            secret: e,
+            secret: Box::new(e),
         })
     };
     let expression = |f: &'a Option<argon_crds::common::EventSourceFilter>| {
@@ -195,7 +195,7 @@ pub(crate) fn verify_hmac_sha256(secret: &[u8], body: &[u8], signature: Option<&
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
