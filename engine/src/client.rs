@@ -72,3 +72,48 @@ pub trait WorkflowClient: Send + Sync {
     /// The workflow `name`, with its status.
     async fn get(&self, namespace: &str, name: &str) -> Result<Workflow>;
 }
+
+/// One line a step wrote, as `argon logs` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogEntry {
+    /// Position in the workflow's log: ask for lines after it to follow.
+    pub seq: i64,
+    /// The display name of the step that wrote it.
+    pub step: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// When the line was read (RFC 3339).
+    pub time: String,
+    pub line: String,
+}
+
+/// What the CLI needs beyond [`WorkflowClient`]: listing, deleting, logs and
+/// stored templates. A separate trait so that implementations of the sensor's
+/// contract (and its test doubles) need not provide them.
+#[async_trait::async_trait]
+pub trait WorkflowAdmin: WorkflowClient {
+    /// Workflows in `namespace` (all namespaces when empty), newest first,
+    /// without their nodes; `template` keeps the runs of that WorkflowTemplate.
+    async fn list(&self, namespace: &str, template: Option<&str>) -> Result<Vec<Workflow>>;
+
+    /// Deletes a workflow (stopping it when it runs), its nodes and logs.
+    async fn delete(&self, namespace: &str, name: &str) -> Result<()>;
+
+    /// The log lines of a workflow after position `after` (0: from the start).
+    async fn logs(&self, namespace: &str, name: &str, after: i64) -> Result<Vec<LogEntry>>;
+
+    /// Stores a WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow
+    /// (the manifest's `kind` says which); returns it as stored.
+    async fn put_template(&self, namespace: &str, manifest: serde_json::Value) -> Result<serde_json::Value>;
+
+    /// Stored templates of a kind.
+    async fn list_templates(&self, kind: TemplateKind, namespace: &str) -> Result<Vec<serde_json::Value>>;
+
+    /// One stored template.
+    async fn get_template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<serde_json::Value>;
+
+    /// Deletes a stored template.
+    async fn delete_template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<()>;
+}
+
+pub use crate::store::TemplateKind;

@@ -8,14 +8,34 @@ pub enum Error {
     Invalid(String),
     /// No workflow (or template) by that name.
     #[error("{kind} '{name}' not found in namespace '{namespace}'")]
-    NotFound { kind: &'static str, namespace: String, name: String },
+    NotFound {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    },
     /// The action does not apply to the workflow in its current phase.
     #[error("cannot {action} workflow '{name}': {reason}")]
-    Conflict { action: String, name: String, reason: String },
+    Conflict {
+        action: String,
+        name: String,
+        reason: String,
+    },
     /// The engine (local store or remote server) could not be reached or failed;
     /// retrying later may succeed.
     #[error("workflow engine unavailable: {0}")]
     Unavailable(String),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Unavailable(format!("workflow store: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Unavailable(format!("workflow store holds an unreadable record: {e}"))
+    }
 }
 
 /// Results of the engine.

@@ -1,9 +1,24 @@
 //! Argon's workflow engine: runs the Argo Workflows that sensors and users
 //! submit, each step a real process, with a store, an API server and the
 //! client API the sensor and the CLI use.
+//!
+//! Embed it with [`Engine::open`] and [`Engine::run`]; serve it with
+//! [`server::router`]; reach a remote one with [`HttpClient`].
 
+pub mod artifacts;
 pub mod client;
+pub mod cron;
+mod engine;
 pub mod error;
+pub mod executor;
+pub mod expr;
+pub mod http_client;
+pub mod server;
+pub mod store;
+pub mod time;
 
-pub use client::{Submitted, SubmitOptions, WorkflowAction, WorkflowClient};
+pub use client::{LogEntry, SubmitOptions, Submitted, WorkflowAction, WorkflowAdmin, WorkflowClient};
+pub use engine::{CRON_WORKFLOW_LABEL, Engine, EngineConfig, WORKFLOW_TEMPLATE_LABEL};
 pub use error::{Error, Result};
+pub use executor::SandboxMode;
+pub use http_client::HttpClient;

@@ -1,0 +1,295 @@
+//! CronWorkflows: on each tick of the engine, every stored CronWorkflow whose
+//! schedule came due submits its workflow (named after the scheduled time,
+//! so a tick never submits twice), honouring `timezone`, `suspend`,
+//! `concurrencyPolicy` (Allow, Forbid, Replace), `startingDeadlineSeconds`
+//! for runs missed while the engine was down, and the history limits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use argon_crds::workflow::{ConcurrencyPolicy, CronWorkflow, CronWorkflowStatus, Workflow, WorkflowPhase};
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::client::{SubmitOptions, WorkflowAction};
+use crate::engine::{CRON_WORKFLOW_LABEL, Engine};
+use crate::store::TemplateKind;
+use crate::{Error, Result};
+
+/// How late a tick may be noticed and still count as on time.
+const SLACK: chrono::Duration = chrono::Duration::seconds(5);
+
+/// One schedule of a CronWorkflow.
+enum Schedule {
+    Cron(Box<croner::Cron>, chrono_tz::Tz),
+    Every(chrono::Duration),
+}
+
+fn parse_schedules(c: &CronWorkflow) -> std::result::Result<Vec<Schedule>, String> {
+    let zone = match c.spec.timezone.as_deref().filter(|z| !z.is_empty()) {
+        Some(z) => z
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("spec.timezone: unknown time zone '{z}' (use an IANA name such as Europe/Paris)"))?,
+        None => chrono_tz::UTC,
+    };
+    let mut texts: Vec<String> = c.spec.schedules.clone();
+    if let Some(s) = c.spec.schedule.clone().filter(|s| !s.is_empty()) {
+        texts.push(s);
+    }
+    let mut out = Vec::new();
+    for text in texts {
+        let mut s = text.trim().to_string();
+        let mut tz = zone;
+        if let Some(rest) = s.strip_prefix("CRON_TZ=").or_else(|| s.strip_prefix("TZ=")) {
+            let (z, r) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            tz = z
+                .parse()
+                .map_err(|_| format!("schedule '{text}': unknown time zone '{z}'"))?;
+            s = r.trim().to_string();
+        }
+        if let Some(every) = s.strip_prefix("@every ") {
+            let d = argon_crds::common::parse_duration(every.trim()).map_err(|e| format!("schedule '{text}': {e}"))?;
+            if d.is_zero() {
+                return Err(format!("schedule '{text}': the interval must be positive"));
+            }
+            out.push(Schedule::Every(
+                chrono::Duration::from_std(d).map_err(|e| e.to_string())?,
+            ));
+            continue;
+        }
+        let cron = croner::parser::CronParser::new()
+            .parse(&s)
+            .map_err(|e| format!("schedule '{text}': {e}"))?;
+        out.push(Schedule::Cron(Box::new(cron), tz));
+    }
+    Ok(out)
+}
+
+/// Checks that a CronWorkflow's schedules and time zone can be used.
+pub fn check(c: &CronWorkflow) -> std::result::Result<(), String> {
+    parse_schedules(c).map(|_| ())
+}
+
+impl Schedule {
+    /// The first scheduled time after `after`.
+    fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Schedule::Every(d) => Some(after + *d),
+            Schedule::Cron(cron, tz) => {
+                let local = tz.from_utc_datetime(&after.naive_utc());
+                cron.find_next_occurrence(&local, false)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            }
+        }
+    }
+
+    /// The latest scheduled time in (`after`, `now`], if any.
+    fn latest_due(&self, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut due = None;
+        let mut t = after;
+        for _ in 0..10_000 {
+            match self.next_after(t) {
+                Some(n) if n <= now => {
+                    due = Some(n);
+                    t = n;
+                }
+                _ => break,
+            }
+        }
+        due
+    }
+}
+
+/// Submits the runs of every CronWorkflow that came due by `now`.
+pub async fn tick(engine: &Arc<Engine>, now: DateTime<Utc>) -> Result<()> {
+    for doc in engine.templates(TemplateKind::CronWorkflow, "")? {
+        let Ok(cron) = serde_json::from_value::<CronWorkflow>(doc) else {
+            continue;
+        };
+        if let Err(e) = tick_one(engine, cron, now).await {
+            tracing::warn!(error = %e, "cron workflow tick failed");
+        }
+    }
+    Ok(())
+}
+
+async fn tick_one(engine: &Arc<Engine>, mut cron: CronWorkflow, now: DateTime<Utc>) -> Result<()> {
+    let namespace = cron.metadata.namespace.clone().unwrap_or_default();
+    let name = cron.metadata.name.clone().unwrap_or_default();
+    if cron.spec.suspend.unwrap_or(false) {
+        return Ok(());
+    }
+    let schedules = parse_schedules(&cron).map_err(Error::Invalid)?;
+    let status = cron.status.clone().unwrap_or_default();
+    let last = status
+        .last_scheduled_time
+        .as_ref()
+        .map(crate::time::to_chrono)
+        .or_else(|| cron.metadata.creation_timestamp.as_ref().map(crate::time::to_chrono))
+        .unwrap_or(now);
+    let Some(due) = schedules.iter().filter_map(|s| s.latest_due(last, now)).max() else {
+        return Ok(());
+    };
+    let mut new_status = CronWorkflowStatus {
+        last_scheduled_time: Some(crate::time::from_chrono(due)),
+        ..status
+    };
+    let late = now - due;
+    let on_time = late <= SLACK
+        || cron
+            .spec
+            .starting_deadline_seconds
+            .is_some_and(|d| d > 0 && late <= chrono::Duration::seconds(d));
+    let runs = engine.list_workflows(&namespace, Some((CRON_WORKFLOW_LABEL, &name)))?;
+    let active: Vec<&Workflow> = runs
+        .iter()
+        .filter(|w| {
+            !w.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(|p| p.is_completed())
+        })
+        .collect();
+    let policy = cron.spec.concurrency_policy.unwrap_or(ConcurrencyPolicy::Allow);
+    let mut submit = on_time;
+    if on_time && !active.is_empty() {
+        match policy {
+            ConcurrencyPolicy::Allow => {}
+            ConcurrencyPolicy::Forbid => submit = false,
+            ConcurrencyPolicy::Replace => {
+                for w in &active {
+                    let wname = w.metadata.name.clone().unwrap_or_default();
+                    let _ = engine.act_on(&namespace, &wname, WorkflowAction::Terminate).await;
+                }
+            }
+        }
+    }
+    if submit {
+        let mut wf = Workflow::new(&format!("{name}-{}", due.timestamp()), cron.spec.workflow_spec.clone());
+        wf.metadata.namespace = Some(namespace.clone());
+        let mut labels: BTreeMap<String, String> = cron
+            .spec
+            .workflow_metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        labels.insert(CRON_WORKFLOW_LABEL.to_string(), name.clone());
+        wf.metadata.labels = Some(labels);
+        let mut annotations = cron
+            .spec
+            .workflow_metadata
+            .as_ref()
+            .and_then(|m| m.annotations.clone())
+            .unwrap_or_default();
+        annotations.insert(
+            "workflows.argoproj.io/scheduled-time".to_string(),
+            due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        wf.metadata.annotations = Some(annotations);
+        let key = format!("cron:{namespace}/{name}/{}", due.timestamp());
+        match engine.submit_workflow(
+            &namespace,
+            wf,
+            SubmitOptions {
+                idempotency_key: Some(key),
+                ..Default::default()
+            },
+        ) {
+            Ok(s) => tracing::info!(cron = %name, workflow = %s.name, "cron workflow submitted a run"),
+            Err(e) => tracing::warn!(cron = %name, error = %e, "cron workflow could not submit its run"),
+        }
+    }
+    let runs = engine.list_workflows(&namespace, Some((CRON_WORKFLOW_LABEL, &name)))?;
+    new_status.active = runs
+        .iter()
+        .filter(|w| {
+            !w.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(|p| p.is_completed())
+        })
+        .map(|w| k8s_openapi::api::core::v1::ObjectReference {
+            name: w.metadata.name.clone(),
+            namespace: w.metadata.namespace.clone(),
+            uid: w.metadata.uid.clone(),
+            kind: Some("Workflow".into()),
+            ..Default::default()
+        })
+        .collect();
+    prune_history(engine, &cron, &namespace, &runs);
+    cron.status = Some(new_status);
+    engine.store().put_template(
+        TemplateKind::CronWorkflow,
+        &namespace,
+        &name,
+        &serde_json::to_value(&cron)?,
+    )?;
+    Ok(())
+}
+
+/// Deletes finished runs beyond the history limits (newest kept).
+fn prune_history(engine: &Engine, cron: &CronWorkflow, namespace: &str, runs: &[Workflow]) {
+    let keep_ok = cron.spec.successful_jobs_history_limit.unwrap_or(3).max(0) as usize;
+    let keep_failed = cron.spec.failed_jobs_history_limit.unwrap_or(1).max(0) as usize;
+    let (mut ok, mut failed) = (0usize, 0usize);
+    for w in runs {
+        let phase = w.status.as_ref().and_then(|s| s.phase);
+        let excess = match phase {
+            Some(WorkflowPhase::Succeeded) => {
+                ok += 1;
+                ok > keep_ok
+            }
+            Some(WorkflowPhase::Failed | WorkflowPhase::Error) => {
+                failed += 1;
+                failed > keep_failed
+            }
+            _ => false,
+        };
+        if excess && let Some(n) = &w.metadata.name {
+            let _ = engine.delete_workflow(namespace, n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cron(schedule: &str, tz: Option<&str>) -> CronWorkflow {
+        let mut c = CronWorkflow::new(
+            "c",
+            argon_crds::workflow::CronWorkflowSpec {
+                workflow_spec: Default::default(),
+                schedule: Some(schedule.into()),
+                schedules: vec![],
+                concurrency_policy: None,
+                suspend: None,
+                starting_deadline_seconds: None,
+                successful_jobs_history_limit: None,
+                failed_jobs_history_limit: None,
+                timezone: tz.map(str::to_string),
+                workflow_metadata: None,
+                stop_strategy: None,
+                when: None,
+            },
+        );
+        c.metadata.namespace = Some("default".into());
+        c
+    }
+
+    #[test]
+    fn schedules_find_the_latest_due_time_in_their_zone() {
+        let c = cron("0 9 * * *", Some("Asia/Tokyo"));
+        let s = parse_schedules(&c).unwrap();
+        let after = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 1, 3, 1, 0, 0).unwrap();
+        // 09:00 in Tokyo is 00:00 UTC.
+        assert_eq!(
+            s[0].latest_due(after, now),
+            Some(Utc.with_ymd_and_hms(2026, 1, 3, 0, 0, 0).unwrap())
+        );
+        assert!(check(&cron("* * * * *", Some("Mars/Base"))).is_err());
+        let every = parse_schedules(&cron("@every 90s", None)).unwrap();
+        assert_eq!(every[0].next_after(after), Some(after + chrono::Duration::seconds(90)));
+    }
+}

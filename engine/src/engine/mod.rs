@@ -1,0 +1,901 @@
+//! The engine: accepts workflows, keeps them in the store, and runs each one
+//! with an operator task (see [`operator`]) that walks its templates, steps
+//! and DAGs, runs leaf steps through the executor and records every node.
+//! A restarted engine picks its unfinished workflows up from the store.
+
+mod operator;
+mod run;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use argon_crds::secret::Secrets;
+use argon_crds::workflow::{
+    ClusterWorkflowTemplate, CronWorkflow, Parameter, ShutdownStrategy, TemplateRef, Workflow, WorkflowPhase,
+    WorkflowSpec, WorkflowStatus, WorkflowTemplate, validate,
+};
+
+use crate::artifacts::Repository;
+use crate::client::{SubmitOptions, Submitted, WorkflowAction, WorkflowAdmin, WorkflowClient};
+use crate::executor::{Executor, SandboxMode};
+use crate::store::{LogLine, Store, TemplateKind};
+use crate::{Error, Result};
+
+pub(crate) use run::Run;
+
+/// The label that names the WorkflowTemplate a workflow was submitted from.
+pub const WORKFLOW_TEMPLATE_LABEL: &str = "workflows.argoproj.io/workflow-template";
+/// The label that names the CronWorkflow that submitted a workflow.
+pub const CRON_WORKFLOW_LABEL: &str = "workflows.argoproj.io/cron-workflow";
+
+/// How the engine is set up.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Where the store, the artifact repository and the steps' directories live.
+    pub state_dir: PathBuf,
+    /// Where `secretKeyRef`s are read from.
+    pub secrets: Secrets,
+    /// How steps are isolated.
+    pub sandbox: SandboxMode,
+    /// Directories put in front of `PATH` for every step.
+    pub extra_path: Vec<PathBuf>,
+    /// The namespace of workflows that name none.
+    pub default_namespace: String,
+    /// How deep templates may call templates (recursion stops there with an error).
+    pub max_depth: usize,
+}
+
+impl EngineConfig {
+    /// The defaults for a state dir.
+    pub fn new(state_dir: impl Into<PathBuf>) -> EngineConfig {
+        EngineConfig {
+            state_dir: state_dir.into(),
+            secrets: Secrets::default(),
+            sandbox: SandboxMode::Auto,
+            extra_path: Vec::new(),
+            default_namespace: "default".to_string(),
+            max_depth: 100,
+        }
+    }
+}
+
+/// The workflow engine. Open it with [`Engine::open`]; submitted workflows
+/// start at once; [`Engine::run`] resumes the workflows a previous process
+/// left unfinished, runs CronWorkflows and deletes expired workflows.
+pub struct Engine {
+    config: EngineConfig,
+    store: Store,
+    executor: Executor,
+    repo: Repository,
+    http: reqwest::Client,
+    runs: Mutex<HashMap<String, Arc<Run>>>,
+    me: Weak<Engine>,
+}
+
+impl Engine {
+    /// Opens the engine on its state dir (creating it).
+    pub fn open(config: EngineConfig) -> Result<Arc<Engine>> {
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|e| Error::Unavailable(format!("cannot create state dir {}: {e}", config.state_dir.display())))?;
+        let store = Store::open(&config.state_dir.join("engine.sqlite"))?;
+        let executor = Executor::new(config.sandbox, config.extra_path.clone()).map_err(Error::Unavailable)?;
+        let repo = Repository::new(config.state_dir.join("artifacts"));
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| Error::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Arc::new_cyclic(|me| Engine {
+            config,
+            store,
+            executor,
+            repo,
+            http,
+            runs: Mutex::new(HashMap::new()),
+            me: me.clone(),
+        }))
+    }
+
+    fn arc(&self) -> Arc<Engine> {
+        self.me.upgrade().expect("the engine is alive while its methods run")
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Whether steps run in a bubblewrap sandbox.
+    pub fn sandboxed(&self) -> bool {
+        self.executor.sandboxed()
+    }
+
+    fn namespace_or_default(&self, ns: &str) -> String {
+        if ns.is_empty() {
+            self.config.default_namespace.clone()
+        } else {
+            ns.to_string()
+        }
+    }
+
+    /// Resumes unfinished workflows, then runs CronWorkflows and the TTL
+    /// clean-up until `shutdown` completes. Running steps are left to be
+    /// killed with the process.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        self.resume_unfinished()?;
+        let engine = self.clone();
+        let background = async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = engine.collect_expired() {
+                    tracing::warn!(error = %e, "ttl clean-up failed");
+                }
+                if let Err(e) = crate::cron::tick(&engine, chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "cron scheduling failed");
+                }
+            }
+        };
+        tokio::select! {
+            _ = shutdown => {}
+            _ = background => {}
+        }
+        Ok(())
+    }
+
+    /// Starts operators for the workflows the store holds as unfinished.
+    pub fn resume_unfinished(&self) -> Result<()> {
+        for uid in self.store.unfinished()? {
+            if self.live(&uid).is_some() {
+                continue;
+            }
+            if let Some(wf) = self.store.workflow(&uid)? {
+                tracing::info!(workflow = %wf.metadata.name.clone().unwrap_or_default(), "resuming workflow");
+                self.start(wf)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn live(&self, uid: &str) -> Option<Arc<Run>> {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner()).get(uid).cloned()
+    }
+
+    /// Starts the operator of a stored workflow.
+    fn start(&self, wf: Workflow) -> Result<Arc<Run>> {
+        let run = Arc::new(Run::new(wf));
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run.uid.clone(), run.clone());
+        let engine = self.arc();
+        let r = run.clone();
+        tokio::spawn(async move {
+            operator::operate(engine.clone(), r.clone()).await;
+            engine.runs.lock().unwrap_or_else(|e| e.into_inner()).remove(&r.uid);
+            r.bump();
+        });
+        Ok(run)
+    }
+
+    /// Checks a workflow against the stored templates; the error carries the lint messages.
+    pub fn validate(&self, namespace: &str, wf: &Workflow) -> Result<()> {
+        let resolver = |r: &TemplateRef| self.resolve_ref(namespace, r).is_ok();
+        let findings: Vec<String> = validate::validate_workflow(wf, &resolver)
+            .into_iter()
+            .filter(|f| f.severity == argon_crds::diag::Severity::Error)
+            .map(|f| {
+                if f.path.is_empty() {
+                    f.message
+                } else {
+                    format!("{}: {}", f.path, f.message)
+                }
+            })
+            .collect();
+        if findings.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(findings.join("; ")))
+        }
+    }
+
+    /// The spec of a WorkflowTemplate (`cluster_scope`: a ClusterWorkflowTemplate),
+    /// checked to hold `r.template` when it names one.
+    pub(crate) fn resolve_ref(&self, namespace: &str, r: &TemplateRef) -> Result<WorkflowSpec> {
+        let spec = self.template_spec(namespace, &r.name, r.cluster_scope)?;
+        if !r.template.is_empty() && spec.template(&r.template).is_none() {
+            return Err(Error::NotFound {
+                kind: "template",
+                namespace: namespace.to_string(),
+                name: format!("{}/{}", r.name, r.template),
+            });
+        }
+        Ok(spec)
+    }
+
+    fn template_spec(&self, namespace: &str, name: &str, cluster: bool) -> Result<WorkflowSpec> {
+        if cluster {
+            let doc = self
+                .store
+                .template(TemplateKind::ClusterWorkflowTemplate, "", name)?
+                .ok_or_else(|| Error::NotFound {
+                    kind: "ClusterWorkflowTemplate",
+                    namespace: String::new(),
+                    name: name.to_string(),
+                })?;
+            let t: ClusterWorkflowTemplate = serde_json::from_value(doc)?;
+            Ok(t.spec.spec)
+        } else {
+            let doc = self
+                .store
+                .template(TemplateKind::WorkflowTemplate, namespace, name)?
+                .ok_or_else(|| Error::NotFound {
+                    kind: "WorkflowTemplate",
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                })?;
+            let t: WorkflowTemplate = serde_json::from_value(doc)?;
+            Ok(t.spec.spec)
+        }
+    }
+
+    /// Submits a workflow: see [`WorkflowClient::submit`].
+    pub fn submit_workflow(&self, namespace: &str, mut wf: Workflow, options: SubmitOptions) -> Result<Submitted> {
+        let namespace = wf
+            .metadata
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| self.namespace_or_default(namespace));
+        if let Some(key) = &options.idempotency_key
+            && let Some(existing) = self.store_idempotent(key)?
+        {
+            return Ok(existing);
+        }
+        self.validate(&namespace, &wf)?;
+        // The spec that runs: the workflow's, or its WorkflowTemplate's with the workflow's settings on top.
+        let mut effective = wf.spec.clone();
+        if let Some(r) = wf.spec.workflow_template_ref.clone() {
+            let base = self.template_spec(&namespace, &r.name, r.cluster_scope)?;
+            effective = merge_template_spec(base, &wf.spec);
+            if !r.cluster_scope {
+                wf.metadata
+                    .labels
+                    .get_or_insert_with(Default::default)
+                    .insert(WORKFLOW_TEMPLATE_LABEL.to_string(), r.name.clone());
+            }
+        }
+        apply_parameters(&mut effective, &options.parameters)?;
+        if wf.spec.workflow_template_ref.is_none() {
+            wf.spec.arguments = effective.arguments.clone();
+        } else {
+            apply_parameters(&mut wf.spec, &options.parameters)?;
+        }
+        for p in &effective.arguments.parameters {
+            if p.value.is_none() && p.default.is_none() && p.value_from.is_none() {
+                return Err(Error::Invalid(format!(
+                    "spec.arguments.parameters: parameter '{}' has no value; give one with -p {}=VALUE",
+                    p.name, p.name
+                )));
+            }
+        }
+        if effective.entrypoint.as_deref().unwrap_or("").is_empty() {
+            return Err(Error::Invalid(
+                "spec.entrypoint: the workflow names no entrypoint".into(),
+            ));
+        }
+        let name = match wf.metadata.name.clone().filter(|n| !n.is_empty()) {
+            Some(n) => {
+                if self.store.name_taken(&namespace, &n)? {
+                    return Err(Error::Conflict {
+                        action: "submit".into(),
+                        name: n,
+                        reason: "a workflow of that name exists; delete it or use generateName".into(),
+                    });
+                }
+                n
+            }
+            None => self.generate_name(&namespace, wf.metadata.generate_name.as_deref().unwrap_or("workflow-"))?,
+        };
+        let uid = uuid::Uuid::new_v4().to_string();
+        wf.metadata.name = Some(name.clone());
+        wf.metadata.namespace = Some(namespace.clone());
+        wf.metadata.uid = Some(uid.clone());
+        wf.metadata.creation_timestamp = Some(crate::time::now());
+        wf.metadata.generation = Some(1);
+        wf.metadata.resource_version = None;
+        if !options.labels.is_empty() {
+            let labels = wf.metadata.labels.get_or_insert_with(Default::default);
+            labels.extend(options.labels.clone());
+        }
+        let mut status = WorkflowStatus {
+            phase: Some(WorkflowPhase::Pending),
+            ..Default::default()
+        };
+        if wf.spec.workflow_template_ref.is_some() {
+            status.stored_workflow_template_spec = Some(serde_json::to_value(&effective)?);
+        }
+        wf.status = Some(status);
+        if let Some(existing) = self.store.insert_workflow(&wf, options.idempotency_key.as_deref())? {
+            return self.submitted_of(&existing, false);
+        }
+        self.start(wf)?;
+        Ok(Submitted {
+            namespace,
+            name,
+            uid,
+            created: true,
+        })
+    }
+
+    fn store_idempotent(&self, key: &str) -> Result<Option<Submitted>> {
+        // Checked before validation so a repeat answers at once; a race between
+        // two first submissions is settled by the insert's own transaction.
+        match self.store.idempotent(key)? {
+            Some(uid) => Ok(Some(self.submitted_of(&uid, false)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn submitted_of(&self, uid: &str, created: bool) -> Result<Submitted> {
+        let wf = self.store.workflow(uid)?.ok_or_else(|| Error::NotFound {
+            kind: "workflow",
+            namespace: String::new(),
+            name: uid.to_string(),
+        })?;
+        Ok(Submitted {
+            namespace: wf.metadata.namespace.clone().unwrap_or_default(),
+            name: wf.metadata.name.clone().unwrap_or_default(),
+            uid: uid.to_string(),
+            created,
+        })
+    }
+
+    fn generate_name(&self, namespace: &str, prefix: &str) -> Result<String> {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        loop {
+            let suffix: String = (0..5)
+                .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+                .collect();
+            let name = format!("{prefix}{suffix}");
+            if !self.store.name_taken(namespace, &name)? {
+                return Ok(name);
+            }
+        }
+    }
+
+    fn uid_of(&self, namespace: &str, name: &str) -> Result<String> {
+        self.store.find(namespace, name)?.ok_or_else(|| Error::NotFound {
+            kind: "workflow",
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    /// The workflow `name` (`@latest`: the newest) in `namespace` (any namespace when empty).
+    pub fn get_workflow(&self, namespace: &str, name: &str) -> Result<Workflow> {
+        let uid = self.uid_of(namespace, name)?;
+        self.workflow_by_uid(&uid)
+    }
+
+    fn workflow_by_uid(&self, uid: &str) -> Result<Workflow> {
+        if let Some(run) = self.live(uid) {
+            return Ok(run.snapshot());
+        }
+        self.store.workflow(uid)?.ok_or_else(|| Error::NotFound {
+            kind: "workflow",
+            namespace: String::new(),
+            name: uid.to_string(),
+        })
+    }
+
+    /// Waits until the workflow changes (or `timeout` passes); returns it.
+    pub async fn watch(&self, namespace: &str, name: &str, timeout: Duration) -> Result<Workflow> {
+        let uid = self.uid_of(namespace, name)?;
+        if let Some(run) = self.live(&uid) {
+            let mut rx = run.subscribe();
+            let _ = tokio::time::timeout(timeout, rx.changed()).await;
+        }
+        self.workflow_by_uid(&uid)
+    }
+
+    /// Workflows in `namespace` (all when empty), newest first, without their nodes;
+    /// `label` filters on `key=value`.
+    pub fn list_workflows(&self, namespace: &str, label: Option<(&str, &str)>) -> Result<Vec<Workflow>> {
+        let mut out = Vec::new();
+        for row in self.store.list(namespace)? {
+            let wf = match self.live(&row.uid) {
+                Some(run) => {
+                    let mut w = run.snapshot();
+                    if let Some(s) = w.status.as_mut() {
+                        s.nodes.clear();
+                    }
+                    w
+                }
+                None => row.doc,
+            };
+            if let Some((k, v)) = label {
+                let has = wf
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(k))
+                    .is_some_and(|x| x == v);
+                if !has {
+                    continue;
+                }
+            }
+            out.push(wf);
+        }
+        Ok(out)
+    }
+
+    /// Deletes a workflow, stopping it first when it runs.
+    pub fn delete_workflow(&self, namespace: &str, name: &str) -> Result<()> {
+        let uid = self.uid_of(namespace, name)?;
+        if let Some(run) = self.live(&uid) {
+            run.deleted();
+            run.shutdown(ShutdownStrategy::Terminate, "the workflow was deleted".into());
+        }
+        self.store.delete_workflow(&uid)?;
+        let _ = std::fs::remove_dir_all(self.config.state_dir.join("steps").join(&uid));
+        let _ = std::fs::remove_dir_all(self.config.state_dir.join("artifacts").join(&uid));
+        Ok(())
+    }
+
+    /// Log lines of a workflow after position `after`, with the display
+    /// name of the node each comes from.
+    pub fn logs(&self, namespace: &str, name: &str, after: i64) -> Result<(Workflow, Vec<(LogLine, String)>)> {
+        let uid = self.uid_of(namespace, name)?;
+        let wf = self.workflow_by_uid(&uid)?;
+        let lines = self.store.logs(&uid, after)?;
+        let nodes = wf.status.as_ref().map(|s| &s.nodes);
+        let out = lines
+            .into_iter()
+            .map(|l| {
+                let display = nodes
+                    .and_then(|n| n.get(&l.node_id))
+                    .and_then(|n| n.display_name.clone())
+                    .unwrap_or_else(|| l.node_id.clone());
+                (l, display)
+            })
+            .collect();
+        Ok((wf, out))
+    }
+
+    /// Applies an action to a workflow.
+    pub async fn act_on(&self, namespace: &str, name: &str, action: WorkflowAction) -> Result<Workflow> {
+        let uid = self.uid_of(namespace, name)?;
+        let conflict = |reason: &str| Error::Conflict {
+            action: action.as_str().to_string(),
+            name: name.to_string(),
+            reason: reason.to_string(),
+        };
+        match action {
+            WorkflowAction::Suspend | WorkflowAction::Resume | WorkflowAction::Stop | WorkflowAction::Terminate => {
+                let run = self.live(&uid).ok_or_else(|| conflict("it is not running"))?;
+                match action {
+                    WorkflowAction::Suspend => run.set_suspended(true),
+                    WorkflowAction::Resume => run.resume(),
+                    WorkflowAction::Stop => run.shutdown(ShutdownStrategy::Stop, "Stopped with strategy 'Stop'".into()),
+                    _ => run.shutdown(ShutdownStrategy::Terminate, "Stopped with strategy 'Terminate'".into()),
+                }
+                run.persist_workflow(&self.store);
+                Ok(run.snapshot())
+            }
+            WorkflowAction::Retry => {
+                if self.live(&uid).is_some() {
+                    return Err(conflict("it is still running; stop it first"));
+                }
+                let mut wf = self.workflow_by_uid(&uid)?;
+                let phase = wf.status.as_ref().and_then(|s| s.phase);
+                if !matches!(phase, Some(WorkflowPhase::Failed | WorkflowPhase::Error)) {
+                    return Err(conflict("only a Failed or Errored workflow can be retried"));
+                }
+                let status = wf.status.get_or_insert_with(Default::default);
+                let forget: Vec<String> = status
+                    .nodes
+                    .values()
+                    .filter(|n| {
+                        !matches!(
+                            n.phase,
+                            Some(argon_crds::workflow::NodePhase::Succeeded | argon_crds::workflow::NodePhase::Skipped)
+                        )
+                    })
+                    .map(|n| n.id.clone())
+                    .collect();
+                for id in &forget {
+                    status.nodes.remove(id);
+                }
+                for n in status.nodes.values_mut() {
+                    n.children.retain(|c| !forget.contains(c));
+                }
+                status.phase = Some(WorkflowPhase::Running);
+                status.finished_at = None;
+                status.message = None;
+                wf.spec.shutdown = None;
+                wf.spec.suspend = None;
+                self.store.delete_nodes(&uid, &forget)?;
+                for n in status.nodes.values() {
+                    self.store.put_node(&uid, n)?;
+                }
+                self.store.update_workflow(&wf)?;
+                let run = self.start(wf)?;
+                Ok(run.snapshot())
+            }
+            WorkflowAction::Resubmit => {
+                let old = self.workflow_by_uid(&uid)?;
+                let mut wf = Workflow::new("", old.spec.clone());
+                wf.metadata.name = None;
+                wf.metadata.generate_name = Some(format!("{}-", old.metadata.name.clone().unwrap_or_default()));
+                wf.metadata.namespace = old.metadata.namespace.clone();
+                wf.metadata.labels = old.metadata.labels.clone();
+                let s = self.submit_workflow(namespace, wf, SubmitOptions::default())?;
+                self.get_workflow(&s.namespace, &s.name)
+            }
+        }
+    }
+
+    /// Deletes finished workflows whose `ttlStrategy` says so.
+    fn collect_expired(&self) -> Result<()> {
+        let now = chrono::Utc::now();
+        for row in self.store.list("")? {
+            let Some(ttl) = row.doc.spec.ttl_strategy.as_ref() else {
+                continue;
+            };
+            let Some(status) = row.doc.status.as_ref() else {
+                continue;
+            };
+            let Some(finished) = status.finished_at.as_ref() else {
+                continue;
+            };
+            let secs = match status.phase {
+                Some(WorkflowPhase::Succeeded) => ttl.seconds_after_success.or(ttl.seconds_after_completion),
+                Some(WorkflowPhase::Failed | WorkflowPhase::Error) => {
+                    ttl.seconds_after_failure.or(ttl.seconds_after_completion)
+                }
+                _ => None,
+            };
+            if let Some(secs) = secs
+                && crate::time::to_chrono(finished) + chrono::Duration::seconds(secs.max(0) as i64) <= now
+            {
+                tracing::info!(workflow = %row.name, "deleting workflow past its ttl");
+                self.delete_workflow(&row.namespace, &row.name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a WorkflowTemplate (replacing one of the same name) after validating it.
+    pub fn put_workflow_template(&self, namespace: &str, mut t: WorkflowTemplate) -> Result<WorkflowTemplate> {
+        let namespace = t
+            .metadata
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| self.namespace_or_default(namespace));
+        let name = t
+            .metadata
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| Error::Invalid("metadata.name: a WorkflowTemplate needs a name".into()))?;
+        let resolver = |r: &TemplateRef| r.name == name || self.resolve_ref(&namespace, r).is_ok();
+        check(validate::validate_workflow_template(&t, &resolver))?;
+        t.metadata.namespace = Some(namespace.clone());
+        t.metadata.creation_timestamp.get_or_insert_with(crate::time::now);
+        self.store.put_template(
+            TemplateKind::WorkflowTemplate,
+            &namespace,
+            &name,
+            &serde_json::to_value(&t)?,
+        )?;
+        Ok(t)
+    }
+
+    /// Stores a ClusterWorkflowTemplate.
+    pub fn put_cluster_workflow_template(&self, mut t: ClusterWorkflowTemplate) -> Result<ClusterWorkflowTemplate> {
+        let name = t
+            .metadata
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| Error::Invalid("metadata.name: a ClusterWorkflowTemplate needs a name".into()))?;
+        let resolver = |r: &TemplateRef| r.name == name || self.resolve_ref("", r).is_ok();
+        check(validate::validate_cluster_workflow_template(&t, &resolver))?;
+        t.metadata.creation_timestamp.get_or_insert_with(crate::time::now);
+        self.store.put_template(
+            TemplateKind::ClusterWorkflowTemplate,
+            "",
+            &name,
+            &serde_json::to_value(&t)?,
+        )?;
+        Ok(t)
+    }
+
+    /// Stores a CronWorkflow; it is scheduled from the next tick on.
+    pub fn put_cron_workflow(&self, namespace: &str, mut c: CronWorkflow) -> Result<CronWorkflow> {
+        let namespace = c
+            .metadata
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| self.namespace_or_default(namespace));
+        let name = c
+            .metadata
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| Error::Invalid("metadata.name: a CronWorkflow needs a name".into()))?;
+        let resolver = |r: &TemplateRef| self.resolve_ref(&namespace, r).is_ok();
+        check(validate::validate_cron_workflow(&c, &resolver))?;
+        crate::cron::check(&c).map_err(Error::Invalid)?;
+        c.metadata.namespace = Some(namespace.clone());
+        c.metadata.creation_timestamp.get_or_insert_with(crate::time::now);
+        let existing = self.store.template(TemplateKind::CronWorkflow, &namespace, &name)?;
+        if c.status.is_none()
+            && let Some(old) = existing
+            && let Ok(old) = serde_json::from_value::<CronWorkflow>(old)
+        {
+            c.status = old.status;
+        }
+        self.store.put_template(
+            TemplateKind::CronWorkflow,
+            &namespace,
+            &name,
+            &serde_json::to_value(&c)?,
+        )?;
+        Ok(c)
+    }
+
+    /// Stored template documents of a kind (all namespaces when `namespace` is empty).
+    pub fn templates(&self, kind: TemplateKind, namespace: &str) -> Result<Vec<serde_json::Value>> {
+        self.store.templates(kind, namespace)
+    }
+
+    /// One stored template document.
+    pub fn template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<serde_json::Value> {
+        let ns = if kind == TemplateKind::ClusterWorkflowTemplate {
+            ""
+        } else {
+            namespace
+        };
+        let ns = if ns.is_empty() && kind != TemplateKind::ClusterWorkflowTemplate {
+            self.config.default_namespace.clone()
+        } else {
+            ns.to_string()
+        };
+        self.store.template(kind, &ns, name)?.ok_or_else(|| Error::NotFound {
+            kind: kind.as_str(),
+            namespace: ns,
+            name: name.to_string(),
+        })
+    }
+
+    /// Deletes a stored template.
+    pub fn delete_template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<()> {
+        let ns = if kind == TemplateKind::ClusterWorkflowTemplate {
+            String::new()
+        } else {
+            self.namespace_or_default(namespace)
+        };
+        if self.store.delete_template(kind, &ns, name)? {
+            Ok(())
+        } else {
+            Err(Error::NotFound {
+                kind: kind.as_str(),
+                namespace: ns,
+                name: name.to_string(),
+            })
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+fn check(findings: Vec<argon_crds::diag::Finding>) -> Result<()> {
+    let errors: Vec<String> = findings
+        .into_iter()
+        .filter(|f| f.severity == argon_crds::diag::Severity::Error)
+        .map(|f| format!("{}: {}", f.path, f.message))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(errors.join("; ")))
+    }
+}
+
+/// Sets `-p NAME=VALUE` overrides on `spec.arguments.parameters`, adding
+/// parameters the spec does not declare.
+fn apply_parameters(spec: &mut WorkflowSpec, params: &[(String, String)]) -> Result<()> {
+    for (name, value) in params {
+        match spec.arguments.parameters.iter_mut().find(|p| &p.name == name) {
+            Some(p) => {
+                if !p.r#enum.is_empty() && !p.r#enum.iter().any(|e| e.as_str() == value) {
+                    return Err(Error::Invalid(format!(
+                        "parameter '{name}': value '{value}' is not one of [{}]",
+                        p.r#enum.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
+                    )));
+                }
+                p.value = Some(value.as_str().into());
+            }
+            None => spec.arguments.parameters.push(Parameter::with_value(name, value)),
+        }
+    }
+    Ok(())
+}
+
+/// A WorkflowTemplate's spec with the settings of the workflow that refers to it on top.
+fn merge_template_spec(mut base: WorkflowSpec, wf: &WorkflowSpec) -> WorkflowSpec {
+    for p in &wf.arguments.parameters {
+        match base.arguments.parameters.iter_mut().find(|b| b.name == p.name) {
+            Some(b) => *b = p.clone(),
+            None => base.arguments.parameters.push(p.clone()),
+        }
+    }
+    for a in &wf.arguments.artifacts {
+        match base.arguments.artifacts.iter_mut().find(|b| b.name == a.name) {
+            Some(b) => *b = a.clone(),
+            None => base.arguments.artifacts.push(a.clone()),
+        }
+    }
+    macro_rules! take {
+        ($($field:ident),*) => {$(
+            if wf.$field.is_some() {
+                base.$field = wf.$field.clone();
+            }
+        )*};
+    }
+    take!(
+        entrypoint,
+        on_exit,
+        ttl_strategy,
+        active_deadline_seconds,
+        parallelism,
+        service_account_name,
+        retry_strategy,
+        suspend,
+        security_context
+    );
+    base.templates.extend(wf.templates.iter().cloned());
+    base.workflow_template_ref = None;
+    base
+}
+
+#[async_trait::async_trait]
+impl WorkflowClient for Engine {
+    async fn submit(&self, namespace: &str, workflow: Workflow, options: SubmitOptions) -> Result<Submitted> {
+        self.submit_workflow(namespace, workflow, options)
+    }
+
+    async fn act(&self, namespace: &str, name: &str, action: WorkflowAction) -> Result<Workflow> {
+        self.act_on(namespace, name, action).await
+    }
+
+    async fn get(&self, namespace: &str, name: &str) -> Result<Workflow> {
+        self.get_workflow(namespace, name)
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkflowAdmin for Engine {
+    async fn list(&self, namespace: &str, template: Option<&str>) -> Result<Vec<Workflow>> {
+        self.list_workflows(namespace, template.map(|t| (WORKFLOW_TEMPLATE_LABEL, t)))
+    }
+
+    async fn delete(&self, namespace: &str, name: &str) -> Result<()> {
+        self.delete_workflow(namespace, name)
+    }
+
+    async fn logs(&self, namespace: &str, name: &str, after: i64) -> Result<Vec<crate::client::LogEntry>> {
+        let (_, lines) = Engine::logs(self, namespace, name, after)?;
+        Ok(lines
+            .into_iter()
+            .map(|(l, step)| crate::client::LogEntry {
+                seq: l.seq,
+                step,
+                stream: l.stream,
+                time: l.time,
+                line: l.line,
+            })
+            .collect())
+    }
+
+    async fn put_template(&self, namespace: &str, manifest: serde_json::Value) -> Result<serde_json::Value> {
+        let kind = manifest.get("kind").and_then(|k| k.as_str()).unwrap_or("").to_string();
+        match kind.as_str() {
+            "WorkflowTemplate" => Ok(serde_json::to_value(
+                self.put_workflow_template(namespace, serde_json::from_value(manifest).map_err(invalid)?)?,
+            )?),
+            "ClusterWorkflowTemplate" => Ok(serde_json::to_value(
+                self.put_cluster_workflow_template(serde_json::from_value(manifest).map_err(invalid)?)?,
+            )?),
+            "CronWorkflow" => Ok(serde_json::to_value(
+                self.put_cron_workflow(namespace, serde_json::from_value(manifest).map_err(invalid)?)?,
+            )?),
+            other => Err(Error::Invalid(format!(
+                "kind '{other}' is not a template: expected WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow"
+            ))),
+        }
+    }
+
+    async fn list_templates(&self, kind: TemplateKind, namespace: &str) -> Result<Vec<serde_json::Value>> {
+        self.templates(kind, namespace)
+    }
+
+    async fn get_template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<serde_json::Value> {
+        self.template(kind, namespace, name)
+    }
+
+    async fn delete_template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<()> {
+        Engine::delete_template(self, kind, namespace, name)
+    }
+}
+
+fn invalid(e: serde_json::Error) -> Error {
+    Error::Invalid(e.to_string())
+}
+
+/// Control state of a running workflow, changed by actions.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Control {
+    pub suspended: bool,
+    pub shutdown: Option<(ShutdownStrategy, String)>,
+    pub resume_seq: u64,
+}
+
+/// The variables every template of a workflow sees.
+pub(crate) fn global_vars(wf: &Workflow, spec: &WorkflowSpec) -> BTreeMap<String, String> {
+    let mut v = BTreeMap::new();
+    let name = wf.metadata.name.clone().unwrap_or_default();
+    v.insert("workflow.name".into(), name);
+    v.insert(
+        "workflow.namespace".into(),
+        wf.metadata.namespace.clone().unwrap_or_default(),
+    );
+    v.insert("workflow.uid".into(), wf.metadata.uid.clone().unwrap_or_default());
+    v.insert(
+        "workflow.mainEntrypoint".into(),
+        spec.entrypoint.clone().unwrap_or_default(),
+    );
+    v.insert(
+        "workflow.serviceAccountName".into(),
+        spec.service_account_name.clone().unwrap_or_default(),
+    );
+    if let Some(t) = &wf.metadata.creation_timestamp {
+        v.insert(
+            "workflow.creationTimestamp".into(),
+            crate::time::to_chrono(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+    }
+    if let Some(p) = spec.priority {
+        v.insert("workflow.priority".into(), p.to_string());
+    }
+    let mut all = serde_json::Map::new();
+    for p in &spec.arguments.parameters {
+        let value = p.value_or_default().unwrap_or("").to_string();
+        all.insert(p.name.clone(), serde_json::Value::String(value.clone()));
+        v.insert(format!("workflow.parameters.{}", p.name), value);
+    }
+    v.insert("workflow.parameters".into(), serde_json::Value::Object(all).to_string());
+    for (k, val) in wf.metadata.labels.iter().flatten() {
+        v.insert(format!("workflow.labels.{k}"), val.clone());
+    }
+    for (k, val) in wf.metadata.annotations.iter().flatten() {
+        v.insert(format!("workflow.annotations.{k}"), val.clone());
+    }
+    if let Some(t) = wf
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("workflows.argoproj.io/scheduled-time"))
+    {
+        v.insert("workflow.scheduledTime".into(), t.clone());
+    }
+    v
+}

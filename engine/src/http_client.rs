@@ -1,0 +1,304 @@
+//! The client API over HTTP: [`WorkflowClient`] and [`WorkflowAdmin`]
+//! against an `argon server` (what the CLI and `argon sensor run --server`
+//! use).
+
+use std::time::Duration;
+
+use argon_crds::workflow::Workflow;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::client::{LogEntry, SubmitOptions, Submitted, TemplateKind, WorkflowAction, WorkflowAdmin, WorkflowClient};
+use crate::server::{CREATED_HEADER, CreateRequest, SubmitOpts};
+use crate::{Error, Result};
+
+/// A client of an `argon server`.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+fn path_ns(ns: &str) -> &str {
+    if ns.is_empty() { "-" } else { ns }
+}
+
+impl HttpClient {
+    /// A client of the server at `base` (`http://127.0.0.1:2746`), sending
+    /// `token` as a Bearer token when given.
+    pub fn new(base: &str, token: Option<String>) -> Result<HttpClient> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| Error::Unavailable(format!("cannot build the HTTP client: {e}")))?;
+        let mut base = base.trim_end_matches('/').to_string();
+        if !base.contains("://") {
+            base = format!("http://{base}");
+        }
+        Ok(HttpClient { base, token, http })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            r = r.bearer_auth(t);
+        }
+        r
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot reach the argon server at {}: {e}", self.base)))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body: Value = resp
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        Err(error_of(status, &body))
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
+        let resp = self.send(req).await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Unavailable(format!("reading the server's answer: {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Unavailable(format!("the server's answer is not understood: {e}")))
+    }
+
+    /// Follows a workflow's log from position `after`, calling `each` per
+    /// line until the workflow ends (`follow`) or the lines so far are read.
+    pub async fn stream_logs(
+        &self,
+        namespace: &str,
+        name: &str,
+        after: i64,
+        follow: bool,
+        mut each: impl FnMut(LogEntry),
+    ) -> Result<()> {
+        let path = format!(
+            "/api/v1/workflows/{}/{name}/log?logOptions.follow={follow}&after={after}",
+            path_ns(namespace)
+        );
+        let mut resp = self.send(self.request(Method::GET, &path)).await?;
+        let mut buf = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| Error::Unavailable(format!("log stream: {e}")))?
+        {
+            buf.extend_from_slice(&chunk);
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                if let Ok(v) = serde_json::from_slice::<Value>(&line) {
+                    let r = &v["result"];
+                    each(LogEntry {
+                        seq: r["seq"].as_i64().unwrap_or(0),
+                        step: r["podName"].as_str().unwrap_or("").to_string(),
+                        stream: r["stream"].as_str().unwrap_or("stdout").to_string(),
+                        time: r["time"].as_str().unwrap_or("").to_string(),
+                        line: r["content"].as_str().unwrap_or("").to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn template_path(kind: TemplateKind, namespace: &str) -> String {
+        match kind {
+            TemplateKind::WorkflowTemplate => format!("/api/v1/workflow-templates/{}", path_ns(namespace)),
+            TemplateKind::ClusterWorkflowTemplate => "/api/v1/cluster-workflow-templates".to_string(),
+            TemplateKind::CronWorkflow => format!("/api/v1/cron-workflows/{}", path_ns(namespace)),
+        }
+    }
+}
+
+/// The engine error an HTTP error answer stands for.
+fn error_of(status: StatusCode, body: &Value) -> Error {
+    let message = body["message"].as_str().unwrap_or("").to_string();
+    let e = &body["error"];
+    let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+    match status {
+        StatusCode::BAD_REQUEST => Error::Invalid(if e["detail"].is_string() { s("detail") } else { message }),
+        StatusCode::NOT_FOUND => Error::NotFound {
+            kind: match e["kind"].as_str().unwrap_or("workflow") {
+                "WorkflowTemplate" => "WorkflowTemplate",
+                "ClusterWorkflowTemplate" => "ClusterWorkflowTemplate",
+                "CronWorkflow" => "CronWorkflow",
+                "template" => "template",
+                _ => "workflow",
+            },
+            namespace: s("namespace"),
+            name: s("name"),
+        },
+        StatusCode::CONFLICT => Error::Conflict {
+            action: s("action"),
+            name: s("name"),
+            reason: s("reason"),
+        },
+        StatusCode::UNAUTHORIZED => Error::Unavailable(format!(
+            "the argon server refused the request: {message} (set --auth-token or ARGON_AUTH_TOKEN)"
+        )),
+        _ => Error::Unavailable(format!("the argon server answered {status}: {message}")),
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkflowClient for HttpClient {
+    async fn submit(&self, namespace: &str, workflow: Workflow, options: SubmitOptions) -> Result<Submitted> {
+        let ns = workflow
+            .metadata
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| namespace.to_string());
+        let labels = options
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let body = CreateRequest {
+            workflow,
+            submit_options: Some(SubmitOpts {
+                parameters: options.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                labels: (!labels.is_empty()).then_some(labels),
+                idempotency_key: options.idempotency_key.clone(),
+            }),
+        };
+        let req = self
+            .request(Method::POST, &format!("/api/v1/workflows/{}", path_ns(&ns)))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&body).map_err(|e| Error::Invalid(e.to_string()))?);
+        let resp = self.send(req).await?;
+        let created = resp
+            .headers()
+            .get(CREATED_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v == "true")
+            .unwrap_or(resp.status() == StatusCode::CREATED);
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Unavailable(format!("reading the server's answer: {e}")))?;
+        let wf: Workflow = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Unavailable(format!("the server's answer is not a workflow: {e}")))?;
+        Ok(Submitted {
+            namespace: wf.metadata.namespace.clone().unwrap_or_default(),
+            name: wf.metadata.name.clone().unwrap_or_default(),
+            uid: wf.metadata.uid.clone().unwrap_or_default(),
+            created,
+        })
+    }
+
+    async fn act(&self, namespace: &str, name: &str, action: WorkflowAction) -> Result<Workflow> {
+        let path = format!("/api/v1/workflows/{}/{name}/{}", path_ns(namespace), action.as_str());
+        self.json(self.request(Method::PUT, &path)).await
+    }
+
+    async fn get(&self, namespace: &str, name: &str) -> Result<Workflow> {
+        let path = format!("/api/v1/workflows/{}/{name}", path_ns(namespace));
+        self.json(self.request(Method::GET, &path)).await
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkflowAdmin for HttpClient {
+    async fn list(&self, namespace: &str, template: Option<&str>) -> Result<Vec<Workflow>> {
+        let mut path = format!("/api/v1/workflows/{}", path_ns(namespace));
+        if let Some(t) = template {
+            path.push_str("?listOptions.labelSelector=");
+            path.push_str(&encode(&crate::server::template_selector(t)));
+        }
+        let req = self.request(Method::GET, &path);
+        let v: Value = self.json(req).await?;
+        serde_json::from_value(v["items"].clone())
+            .map_err(|e| Error::Unavailable(format!("the server's list is not understood: {e}")))
+    }
+
+    async fn delete(&self, namespace: &str, name: &str) -> Result<()> {
+        let path = format!("/api/v1/workflows/{}/{name}", path_ns(namespace));
+        self.send(self.request(Method::DELETE, &path)).await.map(|_| ())
+    }
+
+    async fn logs(&self, namespace: &str, name: &str, after: i64) -> Result<Vec<LogEntry>> {
+        let mut out = Vec::new();
+        self.stream_logs(namespace, name, after, false, |l| out.push(l)).await?;
+        Ok(out)
+    }
+
+    async fn put_template(&self, namespace: &str, manifest: Value) -> Result<Value> {
+        let kind = match manifest["kind"].as_str() {
+            Some("WorkflowTemplate") => TemplateKind::WorkflowTemplate,
+            Some("ClusterWorkflowTemplate") => TemplateKind::ClusterWorkflowTemplate,
+            Some("CronWorkflow") => TemplateKind::CronWorkflow,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "kind '{}' is not a template: expected WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow",
+                    other.unwrap_or("")
+                )));
+            }
+        };
+        let ns = manifest["metadata"]["namespace"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(namespace)
+            .to_string();
+        let key = if kind == TemplateKind::CronWorkflow {
+            "cronWorkflow"
+        } else {
+            "template"
+        };
+        let req = self
+            .request(Method::POST, &Self::template_path(kind, &ns))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(json!({ key: manifest }).to_string());
+        self.json(req).await
+    }
+
+    async fn list_templates(&self, kind: TemplateKind, namespace: &str) -> Result<Vec<Value>> {
+        let v: Value = self
+            .json(self.request(Method::GET, &Self::template_path(kind, namespace)))
+            .await?;
+        Ok(v["items"].as_array().cloned().unwrap_or_default())
+    }
+
+    async fn get_template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<Value> {
+        let path = format!("{}/{name}", Self::template_path(kind, namespace));
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    async fn delete_template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<()> {
+        let path = format!("{}/{name}", Self::template_path(kind, namespace));
+        self.send(self.request(Method::DELETE, &path)).await.map(|_| ())
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

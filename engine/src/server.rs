@@ -1,0 +1,399 @@
+//! The engine's HTTP API, modelled on the Argo Server's JSON REST API:
+//! workflows (list, create, get, delete, log, suspend/resume/stop/terminate/
+//! retry/resubmit), WorkflowTemplates, ClusterWorkflowTemplates and
+//! CronWorkflows, with an optional Bearer token. The namespace `-` stands for
+//! every namespace.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon_crds::workflow::Workflow;
+use axum::body::Body;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::Error;
+use crate::client::{SubmitOptions, WorkflowAction, WorkflowAdmin};
+use crate::engine::{Engine, WORKFLOW_TEMPLATE_LABEL};
+use crate::store::TemplateKind;
+
+/// What the router serves.
+#[derive(Clone)]
+pub struct ApiState {
+    pub engine: Arc<Engine>,
+    /// When set, every request must carry `Authorization: Bearer TOKEN`.
+    pub auth_token: Option<String>,
+}
+
+type St = State<ApiState>;
+type Ns = Path<String>;
+type NsName = Path<(String, String)>;
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/workflows/{ns}", get(list_workflows).post(create_workflow))
+        .route(
+            "/api/v1/workflows/{ns}/{name}",
+            get(get_workflow).delete(delete_workflow),
+        )
+        .route("/api/v1/workflows/{ns}/{name}/log", get(workflow_log))
+        .route("/api/v1/workflows/{ns}/{name}/{action}", put(act))
+        .route(
+            "/api/v1/workflow-templates/{ns}",
+            get(|s: St, p: Ns| list_templates(s, p, TemplateKind::WorkflowTemplate))
+                .post(|s: St, p: Ns, b: Bytes| create_template(s, p, b, "WorkflowTemplate")),
+        )
+        .route(
+            "/api/v1/workflow-templates/{ns}/{name}",
+            get(|s: St, p: NsName| get_template(s, p, TemplateKind::WorkflowTemplate))
+                .delete(|s: St, p: NsName| delete_template(s, p, TemplateKind::WorkflowTemplate)),
+        )
+        .route(
+            "/api/v1/cluster-workflow-templates",
+            get(|s: St| list_templates(s, Path("-".to_string()), TemplateKind::ClusterWorkflowTemplate))
+                .post(|s: St, b: Bytes| create_template(s, Path("-".to_string()), b, "ClusterWorkflowTemplate")),
+        )
+        .route(
+            "/api/v1/cluster-workflow-templates/{name}",
+            get(|s: St, Path(name): Ns| {
+                get_template(s, Path(("-".to_string(), name)), TemplateKind::ClusterWorkflowTemplate)
+            })
+            .delete(|s: St, Path(name): Ns| {
+                delete_template(s, Path(("-".to_string(), name)), TemplateKind::ClusterWorkflowTemplate)
+            }),
+        )
+        .route(
+            "/api/v1/cron-workflows/{ns}",
+            get(|s: St, p: Ns| list_templates(s, p, TemplateKind::CronWorkflow))
+                .post(|s: St, p: Ns, b: Bytes| create_template(s, p, b, "CronWorkflow")),
+        )
+        .route(
+            "/api/v1/cron-workflows/{ns}/{name}",
+            get(|s: St, p: NsName| get_template(s, p, TemplateKind::CronWorkflow))
+                .delete(|s: St, p: NsName| delete_template(s, p, TemplateKind::CronWorkflow)),
+        )
+        .route(
+            "/api/v1/version",
+            get(|| async { Json(json!({"version": env!("CARGO_PKG_VERSION"), "platform": "argon"})) }),
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+async fn auth(State(state): State<ApiState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.auth_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"code": 16, "message": "a Bearer token is required (Authorization: Bearer TOKEN)"})),
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// An engine error as an HTTP response; internals stay in the log.
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, detail) = match &self.0 {
+            Error::Invalid(m) => (StatusCode::BAD_REQUEST, 3, json!({"type": "Invalid", "detail": m})),
+            Error::NotFound { kind, namespace, name } => (
+                StatusCode::NOT_FOUND,
+                5,
+                json!({"type": "NotFound", "kind": kind, "namespace": namespace, "name": name}),
+            ),
+            Error::Conflict { action, name, reason } => (
+                StatusCode::CONFLICT,
+                9,
+                json!({"type": "Conflict", "action": action, "name": name, "reason": reason}),
+            ),
+            Error::Unavailable(m) => {
+                tracing::error!(error = %m, "engine error");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    14,
+                    json!({"type": "Unavailable", "detail": "the workflow engine failed; see its log"}),
+                )
+            }
+        };
+        let message = match &self.0 {
+            Error::Unavailable(_) => "workflow engine unavailable: see the server log".to_string(),
+            other => other.to_string(),
+        };
+        (status, Json(json!({"code": code, "message": message, "error": detail}))).into_response()
+    }
+}
+
+type ApiResult<T> = std::result::Result<T, ApiError>;
+
+fn ns(p: &str) -> &str {
+    if p == "-" { "" } else { p }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(rename = "listOptions.labelSelector")]
+    label_selector: Option<String>,
+}
+
+async fn list_workflows(
+    State(s): State<ApiState>,
+    Path(namespace): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let label = q.label_selector.as_deref().and_then(|l| l.split_once('='));
+    let items = s.engine.list_workflows(ns(&namespace), label)?;
+    Ok(Json(json!({"metadata": {}, "items": items})))
+}
+
+/// The body of a create request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRequest {
+    pub workflow: Workflow,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submit_options: Option<SubmitOpts>,
+}
+
+/// Submission options of a create request.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitOpts {
+    /// `NAME=VALUE` overrides of workflow parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<String>,
+    /// Labels, `k=v,k2=v2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<String>,
+    /// Makes the submission idempotent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// The header saying whether a create made a new workflow (`false` for a repeated idempotency key).
+pub const CREATED_HEADER: &str = "x-argon-created";
+
+async fn create_workflow(State(s): State<ApiState>, Path(namespace): Path<String>, body: Bytes) -> ApiResult<Response> {
+    let req: CreateRequest = serde_json::from_slice(&body)
+        .map_err(|e| Error::Invalid(format!("the request body is not a workflow create request: {e}")))?;
+    let opts = req.submit_options.unwrap_or_default();
+    let mut parameters = Vec::new();
+    for p in &opts.parameters {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| Error::Invalid(format!("parameter '{p}' is not NAME=VALUE")))?;
+        parameters.push((k.to_string(), v.to_string()));
+    }
+    let mut labels = BTreeMap::new();
+    for l in opts.labels.iter().flat_map(|l| l.split(',')).filter(|l| !l.is_empty()) {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| Error::Invalid(format!("label '{l}' is not KEY=VALUE")))?;
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let submitted = s.engine.submit_workflow(
+        ns(&namespace),
+        req.workflow,
+        SubmitOptions {
+            idempotency_key: opts.idempotency_key,
+            parameters,
+            labels,
+        },
+    )?;
+    let wf = s.engine.get_workflow(&submitted.namespace, &submitted.name)?;
+    let status = if submitted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, [(CREATED_HEADER, submitted.created.to_string())], Json(wf)).into_response())
+}
+
+async fn get_workflow(
+    State(s): State<ApiState>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> ApiResult<Json<Workflow>> {
+    Ok(Json(s.engine.get_workflow(ns(&namespace), &name)?))
+}
+
+async fn delete_workflow(
+    State(s): State<ApiState>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    s.engine.delete_workflow(ns(&namespace), &name)?;
+    Ok(Json(json!({})))
+}
+
+async fn act(
+    State(s): State<ApiState>,
+    Path((namespace, name, action)): Path<(String, String, String)>,
+) -> ApiResult<Json<Workflow>> {
+    let action = match action.as_str() {
+        "suspend" => WorkflowAction::Suspend,
+        "resume" => WorkflowAction::Resume,
+        "stop" => WorkflowAction::Stop,
+        "terminate" => WorkflowAction::Terminate,
+        "retry" => WorkflowAction::Retry,
+        "resubmit" => WorkflowAction::Resubmit,
+        other => {
+            return Err(Error::Invalid(format!(
+                "unknown action '{other}': use suspend, resume, stop, terminate, retry or resubmit"
+            ))
+            .into());
+        }
+    };
+    Ok(Json(s.engine.act_on(ns(&namespace), &name, action).await?))
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(rename = "logOptions.follow")]
+    follow: Option<bool>,
+    /// Lines after this position only.
+    after: Option<i64>,
+}
+
+/// Streams log lines as newline-delimited JSON `{"result": {"content", "podName", "seq", ...}}`.
+async fn workflow_log(
+    State(s): State<ApiState>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Response> {
+    let namespace = ns(&namespace).to_string();
+    // Fails early with 404 for an unknown workflow.
+    s.engine.get_workflow(&namespace, &name)?;
+    let follow = q.follow.unwrap_or(false);
+    let engine = s.engine.clone();
+    let state = (q.after.unwrap_or(0), false);
+    let stream = futures::stream::unfold(state, move |(after, done)| {
+        let engine = engine.clone();
+        let namespace = namespace.clone();
+        let name = name.clone();
+        async move {
+            if done {
+                return None;
+            }
+            loop {
+                let lines = match WorkflowAdmin::logs(engine.as_ref(), &namespace, &name, after).await {
+                    Ok(l) => l,
+                    Err(_) => return None,
+                };
+                if let Some(last) = lines.last() {
+                    let seq = last.seq;
+                    let mut out = String::new();
+                    for l in &lines {
+                        out.push_str(
+                            &json!({"result": {"content": l.line, "podName": l.step, "stream": l.stream, "time": l.time, "seq": l.seq}})
+                                .to_string(),
+                        );
+                        out.push('\n');
+                    }
+                    return Some((Ok::<_, std::io::Error>(out), (seq, false)));
+                }
+                if !follow {
+                    return None;
+                }
+                let finished = engine
+                    .get_workflow(&namespace, &name)
+                    .map(|w| w.status.and_then(|s| s.phase).is_some_and(|p| p.is_completed()))
+                    .unwrap_or(true);
+                if finished {
+                    // One last read: lines written just before the end.
+                    let tail = WorkflowAdmin::logs(engine.as_ref(), &namespace, &name, after)
+                        .await
+                        .unwrap_or_default();
+                    if tail.is_empty() {
+                        return None;
+                    }
+                    continue;
+                }
+                let _ = engine.watch(&namespace, &name, Duration::from_secs(1)).await;
+            }
+        }
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .map_err(|e| Error::Unavailable(e.to_string()))?)
+}
+
+async fn list_templates(
+    State(s): State<ApiState>,
+    Path(namespace): Path<String>,
+    kind: TemplateKind,
+) -> ApiResult<Json<Value>> {
+    let items = s.engine.templates(kind, ns(&namespace))?;
+    Ok(Json(json!({"metadata": {}, "items": items})))
+}
+
+async fn create_template(
+    State(s): State<ApiState>,
+    Path(namespace): Path<String>,
+    body: Bytes,
+    kind: &'static str,
+) -> ApiResult<Json<Value>> {
+    let body: Value =
+        serde_json::from_slice(&body).map_err(|e| Error::Invalid(format!("the request body is not JSON: {e}")))?;
+    // Argo's bodies wrap the object: {"template": ...}, {"cronWorkflow": ...}.
+    let mut manifest = body
+        .get("template")
+        .or_else(|| body.get("cronWorkflow"))
+        .cloned()
+        .unwrap_or(body);
+    if let Some(obj) = manifest.as_object_mut() {
+        obj.entry("kind").or_insert_with(|| Value::String(kind.to_string()));
+        obj.entry("apiVersion")
+            .or_insert_with(|| Value::String("argoproj.io/v1alpha1".to_string()));
+    }
+    let given = manifest.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    if given != kind {
+        return Err(Error::Invalid(format!("this endpoint stores {kind}s, not {given}")).into());
+    }
+    Ok(Json(
+        WorkflowAdmin::put_template(s.engine.as_ref(), ns(&namespace), manifest).await?,
+    ))
+}
+
+async fn get_template(
+    State(s): State<ApiState>,
+    Path((namespace, name)): Path<(String, String)>,
+    kind: TemplateKind,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(s.engine.template(kind, ns(&namespace), &name)?))
+}
+
+async fn delete_template(
+    State(s): State<ApiState>,
+    Path((namespace, name)): Path<(String, String)>,
+    kind: TemplateKind,
+) -> ApiResult<Json<Value>> {
+    s.engine.delete_template(kind, ns(&namespace), &name)?;
+    Ok(Json(json!({})))
+}
+
+/// The label selector for the runs of a WorkflowTemplate.
+pub fn template_selector(name: &str) -> String {
+    format!("{WORKFLOW_TEMPLATE_LABEL}={name}")
+}
