@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod eventsource;
+
 /// Argon: event-driven automation for argoproj.io manifests.
 #[derive(Parser)]
 #[command(name = "argon", version, about)]
@@ -25,6 +27,11 @@ enum Command {
     },
     /// Print the CustomResourceDefinitions of EventSource, Sensor and EventBus.
     Crds,
+    /// Run EventSources: `argon eventsource run FILE... --bus URL`.
+    Eventsource {
+        #[command(subcommand)]
+        command: eventsource::EventsourceCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -35,6 +42,7 @@ fn main() -> ExitCode {
             print!("{}", argon_crds::crd::yaml());
             ExitCode::SUCCESS
         }
+        Command::Eventsource { command } => eventsource::dispatch(command),
     }
 }
 

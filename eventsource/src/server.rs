@@ -263,3 +263,39 @@ async fn read_body(parts: &axum::http::request::Parts, body: Body, limit: u64) -
         Err(e) => Err(Rejection::BadRequest(format!("could not read the request body: {e}"))),
     }
 }
+
+/// The router of the stand-alone metrics address: `/metrics` and `/health`.
+pub fn metrics_router(metrics: crate::Metrics) -> Router {
+    Router::new()
+        .route("/health", axum::routing::get(|| async { "OK\n" }))
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()) }
+            }),
+        )
+}
+
+/// Serves [`metrics_router`] on `addr` until `shutdown`.
+pub async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: crate::Metrics,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<std::net::SocketAddr> {
+    let bind_error = |source| Error::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, metrics_router(metrics))
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        {
+            tracing::warn!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(local)
+}

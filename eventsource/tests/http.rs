@@ -505,3 +505,39 @@ async fn missing_secret_is_a_startup_error_naming_it() {
     .to_string();
     assert!(e.contains("secret 'hook' key 'token'"), "{e}");
 }
+
+/// Shutdown stops accepting connections but finishes the request in flight,
+/// which is answered 200 once its event is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_requests_in_flight() {
+    let mut h = Harness::start(BusKind::GatedEmbedded, single_webhook, &[], Duration::from_secs(10)).await;
+    let client = h.client.clone();
+    let url = h.url("/example");
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(r#"{"late": true}"#)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.gate.waiting.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "request never reached the bus");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    h.begin_stop();
+    // New connections are refused once the listener is closed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reqwest::Client::new().get(h.url("/health")).send().await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after shutdown");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    h.gate.open();
+    assert_eq!(in_flight.await.unwrap(), StatusCode::OK);
+    let event = h.next_event().await;
+    assert_eq!(data(&event)["body"], json!({"late": true}));
+    h.stop().await;
+}

@@ -26,6 +26,30 @@ pub enum BusKind {
     JetStream,
     /// The embedded bus with every publish held forever (a stalled store).
     StalledEmbedded,
+    /// The embedded bus with every publish held until [`Gate::open`].
+    GatedEmbedded,
+}
+
+/// Holds publishes until opened; counts those waiting.
+pub struct Gate {
+    permits: tokio::sync::Semaphore,
+    pub waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            permits: tokio::sync::Semaphore::new(0),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Gate {
+    /// Lets every held and future publish through.
+    pub fn open(&self) {
+        self.permits.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    }
 }
 
 /// Decodes EventSource manifests from YAML text.
@@ -57,7 +81,22 @@ pub async fn open_bus(
     dir: &std::path::Path,
     publish_timeout: Duration,
 ) -> (Arc<dyn EventBus>, Option<NatsServer>) {
+    open_bus_with_gate(kind, dir, publish_timeout, Arc::default()).await
+}
+
+async fn open_bus_with_gate(
+    kind: BusKind,
+    dir: &std::path::Path,
+    publish_timeout: Duration,
+    gate: Arc<Gate>,
+) -> (Arc<dyn EventBus>, Option<NatsServer>) {
     match kind {
+        BusKind::GatedEmbedded => {
+            let inner = argon_eventbus::open(&format!("embedded:{}", dir.display()))
+                .await
+                .unwrap();
+            (Arc::new(GatedBus { inner, gate }), None)
+        }
         BusKind::Embedded => (
             argon_eventbus::open(&format!("embedded:{}", dir.display()))
                 .await
@@ -86,6 +125,7 @@ pub struct Harness {
     pub client: reqwest::Client,
     pub bus: Arc<dyn EventBus>,
     pub nats: Option<NatsServer>,
+    pub gate: Arc<Gate>,
     running: Option<Running>,
     shutdown: CancellationToken,
     subscription: Option<Subscription>,
@@ -106,7 +146,8 @@ impl Harness {
             std::fs::create_dir_all(dir.path().join("secrets").join(name)).unwrap();
             std::fs::write(dir.path().join("secrets").join(name).join(key), value).unwrap();
         }
-        let (bus, nats) = open_bus(kind, &dir.path().join("bus"), publish_timeout).await;
+        let gate = Arc::new(Gate::default());
+        let (bus, nats) = open_bus_with_gate(kind, &dir.path().join("bus"), publish_timeout, gate.clone()).await;
         let port = free_port();
         let manifests = load(&yaml(port));
         let shutdown = CancellationToken::new();
@@ -134,6 +175,7 @@ impl Harness {
             client: reqwest::Client::new(),
             bus,
             nats,
+            gate,
             running: Some(running),
             shutdown,
             subscription,
@@ -174,6 +216,11 @@ impl Harness {
         event
     }
 
+    /// Asks the runner to stop, without waiting.
+    pub fn begin_stop(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Stops the runner and waits for it, within 10 s.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
@@ -204,5 +251,32 @@ impl EventBus for StalledBus {
 
     async fn kv(&self, bucket: &str) -> argon_eventbus::Result<Arc<dyn KeyValue>> {
         self.0.kv(bucket).await
+    }
+}
+
+/// A bus whose publishes wait for the gate.
+struct GatedBus {
+    inner: Arc<dyn EventBus>,
+    gate: Arc<Gate>,
+}
+
+#[async_trait::async_trait]
+impl EventBus for GatedBus {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn publish(&self, event: &Event) -> argon_eventbus::Result<PublishAck> {
+        self.gate.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _permit = self.gate.permits.acquire().await;
+        self.inner.publish(event).await
+    }
+
+    async fn subscribe(&self, consumer: &ConsumerSpec) -> argon_eventbus::Result<Subscription> {
+        self.inner.subscribe(consumer).await
+    }
+
+    async fn kv(&self, bucket: &str) -> argon_eventbus::Result<Arc<dyn KeyValue>> {
+        self.inner.kv(bucket).await
     }
 }

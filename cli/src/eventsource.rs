@@ -1,0 +1,151 @@
+//! `argon eventsource run`: one EventSource process. Wiring only; the work is
+//! in the argon-eventsource crate.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use argon_crds::diag::Severity;
+use argon_crds::manifest::Manifest;
+use argon_crds::secret::Secrets;
+use argon_eventbus::BusConfig;
+use argon_eventsource::{EventSourceRunner, RunnerConfig};
+use clap::{Args, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+/// `argon eventsource ...`
+#[derive(Subcommand)]
+pub enum EventsourceCommand {
+    /// Run every event of the given EventSource manifests until SIGTERM.
+    Run(RunArgs),
+}
+
+/// Options of `argon eventsource run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// EventSource manifest files or folders.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The event bus: nats://HOST:PORT or embedded:DIR.
+    #[arg(long, env = "ARGON_BUS")]
+    bus: String,
+    /// Directory of secrets: a selector {name, key} reads DIR/name/key.
+    #[arg(long, env = "ARGON_SECRETS_DIR")]
+    secrets_dir: Option<PathBuf>,
+    /// Also serve /metrics and /health on this address (they are always
+    /// served on every webhook port).
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// Longest wait for the bus to store an event before answering 503.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    publish_timeout: Duration,
+    /// Address the webhook ports are bound on.
+    #[arg(long, default_value = "0.0.0.0")]
+    host: IpAddr,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    argon_crds::common::parse_duration(text)
+}
+
+/// Runs the subcommand; errors are printed, the exit code says how it went.
+pub fn dispatch(command: EventsourceCommand) -> ExitCode {
+    let EventsourceCommand::Run(args) = command;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let outcome = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let report = argon_crds::lint::lint_paths(&args.files);
+    for d in &report.diagnostics {
+        eprintln!("{d}");
+    }
+    if report.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        bail!("the manifests have errors (listed above)");
+    }
+    let sources: Vec<_> = report
+        .manifests
+        .into_iter()
+        .filter_map(|l| match l.manifest {
+            Manifest::EventSource(es) => Some(*es),
+            _ => None,
+        })
+        .collect();
+    if sources.is_empty() {
+        bail!("no EventSource manifest in {:?}", args.files);
+    }
+
+    let mut bus_config = BusConfig::from_url(&args.bus)?;
+    if let BusConfig::JetStream(js) = &mut bus_config {
+        js.publish_timeout = args.publish_timeout;
+    }
+    let bus = argon_eventbus::open_config(bus_config)
+        .await
+        .with_context(|| format!("cannot open the event bus {}", args.bus))?;
+    let shutdown = CancellationToken::new();
+    let config = RunnerConfig {
+        publish_timeout: args.publish_timeout,
+        host: args.host,
+        ..RunnerConfig::default()
+    };
+    let running = EventSourceRunner::start(
+        &sources,
+        bus,
+        &Secrets::new(args.secrets_dir.clone()),
+        config,
+        shutdown.clone(),
+    )
+    .await?;
+    if let Some(addr) = args.metrics_addr {
+        let local = argon_eventsource::server::serve_metrics(addr, running.metrics().clone(), shutdown.clone()).await?;
+        println!("metrics http://{local}/metrics");
+    }
+    for endpoint in running.endpoints() {
+        println!("{endpoint}");
+    }
+    tokio::spawn(stop_on_signal(shutdown));
+    running.wait().await?;
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("stopping: finishing requests in flight");
+    shutdown.cancel();
+}

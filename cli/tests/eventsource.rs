@@ -1,0 +1,155 @@
+//! `argon eventsource run` as a process: it prints its endpoints, answers
+//! 200 once the event is on the bus, serves /health and /metrics, exits 0 on
+//! SIGTERM, and refuses to start without a secret it needs.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use argon_eventbus::ConsumerSpec;
+use argon_eventbus::testing::free_port;
+use futures::StreamExt as _;
+
+fn argon() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_argon"))
+}
+
+/// Lines of the child's stdout, read on a thread.
+fn lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("argon did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_a_webhook_until_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let file = dir.path().join("es.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata:\n  name: webhook\nspec:\n  webhook:\n    \
+             example:\n      endpoint: /example\n      method: POST\n      port: \"{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let bus_dir = dir.path().join("bus");
+    let mut child = argon()
+        .args(["eventsource", "run"])
+        .arg(&file)
+        .arg("--bus")
+        .arg(format!("embedded:{}", bus_dir.display()))
+        .args(["--metrics-addr", "127.0.0.1:0", "--host", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut child);
+    let mut metrics_url = None;
+    let expected = format!("webhook example POST http://127.0.0.1:{port}/example");
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("endpoint printed within 30s");
+        if let Some(url) = line.strip_prefix("metrics ") {
+            metrics_url = Some(url.to_owned());
+        }
+        if line == expected {
+            break;
+        }
+    }
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/example"))
+        .header("content-type", "application/json")
+        .body(r#"{"hello": "argon"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let health = client
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = client
+        .get(metrics_url.unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"argo_events_events_sent_total{event_name="example",event_source_name="webhook"} 1"#),
+        "{metrics}"
+    );
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+
+    // The event the 200 answered for is on the bus.
+    let bus = argon_eventbus::open(&format!("embedded:{}", bus_dir.display()))
+        .await
+        .unwrap();
+    let mut sub = bus.subscribe(&ConsumerSpec::new("check")).await.unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let data = delivery.event.data.to_value().unwrap();
+    assert_eq!(data["body"]["hello"], "argon");
+}
+
+#[test]
+fn a_missing_secret_stops_startup_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("es.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata:\n  name: webhook\nspec:\n  webhook:\n    \
+         example:\n      endpoint: /example\n      method: POST\n      port: \"12000\"\n      \
+         authSecret: {name: hook, key: token}\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    let out = argon()
+        .args(["eventsource", "run"])
+        .arg(&file)
+        .arg("--bus")
+        .arg(format!("embedded:{}", dir.path().join("bus").display()))
+        .arg("--secrets-dir")
+        .arg(dir.path().join("secrets"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("secret 'hook' key 'token' not found"), "{stderr}");
+}
