@@ -76,6 +76,9 @@ pub fn unresolved(text: &str) -> Vec<String> {
 /// bare words read as strings.
 pub fn eval_when(when: &str, vars: &Vars) -> Result<bool> {
     let text = substitute(when, vars)?;
+    if let Some(name) = unresolved(&text).first() {
+        return err(format!("'{{{{{name}}}}}' has no value here"));
+    }
     match eval(&text, vars, Mode::When)? {
         Value::Bool(b) => Ok(b),
         other => err(format!(
@@ -1048,7 +1051,8 @@ mod tests {
         assert!(eval_when("hello-world != hello", &v).unwrap());
         assert!(eval_when("'abc' =~ '^a'", &v).unwrap());
         assert!(eval_when("10 == 10.0", &v).unwrap());
-        assert!(eval_when("{{steps.flip-coin.outputs.result}} == heads", &vars(&[])).is_ok());
+        let e = eval_when("{{steps.flip-coin.outputs.result}} == heads", &vars(&[])).unwrap_err();
+        assert_eq!(e.0, "'{{steps.flip-coin.outputs.result}}' has no value here");
         assert!(eval_when("1 + ", &v).is_err());
     }
 

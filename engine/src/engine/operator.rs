@@ -2015,11 +2015,9 @@ async fn dag(ctx: &Ctx, id: &str, name: &str, resolved: &Resolved, vars: &Vars) 
     let mut stop_starting = false;
     let mut first_failure: Option<(String, NodePhase)> = None;
     loop {
-        if !stop_starting {
-            if let Err(e) = gate(ctx).await {
-                first_failure.get_or_insert((e, NodePhase::Failed));
-                stop_starting = true;
-            }
+        if !stop_starting && let Err(e) = gate(ctx).await {
+            first_failure.get_or_insert((e, NodePhase::Failed));
+            stop_starting = true;
         }
         if !stop_starting {
             for task in &dag.tasks {

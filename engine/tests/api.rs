@@ -1,0 +1,262 @@
+//! The API server through `tower::ServiceExt::oneshot`, and the HTTP client
+//! against it on a real port.
+
+mod common;
+
+use std::time::Duration;
+
+use argon_crds::workflow::WorkflowPhase;
+use argon_engine::server::{ApiState, router};
+use argon_engine::{HttpClient, SubmitOptions, WorkflowAction, WorkflowAdmin, WorkflowClient};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn hello() -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "hello-"},
+        "spec": {
+            "entrypoint": "main",
+            "arguments": {"parameters": [{"name": "who", "value": "world"}]},
+            "templates": [{"name": "main", "container": {"image": "alpine", "command": ["echo", "hello {{workflow.parameters.who}}"]}}]
+        }
+    })
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, v)
+}
+
+#[tokio::test]
+async fn workflows_through_the_router() {
+    let h = harness();
+    let app = router(ApiState {
+        engine: h.engine.clone(),
+        auth_token: None,
+    });
+    let (status, wf) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/team",
+        Some(json!({"workflow": hello(), "submitOptions": {"parameters": ["who=api"], "idempotencyKey": "k1"}})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{wf}");
+    let name = wf["metadata"]["name"].as_str().unwrap().to_string();
+    assert_eq!(wf["metadata"]["namespace"], "team");
+    let (status, again) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/team",
+        Some(json!({"workflow": hello(), "submitOptions": {"idempotencyKey": "k1"}})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["metadata"]["name"], name.as_str());
+
+    let done = wait_done(&h.engine, "team", &name).await;
+    assert_eq!(phase(&done), Some(WorkflowPhase::Succeeded));
+    let (status, got) = call(&app, "GET", &format!("/api/v1/workflows/team/{name}"), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["status"]["phase"], "Succeeded");
+    let root = &got["status"]["nodes"][&name];
+    assert_eq!(root["displayName"], name.as_str());
+    assert_eq!(root["type"], "Pod");
+    assert_eq!(root["outputs"]["result"], "hello api");
+    assert!(got["status"]["startedAt"].is_string() && got["status"]["finishedAt"].is_string());
+
+    let (_, latest) = call(&app, "GET", "/api/v1/workflows/-/@latest", None, None).await;
+    assert_eq!(latest["metadata"]["name"], name.as_str());
+    let (_, list) = call(&app, "GET", "/api/v1/workflows/-", None, None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+
+    let (status, log) = call(&app, "GET", &format!("/api/v1/workflows/team/{name}/log"), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = log.to_string();
+    assert!(text.contains("hello api"), "{text}");
+
+    let (status, err) = call(
+        &app,
+        "PUT",
+        &format!("/api/v1/workflows/team/{name}/resume"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    let (status, _) = call(&app, "PUT", &format!("/api/v1/workflows/team/{name}/jump"), None, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let mut bad = hello();
+    bad["spec"]["templates"][0]["name"] = json!("other");
+    let (status, err) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/team",
+        Some(json!({"workflow": bad})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(err["message"].as_str().unwrap().contains("spec.entrypoint"), "{err}");
+
+    let (status, _) = call(&app, "DELETE", &format!("/api/v1/workflows/team/{name}"), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, err) = call(&app, "GET", &format!("/api/v1/workflows/team/{name}"), None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(err["error"]["name"], name.as_str());
+}
+
+#[tokio::test]
+async fn templates_through_the_router_and_bearer_auth() {
+    let h = harness();
+    let app = router(ApiState {
+        engine: h.engine.clone(),
+        auth_token: Some("s3cret".into()),
+    });
+    let (status, _) = call(&app, "GET", "/api/v1/workflows/-", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(&app, "GET", "/api/v1/workflows/-", None, Some("wrong")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let t = json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "WorkflowTemplate",
+        "metadata": {"name": "greet"},
+        "spec": {"templates": [{"name": "main", "container": {"image": "alpine", "command": ["echo", "hi"]}}]}
+    });
+    let (status, stored) = call(
+        &app,
+        "POST",
+        "/api/v1/workflow-templates/default",
+        Some(json!({"template": t})),
+        Some("s3cret"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    let (_, list) = call(&app, "GET", "/api/v1/workflow-templates/default", None, Some("s3cret")).await;
+    assert_eq!(list["items"][0]["metadata"]["name"], "greet");
+    let (status, _) = call(
+        &app,
+        "GET",
+        "/api/v1/workflow-templates/default/greet",
+        None,
+        Some("s3cret"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        &app,
+        "DELETE",
+        "/api/v1/workflow-templates/default/greet",
+        None,
+        Some("s3cret"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        &app,
+        "GET",
+        "/api/v1/workflow-templates/default/greet",
+        None,
+        Some("s3cret"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_http_client_speaks_to_a_real_server() {
+    let h = harness();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(ApiState {
+        engine: h.engine.clone(),
+        auth_token: Some("tok".into()),
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = HttpClient::new(&format!("http://{addr}"), Some("tok".into())).unwrap();
+    let wf: argon_crds::workflow::Workflow = serde_json::from_value(hello()).unwrap();
+    let opts = SubmitOptions {
+        idempotency_key: Some("event-7".into()),
+        ..Default::default()
+    };
+    let a = client.submit("default", wf.clone(), opts.clone()).await.unwrap();
+    let b = client.submit("default", wf.clone(), opts).await.unwrap();
+    assert!(a.created && !b.created);
+    assert_eq!(a.name, b.name);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = client.get("default", &a.name).await.unwrap();
+        if got
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p.is_completed())
+        {
+            assert_eq!(phase(&got), Some(WorkflowPhase::Succeeded));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = client.logs("default", &a.name, 0).await.unwrap();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].line, "hello world");
+    assert_eq!(logs[0].step, a.name);
+    let err = client.act("default", &a.name, WorkflowAction::Stop).await.unwrap_err();
+    assert!(matches!(err, argon_engine::Error::Conflict { .. }), "{err}");
+    let err = client.get("default", "nope").await.unwrap_err();
+    assert!(matches!(err, argon_engine::Error::NotFound { .. }), "{err}");
+    let mut bad = wf.clone();
+    bad.spec.entrypoint = Some("missing".into());
+    let err = client
+        .submit("default", bad, SubmitOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, argon_engine::Error::Invalid(m) if m.contains("missing")),
+        "{err}"
+    );
+    assert_eq!(client.list("", None).await.unwrap().len(), 1);
+    let resubmitted = client.act("default", &a.name, WorkflowAction::Resubmit).await.unwrap();
+    assert_ne!(resubmitted.metadata.name.as_deref(), Some(a.name.as_str()));
+    client.delete("default", &a.name).await.unwrap();
+    assert_eq!(client.list("default", None).await.unwrap().len(), 1);
+
+    let unauthorized = HttpClient::new(&format!("http://{addr}"), None).unwrap();
+    let err = unauthorized.get("default", "x").await.unwrap_err();
+    assert!(err.to_string().contains("Bearer"), "{err}");
+    let down = HttpClient::new("127.0.0.1:1", None).unwrap();
+    assert!(matches!(
+        down.get("default", "x").await.unwrap_err(),
+        argon_engine::Error::Unavailable(_)
+    ));
+}

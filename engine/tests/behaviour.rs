@@ -1,0 +1,663 @@
+//! How workflows fail, retry, time out, pause and stop; what is refused at
+//! submission; idempotent submission; exit handlers; parallelism; restarts.
+
+mod common;
+
+use std::time::Duration;
+
+use argon_crds::workflow::{NodePhase, NodeType, WorkflowPhase};
+use argon_engine::{Engine, EngineConfig, SubmitOptions, WorkflowAction};
+use common::*;
+
+fn wf(body: &str) -> argon_crds::workflow::Workflow {
+    workflow_of(manifests(&format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: t-\nspec:\n{body}"
+    )))
+}
+
+#[tokio::test]
+async fn a_failing_step_fails_the_workflow_with_its_message() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    container:
+      image: alpine
+      command: [sh, -c, "echo about to fail; echo disk full >&2; exit 3"]
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
+    assert_eq!(message(&w), "Error (exit code 3): disk full");
+    let name = w.metadata.name.clone().unwrap();
+    assert_eq!(
+        node(&w, &name).outputs.as_ref().unwrap().exit_code.as_deref(),
+        Some("3")
+    );
+    let (_, logs) = h.engine.logs("", &name, 0).unwrap();
+    let lines: Vec<_> = logs.iter().map(|(l, _)| l.line.as_str()).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines.contains(&"about to fail") && lines.contains(&"disk full"));
+}
+
+#[tokio::test]
+async fn retries_run_until_an_attempt_succeeds() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    retryStrategy:
+      limit: "4"
+      backoff: {duration: "10ms", factor: 2}
+    container:
+      image: alpine
+      command: [sh, -c, "echo attempt {{retries}}; [ {{retries}} -ge 2 ]"]
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    let name = w.metadata.name.clone().unwrap();
+    let root = node(&w, &name);
+    assert_eq!(root.type_, Some(NodeType::Retry));
+    assert_eq!(root.children.len(), 3);
+    assert_eq!(node(&w, &format!("{name}(0)")).phase, Some(NodePhase::Failed));
+    assert_eq!(result(node(&w, &format!("{name}(2)"))), "attempt 2");
+}
+
+#[tokio::test]
+async fn retries_give_up_at_their_limit() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    retryStrategy: {limit: 2, retryPolicy: Always}
+    container: {image: alpine, command: [sh, -c, "exit 1"]}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
+    assert_eq!(message(&w), "Error (exit code 1) (no more retries left: 3 attempt(s))");
+}
+
+#[tokio::test]
+async fn a_step_past_its_deadline_is_killed() {
+    let h = harness();
+    let started = std::time::Instant::now();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: slow, template: slow}
+  - name: slow
+    activeDeadlineSeconds: 1
+    container: {image: alpine, command: [sh, -c, "sleep 30 & sleep 30"]}
+"#),
+        &[],
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
+    assert!(
+        message(&w).contains("longer than the specified deadline (1s)"),
+        "{}",
+        message(&w)
+    );
+}
+
+#[tokio::test]
+async fn a_template_timeout_kills_the_process() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    timeout: 500ms
+    script: {image: python, command: [python], source: "import time\ntime.sleep(30)\n"}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
+    assert!(message(&w).contains("deadline (0.5s)"), "{}", message(&w));
+}
+
+#[tokio::test]
+async fn the_workflow_deadline_stops_it_and_runs_the_exit_handler() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  activeDeadlineSeconds: 1
+  onExit: bye
+  templates:
+  - name: main
+    container: {image: alpine, command: [sleep, "30"]}
+  - name: bye
+    container: {image: alpine, command: [sh, -c, "echo status={{workflow.status}}"]}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
+    assert!(message(&w).contains("activeDeadlineSeconds (1s)"), "{}", message(&w));
+    let name = w.metadata.name.clone().unwrap();
+    assert_eq!(result(node(&w, &format!("{name}.onExit"))), "status=Failed");
+}
+
+#[tokio::test]
+async fn exit_handlers_see_the_outcome() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  onExit: report
+  templates:
+  - name: main
+    container: {image: alpine, command: [sh, -c, "exit 2"]}
+  - name: report
+    container: {image: alpine, command: [sh, -c, "echo '{{workflow.status}} {{workflow.failures}}'"]}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
+    let name = w.metadata.name.clone().unwrap();
+    let said = result(node(&w, &format!("{name}.onExit")));
+    assert!(said.starts_with("Failed [{"), "{said}");
+    assert!(said.contains("Error (exit code 2)"), "{said}");
+}
+
+#[tokio::test]
+async fn suspend_resume_stop_and_terminate() {
+    let h = harness();
+    let body = r#"
+  entrypoint: main
+  onExit: bye
+  templates:
+  - name: main
+    steps:
+    - - {name: wait, template: wait}
+    - - {name: after, template: echo}
+  - name: wait
+    suspend: {}
+  - name: echo
+    container: {image: alpine, command: [echo, after]}
+  - name: bye
+    container: {image: alpine, command: [echo, bye]}
+"#;
+    // Stop: the suspended step ends, nothing after it runs, the exit handler does.
+    let (ns, name) = submit(&h.engine, wf(body), &[]).await;
+    wait_until(&h.engine, &ns, &name, Duration::from_secs(20), |w| {
+        nodes(w, "wait")
+            .first()
+            .is_some_and(|n| n.phase == Some(NodePhase::Running))
+    })
+    .await;
+    h.engine.act_on(&ns, &name, WorkflowAction::Stop).await.unwrap();
+    let w = wait_done(&h.engine, &ns, &name).await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
+    assert_eq!(message(&w), "Stopped with strategy 'Stop'");
+    assert!(nodes(&w, "after").is_empty());
+    assert_eq!(result(node(&w, &format!("{name}.onExit"))), "bye");
+
+    // Terminate: no exit handler.
+    let (ns, name) = submit(&h.engine, wf(body), &[]).await;
+    wait_until(&h.engine, &ns, &name, Duration::from_secs(20), |w| {
+        !nodes(w, "wait").is_empty()
+    })
+    .await;
+    h.engine.act_on(&ns, &name, WorkflowAction::Terminate).await.unwrap();
+    let w = wait_done(&h.engine, &ns, &name).await;
+    assert_eq!(message(&w), "Stopped with strategy 'Terminate'");
+    assert!(nodes(&w, &format!("{name}.onExit")).is_empty());
+
+    // Suspend holds the next step back until resume.
+    let (ns, name) = submit(&h.engine, wf(body), &[]).await;
+    wait_until(&h.engine, &ns, &name, Duration::from_secs(20), |w| {
+        !nodes(w, "wait").is_empty()
+    })
+    .await;
+    let w = h.engine.act_on(&ns, &name, WorkflowAction::Suspend).await.unwrap();
+    assert_eq!(w.spec.suspend, Some(true));
+    let w = h.engine.act_on(&ns, &name, WorkflowAction::Resume).await.unwrap();
+    assert_eq!(w.spec.suspend, None);
+    let w = wait_done(&h.engine, &ns, &name).await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    assert_eq!(result(node(&w, "after")), "after");
+
+    let err = h.engine.act_on(&ns, &name, WorkflowAction::Resume).await.unwrap_err();
+    assert!(err.to_string().contains("it is not running"), "{err}");
+}
+
+#[tokio::test]
+async fn retry_reruns_what_failed_and_keeps_what_succeeded() {
+    let h = harness();
+    // Outside /tmp, which the sandbox makes private to each step.
+    let flag_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let flag = flag_dir.path().join("go");
+    let body = format!(
+        r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {{name: first, template: first}}
+    - - {{name: second, template: second}}
+  - name: first
+    container: {{image: alpine, command: [sh, -c, "date +%s%N"]}}
+  - name: second
+    container: {{image: alpine, command: [sh, -c, "test -e {flag}"]}}
+"#,
+        flag = flag.display()
+    );
+    let w = run(&h.engine, wf(&body), &[]).await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
+    let first = result(node(&w, "first"));
+    let name = w.metadata.name.clone().unwrap();
+    std::fs::write(&flag, "").unwrap();
+    h.engine.act_on("", &name, WorkflowAction::Retry).await.unwrap();
+    let w = wait_done(&h.engine, "", &name).await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    assert_eq!(result(node(&w, "first")), first, "the succeeded step is not run again");
+}
+
+#[tokio::test]
+async fn invalid_workflows_are_refused_with_the_lint_message() {
+    let h = harness();
+    let cases = [
+        (
+            r#"
+  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: a, template: echo, dependencies: [b]}
+      - {name: b, template: echo, dependencies: [a]}
+  - name: echo
+    container: {image: alpine, command: [echo]}
+"#,
+            "dag cycle",
+        ),
+        (
+            r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: a, template: ecoh}
+  - name: echo
+    container: {image: alpine, command: [echo]}
+"#,
+            "did you mean 'echo'",
+        ),
+        (
+            r#"
+  entrypoint: main
+  templates:
+  - name: main
+    inputs: {parameters: [{name: message, value: hi}]}
+    container: {image: alpine, command: [echo, "{{inputs.parameters.mesage}}"]}
+"#,
+            "mesage",
+        ),
+    ];
+    for (body, expected) in cases {
+        let err = h.engine.submit_workflow("", wf(body), Default::default()).unwrap_err();
+        assert!(matches!(err, argon_engine::Error::Invalid(_)), "{err}");
+        assert!(err.to_string().contains(expected), "{err} should say {expected}");
+        assert!(err.to_string().contains("spec.templates"), "{err} names the field");
+    }
+    assert!(h.engine.list_workflows("", None).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_idempotency_key_submits_once() {
+    let h = harness();
+    let body =
+        "  entrypoint: main\n  templates:\n  - name: main\n    container: {image: alpine, command: [\"true\"]}\n";
+    let opts = || SubmitOptions {
+        idempotency_key: Some("sensor/trigger/event-1".into()),
+        ..Default::default()
+    };
+    let a = h.engine.submit_workflow("", wf(body), opts()).unwrap();
+    let b = h.engine.submit_workflow("", wf(body), opts()).unwrap();
+    assert!(a.created && !b.created);
+    assert_eq!((a.name, a.uid), (b.name, b.uid));
+    assert_eq!(h.engine.list_workflows("", None).unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn recursion_stops_at_the_depth_limit() {
+    let h = harness_with(|c| c.max_depth = 8);
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: forever
+  templates:
+  - name: forever
+    steps:
+    - - {name: again, template: forever}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Error));
+    assert!(
+        message(&w).contains("maximum recursion depth exceeded"),
+        "{}",
+        message(&w)
+    );
+}
+
+#[tokio::test]
+async fn parallelism_bounds_running_steps() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  parallelism: 2
+  templates:
+  - name: main
+    steps:
+    - - name: nap
+        template: nap
+        withSequence: {count: "6"}
+  - name: nap
+    container: {image: alpine, command: [sleep, "0.3"]}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    let pods: Vec<_> = w
+        .status
+        .as_ref()
+        .unwrap()
+        .nodes
+        .values()
+        .filter(|n| n.type_ == Some(NodeType::Pod))
+        .collect();
+    assert_eq!(pods.len(), 6);
+    let elapsed = w.status.as_ref().unwrap().finished_at.clone().unwrap().0
+        - w.status.as_ref().unwrap().started_at.clone().unwrap().0;
+    // Six naps of 0.3 s two at a time take three rounds.
+    assert!(elapsed.total(jiff_unit()).unwrap() >= 0.85, "{elapsed}");
+}
+
+fn jiff_unit() -> k8s_openapi::jiff::Unit {
+    k8s_openapi::jiff::Unit::Second
+}
+
+#[tokio::test]
+async fn expressions_sequences_depends_and_outputs() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  arguments:
+    parameters: [{name: n, value: "3"}]
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - name: A
+        template: fail
+        continueOn: {failed: true}
+      - name: B
+        depends: A.Failed
+        template: echo
+        arguments: {parameters: [{name: msg, value: "{{=asInt(workflow.parameters.n) * 2}}"}]}
+      - name: C
+        depends: A.Succeeded
+        template: echo
+        arguments: {parameters: [{name: msg, value: never}]}
+      - name: D
+        depends: B
+        template: echo
+        withSequence: {count: "{{workflow.parameters.n}}", format: "n%02d"}
+        arguments: {parameters: [{name: msg, value: "{{item}}"}]}
+      - name: E
+        dependencies: [D]
+        template: echo
+        arguments: {parameters: [{name: msg, value: "{{tasks.D.outputs.parameters.said}}"}]}
+    outputs:
+      parameters:
+      - name: final
+        globalName: final
+        valueFrom: {parameter: "{{tasks.E.outputs.result}}"}
+  - name: fail
+    container: {image: alpine, command: [sh, -c, "exit 1"]}
+  - name: echo
+    inputs: {parameters: [{name: msg, enum: ["6", never, n00, n01, n02, '["n00","n01","n02"]']}]}
+    container: {image: alpine, command: [sh, -c, "echo -n {{inputs.parameters.msg}} > /tmp/said; echo {{inputs.parameters.msg}}"]}
+    outputs:
+      parameters:
+      - name: said
+        valueFrom: {path: /tmp/said}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    assert_eq!(result(node(&w, "B")), "6");
+    assert_eq!(node(&w, "C").phase, Some(NodePhase::Omitted));
+    assert_eq!(result(node(&w, "D(2:n02)")), "n02");
+    let e = node(&w, "E");
+    assert_eq!(
+        e.inputs.as_ref().unwrap().parameter("msg").unwrap().value_or_default(),
+        Some(r#"["n00","n01","n02"]"#)
+    );
+    // The shell drops the quotes.
+    assert_eq!(result(e), "[n00,n01,n02]");
+    let outputs = w.status.as_ref().unwrap().outputs.as_ref().unwrap();
+    assert_eq!(outputs.parameters[0].name, "final");
+    assert_eq!(outputs.parameters[0].value_or_default(), Some("[n00,n01,n02]"));
+}
+
+#[tokio::test]
+async fn artifacts_pass_directories_raw_and_unarchived() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: make, template: make}
+    - - name: use
+        template: use
+        arguments:
+          artifacts:
+          - {name: tree, from: "{{steps.make.outputs.artifacts.tree}}"}
+          - {name: plain, from: "{{steps.make.outputs.artifacts.plain}}"}
+          - {name: note, raw: {data: "from raw\n"}}
+  - name: make
+    container: {image: alpine, command: [sh, -c, "mkdir -p /work/out/sub && echo a > /work/out/a && echo b > /work/out/sub/b && echo p > /tmp/p"]}
+    outputs:
+      artifacts:
+      - {name: tree, path: /work/out, archive: {tar: {compressionLevel: 1}}}
+      - {name: plain, path: /tmp/p, archive: {none: {}}}
+  - name: use
+    inputs:
+      artifacts:
+      - {name: tree, path: /data/tree}
+      - {name: plain, path: /tmp/plain}
+      - {name: note, path: /tmp/note.sh, mode: 0755}
+    container: {image: alpine, command: [sh, -c, "cat /data/tree/a /data/tree/sub/b /tmp/plain /tmp/note.sh; test -x /tmp/note.sh && echo executable"]}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    assert_eq!(result(node(&w, "use")), "a\nb\np\nfrom raw\nexecutable");
+}
+
+#[tokio::test]
+async fn parallel_steps_writing_the_same_tmp_file_do_not_collide() {
+    let h = harness();
+    if !h.engine.sandboxed() {
+        return;
+    }
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: write
+        template: write
+        withItems: [a, b, c, d, e, f]
+        arguments: {parameters: [{name: v, value: "{{item}}"}]}
+  - name: write
+    inputs: {parameters: [{name: v}]}
+    container: {image: alpine, command: [sh, -c, "echo {{inputs.parameters.v}} > /tmp/hello_world.txt; sleep 0.2; cat /tmp/hello_world.txt"]}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    for (i, v) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
+        assert_eq!(result(node(&w, &format!("write({i}:{v})"))), *v);
+    }
+}
+
+#[test]
+fn a_restarted_engine_resumes_its_workflows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = EngineConfig::new(dir.path().join("state"));
+        c.default_namespace = "default".into();
+        c
+    };
+    let body = |retry: &str, command: &str| {
+        wf(&format!(
+            r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {{name: before, template: quick}}
+    - - {{name: long, template: long}}
+    - - {{name: approve, template: approve}}
+    - - {{name: after, template: quick}}
+  - name: quick
+    container: {{image: alpine, command: [echo, ok]}}
+  - name: long
+    {retry}
+    container: {{image: alpine, command: [sh, -c, "{command}"]}}
+  - name: approve
+    suspend: {{}}
+"#
+        ))
+    };
+    // First engine: start two workflows and lose the process while `long` runs.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (plain, retried) = rt.block_on(async {
+        let engine = Engine::open(config()).unwrap();
+        let a = submit(&engine, body("", "sleep 60"), &[]).await;
+        let b = submit(
+            &engine,
+            body(
+                "retryStrategy: {limit: 2}",
+                "if [ {{retries}} = 0 ]; then sleep 60; fi; echo done",
+            ),
+            &[],
+        )
+        .await;
+        for (ns, name) in [&a, &b] {
+            wait_until(&engine, ns, name, Duration::from_secs(20), |w| {
+                w.status.iter().flat_map(|s| s.nodes.values()).any(|n| {
+                    n.display_name.as_deref().is_some_and(|d| d.starts_with("long"))
+                        && n.type_ == Some(NodeType::Pod)
+                        && n.phase == Some(NodePhase::Running)
+                })
+            })
+            .await;
+        }
+        (a.1, b.1)
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+
+    // Second engine on the same state dir.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let engine = Engine::open(config()).unwrap();
+        engine.resume_unfinished().unwrap();
+        let w = wait_done(&engine, "default", &plain).await;
+        assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
+        assert!(message(&w).contains("engine restarted"), "{}", message(&w));
+        assert_eq!(result(node(&w, "before")), "ok");
+
+        let w = wait_until(&engine, "default", &retried, Duration::from_secs(20), |w| {
+            nodes(w, "approve")
+                .first()
+                .is_some_and(|n| n.phase == Some(NodePhase::Running))
+        })
+        .await;
+        assert_eq!(node(&w, "long").phase, Some(NodePhase::Succeeded));
+        assert_eq!(result(node(&w, "long(1)")), "done");
+        engine
+            .act_on("default", &retried, WorkflowAction::Resume)
+            .await
+            .unwrap();
+        let w = wait_done(&engine, "default", &retried).await;
+        assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+        let running = w
+            .status
+            .as_ref()
+            .unwrap()
+            .nodes
+            .values()
+            .filter(|n| n.phase == Some(NodePhase::Running))
+            .count();
+        assert_eq!(running, 0);
+    });
+}
+
+#[tokio::test]
+async fn ttl_strategy_deletes_finished_workflows() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf("  entrypoint: main\n  ttlStrategy: {secondsAfterCompletion: 0}\n  templates:\n  - name: main\n    container: {image: alpine, command: [\"true\"]}\n"),
+        &[],
+    )
+    .await;
+    let name = w.metadata.name.clone().unwrap();
+    let engine = h.engine.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(engine.run(async {
+        let _ = rx.await;
+    }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.engine.get_workflow("", &name).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "not deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
