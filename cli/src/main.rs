@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod engine;
 mod eventsource;
+mod run;
 
 /// Argon: event-driven automation for argoproj.io manifests.
 #[derive(Parser)]
@@ -32,6 +34,13 @@ enum Command {
         #[command(subcommand)]
         command: eventsource::EventsourceCommand,
     },
+    /// Run everything under PATH... in one process: event sources, sensors,
+    /// templates, the event bus (embedded unless --bus) and the engine with its API.
+    Run(run::RunArgs),
+    /// The workflow engine: `argon server`, `submit`, `list`, `get`, `logs`, `delete`,
+    /// `suspend`, `resume`, `stop`, `terminate`, `retry`, `template`.
+    #[command(flatten)]
+    Engine(engine::EngineCommand),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +52,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Eventsource { command } => eventsource::dispatch(command),
+        Command::Run(args) => run::dispatch(args),
+        Command::Engine(command) => engine::dispatch(command),
     }
 }
 
@@ -66,4 +77,33 @@ fn lint(paths: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Logs to stderr, `info` unless `RUST_LOG` says otherwise.
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C.
+async fn stop_on_signal(shutdown: tokio_util::sync::CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = ctrl_c.await;
+        }
+    }
+    shutdown.cancel();
 }

@@ -1,0 +1,855 @@
+//! The workflow commands: `argon server`, and the argo-style client verbs
+//! (`submit`, `list`, `get`, `logs`, `delete`, `suspend`, `resume`, `stop`,
+//! `terminate`, `retry`, `template ...`) that talk to it over HTTP.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use argon_crds::manifest::Manifest;
+use argon_crds::workflow::{NodePhase, NodeStatus, NodeType, Workflow, WorkflowPhase};
+use argon_engine::client::TemplateKind;
+use argon_engine::{Engine, EngineConfig, HttpClient, SubmitOptions, WorkflowAction, WorkflowAdmin, WorkflowClient};
+use clap::{Args, Subcommand, ValueEnum};
+
+/// How to reach the server.
+#[derive(Args, Clone, Debug)]
+pub struct Conn {
+    /// The argon server.
+    #[arg(long, env = "ARGON_SERVER", default_value = "http://127.0.0.1:2746", global = true)]
+    server: String,
+    /// Bearer token for the server.
+    #[arg(long, env = "ARGON_AUTH_TOKEN", global = true, hide_env_values = true)]
+    auth_token: Option<String>,
+    /// Namespace (default: the workflow's own, or any namespace for lookups and lists).
+    #[arg(short, long, global = true)]
+    namespace: Option<String>,
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Json,
+    Yaml,
+    Wide,
+    Name,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EngineCommand {
+    /// Run the workflow engine and its API (Argo Server-like REST).
+    Server {
+        /// Where the store, artifacts and steps' directories live.
+        #[arg(long, env = "ARGON_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Address of the API.
+        #[arg(long, default_value = "127.0.0.1:2746")]
+        api_addr: SocketAddr,
+        /// Secrets as DIR/NAME/KEY files (secretKeyRef).
+        #[arg(long)]
+        secrets_dir: Option<PathBuf>,
+        /// Require this Bearer token on every request.
+        #[arg(long, env = "ARGON_AUTH_TOKEN", hide_env_values = true)]
+        auth_token: Option<String>,
+    },
+    /// Submit workflows: argon submit FILE [-p NAME=VALUE]... [--watch].
+    Submit {
+        /// Workflow manifests.
+        #[arg(required_unless_present = "from")]
+        files: Vec<PathBuf>,
+        /// Run a stored WorkflowTemplate: workflowtemplate/NAME (or clusterworkflowtemplate/NAME).
+        #[arg(long)]
+        from: Option<String>,
+        /// Workflow parameter overrides.
+        #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
+        parameters: Vec<String>,
+        /// Labels for the workflow.
+        #[arg(short = 'l', long = "labels", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// Follow the workflow until it ends, showing its tree.
+        #[arg(short, long)]
+        watch: bool,
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List workflows.
+    List {
+        /// Only the runs of this WorkflowTemplate.
+        #[arg(long)]
+        template: Option<String>,
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show a workflow (@latest: the newest).
+    Get {
+        name: String,
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Print a workflow's logs, each line prefixed by its step.
+    Logs {
+        name: String,
+        /// Keep printing until the workflow ends.
+        #[arg(short, long)]
+        follow: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete workflows.
+    Delete {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Suspend a workflow: no new step starts until it is resumed.
+    Suspend {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Resume a suspended workflow (and its suspend steps).
+    Resume {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Stop a workflow: running steps are killed, exit handlers run.
+    Stop {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Terminate a workflow: running steps are killed, no exit handler.
+    Terminate {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Retry a failed workflow from its failed steps.
+    Retry {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Manage WorkflowTemplates (and ClusterWorkflowTemplates, CronWorkflows).
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TemplateCommand {
+    /// Store the WorkflowTemplates, ClusterWorkflowTemplates and CronWorkflows of files.
+    Create {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List stored templates.
+    List {
+        /// ClusterWorkflowTemplates instead.
+        #[arg(long)]
+        cluster: bool,
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show a stored template.
+    Get {
+        name: String,
+        #[arg(long)]
+        cluster: bool,
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a stored template.
+    Delete {
+        name: String,
+        #[arg(long)]
+        cluster: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// Runs an engine command.
+pub fn dispatch(command: EngineCommand) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("argon: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("argon: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client(conn: &Conn) -> Result<HttpClient> {
+    Ok(HttpClient::new(&conn.server, conn.auth_token.clone())?)
+}
+
+fn ns(conn: &Conn) -> String {
+    conn.namespace.clone().unwrap_or_default()
+}
+
+async fn run(command: EngineCommand) -> Result<ExitCode> {
+    match command {
+        EngineCommand::Server {
+            state_dir,
+            api_addr,
+            secrets_dir,
+            auth_token,
+        } => server(state_dir, api_addr, secrets_dir, auth_token).await,
+        EngineCommand::Submit {
+            files,
+            from,
+            parameters,
+            labels,
+            watch,
+            output,
+            conn,
+        } => submit(files, from, parameters, labels, watch, output, conn).await,
+        EngineCommand::List { template, output, conn } => {
+            let c = client(&conn)?;
+            let list = c.list(&ns(&conn), template.as_deref()).await?;
+            match output {
+                Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&list)?),
+                Some(Output::Yaml) => print!("{}", serde_norway::to_string(&list)?),
+                Some(Output::Name) => {
+                    for w in &list {
+                        println!("{}", w.metadata.name.clone().unwrap_or_default());
+                    }
+                }
+                _ => print!("{}", render_list(&list, output == Some(Output::Wide))),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        EngineCommand::Get { name, output, conn } => {
+            let wf = client(&conn)?.get(&ns(&conn), &name).await?;
+            print_workflow(&wf, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EngineCommand::Logs { name, follow, conn } => {
+            let c = client(&conn)?;
+            let wf = c.get(&ns(&conn), &name).await?;
+            let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+            let name = wf.metadata.name.clone().unwrap_or_default();
+            c.stream_logs(&namespace, &name, 0, follow, |l| println!("{}: {}", l.step, l.line))
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EngineCommand::Delete { names, conn } => {
+            let c = client(&conn)?;
+            for n in names {
+                let wf = c.get(&ns(&conn), &n).await?;
+                let name = wf.metadata.name.clone().unwrap_or_default();
+                c.delete(&wf.metadata.namespace.clone().unwrap_or_default(), &name)
+                    .await?;
+                println!("Workflow '{name}' deleted");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        EngineCommand::Suspend { name, conn } => act(conn, name, WorkflowAction::Suspend, "suspended").await,
+        EngineCommand::Resume { name, conn } => act(conn, name, WorkflowAction::Resume, "resumed").await,
+        EngineCommand::Stop { name, conn } => act(conn, name, WorkflowAction::Stop, "stopped").await,
+        EngineCommand::Terminate { name, conn } => act(conn, name, WorkflowAction::Terminate, "terminated").await,
+        EngineCommand::Retry { name, conn } => act(conn, name, WorkflowAction::Retry, "retried").await,
+        EngineCommand::Template { command } => template(command).await,
+    }
+}
+
+async fn server(
+    state_dir: Option<PathBuf>,
+    api_addr: SocketAddr,
+    secrets_dir: Option<PathBuf>,
+    auth_token: Option<String>,
+) -> Result<ExitCode> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let state_dir = match state_dir {
+        Some(d) => d,
+        None => default_state_dir(),
+    };
+    let mut config = EngineConfig::new(&state_dir);
+    config.secrets = argon_crds::secret::Secrets::new(secrets_dir);
+    let engine = Engine::open(config).with_context(|| format!("opening the engine in {}", state_dir.display()))?;
+    if !engine.sandboxed() {
+        eprintln!("argon: bubblewrap (bwrap) not found: steps run without a sandbox and share /tmp");
+    }
+    let listener = tokio::net::TcpListener::bind(api_addr)
+        .await
+        .with_context(|| format!("cannot listen on {api_addr}"))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "argon server: listening on http://{addr}, state in {}",
+        state_dir.display()
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        });
+    }
+    let app = argon_engine::server::router(argon_engine::server::ApiState {
+        engine: engine.clone(),
+        auth_token,
+    });
+    let engine_task = {
+        let token = shutdown.clone();
+        tokio::spawn(Arc::clone(&engine).run(async move { token.cancelled().await }))
+    };
+    let token = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { token.cancelled().await })
+        .await?;
+    engine_task.await??;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn default_state_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("argon");
+    }
+    match std::env::var("HOME") {
+        Ok(h) => PathBuf::from(h).join(".local/state/argon"),
+        Err(_) => PathBuf::from(".argon"),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn key_value(s: &str, what: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!("{what} '{s}' is not NAME=VALUE"),
+    }
+}
+
+async fn submit(
+    files: Vec<PathBuf>,
+    from: Option<String>,
+    parameters: Vec<String>,
+    labels: Vec<String>,
+    watch: bool,
+    output: Option<Output>,
+    conn: Conn,
+) -> Result<ExitCode> {
+    let c = client(&conn)?;
+    let options = SubmitOptions {
+        idempotency_key: None,
+        parameters: parameters
+            .iter()
+            .map(|p| key_value(p, "parameter"))
+            .collect::<Result<_>>()?,
+        labels: labels
+            .iter()
+            .map(|l| key_value(l, "label"))
+            .collect::<Result<BTreeMap<_, _>>>()?,
+    };
+    let mut workflows = Vec::new();
+    if let Some(from) = from {
+        let (kind, name) = from
+            .split_once('/')
+            .with_context(|| format!("--from '{from}': use workflowtemplate/NAME or clusterworkflowtemplate/NAME"))?;
+        let cluster = match kind.to_ascii_lowercase().as_str() {
+            "workflowtemplate" | "wftmpl" => false,
+            "clusterworkflowtemplate" | "cwftmpl" => true,
+            other => bail!("--from: unknown kind '{other}'; use workflowtemplate/NAME"),
+        };
+        let mut wf = Workflow::new("", Default::default());
+        wf.metadata.name = None;
+        wf.metadata.generate_name = Some(format!("{name}-"));
+        wf.spec.workflow_template_ref = Some(argon_crds::workflow::WorkflowTemplateRef {
+            name: name.to_string(),
+            cluster_scope: cluster,
+        });
+        workflows.push(wf);
+    }
+    if !files.is_empty() {
+        let report = argon_crds::lint::lint_paths(&files);
+        let mut failed = false;
+        for d in &report.diagnostics {
+            if d.severity == argon_crds::diag::Severity::Error {
+                failed = true;
+                eprintln!("{d}");
+            }
+        }
+        if failed {
+            return Ok(ExitCode::FAILURE);
+        }
+        for m in report.manifests {
+            match m.manifest {
+                Manifest::Workflow(w) => workflows.push(*w),
+                other => bail!(
+                    "{} is a {}: argon submit takes Workflows; store templates with argon template create",
+                    m.doc.file,
+                    other.kind()
+                ),
+            }
+        }
+    }
+    if workflows.is_empty() {
+        bail!("no Workflow to submit");
+    }
+    let mut code = ExitCode::SUCCESS;
+    for wf in workflows {
+        let s = c.submit(&ns(&conn), wf, options.clone()).await?;
+        let wf = c.get(&s.namespace, &s.name).await?;
+        if watch {
+            let done = watch_workflow(&c, &s.namespace, &s.name).await?;
+            if output.is_some() {
+                print_workflow(&done, output)?;
+            }
+            if phase(&done) != Some(WorkflowPhase::Succeeded) {
+                code = ExitCode::FAILURE;
+            }
+        } else {
+            print_workflow(&wf, output)?;
+        }
+    }
+    Ok(code)
+}
+
+async fn watch_workflow(c: &HttpClient, namespace: &str, name: &str) -> Result<Workflow> {
+    let tty = std::io::stdout().is_terminal();
+    let mut last = String::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let wf = c.get(namespace, name).await?;
+        let text = render_workflow(&wf, false);
+        // Durations change every tick on a terminal; elsewhere print when the tree changes.
+        let shape = render_shape(&wf);
+        if tty {
+            print!("\x1b[H\x1b[2J{text}");
+        } else if shape != last {
+            println!("{text}");
+        }
+        last = shape;
+        if phase(&wf).is_some_and(|p| p.is_completed()) {
+            if !tty {
+                // The final state, durations included.
+                println!("{}", render_workflow(&wf, false));
+            }
+            return Ok(wf);
+        }
+    }
+}
+
+fn phase(wf: &Workflow) -> Option<WorkflowPhase> {
+    wf.status.as_ref().and_then(|s| s.phase)
+}
+
+async fn act(conn: Conn, name: String, action: WorkflowAction, done: &str) -> Result<ExitCode> {
+    let c = client(&conn)?;
+    let wf = c.get(&ns(&conn), &name).await?;
+    let real = wf.metadata.name.clone().unwrap_or_default();
+    c.act(&wf.metadata.namespace.clone().unwrap_or_default(), &real, action)
+        .await?;
+    println!("workflow {real} {done}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn template(command: TemplateCommand) -> Result<ExitCode> {
+    let kind = |cluster: bool| {
+        if cluster {
+            TemplateKind::ClusterWorkflowTemplate
+        } else {
+            TemplateKind::WorkflowTemplate
+        }
+    };
+    match command {
+        TemplateCommand::Create { files, conn } => {
+            let c = client(&conn)?;
+            let report = argon_crds::lint::lint_paths(&files);
+            let mut failed = false;
+            for d in &report.diagnostics {
+                if d.severity == argon_crds::diag::Severity::Error {
+                    failed = true;
+                    eprintln!("{d}");
+                }
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+            for m in report.manifests {
+                let (doc, kind) = match m.manifest {
+                    Manifest::WorkflowTemplate(t) => (serde_json::to_value(*t)?, "WorkflowTemplate"),
+                    Manifest::ClusterWorkflowTemplate(t) => (serde_json::to_value(*t)?, "ClusterWorkflowTemplate"),
+                    Manifest::CronWorkflow(t) => (serde_json::to_value(*t)?, "CronWorkflow"),
+                    other => bail!(
+                        "{} is a {}: argon template create takes WorkflowTemplates, ClusterWorkflowTemplates and \
+                         CronWorkflows",
+                        m.doc.file,
+                        other.kind()
+                    ),
+                };
+                let stored = c.put_template(&ns(&conn), doc).await?;
+                println!(
+                    "{kind} '{}' created",
+                    stored["metadata"]["name"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TemplateCommand::List { cluster, output, conn } => {
+            let c = client(&conn)?;
+            let items = c.list_templates(kind(cluster), &ns(&conn)).await?;
+            match output {
+                Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&items)?),
+                Some(Output::Yaml) => print!("{}", serde_norway::to_string(&items)?),
+                _ => {
+                    println!("{:<32} {:<16} TEMPLATES", "NAME", "NAMESPACE");
+                    for t in items {
+                        let names: Vec<&str> = t["spec"]["templates"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|x| x["name"].as_str()).collect())
+                            .unwrap_or_default();
+                        println!(
+                            "{:<32} {:<16} {}",
+                            t["metadata"]["name"].as_str().unwrap_or_default(),
+                            t["metadata"]["namespace"].as_str().unwrap_or("-"),
+                            names.join(",")
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TemplateCommand::Get {
+            name,
+            cluster,
+            output,
+            conn,
+        } => {
+            let t = client(&conn)?.get_template(kind(cluster), &ns(&conn), &name).await?;
+            match output {
+                Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&t)?),
+                _ => print!("{}", serde_norway::to_string(&t)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TemplateCommand::Delete { name, cluster, conn } => {
+            client(&conn)?.delete_template(kind(cluster), &ns(&conn), &name).await?;
+            println!("{} '{name}' deleted", kind(cluster).as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_workflow(wf: &Workflow, output: Option<Output>) -> Result<()> {
+    match output {
+        Some(Output::Json) => println!("{}", serde_json::to_string_pretty(wf)?),
+        Some(Output::Yaml) => print!("{}", serde_norway::to_string(wf)?),
+        Some(Output::Name) => println!("{}", wf.metadata.name.clone().unwrap_or_default()),
+        Some(Output::Wide) => print!("{}", render_workflow(wf, true)),
+        None => print!("{}", render_workflow(wf, false)),
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- rendering
+
+fn symbol(n: &NodeStatus) -> &'static str {
+    match n.phase {
+        Some(NodePhase::Succeeded) => "✔",
+        Some(NodePhase::Failed) => "✖",
+        Some(NodePhase::Error) => "⚠",
+        Some(NodePhase::Skipped) | Some(NodePhase::Omitted) => "○",
+        Some(NodePhase::Running) if n.type_ == Some(NodeType::Suspend) => "ǁ",
+        Some(NodePhase::Running) => "●",
+        Some(NodePhase::Pending) | None => "◷",
+    }
+}
+
+fn human(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else if s < 86400 {
+        format!("{}h{}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}d{}h", s / 86400, (s % 86400) / 3600)
+    }
+}
+
+fn span(start: Option<chrono::DateTime<chrono::Utc>>, end: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    match start {
+        Some(s) => human(end.unwrap_or_else(chrono::Utc::now) - s),
+        None => String::new(),
+    }
+}
+
+/// The workflow as `argo get` shows it: a summary and the tree of its nodes.
+fn render_workflow(wf: &Workflow, wide: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let status = wf.status.clone().unwrap_or_default();
+    let start = status.started_at.as_ref().map(argon_engine::time::to_chrono);
+    let end = status.finished_at.as_ref().map(argon_engine::time::to_chrono);
+    let row = |out: &mut String, k: &str, v: String| {
+        let _ = writeln!(out, "{:<20} {v}", format!("{k}:"));
+    };
+    row(&mut out, "Name", wf.metadata.name.clone().unwrap_or_default());
+    row(&mut out, "Namespace", wf.metadata.namespace.clone().unwrap_or_default());
+    row(
+        &mut out,
+        "Status",
+        status
+            .phase
+            .map(|p| format!("{p:?}"))
+            .unwrap_or_else(|| "Pending".into()),
+    );
+    if let Some(m) = &status.message {
+        row(&mut out, "Message", m.clone());
+    }
+    if let Some(t) = &wf.metadata.creation_timestamp {
+        row(&mut out, "Created", argon_engine::time::to_chrono(t).to_rfc3339());
+    }
+    if let Some(s) = start {
+        row(&mut out, "Started", s.to_rfc3339());
+    }
+    if let Some(e) = end {
+        row(&mut out, "Finished", e.to_rfc3339());
+    }
+    if start.is_some() {
+        row(&mut out, "Duration", span(start, end));
+    }
+    if let Some(p) = &status.progress {
+        row(&mut out, "Progress", p.clone());
+    }
+    let params = &wf.spec.arguments.parameters;
+    if !params.is_empty() {
+        out.push_str("Parameters:\n");
+        for p in params {
+            let _ = writeln!(
+                out,
+                "  {:<18} {}",
+                format!("{}:", p.name),
+                p.value_or_default().unwrap_or("")
+            );
+        }
+    }
+    if let Some(o) = &status.outputs {
+        out.push_str("Outputs:\n");
+        for p in &o.parameters {
+            let _ = writeln!(
+                out,
+                "  {:<18} {}",
+                format!("{}:", p.name),
+                p.value_or_default().unwrap_or("")
+            );
+        }
+    }
+    let root = wf.metadata.name.clone().unwrap_or_default();
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    if status.nodes.contains_key(&root) {
+        tree(&status.nodes, &root, "", "", &mut rows);
+    }
+    let exit = format!("{root}.onExit");
+    let exit_id = status.nodes.values().find(|n| n.name == exit).map(|n| n.id.clone());
+    if let Some(id) = exit_id {
+        tree(&status.nodes, &id, "", "", &mut rows);
+    }
+    if rows.is_empty() {
+        return out;
+    }
+    out.push('\n');
+    let header = [
+        "STEP".to_string(),
+        "TEMPLATE".into(),
+        "PODNAME".into(),
+        "DURATION".into(),
+        "MESSAGE".into(),
+    ];
+    let widths: Vec<usize> = (0..4)
+        .map(|i| {
+            rows.iter()
+                .chain(std::iter::once(&header))
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in std::iter::once(&header).chain(rows.iter()) {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i == 2 && !wide {
+                continue;
+            }
+            if i < 4 {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad + 2));
+            } else {
+                line.push_str(cell);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
+/// What the tree looks like without times: to tell when it changed.
+fn render_shape(wf: &Workflow) -> String {
+    let status = wf.status.clone().unwrap_or_default();
+    let mut s = format!("{:?}", status.phase);
+    for n in status.nodes.values() {
+        s.push_str(&format!("{}{:?}{:?}", n.id, n.phase, n.message));
+    }
+    s
+}
+
+fn tree(nodes: &BTreeMap<String, NodeStatus>, id: &str, prefix: &str, child_prefix: &str, rows: &mut Vec<[String; 5]>) {
+    let Some(n) = nodes.get(id) else { return };
+    let children: Vec<&String> = n.children.iter().collect();
+    // Step groups are shown through their steps, as `argo get` does.
+    if n.type_ == Some(NodeType::StepGroup) {
+        let visible: Vec<&String> = children.iter().copied().filter(|c| nodes.contains_key(*c)).collect();
+        for (i, c) in visible.iter().enumerate() {
+            let last = i + 1 == visible.len();
+            let (p, cp) = if last {
+                (format!("{child_prefix}└─"), format!("{child_prefix}  "))
+            } else {
+                (format!("{child_prefix}├─"), format!("{child_prefix}│ "))
+            };
+            tree(nodes, c, &p, &cp, rows);
+        }
+        return;
+    }
+    let template = n
+        .template_ref
+        .as_ref()
+        .map(|r| format!("{}/{}", r.name, r.template))
+        .or_else(|| n.template_name.clone())
+        .unwrap_or_default();
+    let duration = if n.type_ == Some(NodeType::Pod) || n.type_ == Some(NodeType::Suspend) {
+        span(
+            n.started_at.as_ref().map(argon_engine::time::to_chrono),
+            n.finished_at.as_ref().map(argon_engine::time::to_chrono),
+        )
+    } else {
+        String::new()
+    };
+    let pod = if n.type_ == Some(NodeType::Pod) {
+        n.id.clone()
+    } else {
+        String::new()
+    };
+    rows.push([
+        format!(
+            "{prefix}{} {}",
+            symbol(n),
+            n.display_name.clone().unwrap_or_else(|| n.name.clone())
+        ),
+        template,
+        pod,
+        duration,
+        n.message.clone().unwrap_or_default(),
+    ]);
+    let visible: Vec<&String> = children.iter().copied().filter(|c| nodes.contains_key(*c)).collect();
+    let groups_only = visible
+        .iter()
+        .all(|c| nodes.get(*c).is_some_and(|x| x.type_ == Some(NodeType::StepGroup)));
+    if groups_only {
+        // Steps: each group's steps at this level.
+        for c in visible {
+            tree(nodes, c, "", child_prefix, rows);
+        }
+        return;
+    }
+    for (i, c) in visible.iter().enumerate() {
+        let last = i + 1 == visible.len();
+        let (p, cp) = if last {
+            (format!("{child_prefix}└─"), format!("{child_prefix}  "))
+        } else {
+            (format!("{child_prefix}├─"), format!("{child_prefix}│ "))
+        };
+        tree(nodes, c, &p, &cp, rows);
+    }
+}
+
+fn render_list(list: &[Workflow], wide: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<36} {:<10} {:<8} {:<9} {}",
+        "NAME",
+        "STATUS",
+        "AGE",
+        "DURATION",
+        if wide { "NAMESPACE  MESSAGE" } else { "MESSAGE" }
+    );
+    let now = chrono::Utc::now();
+    for w in list {
+        let s = w.status.clone().unwrap_or_default();
+        let age = w
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| human(now - argon_engine::time::to_chrono(t)))
+            .unwrap_or_default();
+        let duration = span(
+            s.started_at.as_ref().map(argon_engine::time::to_chrono),
+            s.finished_at.as_ref().map(argon_engine::time::to_chrono),
+        );
+        let mut msg = s.message.clone().unwrap_or_default();
+        if wide {
+            msg = format!("{:<10} {msg}", w.metadata.namespace.clone().unwrap_or_default());
+        }
+        let _ = writeln!(
+            out,
+            "{:<36} {:<10} {:<8} {:<9} {}",
+            w.metadata.name.clone().unwrap_or_default(),
+            s.phase.map(|p| format!("{p:?}")).unwrap_or_else(|| "Pending".into()),
+            age,
+            duration,
+            msg
+        )
+        .map(|_| ());
+    }
+    out
+}

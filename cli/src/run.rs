@@ -1,0 +1,383 @@
+//! `argon run`: every EventSource, Sensor, WorkflowTemplate,
+//! ClusterWorkflowTemplate, CronWorkflow and EventBus under some paths, in
+//! one process, with the event bus (embedded unless `--bus`), the workflow
+//! engine and its API server. Wiring only: the work is in the library crates.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, Result, bail};
+use argon_crds::diag::Severity;
+use argon_crds::eventbus::EventBus as EventBusManifest;
+use argon_crds::eventsource::EventSource;
+use argon_crds::manifest::{Loaded, Manifest, manifest_files};
+use argon_crds::secret::Secrets;
+use argon_crds::sensor::Sensor;
+use argon_engine::{Engine, EngineConfig, WorkflowClient};
+use argon_eventbus::{BusConfig, EventBus, StreamSettings};
+use argon_eventsource::{EventSourceRunner, RunnerConfig};
+use argon_sensor::{SensorRunner, Services};
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+/// Options of `argon run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Manifest files or folders (searched for .yaml, .yml and .json).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Where the engine's store, the artifacts and the embedded bus live.
+    #[arg(long, env = "ARGON_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// The event bus: nats://HOST:PORT for NATS JetStream; the embedded bus
+    /// under the state dir when not given.
+    #[arg(long, env = "ARGON_BUS")]
+    bus: Option<String>,
+    /// Address of the engine's API server (what `argon list`, `argon logs` talk to).
+    #[arg(long, env = "ARGON_API_ADDR", default_value = "127.0.0.1:2746")]
+    api_addr: SocketAddr,
+    /// Directory of secrets: a selector {name, key} reads DIR/name/key.
+    #[arg(long, env = "ARGON_SECRETS_DIR")]
+    secrets_dir: Option<PathBuf>,
+    /// Address the webhook ports are bound on.
+    #[arg(long, default_value = "0.0.0.0")]
+    host: IpAddr,
+    /// Longest wait for the bus to store an event before a webhook answers 503.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    publish_timeout: Duration,
+    /// Require this Bearer token on the API server.
+    #[arg(long, env = "ARGON_AUTH_TOKEN")]
+    auth_token: Option<String>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    argon_crds::common::parse_duration(text)
+}
+
+/// Runs `argon run` until SIGTERM or Ctrl-C.
+pub fn dispatch(args: RunArgs) -> ExitCode {
+    crate::init_tracing();
+    let outcome = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The manifests `argon run` acts on, after a clean lint.
+struct ManifestSet {
+    event_sources: Vec<EventSource>,
+    sensors: Vec<Sensor>,
+    event_buses: Vec<EventBusManifest>,
+    loaded: Vec<Loaded>,
+}
+
+/// Lints the paths; errors stop here with the lint output.
+fn load(paths: &[PathBuf]) -> Result<ManifestSet> {
+    let report = argon_crds::lint::lint_paths(paths);
+    for d in &report.diagnostics {
+        eprintln!("{d}");
+    }
+    if report.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        bail!("the manifests have errors (listed above); nothing was started");
+    }
+    let mut set = ManifestSet {
+        event_sources: Vec::new(),
+        sensors: Vec::new(),
+        event_buses: Vec::new(),
+        loaded: Vec::new(),
+    };
+    for l in report.manifests {
+        match &l.manifest {
+            Manifest::EventSource(es) => set.event_sources.push((**es).clone()),
+            Manifest::Sensor(s) => set.sensors.push((**s).clone()),
+            Manifest::EventBus(b) => set.event_buses.push((**b).clone()),
+            Manifest::Workflow(_) => eprintln!(
+                "{}: Workflow '{}' is not started by argon run; submit it with `argon submit {}`",
+                l.doc.file,
+                l.manifest.name(),
+                l.doc.file
+            ),
+            _ => {}
+        }
+        set.loaded.push(l);
+    }
+    Ok(set)
+}
+
+/// The buses of a run, one per bus name, opened on first use.
+struct Buses {
+    state_dir: PathBuf,
+    url: Option<String>,
+    publish_timeout: Duration,
+    open: HashMap<String, Arc<dyn EventBus>>,
+}
+
+impl Buses {
+    async fn get(&mut self, name: &str, manifests: &[EventBusManifest]) -> Result<Arc<dyn EventBus>> {
+        if let Some(bus) = self.open.get(name) {
+            return Ok(bus.clone());
+        }
+        let config = match &self.url {
+            None => {
+                let mut config = argon_eventbus::EmbeddedConfig::new(self.state_dir.join("bus").join(name));
+                config.name = name.to_string();
+                BusConfig::Embedded(config)
+            }
+            Some(url) => {
+                let mut config = match BusConfig::from_url(url)? {
+                    BusConfig::JetStream(c) => c,
+                    BusConfig::Embedded(_) => bail!("--bus takes nats://HOST:PORT; leave it out for the embedded bus"),
+                };
+                config.name = name.to_string();
+                config.publish_timeout = self.publish_timeout;
+                if let Some(settings) = stream_settings(name, manifests)? {
+                    config.stream = settings;
+                }
+                BusConfig::JetStream(config)
+            }
+        };
+        let bus = argon_eventbus::open_config(config)
+            .await
+            .with_context(|| format!("cannot open event bus '{name}'"))?;
+        self.open.insert(name.to_string(), bus.clone());
+        Ok(bus)
+    }
+}
+
+/// The JetStream stream settings an EventBus manifest named `name` gives.
+fn stream_settings(name: &str, manifests: &[EventBusManifest]) -> Result<Option<StreamSettings>> {
+    let Some(bus) = manifests.iter().find(|b| b.metadata.name.as_deref() == Some(name)) else {
+        return Ok(None);
+    };
+    let yaml = bus
+        .spec
+        .jetstream
+        .as_ref()
+        .and_then(|j| j.stream_config.clone())
+        .or_else(|| bus.spec.jetstream_exotic.as_ref().and_then(|j| j.stream_config.clone()));
+    match yaml {
+        Some(yaml) => Ok(Some(
+            StreamSettings::from_yaml(&yaml).with_context(|| format!("EventBus '{name}': streamConfig"))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The event sources and sensors of one version of the manifests.
+struct Running {
+    shutdown: CancellationToken,
+    event_sources: Vec<argon_eventsource::Running>,
+    sensors: Vec<SensorRunner>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        for es in self.event_sources {
+            if let Err(e) = es.wait().await {
+                tracing::warn!(error = %e, "event source stopped with an error");
+            }
+        }
+        for s in self.sensors {
+            s.wait().await;
+        }
+    }
+}
+
+async fn start(
+    set: &ManifestSet,
+    buses: &mut Buses,
+    engine: &Arc<Engine>,
+    secrets: &Secrets,
+    config: &RunnerConfig,
+) -> Result<Running> {
+    for l in &set.loaded {
+        let namespace = l.doc.value["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        match &l.manifest {
+            Manifest::WorkflowTemplate(t) => {
+                engine.put_workflow_template(&namespace, (**t).clone())?;
+            }
+            Manifest::ClusterWorkflowTemplate(t) => {
+                engine.put_cluster_workflow_template((**t).clone())?;
+            }
+            Manifest::CronWorkflow(c) => {
+                engine.put_cron_workflow(&namespace, (**c).clone())?;
+            }
+            _ => {}
+        }
+    }
+    let shutdown = CancellationToken::new();
+    let mut running = Running {
+        shutdown: shutdown.clone(),
+        event_sources: Vec::new(),
+        sensors: Vec::new(),
+    };
+
+    let mut by_bus: BTreeMap<String, Vec<EventSource>> = BTreeMap::new();
+    for es in &set.event_sources {
+        let name = es.spec.event_bus_name.clone().unwrap_or_else(|| "default".to_string());
+        by_bus.entry(name).or_default().push(es.clone());
+    }
+    for (bus_name, sources) in by_bus {
+        let bus = buses.get(&bus_name, &set.event_buses).await?;
+        let started = EventSourceRunner::start(&sources, bus, secrets, config.clone(), shutdown.child_token()).await;
+        match started {
+            Ok(es) => {
+                for endpoint in es.endpoints() {
+                    println!("{endpoint}");
+                }
+                running.event_sources.push(es);
+            }
+            Err(e) => {
+                running.stop().await;
+                return Err(e.into());
+            }
+        }
+    }
+    let client: Arc<dyn WorkflowClient> = engine.clone();
+    for sensor in &set.sensors {
+        let bus = buses.get(sensor.spec.event_bus(), &set.event_buses).await?;
+        let services = Services {
+            bus,
+            client: Some(client.clone()),
+            secrets: secrets.clone(),
+            metrics: argon_sensor::metrics::Metrics::default(),
+        };
+        match SensorRunner::start(sensor, services, shutdown.child_token()).await {
+            Ok(runner) => {
+                println!("sensor {} listening", sensor.metadata.name.clone().unwrap_or_default());
+                running.sensors.push(runner);
+            }
+            Err(e) => {
+                running.stop().await;
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(running)
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let set = load(&args.paths)?;
+    let state_dir = args.state_dir.clone().unwrap_or_else(crate::engine::default_state_dir);
+    std::fs::create_dir_all(&state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
+    let secrets = Secrets::new(args.secrets_dir.clone());
+
+    let mut config = EngineConfig::new(&state_dir);
+    config.secrets = secrets.clone();
+    let engine = Engine::open(config).with_context(|| format!("opening the engine in {}", state_dir.display()))?;
+    if !engine.sandboxed() {
+        eprintln!("argon: bubblewrap (bwrap) not found: steps run without a sandbox and share /tmp");
+    }
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(crate::stop_on_signal(shutdown.clone()));
+
+    let listener = tokio::net::TcpListener::bind(args.api_addr).await.with_context(|| {
+        format!(
+            "cannot listen on {} for the API server (choose another with --api-addr)",
+            args.api_addr
+        )
+    })?;
+    let api_addr = listener.local_addr()?;
+    let app = argon_engine::server::router(argon_engine::server::ApiState {
+        engine: engine.clone(),
+        auth_token: args.auth_token.clone(),
+    });
+    let api = {
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+        })
+    };
+    let engine_task = {
+        let token = shutdown.clone();
+        tokio::spawn(Arc::clone(&engine).run(token.cancelled_owned()))
+    };
+    println!("api http://{api_addr} (argon list --server http://{api_addr})");
+
+    let runner_config = RunnerConfig {
+        publish_timeout: args.publish_timeout,
+        host: args.host,
+        ..RunnerConfig::default()
+    };
+    let mut buses = Buses {
+        state_dir: state_dir.clone(),
+        url: args.bus.clone(),
+        publish_timeout: args.publish_timeout,
+        open: HashMap::new(),
+    };
+    let mut running = Some(start(&set, &mut buses, &engine, &secrets, &runner_config).await?);
+    println!("argon run: ready (state in {})", state_dir.display());
+
+    // Polling a handful of manifest files once a second is cheap and works on
+    // every file system (inotify misses edits on some mounts); a change
+    // re-lints the set and restarts event sources and sensors with it.
+    let mut seen = snapshot(&args.paths);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let now = snapshot(&args.paths);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        eprintln!("argon run: manifests changed; reloading");
+        let set = match load(&args.paths) {
+            Ok(set) => set,
+            Err(e) => {
+                eprintln!("argon run: not reloaded, still running the previous manifests: {e:#}");
+                continue;
+            }
+        };
+        if let Some(old) = running.take() {
+            old.stop().await;
+        }
+        match start(&set, &mut buses, &engine, &secrets, &runner_config).await {
+            Ok(r) => {
+                running = Some(r);
+                println!("argon run: reloaded");
+            }
+            Err(e) => eprintln!(
+                "argon run: reload failed, event sources and sensors are stopped until the next change: {e:#}"
+            ),
+        }
+    }
+    eprintln!("argon run: stopping: finishing requests and triggers in flight");
+    if let Some(r) = running.take() {
+        r.stop().await;
+    }
+    api.await.context("API server task")?.context("API server")?;
+    engine_task.await.context("engine task")??;
+    Ok(())
+}
+
+/// The manifest files under `paths` with their modification times.
+fn snapshot(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>)> {
+    manifest_files(paths)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| {
+            let modified = std::fs::metadata(&f).and_then(|m| m.modified()).ok();
+            (f, modified)
+        })
+        .collect()
+}
