@@ -169,3 +169,150 @@ pub fn wait_until(timeout: std::time::Duration, what: &str, mut condition: impl 
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A copy of an example folder in a temp dir, with every `port: "N"` moved to
+/// a free port so tests never collide with each other or with a user's run.
+pub struct Example {
+    pub dir: tempfile::TempDir,
+    /// Original port -> the free port that replaced it.
+    pub ports: std::collections::BTreeMap<u16, u16>,
+}
+
+impl Example {
+    /// Copies `examples/NAME` (recursively) and rewrites its ports; `extra`
+    /// replacements (from, to) are applied to every file too.
+    pub fn prepare(name: &str, extra: &[(&str, &str)]) -> Example {
+        let src = repo_root().join("examples").join(name);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut ports = std::collections::BTreeMap::new();
+        copy_tree(&src, dir.path(), &mut ports, extra);
+        Example { dir, ports }
+    }
+
+    /// The free port that replaced `original`.
+    pub fn port(&self, original: u16) -> u16 {
+        *self
+            .ports
+            .get(&original)
+            .unwrap_or_else(|| panic!("example has no port {original}"))
+    }
+
+    pub fn path(&self) -> &str {
+        self.dir.path().to_str().expect("utf-8 temp path")
+    }
+}
+
+fn copy_tree(src: &Path, dst: &Path, ports: &mut std::collections::BTreeMap<u16, u16>, extra: &[(&str, &str)]) {
+    std::fs::create_dir_all(dst).expect("create dir");
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(src)
+        .expect("read example")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let target = dst.join(path.file_name().expect("file name"));
+        if path.is_dir() {
+            copy_tree(&path, &target, ports, extra);
+            continue;
+        }
+        let mut text = std::fs::read_to_string(&path).expect("read example file");
+        let mut out = String::with_capacity(text.len());
+        for line in text.lines() {
+            let trimmed = line.trim_start();
+            if let Some(rest) = trimmed.strip_prefix("port: \"")
+                && let Some(number) = rest.strip_suffix('"')
+                && let Ok(original) = number.parse::<u16>()
+            {
+                let free = *ports.entry(original).or_insert_with(free_port);
+                out.push_str(&line.replace(number, &free.to_string()));
+            } else {
+                out.push_str(line);
+            }
+            out.push('\n');
+        }
+        text = out;
+        for (from, to) in extra {
+            text = text.replace(from, to);
+        }
+        std::fs::write(&target, text).expect("write example copy");
+    }
+}
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The engine's REST API, as the tests read it.
+pub struct Api {
+    pub base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Api {
+    pub fn new(addr: &str) -> Api {
+        Api {
+            base: format!("http://{addr}"),
+            http: reqwest::blocking::Client::new(),
+        }
+    }
+
+    /// Every workflow in the namespace `default`.
+    pub fn workflows(&self) -> Vec<serde_json::Value> {
+        let url = format!("{}/api/v1/workflows/default", self.base);
+        match self.http.get(&url).send().and_then(|r| r.json::<serde_json::Value>()) {
+            Ok(v) => v["items"].as_array().cloned().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The phases of all workflows.
+    pub fn phases(&self) -> Vec<String> {
+        self.workflows()
+            .iter()
+            .map(|w| w["status"]["phase"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// Waits until `n` workflows exist and all have finished; returns them.
+    pub fn wait_finished(&self, n: usize, timeout: std::time::Duration) -> Vec<serde_json::Value> {
+        let mut last = Vec::new();
+        let done = wait_until(timeout, &format!("{n} finished workflows"), || {
+            last = self.phases();
+            last.len() >= n
+                && last
+                    .iter()
+                    .all(|p| matches!(p.as_str(), "Succeeded" | "Failed" | "Error"))
+        });
+        if let Err(e) = done {
+            panic!("{e}; phases now: {last:?}");
+        }
+        self.workflows()
+    }
+
+    /// The log text of a workflow.
+    pub fn logs(&self, name: &str) -> String {
+        let out = argon(&["logs", name, "--server", &self.base]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// POSTs a JSON body; returns the status code (0 when nothing answered).
+pub fn post_json(url: &str, body: &serde_json::Value) -> u16 {
+    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("http client")
+    });
+    client
+        .post(url)
+        .json(body)
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
