@@ -4,6 +4,7 @@
 //! `cargo run --release -p argon-bench -- bus [--events N] [--max-secs S] [--size BYTES] [--rounds R]`
 
 mod bus;
+mod engine;
 
 use std::time::Duration;
 
@@ -46,6 +47,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match scenario.as_str() {
         "bus" => runtime.block_on(bus::run(&options)),
+        "engine" => runtime.block_on(engine::run(&options)),
         _ => bail!("usage: argon-bench SCENARIO [options]; scenarios: bus"),
     }
 }

@@ -194,6 +194,35 @@ impl Engine {
                 }
             })
             .collect();
+        let mut findings = findings;
+        // Templates live in this engine's store: a reference to one it lacks is an error here.
+        for (i, t) in wf.spec.templates.iter().enumerate() {
+            let mut refs: Vec<(String, &TemplateRef)> = Vec::new();
+            for (g, group) in t.steps.iter().flatten().enumerate() {
+                for (k, step) in group.iter().enumerate() {
+                    if let Some(r) = &step.template_ref {
+                        refs.push((format!("spec.templates[{i}].steps[{g}][{k}].templateRef"), r));
+                    }
+                }
+            }
+            for (k, task) in t.dag.iter().flat_map(|d| d.tasks.iter()).enumerate() {
+                if let Some(r) = &task.template_ref {
+                    refs.push((format!("spec.templates[{i}].dag.tasks[{k}].templateRef"), r));
+                }
+            }
+            for (path, r) in refs {
+                if let Err(e) = self.resolve_ref(namespace, r) {
+                    findings.push(format!("{path}: {e}; store it first with argon template create"));
+                }
+            }
+        }
+        if let Some(r) = &wf.spec.workflow_template_ref
+            && let Err(e) = self.template_spec(namespace, &r.name, r.cluster_scope)
+        {
+            findings.push(format!(
+                "spec.workflowTemplateRef: {e}; store it first with argon template create"
+            ));
+        }
         if findings.is_empty() {
             Ok(())
         } else {

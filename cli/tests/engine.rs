@@ -1,0 +1,322 @@
+//! `argon server` and the workflow verbs as processes: submit (with
+//! parameters and --watch), list, get -o json, logs, suspend/resume/stop,
+//! delete, templates, lint errors at submit, and a server killed mid-run
+//! that picks its workflow up again.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn example(name: &str) -> String {
+    repo().join("examples/workflows").join(name).display().to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    state: PathBuf,
+    path: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory for the test that the steps' sandbox can see (not under /tmp).
+fn workdir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// Starts `argon server` on a free port with a stand-in `cowsay` on its PATH.
+fn server(dir: &Path) -> Server {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let cowsay = bin.join("cowsay");
+    std::fs::write(&cowsay, "#!/bin/sh\necho \"< $* >\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&cowsay, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    start(dir.join("state"), path)
+}
+
+fn start(state: PathBuf, path: String) -> Server {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_argon"))
+        .args(["server", "--state-dir"])
+        .arg(&state)
+        .args(["--api-addr", &format!("127.0.0.1:{port}")])
+        .env("PATH", &path)
+        .env_remove("ARGON_AUTH_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let s = Server {
+        child,
+        url,
+        state,
+        path,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "argon server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s
+}
+
+fn argon(s: &Server, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_argon"))
+        .args(args)
+        .env("ARGON_SERVER", &s.url)
+        .env_remove("ARGON_AUTH_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "argon failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn get_json(s: &Server, name: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(&argon(s, &["get", name, "-o", "json"]))).unwrap()
+}
+
+fn wait_phase(s: &Server, name: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let wf = get_json(s, name);
+        if f(&wf) {
+            return wf;
+        }
+        assert!(Instant::now() < deadline, "not reached: {wf:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn submit_watch_get_logs_list_and_delete() {
+    let dir = workdir();
+    let s = server(dir.path());
+    let out = argon(&s, &["submit", &example("hello-world.yaml"), "--watch"]);
+    let text = ok(&out);
+    assert!(text.contains("Status:              Succeeded"), "{text}");
+    assert!(text.contains("✔ hello-world-"), "{text}");
+
+    let wf = get_json(&s, "@latest");
+    let name = wf["metadata"]["name"].as_str().unwrap().to_string();
+    assert_eq!(wf["status"]["phase"], "Succeeded");
+    let node = &wf["status"]["nodes"][&name];
+    assert_eq!(node["displayName"], name.as_str());
+    assert_eq!(node["type"], "Pod");
+    assert_eq!(node["phase"], "Succeeded");
+    assert_eq!(node["outputs"]["result"], "< hello world >");
+
+    let logs = ok(&argon(&s, &["logs", &name]));
+    assert_eq!(logs.trim(), format!("{name}: < hello world >"));
+    let list = ok(&argon(&s, &["list"]));
+    assert!(
+        list.lines().any(|l| l.starts_with(&name) && l.contains("Succeeded")),
+        "{list}"
+    );
+    let yaml = ok(&argon(&s, &["get", &name, "-o", "yaml"]));
+    assert!(yaml.contains("phase: Succeeded"), "{yaml}");
+
+    // Parameters reach the entrypoint's inputs.
+    let text = ok(&argon(
+        &s,
+        &[
+            "submit",
+            &example("webhook-whalesay.yaml"),
+            "-p",
+            "message=hi",
+            "-p",
+            "who=you",
+            "--watch",
+        ],
+    ));
+    assert!(text.contains("Succeeded"), "{text}");
+    let logs = ok(&argon(&s, &["logs", "@latest"]));
+    assert!(logs.trim().ends_with(": < hi you >"), "{logs}");
+
+    // A failing workflow makes --watch exit 1.
+    let out = argon(&s, &["submit", &example("resource-job.yaml"), "--watch"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("need a cluster"));
+
+    ok(&argon(&s, &["delete", &name]));
+    let out = argon(&s, &["get", &name]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"), "{out:?}");
+}
+
+#[test]
+fn invalid_workflows_are_refused_with_the_lint_message() {
+    let dir = workdir();
+    let s = server(dir.path());
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: bad-\nspec:\n  entrypoint: main\n  \
+         templates:\n  - name: main\n    steps:\n    - - name: a\n        template: ecoh\n  - name: echo\n    container:\n      \
+         image: alpine\n      command: [echo]\n",
+    )
+    .unwrap();
+    let out = argon(&s, &["submit", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml:11:") && err.contains("did you mean 'echo'"),
+        "{err}"
+    );
+    // The server refuses it too when the client does not lint.
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(
+        &typo,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: t-\nspec:\n  entrypoint: main\n  \
+         templates:\n  - name: main\n    steps:\n    - - name: a\n        templateRef: {name: missing-template, template: x}\n",
+    )
+    .unwrap();
+    let out = argon(&s, &["submit", typo.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid workflow") && err.contains("missing-template"),
+        "{err}"
+    );
+    assert!(ok(&argon(&s, &["list", "-o", "name"])).trim().is_empty());
+}
+
+#[test]
+fn templates_suspend_resume_stop() {
+    let dir = workdir();
+    let s = server(dir.path());
+    let text = ok(&argon(
+        &s,
+        &[
+            "template",
+            "create",
+            &example("whalesay-template.yaml"),
+            &example("congratulations-template.yaml"),
+        ],
+    ));
+    assert!(text.contains("WorkflowTemplate 'whalesay-template' created"), "{text}");
+    let list = ok(&argon(&s, &["template", "list"]));
+    assert!(
+        list.contains("congratulations-template") && list.contains("argo-events"),
+        "{list}"
+    );
+    let got = ok(&argon(
+        &s,
+        &["template", "get", "whalesay-template", "-n", "argo-events"],
+    ));
+    assert!(got.contains("kind: WorkflowTemplate"), "{got}");
+    let text = ok(&argon(&s, &["submit", &example("combined-workflow.yaml"), "--watch"]));
+    assert!(text.contains("whalesay-template/whalesay"), "{text}");
+    assert!(text.contains("Succeeded"), "{text}");
+
+    // Runs of a WorkflowTemplate are listed by --template.
+    let wt = dir.path().join("greet.yaml");
+    std::fs::write(
+        &wt,
+        "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata:\n  name: greet\nspec:\n  entrypoint: main\n  \
+         templates:\n  - name: main\n    container: {image: alpine, command: [echo, hi]}\n",
+    )
+    .unwrap();
+    ok(&argon(&s, &["template", "create", wt.to_str().unwrap()]));
+    ok(&argon(&s, &["submit", "--from", "workflowtemplate/greet", "--watch"]));
+    let runs = ok(&argon(&s, &["list", "--template", "greet", "-o", "name"]));
+    assert_eq!(runs.lines().count(), 1, "{runs}");
+    assert!(runs.starts_with("greet-"), "{runs}");
+    ok(&argon(&s, &["template", "delete", "greet"]));
+    assert!(!argon(&s, &["template", "get", "greet"]).status.success());
+
+    // Suspend, resume, stop.
+    let name = ok(&argon(&s, &["submit", &example("suspend-template.yaml"), "-o", "name"]))
+        .trim()
+        .to_string();
+    wait_phase(&s, &name, |w| {
+        w["status"]["nodes"].as_object().is_some_and(|n| {
+            n.values()
+                .any(|n| n["displayName"] == "approve" && n["phase"] == "Running")
+        })
+    });
+    ok(&argon(&s, &["suspend", &name]));
+    assert_eq!(get_json(&s, &name)["spec"]["suspend"], true);
+    ok(&argon(&s, &["resume", &name]));
+    wait_phase(&s, &name, |w| {
+        w["status"]["nodes"].as_object().is_some_and(|n| {
+            n.values()
+                .any(|n| n["displayName"] == "delay" && n["phase"] == "Running")
+        })
+    });
+    let tree = ok(&argon(&s, &["get", &name]));
+    assert!(tree.contains("✔ approve") && tree.contains("ǁ delay"), "{tree}");
+    ok(&argon(&s, &["stop", &name]));
+    let wf = wait_phase(&s, &name, |w| w["status"]["phase"] == "Failed");
+    assert_eq!(wf["status"]["message"], "Stopped with strategy 'Stop'");
+    let out = argon(&s, &["resume", &name]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn a_killed_server_resumes_its_workflow_on_restart() {
+    let dir = workdir();
+    let mut s = server(dir.path());
+    let file = dir.path().join("long.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: long-\nspec:\n  entrypoint: main\n  \
+         templates:\n  - name: main\n    steps:\n    - - {name: first, template: quick}\n    - - {name: slow, template: slow}\n    \
+         - - {name: last, template: quick}\n  - name: quick\n    container: {image: alpine, command: [echo, ok]}\n  - name: slow\n    \
+         retryStrategy: {limit: 2}\n    container:\n      image: alpine\n      command: [sh, -c, \"if [ {{retries}} = 0 ]; then sleep 60; fi; echo \
+         attempt {{retries}}\"]\n",
+    )
+    .unwrap();
+    let name = ok(&argon(&s, &["submit", file.to_str().unwrap(), "-o", "name"]))
+        .trim()
+        .to_string();
+    wait_phase(&s, &name, |w| {
+        w["status"]["nodes"].as_object().is_some_and(|n| {
+            n.values()
+                .any(|n| n["displayName"] == "slow(0)" && n["phase"] == "Running")
+        })
+    });
+    // Killed without warning, then started again on the same state.
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let state = s.state.clone();
+    let path = s.path.clone();
+    drop(s);
+    let s = start(state, path);
+    let wf = wait_phase(&s, &name, |w| w["status"]["phase"] == "Succeeded");
+    let nodes = wf["status"]["nodes"].as_object().unwrap();
+    let by = |d: &str| nodes.values().find(|n| n["displayName"] == d).cloned().unwrap();
+    assert_eq!(by("slow(0)")["phase"], "Failed");
+    assert!(by("slow(0)")["message"].as_str().unwrap().contains("engine restarted"));
+    assert_eq!(by("slow(1)")["outputs"]["result"], "attempt 1");
+    assert_eq!(by("last")["phase"], "Succeeded");
+    assert!(nodes.values().all(|n| n["phase"] != "Running"));
+}
