@@ -269,6 +269,16 @@ impl Api {
         }
     }
 
+    /// One workflow with its full status (nodes included).
+    pub fn get(&self, name: &str) -> serde_json::Value {
+        let url = format!("{}/api/v1/workflows/default/{name}", self.base);
+        self.http
+            .get(&url)
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
     /// The phases of all workflows.
     pub fn phases(&self) -> Vec<String> {
         self.workflows()
