@@ -135,7 +135,7 @@ impl EventSourceRunner {
                                 ),
                             ));
                         };
-                        let route = server::Route::new(&source_name, name, config, context, secrets)?;
+                        let route = server::Route::new(&source_name, name, config, context, secrets, &metrics)?;
                         routes.entry(route.port).or_default().push(route);
                     }
                 }
@@ -264,18 +264,22 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     /// Publishes one event; `Ok` only once the bus confirmed it is stored.
-    pub(crate) async fn publish(&self, event: &Event, started: Instant) -> Result<(), Rejection> {
+    pub(crate) async fn publish(
+        &self,
+        event: &Event,
+        metrics: &metrics::EventMetrics,
+        started: Instant,
+    ) -> Result<(), Rejection> {
         let source = &event.context.source;
         let name = &event.context.subject;
         let outcome = tokio::time::timeout(self.timeout, self.bus.publish(event)).await;
         match outcome {
             Ok(Ok(_ack)) => {
-                self.metrics
-                    .sent(source, name, started.elapsed().as_secs_f64() * 1000.0);
+                metrics.sent(started.elapsed().as_secs_f64() * 1000.0);
                 Ok(())
             }
             Ok(Err(e)) => {
-                self.metrics.sent_failed(source, name);
+                metrics.sent_failed();
                 tracing::warn!(event_source = %source, event = %name, id = %event.context.id, error = %e, "event not published");
                 // Whatever the cause (unreachable, slow, disk full), nothing
                 // is known to be stored: the sender must retry.
@@ -284,7 +288,7 @@ impl Publisher {
                 })
             }
             Err(_elapsed) => {
-                self.metrics.sent_failed(source, name);
+                metrics.sent_failed();
                 tracing::warn!(event_source = %source, event = %name, id = %event.context.id, timeout = ?self.timeout, "event bus did not confirm in time");
                 Err(Rejection::Unavailable {
                     retry_after: self.retry_after,

@@ -1,7 +1,10 @@
 //! Prometheus metrics of the event sources, under the names dashboards built
 //! for the argoproj.io event sources already use.
 
-use prometheus::{Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 use crate::error::Result;
 
@@ -78,6 +81,18 @@ impl Metrics {
         })
     }
 
+    /// The metrics of one event, resolved once so the request path does no
+    /// label lookups.
+    pub fn event(&self, source: &str, event: &str) -> EventMetrics {
+        let labels = [source, event];
+        EventMetrics {
+            sent: self.sent.with_label_values(&labels),
+            sent_failed: self.sent_failed.with_label_values(&labels),
+            processing_failed: self.processing_failed.with_label_values(&labels),
+            duration: self.duration.with_label_values(&labels),
+        }
+    }
+
     /// One event published, after `millis`.
     pub fn sent(&self, source: &str, event: &str, millis: f64) {
         self.sent.with_label_values(&[source, event]).inc();
@@ -105,6 +120,39 @@ impl Metrics {
         // Encoding gathered metrics into a Vec cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The metrics of one event.
+#[derive(Clone)]
+pub struct EventMetrics {
+    sent: IntCounter,
+    sent_failed: IntCounter,
+    processing_failed: IntCounter,
+    duration: Histogram,
+}
+
+impl EventMetrics {
+    /// One event published, after `millis`.
+    pub fn sent(&self, millis: f64) {
+        self.sent.inc();
+        self.duration.observe(millis);
+    }
+
+    /// One event the bus did not take.
+    pub fn sent_failed(&self) {
+        self.sent_failed.inc();
+    }
+
+    /// One request rejected before it became an event.
+    pub fn processing_failed(&self) {
+        self.processing_failed.inc();
+    }
+}
+
+impl std::fmt::Debug for EventMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventMetrics")
     }
 }
 

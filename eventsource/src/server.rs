@@ -42,6 +42,7 @@ pub struct Route {
     auth: Option<Auth>,
     filter: Option<Filter>,
     receiver: Box<dyn Receiver>,
+    metrics: crate::metrics::EventMetrics,
 }
 
 /// Credentials a request must present (from the webhook context).
@@ -59,6 +60,7 @@ impl Route {
         config: &EventConfig<'_>,
         context: &WebhookContext,
         secrets: &Secrets,
+        metrics: &crate::Metrics,
     ) -> Result<Self> {
         let bad = |reason: String| Error::config(source, event, reason);
         let port: u16 = context
@@ -125,6 +127,7 @@ impl Route {
             auth,
             filter,
             receiver,
+            metrics: metrics.event(source, event),
         })
     }
 
@@ -214,7 +217,7 @@ async fn dispatch(State(state): State<ServerState>, request: Request) -> Respons
         Ok(()) => (StatusCode::OK, "success\n").into_response(),
         Err(rejection) => {
             if !matches!(rejection, Rejection::Unavailable { .. } | Rejection::Internal) {
-                state.publisher.metrics().processing_failed(&route.source, &route.event);
+                route.metrics.processing_failed();
             }
             rejection.into_response()
         }
@@ -228,7 +231,8 @@ async fn handle(state: &ServerState, route: &Route, request: Request, started: I
     let incoming = route.receiver.receive(&parts, &body)?;
     for Incoming { id, data } in incoming {
         if let Some(filter) = &route.filter {
-            match filter.matches(&data) {
+            let value: serde_json::Value = serde_json::from_str(data.get()).unwrap_or_default();
+            match filter.matches(&value) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
@@ -238,11 +242,11 @@ async fn handle(state: &ServerState, route: &Route, request: Request, started: I
             }
         }
         let mut event =
-            Event::new(&route.source, &route.event, route.kind, &serde_json::Value::Null).with_data(Data::json(&data));
+            Event::new(&route.source, &route.event, route.kind, &serde_json::Value::Null).with_data(Data::Json(data));
         if let Some(id) = id {
             event = event.with_id(id);
         }
-        state.publisher.publish(&event, started).await?;
+        state.publisher.publish(&event, &route.metrics, started).await?;
     }
     Ok(())
 }

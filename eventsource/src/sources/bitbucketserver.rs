@@ -11,7 +11,7 @@ use bytes::Bytes;
 use k8s_openapi::api::core::v1::SecretKeySelector;
 use serde_json::Value;
 
-use super::{Incoming, Receiver, git_event_data, header, parse_json, verify_hmac_sha256, wanted};
+use super::{Incoming, Receiver, git_event_data, header, parse_json, to_raw, verify_hmac_sha256, wanted};
 use crate::error::{Rejection, Result};
 
 /// A Bitbucket Server hook endpoint.
@@ -75,18 +75,19 @@ impl Receiver for BitbucketServer {
         let id = header(request, "x-request-id").filter(|id| !id.is_empty());
         if self.one_event_per_change
             && event_type == "repo:refs_changed"
-            && let Some(changes) = payload.get("changes").and_then(Value::as_array)
+            && let Ok(parsed) = serde_json::from_str::<Value>(payload.get())
+            && let Some(changes) = parsed.get("changes").and_then(Value::as_array)
             && changes.len() > 1
         {
             return Ok(changes
                 .iter()
                 .enumerate()
                 .map(|(i, change)| {
-                    let mut one = payload.clone();
+                    let mut one = parsed.clone();
                     one["changes"] = Value::Array(vec![change.clone()]);
                     Incoming {
                         id: id.map(|id| format!("{id}-{i}")),
-                        data: git_event_data(request, one, &self.metadata),
+                        data: git_event_data(request, &to_raw(&one), &self.metadata),
                     }
                 })
                 .collect());

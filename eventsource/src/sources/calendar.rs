@@ -340,9 +340,10 @@ impl CalendarEvent {
             .with_data(Data::json(&data))
             .with_id(self.tick_id(tick));
         event.context.time = tick;
+        let metrics = publisher.metrics().event(&self.source, &self.event);
         let mut backoff = Duration::from_millis(200);
         loop {
-            if publisher.publish(&event, Instant::now()).await.is_ok() {
+            if publisher.publish(&event, &metrics, Instant::now()).await.is_ok() {
                 return true;
             }
             tokio::select! {

@@ -64,13 +64,14 @@ impl Receiver for Github {
         if !wanted(&self.events, event_type) {
             return Ok(Vec::new());
         }
+        let form_payload: String;
         let payload = match content_type(request).as_str() {
             "application/x-www-form-urlencoded" => {
-                let payload = form_urlencoded::parse(body)
+                form_payload = form_urlencoded::parse(body)
                     .find(|(k, _)| k == "payload")
                     .map(|(_, v)| v.into_owned())
                     .ok_or_else(|| Rejection::BadRequest("form body has no 'payload' field".into()))?;
-                parse_json(payload.as_bytes())?
+                parse_json(form_payload.as_bytes())?
             }
             _ => parse_json(body)?,
         };

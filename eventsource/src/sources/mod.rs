@@ -16,6 +16,8 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use bytes::Bytes;
 use hmac::{Hmac, Mac as _};
+use serde::ser::{SerializeMap as _, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
@@ -23,12 +25,12 @@ use crate::error::{Error, Rejection, Result};
 
 /// What one request produced: the event data, and an id when the sender
 /// gives one that stays the same across redeliveries.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Incoming {
     /// The event id; a fresh one is made when `None`.
     pub id: Option<String>,
-    /// The event data.
-    pub data: Value,
+    /// The event data, as JSON text.
+    pub data: Box<RawValue>,
 }
 
 /// Turns a request of one webhook-family event into events: verifies it,
@@ -91,21 +93,33 @@ pub(crate) fn receiver<'a>(
 /// Headers whose values never reach the bus.
 const MASKED_HEADERS: [&str; 3] = ["authorization", "x-gitlab-token", "proxy-authorization"];
 
-/// The request headers as `{"Content-Type": ["application/json"], ...}`
-/// (names in canonical form, secrets masked).
-pub(crate) fn header_map(headers: &HeaderMap) -> Value {
-    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for (name, value) in headers {
-        let shown = if MASKED_HEADERS.contains(&name.as_str()) {
-            "*****".to_owned()
-        } else {
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
-        };
-        out.entry(canonical_header_name(name.as_str()))
-            .or_default()
-            .push(Value::String(shown));
+/// The request headers, serialized as `{"Content-Type": ["application/json"], ...}`
+/// (names in canonical form, secrets masked) without building a JSON tree.
+pub(crate) struct Headers<'a>(pub(crate) &'a HeaderMap);
+
+impl serde::Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.keys_len()))?;
+        for name in self.0.keys() {
+            let values: Vec<std::borrow::Cow<'_, str>> = if MASKED_HEADERS.contains(&name.as_str()) {
+                vec!["*****".into()]
+            } else {
+                self.0
+                    .get_all(name)
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                    .collect()
+            };
+            map.serialize_entry(&canonical_header_name(name.as_str()), &values)?;
+        }
+        map.end()
     }
-    Value::Object(out.into_iter().map(|(k, v)| (k, Value::Array(v))).collect())
+}
+
+/// Serializes event data; the parts are plain JSON values, which cannot fail.
+pub(crate) fn to_raw(data: &impl serde::Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(data)
+        .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!("null is JSON")))
 }
 
 /// `x-github-event` -> `X-Github-Event`.
@@ -140,12 +154,15 @@ pub(crate) fn content_type(request: &Parts) -> String {
         .to_ascii_lowercase()
 }
 
-/// Parses a JSON body, or says precisely why it is not JSON.
-pub(crate) fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
+/// Checks that a body is JSON (without building a tree), or says precisely
+/// why it is not.
+pub(crate) fn parse_json(body: &[u8]) -> Result<&RawValue, Rejection> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Rejection::BadRequest("body is empty; expected JSON".into()));
     }
-    serde_json::from_slice(body).map_err(|e| Rejection::BadRequest(format!("body is not valid JSON: {e}")))
+    let text = std::str::from_utf8(body)
+        .map_err(|e| Rejection::BadRequest(format!("body is not valid JSON: not UTF-8 ({e})")))?;
+    serde_json::from_str(text.trim()).map_err(|e| Rejection::BadRequest(format!("body is not valid JSON: {e}")))
 }
 
 /// `a=1&b=2&b=3` as `{"a": "1", "b": ["2", "3"]}`.
@@ -169,11 +186,17 @@ pub(crate) fn form_map(text: &[u8]) -> Value {
 }
 
 /// `{"headers": ..., "body": ..., "metadata": ...}`, the data of the git hosts.
-pub(crate) fn git_event_data(request: &Parts, body: Value, metadata: &BTreeMap<String, String>) -> Value {
-    serde_json::json!({
-        "headers": header_map(&request.headers),
-        "body": body,
-        "metadata": metadata,
+pub(crate) fn git_event_data(request: &Parts, body: &RawValue, metadata: &BTreeMap<String, String>) -> Box<RawValue> {
+    #[derive(serde::Serialize)]
+    struct GitData<'a> {
+        headers: Headers<'a>,
+        body: &'a RawValue,
+        metadata: &'a BTreeMap<String, String>,
+    }
+    to_raw(&GitData {
+        headers: Headers(&request.headers),
+        body,
+        metadata,
     })
 }
 

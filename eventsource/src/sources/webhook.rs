@@ -10,8 +10,9 @@ use axum::http::Method;
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::{Incoming, Receiver, content_type, form_map, header_map, parse_json};
+use super::{Headers, Incoming, Receiver, content_type, form_map, parse_json, to_raw};
 use crate::error::Rejection;
 
 /// A plain webhook endpoint.
@@ -29,27 +30,44 @@ impl Webhook {
     }
 }
 
+/// The data of a webhook event, serialized straight from its parts.
+#[derive(serde::Serialize)]
+struct WebhookData<'a> {
+    header: Headers<'a>,
+    body: &'a RawValue,
+    metadata: &'a BTreeMap<String, String>,
+}
+
 impl Receiver for Webhook {
     fn receive(&self, request: &Parts, body: &Bytes) -> Result<Vec<Incoming>, Rejection> {
         let content_type = content_type(request);
-        let body = if request.method == Method::GET && body.is_empty() {
-            form_map(request.uri.query().unwrap_or("").as_bytes())
+        let owned: Box<RawValue>;
+        let body: &RawValue = if request.method == Method::GET && body.is_empty() {
+            owned = to_raw(&form_map(request.uri.query().unwrap_or("").as_bytes()));
+            &owned
         } else if is_json_content_type(&content_type) {
             parse_json(body)?
         } else if content_type == "application/x-www-form-urlencoded" {
-            form_map(body)
-        } else if body.is_empty() {
-            Value::Null
+            owned = to_raw(&form_map(body));
+            &owned
         } else {
             // No or another content type: JSON if it parses, else the text.
-            serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+            owned = match std::str::from_utf8(body)
+                .ok()
+                .and_then(|t| serde_json::from_str::<&RawValue>(t.trim()).ok())
+            {
+                Some(raw) => raw.to_owned(),
+                None if body.is_empty() => to_raw(&Value::Null),
+                None => to_raw(&String::from_utf8_lossy(body)),
+            };
+            &owned
         };
         Ok(vec![Incoming {
             id: None,
-            data: serde_json::json!({
-                "header": header_map(&request.headers),
-                "body": body,
-                "metadata": self.metadata,
+            data: to_raw(&WebhookData {
+                header: Headers(&request.headers),
+                body,
+                metadata: &self.metadata,
             }),
         }])
     }
