@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod engine;
 mod eventsource;
 mod run;
+mod sensor;
 
 /// Argon: event-driven automation for argoproj.io manifests.
 #[derive(Parser)]
@@ -34,6 +35,12 @@ enum Command {
         #[command(subcommand)]
         command: eventsource::EventsourceCommand,
     },
+    /// Run Sensors (`argon sensor run FILE... --bus URL [--server URL]`) or
+    /// dry-run one on sample events (`argon sensor test FILE --event EVENT.json`).
+    Sensor {
+        #[command(subcommand)]
+        command: sensor::SensorCommand,
+    },
     /// Run everything under PATH... in one process: event sources, sensors,
     /// templates, the event bus (embedded unless --bus) and the engine with its API.
     Run(run::RunArgs),
@@ -52,6 +59,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Eventsource { command } => eventsource::dispatch(command),
+        Command::Sensor { command } => sensor::dispatch(command),
         Command::Run(args) => run::dispatch(args),
         Command::Engine(command) => engine::dispatch(command),
     }

@@ -26,5 +26,5 @@ pub mod triggers;
 
 pub use error::{Error, Result};
 pub use event::SensorEvent;
-pub use runner::{SensorRunner, Services};
+pub use runner::{RunnerOptions, SensorRunner, Services};
 pub use sensor::CompiledSensor;

@@ -42,10 +42,24 @@ use crate::sensor::{CompiledSensor, CompiledTrigger};
 use crate::triggers::{self, LABEL_SENSOR, LABEL_TRIGGER, Request};
 use crate::{Error, Result, SensorEvent};
 
-/// Deliveries handled at once per dependency.
-const IN_FLIGHT: usize = 256;
-/// How long a delivery may stay unacknowledged before the bus redelivers it.
-const ACK_WAIT: Duration = Duration::from_secs(60);
+/// Tuning of a running sensor.
+#[derive(Clone, Debug)]
+pub struct RunnerOptions {
+    /// How long a delivery may stay unacknowledged before the bus redelivers
+    /// it (also how soon the events in flight at a crash come back).
+    pub ack_wait: Duration,
+    /// Deliveries handled at once per dependency.
+    pub in_flight: usize,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            ack_wait: Duration::from_secs(60),
+            in_flight: 256,
+        }
+    }
+}
 
 /// What a sensor needs from its host process.
 #[derive(Clone)]
@@ -64,7 +78,7 @@ pub struct Services {
 struct TriggerRuntime {
     retry: Retry,
     limiter: Option<RateLimiter>,
-    http: Option<reqwest::Client>,
+    http: Option<triggers::client::HttpClient>,
     logger: triggers::log::Logger,
     lock: Mutex<()>,
 }
@@ -87,6 +101,16 @@ impl SensorRunner {
     /// Compiles the sensor, checks what it needs (engine, cluster, sources),
     /// opens its consumers and starts handling events until `shutdown`.
     pub async fn start(sensor: &Sensor, services: Services, shutdown: CancellationToken) -> Result<SensorRunner> {
+        Self::start_with(sensor, services, RunnerOptions::default(), shutdown).await
+    }
+
+    /// [`SensorRunner::start`] with explicit options.
+    pub async fn start_with(
+        sensor: &Sensor,
+        services: Services,
+        options: RunnerOptions,
+        shutdown: CancellationToken,
+    ) -> Result<SensorRunner> {
         let mut compiled = CompiledSensor::compile(sensor, services.secrets.clone())?;
         compiled.fetch_sources().await?;
         let name = compiled.identity.name.clone();
@@ -129,9 +153,15 @@ impl SensorRunner {
         for dep in &inner.sensor.dependencies {
             let spec = ConsumerSpec::new(consumer_name(&name, &dep.spec.name))
                 .filter(SubjectFilter::new(&dep.spec.event_source_name, &dep.spec.event_name))
-                .ack_wait(ACK_WAIT)
+                .ack_wait(options.ack_wait)
                 .max_deliver(None);
-            tasks.spawn(consume(inner.clone(), dep.spec.name.clone(), spec, shutdown.clone()));
+            tasks.spawn(consume(
+                inner.clone(),
+                dep.spec.name.clone(),
+                spec,
+                options.in_flight,
+                shutdown.clone(),
+            ));
         }
         for t in &inner.sensor.triggers {
             if !t.resets.is_empty() && t.dependencies.len() > 1 {
@@ -185,9 +215,15 @@ fn add_runtime(sensor: &CompiledSensor, t: &CompiledTrigger, out: &mut HashMap<S
 }
 
 /// Reads one dependency's consumer, resubscribing after bus failures.
-async fn consume(inner: Arc<Inner>, dependency: String, spec: ConsumerSpec, shutdown: CancellationToken) {
+async fn consume(
+    inner: Arc<Inner>,
+    dependency: String,
+    spec: ConsumerSpec,
+    in_flight: usize,
+    shutdown: CancellationToken,
+) {
     let sensor = inner.sensor.identity.name.clone();
-    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    let permits = Arc::new(Semaphore::new(in_flight.max(1)));
     let mut handlers = JoinSet::new();
     let mut backoff = Duration::from_millis(100);
     'outer: loop {

@@ -151,9 +151,7 @@ impl CompiledSensor {
             .spec
             .triggers
             .iter()
-            .map(|t| {
-                compile_trigger(&name, t, &dep_names).map_err(|e| cfg(format!("trigger '{}': {e}", t.template.name)))
-            })
+            .map(|t| compile_trigger(t, &dep_names).map_err(|e| cfg(format!("trigger '{}': {e}", t.template.name))))
             .collect::<Result<Vec<_>>>()?;
         Ok(CompiledSensor {
             identity: SensorIdentity {
@@ -180,20 +178,30 @@ impl CompiledSensor {
             collect_urls(t, &mut urls);
         }
         for (url, verify) in urls {
-            let client = reqwest::Client::builder()
-                .tls_backend_preconfigured(crate::triggers::tls::client_config(
-                    "source",
-                    Some(&argon_crds::common::TLSConfig {
-                        insecure_skip_verify: Some(!verify),
-                        ..Default::default()
-                    }),
-                    &self.secrets,
-                )?)
-                .build()
-                .map_err(|e| Error::config(&self.identity.name, format!("HTTP client: {e}")))?;
-            let text = async { client.get(&url).send().await?.error_for_status()?.text().await }
+            let tls = crate::triggers::tls::client_config(
+                "source",
+                Some(&argon_crds::common::TLSConfig {
+                    insecure_skip_verify: Some(!verify),
+                    ..Default::default()
+                }),
+                &self.secrets,
+            )?;
+            let fetch_error =
+                |m: String| Error::config(&self.identity.name, format!("cannot fetch trigger source {url}: {m}"));
+            let resp = crate::triggers::client::HttpClient::new(tls)
+                .send(
+                    "GET",
+                    &url,
+                    &[],
+                    bytes::Bytes::new(),
+                    std::time::Duration::from_secs(60),
+                )
                 .await
-                .map_err(|e| Error::config(&self.identity.name, format!("cannot fetch trigger source {url}: {e}")))?;
+                .map_err(fetch_error)?;
+            if !(200..300).contains(&resp.status) {
+                return Err(fetch_error(format!("status {}", resp.status)));
+            }
+            let text = String::from_utf8_lossy(&resp.body).into_owned();
             let value =
                 parse_resource(&text).map_err(|e| Error::config(&self.identity.name, format!("source {url}: {e}")))?;
             self.url_sources.insert(url, value);
@@ -370,45 +378,36 @@ fn parse_resource(text: &str) -> std::result::Result<Value, String> {
     serde_norway::from_str::<Value>(text).map_err(|e| format!("not YAML or JSON: {e}"))
 }
 
-fn compile_trigger(sensor: &str, t: &Trigger, deps: &[&str]) -> Result<CompiledTrigger> {
+/// Compiles one trigger; the error says what is wrong in it.
+fn compile_trigger(t: &Trigger, deps: &[&str]) -> std::result::Result<CompiledTrigger, String> {
     let name = t.template.name.clone();
     let condition = t
         .template
         .condition(deps.iter().copied())
-        .map_err(|e| Error::config(sensor, format!("conditions: {e}")))?;
+        .map_err(|e| format!("conditions: {e}"))?;
     let dependencies: Vec<String> = condition.names().into_iter().map(str::to_owned).collect();
     for d in &dependencies {
         if !deps.contains(&d.as_str()) {
-            return Err(Error::config(
-                sensor,
-                format!("condition names unknown dependency '{d}'"),
-            ));
+            return Err(format!("condition names unknown dependency '{d}'"));
         }
     }
     match t.template.kind() {
-        None => return Err(Error::config(sensor, "no trigger kind set")),
+        None => return Err("no trigger kind set".to_owned()),
         Some(TriggerKind::ArgoWorkflow(w)) => {
             if w.operation == Some(ArgoWorkflowOperation::SubmitFrom) {
-                return Err(Error::config(
-                    sensor,
-                    "argoWorkflow operation submit-from is not supported yet",
-                ));
+                return Err("argoWorkflow operation submit-from is not supported yet".to_owned());
             }
             check_source(
-                sensor,
                 w.source.as_ref(),
                 w.operation.unwrap_or_default() == ArgoWorkflowOperation::Submit,
             )?;
         }
-        Some(TriggerKind::K8s(k)) => check_source(sensor, k.source.as_ref(), true)?,
+        Some(TriggerKind::K8s(k)) => check_source(k.source.as_ref(), true)?,
         Some(TriggerKind::Http(_) | TriggerKind::Log(_) | TriggerKind::Nats(_)) => {}
         Some(other) => {
-            return Err(Error::config(
-                sensor,
-                format!(
-                    "trigger kind '{}' is not supported yet (Argon runs argoWorkflow, k8s, http, log and nats)",
-                    other.name()
-                ),
+            return Err(format!(
+                "trigger kind '{}' is not supported yet (Argon runs argoWorkflow, k8s, http, log and nats)",
+                other.name()
             ));
         }
     }
@@ -419,11 +418,16 @@ fn compile_trigger(sensor: &str, t: &Trigger, deps: &[&str]) -> Result<CompiledT
         .filter_map(|r| r.by_time.as_ref())
         .map(ResetSchedule::parse)
         .filter_map(Result::transpose)
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| e.to_string())?;
     let dlq = t
         .dlq_trigger
         .as_deref()
-        .map(|d| compile_trigger(sensor, d, deps).map(Box::new))
+        .map(|d| {
+            compile_trigger(d, deps)
+                .map(Box::new)
+                .map_err(|e| format!("dlqTrigger '{}': {e}", d.template.name))
+        })
         .transpose()?;
     Ok(CompiledTrigger {
         name,
@@ -431,16 +435,16 @@ fn compile_trigger(sensor: &str, t: &Trigger, deps: &[&str]) -> Result<CompiledT
         condition,
         dependencies,
         resets,
-        template_params: Parameter::compile_all(&t.parameters)?,
-        kind: KindParams::compile(&t.template)?,
+        template_params: Parameter::compile_all(&t.parameters).map_err(|e| e.to_string())?,
+        kind: KindParams::compile(&t.template).map_err(|e| e.to_string())?,
         dlq,
     })
 }
 
-fn check_source(sensor: &str, source: Option<&ArtifactLocation>, required: bool) -> Result<()> {
+fn check_source(source: Option<&ArtifactLocation>, required: bool) -> std::result::Result<(), String> {
     let Some(s) = source else {
         return if required {
-            Err(Error::config(sensor, "the trigger has no source"))
+            Err("the trigger has no source".to_owned())
         } else {
             Ok(())
         };
@@ -454,16 +458,12 @@ fn check_source(sensor: &str, source: Option<&ArtifactLocation>, required: bool)
     if let Some((kind, _)) = unsupported.iter().find(|(_, set)| *set)
         && !located
     {
-        return Err(Error::config(
-            sensor,
-            format!("trigger source '{kind}' is not supported yet; use resource, inline, file or url"),
+        return Err(format!(
+            "trigger source '{kind}' is not supported yet; use resource, inline, file or url"
         ));
     }
     if s.inline.is_none() && s.resource.is_none() && s.file.is_none() && s.url.is_none() {
-        return Err(Error::config(
-            sensor,
-            "the trigger source sets none of resource, inline, file, url",
-        ));
+        return Err("the trigger source sets none of resource, inline, file, url".to_owned());
     }
     Ok(())
 }

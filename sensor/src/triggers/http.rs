@@ -14,6 +14,7 @@ use argon_crds::sensor::{HTTPTrigger, TriggerPolicy};
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::SecretKeySelector;
 
+use super::client::HttpClient;
 use super::{IDEMPOTENCY_HEADER, Request, body_value};
 use crate::params::{Events, Parameter, payload};
 use crate::{Error, Result};
@@ -104,16 +105,16 @@ pub fn prepare(
 
 /// Builds the HTTP client of a trigger: rustls with the system roots, the CA
 /// and client certificate from secrets, or no verification when asked.
-pub fn client(trigger: &str, config: &HTTPTrigger, secrets: &Secrets) -> Result<reqwest::Client> {
-    let tls = crate::triggers::tls::client_config(trigger, config.tls.as_ref(), secrets)?;
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .build()
-        .map_err(|e| Error::permanent(trigger, format!("cannot build the HTTP client: {e}")))
+pub fn client(trigger: &str, config: &HTTPTrigger, secrets: &Secrets) -> Result<HttpClient> {
+    Ok(HttpClient::new(crate::triggers::tls::client_config(
+        trigger,
+        config.tls.as_ref(),
+        secrets,
+    )?))
 }
 
 /// Sends the request; returns the response status.
-pub async fn execute(trigger: &str, client: &reqwest::Client, request: &Request) -> Result<u16> {
+pub async fn execute(trigger: &str, client: &HttpClient, request: &Request) -> Result<u16> {
     let Request::Http {
         method,
         url,
@@ -128,25 +129,23 @@ pub async fn execute(trigger: &str, client: &reqwest::Client, request: &Request)
     else {
         return Err(Error::permanent(trigger, "not an HTTP request"));
     };
-    let method = reqwest::Method::from_bytes(method.as_bytes())
-        .map_err(|_| Error::permanent(trigger, format!("bad HTTP method {method:?}")))?;
-    let mut req = client
-        .request(method, url)
-        .timeout(Duration::from_secs(*timeout_seconds))
-        .body(raw_body.clone());
-    for (k, v) in headers {
-        req = req.header(k, v);
-    }
+    let mut headers = headers.clone();
     if let Some(user) = basic_auth_user {
         let token = base64::engine::general_purpose::STANDARD
             .encode(format!("{user}:{}", basic_auth_password.as_deref().unwrap_or_default()));
-        req = req.header("Authorization", format!("Basic {token}"));
+        headers.push(("Authorization".to_owned(), format!("Basic {token}")));
     }
-    let resp = req
-        .send()
+    let resp = client
+        .send(
+            method,
+            url,
+            &headers,
+            raw_body.clone().into(),
+            Duration::from_secs(*timeout_seconds),
+        )
         .await
-        .map_err(|e| Error::transient(trigger, format!("request to {url} failed: {e}")))?;
-    let status = resp.status().as_u16();
+        .map_err(|e| Error::transient(trigger, e))?;
+    let status = resp.status;
     let ok = if allow_status.is_empty() {
         status < 500
     } else {

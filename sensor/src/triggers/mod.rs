@@ -2,6 +2,7 @@
 //! from the events (pure: parameters applied, resource loaded, headers
 //! resolved) — what the dry run prints — then *executes* it.
 
+pub mod client;
 pub mod http;
 pub mod k8s;
 pub mod log;
