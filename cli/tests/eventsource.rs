@@ -11,6 +11,33 @@ use argon_eventbus::ConsumerSpec;
 use argon_eventbus::testing::free_port;
 use futures::StreamExt as _;
 
+/// One plain HTTP/1.1 request over a fresh connection: (status, body).
+fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").expect("http:// URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
 fn argon() -> Command {
     Command::new(env!("CARGO_BIN_EXE_argon"))
 }
@@ -81,29 +108,16 @@ async fn runs_a_webhook_until_sigterm() {
             break;
         }
     }
-    let client = reqwest::Client::new();
-    let r = client
-        .post(format!("http://127.0.0.1:{port}/example"))
-        .header("content-type", "application/json")
-        .body(r#"{"hello": "argon"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let health = client
-        .get(format!("http://127.0.0.1:{port}/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
-    let metrics = client
-        .get(metrics_url.unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, _) = http(
+        "POST",
+        &format!("http://127.0.0.1:{port}/example"),
+        &[("content-type", "application/json")],
+        r#"{"hello": "argon"}"#,
+    );
+    assert_eq!(status, 200);
+    let (status, _) = http("GET", &format!("http://127.0.0.1:{port}/health"), &[], "");
+    assert_eq!(status, 200);
+    let (_, metrics) = http("GET", &metrics_url.unwrap(), &[], "");
     assert!(
         metrics.contains(r#"argo_events_events_sent_total{event_name="example",event_source_name="webhook"} 1"#),
         "{metrics}"

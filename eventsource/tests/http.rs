@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use argon_eventbus::testing::NatsServer;
-use reqwest::StatusCode;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use common::{BusKind, Harness, hmac_hex};
@@ -531,7 +531,7 @@ async fn shutdown_finishes_requests_in_flight() {
     h.begin_stop();
     // New connections are refused once the listener is closed.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while reqwest::Client::new().get(h.url("/health")).send().await.is_ok() {
+    while common::client::Client::new().get(h.url("/health")).send().await.is_ok() {
         assert!(Instant::now() < deadline, "still accepting after shutdown");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod client;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,7 +124,7 @@ async fn open_bus_with_gate(
 /// A running EventSource with a client and a reader of the bus.
 pub struct Harness {
     pub base: String,
-    pub client: reqwest::Client,
+    pub client: client::Client,
     pub bus: Arc<dyn EventBus>,
     pub nats: Option<NatsServer>,
     pub gate: Arc<Gate>,
@@ -172,7 +174,7 @@ impl Harness {
         };
         Harness {
             base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
+            client: client::Client::new(),
             bus,
             nats,
             gate,
@@ -191,14 +193,14 @@ impl Harness {
         format!("{}{path}", self.base)
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    pub async fn get(&self, path: &str) -> client::Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
-    pub async fn post(&self, path: &str, headers: &[(String, String)], body: &str) -> reqwest::Response {
+    pub async fn post(&self, path: &str, headers: &[(String, String)], body: &str) -> client::Response {
         let mut request = self.client.post(self.url(path)).body(body.to_owned());
         for (k, v) in headers {
-            request = request.header(k, v);
+            request = request.header(k.clone(), v.clone());
         }
         request.send().await.unwrap()
     }
