@@ -249,34 +249,33 @@ pub fn free_port() -> u16 {
 /// The engine's REST API, as the tests read it.
 pub struct Api {
     pub base: String,
-    http: reqwest::blocking::Client,
 }
 
 impl Api {
     pub fn new(addr: &str) -> Api {
         Api {
             base: format!("http://{addr}"),
-            http: reqwest::blocking::Client::new(),
         }
     }
 
     /// Every workflow in the namespace `default`.
     pub fn workflows(&self) -> Vec<serde_json::Value> {
         let url = format!("{}/api/v1/workflows/default", self.base);
-        match self.http.get(&url).send().and_then(|r| r.json::<serde_json::Value>()) {
-            Ok(v) => v["items"].as_array().cloned().unwrap_or_default(),
-            Err(_) => Vec::new(),
+        match http("GET", &url, &[], "") {
+            Some((200, body)) => serde_json::from_str::<serde_json::Value>(&body)
+                .map(|v| v["items"].as_array().cloned().unwrap_or_default())
+                .unwrap_or_default(),
+            _ => Vec::new(),
         }
     }
 
     /// One workflow with its full status (nodes included).
     pub fn get(&self, name: &str) -> serde_json::Value {
         let url = format!("{}/api/v1/workflows/default/{name}", self.base);
-        self.http
-            .get(&url)
-            .send()
-            .and_then(|r| r.json())
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        match http("GET", &url, &[], "") {
+            Some((200, body)) => serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}")),
+            other => panic!("GET {url}: {other:?}"),
+        }
     }
 
     /// The phases of all workflows.
@@ -312,17 +311,52 @@ impl Api {
 
 /// POSTs a JSON body; returns the status code (0 when nothing answered).
 pub fn post_json(url: &str, body: &serde_json::Value) -> u16 {
-    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
-    let client = CLIENT.get_or_init(|| {
-        reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .expect("http client")
-    });
-    client
-        .post(url)
-        .json(body)
-        .send()
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
+    http("POST", url, &[("Content-Type", "application/json")], &body.to_string()).map_or(0, |(status, _)| status)
+}
+
+/// One plain-HTTP/1.1 request (`Connection: close`); the status and body, or
+/// `None` when the server could not be reached or answered garbage. Written
+/// on std because the tests only speak plain HTTP to local servers and a
+/// client crate would bring TLS features into the test build.
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let mut stream = std::net::TcpStream::connect(authority).ok()?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).ok()?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, rest) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    Some((status, if chunked { dechunk(rest) } else { rest.to_string() }))
+}
+
+/// The body of a chunked response.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
 }

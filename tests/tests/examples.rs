@@ -45,12 +45,7 @@ fn run(example: &Example, secrets: Option<&Path>) -> Running {
 }
 
 fn post(url: &str, headers: &[(&str, &str)], body: &str) -> u16 {
-    let client = reqwest::blocking::Client::new();
-    let mut req = client.post(url).body(body.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    req.send().map(|r| r.status().as_u16()).unwrap_or(0)
+    argon_e2e::http("POST", url, headers, body).map_or(0, |(status, _)| status)
 }
 
 fn only_workflow(api: &Api) -> Value {
