@@ -420,6 +420,15 @@ impl Engine {
         })
     }
 
+    /// The phase of a workflow, cheaply (no copy of its nodes).
+    pub fn phase_of(&self, namespace: &str, name: &str) -> Result<Option<WorkflowPhase>> {
+        let uid = self.uid_of(namespace, name)?;
+        match self.live(&uid) {
+            Some(run) => Ok(run.phase()),
+            None => Ok(self.workflow_by_uid(&uid)?.status.and_then(|s| s.phase)),
+        }
+    }
+
     /// Waits until the workflow changes (or `timeout` passes); returns it.
     pub async fn watch(&self, namespace: &str, name: &str, timeout: Duration) -> Result<Workflow> {
         let uid = self.uid_of(namespace, name)?;

@@ -216,16 +216,29 @@ impl Run {
         node
     }
 
-    /// Records `child` as a child of `parent`.
-    pub fn add_child(&self, store: &Store, parent: &str, child: &str) {
-        let exists = self
-            .lock()
-            .status
-            .as_ref()
-            .and_then(|s| s.nodes.get(parent))
-            .is_some_and(|p| p.children.iter().any(|c| c == child));
-        if !exists {
-            self.update_node(store, parent, |p| p.children.push(child.to_string()));
+    /// Records `child` as a child of `parent`, in memory: the parent's row is
+    /// saved with its next change (at the latest when it finishes), and a
+    /// resumed operator records the children again as it walks the tree.
+    /// Saving a node with a thousand children for each child would write
+    /// quadratic amounts.
+    pub fn add_child(&self, _store: &Store, parent: &str, child: &str) {
+        {
+            let mut wf = self.lock();
+            let status = wf.status.get_or_insert_with(Default::default);
+            let node = status.nodes.entry(parent.to_string()).or_insert_with(|| NodeStatus {
+                id: parent.to_string(),
+                ..Default::default()
+            });
+            if node.children.iter().any(|c| c == child) {
+                return;
+            }
+            node.children.push(child.to_string());
         }
+        self.bump();
+    }
+
+    /// The workflow's phase, without copying it.
+    pub fn phase(&self) -> Option<argon_crds::workflow::WorkflowPhase> {
+        self.lock().status.as_ref().and_then(|s| s.phase)
     }
 }

@@ -267,7 +267,7 @@ impl Executor {
         let pgid = child.id();
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
-        let out_task = tokio::spawn(read_lines(stdout, "stdout", logs.clone(), true));
+        let mut out_task = tokio::spawn(read_lines(stdout, "stdout", logs.clone(), true));
         let err_task = tokio::spawn(read_lines(stderr, "stderr", logs, false));
         let timeout = async {
             match step.timeout {
@@ -290,9 +290,16 @@ impl Executor {
                 None
             }
         };
-        // A step's background children may keep the pipes open: kill the group once the main process is gone.
-        kill_group(pgid);
-        let (result, _) = out_task.await.unwrap_or_default();
+        // Background children may hold the pipes open after the main process
+        // ended (without a sandbox's PID namespace to end them): give the
+        // pipes a moment, then kill the group.
+        let (result, _) = match tokio::time::timeout(Duration::from_millis(200), &mut out_task).await {
+            Ok(r) => r.unwrap_or_default(),
+            Err(_) => {
+                kill_group(pgid);
+                out_task.await.unwrap_or_default()
+            }
+        };
         let (_, last_err) = err_task.await.unwrap_or_default();
         outcome.result = result;
         outcome.last_stderr = last_err;

@@ -136,7 +136,8 @@ impl Sandbox {
         argv: &[String],
     ) -> tokio::process::Command {
         let mut c = tokio::process::Command::new(&self.bwrap);
-        c.arg("--die-with-parent");
+        // A PID namespace: when the step's process ends, whatever it left running goes with it.
+        c.args(["--die-with-parent", "--unshare-pid"]);
         for e in &self.entries {
             match e {
                 RootEntry::Dir(name) => {
