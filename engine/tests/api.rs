@@ -260,3 +260,52 @@ async fn the_http_client_speaks_to_a_real_server() {
         argon_engine::Error::Unavailable(_)
     ));
 }
+
+#[tokio::test]
+async fn logs_follow_until_the_workflow_ends_and_cluster_templates_resolve() {
+    let h = harness();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(ApiState {
+        engine: h.engine.clone(),
+        auth_token: None,
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = HttpClient::new(&addr.to_string(), None).unwrap();
+    let cwt = json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ClusterWorkflowTemplate",
+        "metadata": {"name": "ticker"},
+        "spec": {"templates": [{"name": "tick", "container": {"image": "alpine", "command": ["sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.2; done"]}}]}
+    });
+    client.put_template("", cwt).await.unwrap();
+    assert_eq!(
+        client
+            .list_templates(argon_engine::client::TemplateKind::ClusterWorkflowTemplate, "")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let wf: argon_crds::workflow::Workflow = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "follow-"},
+        "spec": {
+            "entrypoint": "main",
+            "templates": [{"name": "main", "steps": [[{"name": "t", "templateRef": {"name": "ticker", "template": "tick", "clusterScope": true}}]]}]
+        }
+    }))
+    .unwrap();
+    let s = client.submit("default", wf, SubmitOptions::default()).await.unwrap();
+    let mut lines = Vec::new();
+    client
+        .stream_logs(&s.namespace, &s.name, 0, true, |l| {
+            lines.push(format!("{}: {}", l.step, l.line))
+        })
+        .await
+        .unwrap();
+    assert_eq!(lines, vec!["t: tick 1", "t: tick 2", "t: tick 3"]);
+    let done = client.get(&s.namespace, &s.name).await.unwrap();
+    assert_eq!(phase(&done), Some(WorkflowPhase::Succeeded));
+}

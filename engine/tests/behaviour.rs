@@ -661,3 +661,195 @@ async fn ttl_strategy_deletes_finished_workflows() {
     let _ = tx.send(());
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn env_from_secrets_working_dir_and_http_templates() {
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(secrets.path().join("creds")).unwrap();
+    std::fs::write(secrets.path().join("creds/token"), "t0k3n\n").unwrap();
+    let dir = secrets.path().to_path_buf();
+    let h = harness_with(move |c| c.secrets = argon_crds::secret::Secrets::new(Some(dir)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/items",
+        axum::routing::post(|headers: axum::http::HeaderMap, body: String| async move {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            (axum::http::StatusCode::CREATED, format!("{auth} {body}"))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let w = run(
+        &h.engine,
+        wf(&format!(
+            r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {{name: env, template: env}}
+      - {{name: call, template: call}}
+  - name: env
+    container:
+      image: alpine
+      workingDir: /src/here
+      command: [sh, -c, "echo $TOKEN $GREETING $(pwd)"]
+      env:
+      - {{name: GREETING, value: "hi {{{{workflow.name}}}}"}}
+      - name: TOKEN
+        valueFrom: {{secretKeyRef: {{name: creds, key: token}}}}
+  - name: call
+    http:
+      method: POST
+      url: http://{addr}/items
+      headers:
+      - name: Authorization
+        valueFrom: {{secretKeyRef: {{name: creds, key: token}}}}
+      body: "from {{{{workflow.name}}}}"
+      successCondition: "response.statusCode == 201"
+"#
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    let name = w.metadata.name.clone().unwrap();
+    if h.engine.sandboxed() {
+        assert_eq!(result(node(&w, "env")), format!("t0k3n hi {name} /src/here"));
+    }
+    assert_eq!(node(&w, "call").type_, Some(NodeType::Http));
+    assert_eq!(result(node(&w, "call")), format!("t0k3n from {name}"));
+
+    // A missing secret is a clear error.
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    container:
+      image: alpine
+      command: ["true"]
+      env:
+      - name: X
+        valueFrom: {secretKeyRef: {name: nope, key: k}}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Error));
+    assert!(
+        message(&w).contains("secret 'nope' key 'k' not found"),
+        "{}",
+        message(&w)
+    );
+}
+
+#[tokio::test]
+async fn fail_fast_stops_starting_dag_tasks_and_template_parallelism_holds() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: bad, template: fail}
+      - {name: slow, template: nap}
+      - {name: later, template: nap, dependencies: [slow]}
+  - name: fail
+    container: {image: alpine, command: [sh, -c, "exit 1"]}
+  - name: nap
+    container: {image: alpine, command: [sleep, "0.5"]}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
+    assert_eq!(
+        node(&w, "slow").phase,
+        Some(NodePhase::Succeeded),
+        "running tasks finish"
+    );
+    assert!(nodes(&w, "later").is_empty(), "no new task starts after a failure");
+
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    parallelism: 1
+    steps:
+    - - {name: a, template: stamp}
+      - {name: b, template: stamp}
+      - {name: c, template: stamp}
+  - name: stamp
+    container: {image: alpine, command: [sleep, "0.2"]}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    let mut spans: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|d| {
+            let n = node(&w, d);
+            (n.started_at.clone().unwrap().0, n.finished_at.clone().unwrap().0)
+        })
+        .collect();
+    spans.sort();
+    assert!(
+        spans[1].0 >= spans[0].1 && spans[2].0 >= spans[1].1,
+        "one at a time: {spans:?}"
+    );
+}
+
+#[tokio::test]
+async fn cron_forbid_skips_a_tick_while_a_run_is_active() {
+    let h = harness();
+    let cron = workflow_cron(
+        r#"
+  schedule: "* * * * *"
+  concurrencyPolicy: Forbid
+  workflowSpec:
+    entrypoint: main
+    templates:
+    - name: main
+      suspend: {}
+"#,
+    );
+    let boundary = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() / 60 * 60, 0).unwrap();
+    let mut cron = cron;
+    cron.metadata.creation_timestamp = Some(argon_engine::time::from_chrono(
+        boundary - chrono::Duration::seconds(150),
+    ));
+    h.engine.put_cron_workflow("", cron).unwrap();
+    // Missed ticks are not caught up (no startingDeadlineSeconds); the one on time runs.
+    argon_engine::cron::tick(&h.engine, boundary - chrono::Duration::seconds(59))
+        .await
+        .unwrap();
+    assert_eq!(h.engine.list_workflows("", None).unwrap().len(), 1);
+    argon_engine::cron::tick(&h.engine, boundary + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    let runs = h.engine.list_workflows("", None).unwrap();
+    assert_eq!(runs.len(), 1, "Forbid: the suspended run is still active");
+}
+
+fn workflow_cron(spec: &str) -> argon_crds::workflow::CronWorkflow {
+    match manifests(&format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: CronWorkflow\nmetadata:\n  name: c\nspec:\n{spec}"
+    ))
+    .remove(0)
+    {
+        argon_crds::manifest::Manifest::CronWorkflow(c) => *c,
+        _ => panic!("a CronWorkflow"),
+    }
+}

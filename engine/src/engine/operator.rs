@@ -831,7 +831,7 @@ async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars)
                         match engine.config.secrets.string(sel) {
                             Ok(Some(v)) => v,
                             Ok(None) => continue,
-                            Err(e) => return Err(format!("env {}: {e}", e_name(&e.to_string(), &sel.name))),
+                            Err(err) => return Err(format!("env {}: {err}", e.name)),
                         }
                     } else if let Some(f) = &from.field_ref {
                         match f.field_path.as_str() {
@@ -990,10 +990,6 @@ async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars)
         message,
         outputs: Some(outputs),
     }
-}
-
-fn e_name(err: &str, _name: &str) -> String {
-    err.to_string()
 }
 
 fn truncate(s: &str, n: usize) -> String {

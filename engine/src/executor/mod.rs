@@ -204,6 +204,13 @@ impl Executor {
             outcome.start_error = Some(format!("cannot create the step directory: {e}"));
             return outcome;
         }
+        if let (Some(s), Some(wd)) = (&self.sandbox, &step.working_dir) {
+            // A working directory in the step's private areas is created, as a container runtime does.
+            let host = s.host_path(&step.step_dir, wd);
+            if host.starts_with(&step.step_dir) {
+                let _ = std::fs::create_dir_all(&host);
+            }
+        }
         let mut argv = step.argv.clone();
         let mut mounts = step.mounts.clone();
         if self.sandbox.is_some() {
