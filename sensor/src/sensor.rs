@@ -238,16 +238,17 @@ impl CompiledSensor {
         let name = trigger.name.as_str();
         // Parameters on the template itself first (their dests start at the kind: `http.url`).
         let applied;
+        let applied_kind;
         let (template, kind) = if trigger.template_params.is_empty() {
-            (&trigger.spec.template, trigger.kind.clone())
+            (&trigger.spec.template, &trigger.kind)
         } else {
             let mut value = serde_json::to_value(&trigger.spec.template).unwrap_or(Value::Null);
             apply_all(&mut value, &trigger.template_params, events)?;
             applied = serde_json::from_value::<TriggerTemplate>(value).map_err(|e| {
                 Error::Parameter(format!("trigger '{name}': parameters made the template invalid: {e}"))
             })?;
-            let kind = KindParams::compile(&applied)?;
-            (&applied, kind)
+            applied_kind = KindParams::compile(&applied)?;
+            (&applied, &applied_kind)
         };
         let sensor = &self.identity;
         let request = match template.kind() {
@@ -263,6 +264,7 @@ impl CompiledSensor {
                     &sensor.namespace,
                     t.operation.unwrap_or_default(),
                     resource,
+                    redact,
                 )?
             }
             Some(TriggerKind::K8s(t)) => {
@@ -280,6 +282,7 @@ impl CompiledSensor {
                         &sensor.namespace,
                         ArgoWorkflowOperation::Submit,
                         resource,
+                        redact,
                     )?
                 } else {
                     triggers::k8s::prepare(
@@ -401,8 +404,14 @@ fn compile_trigger(t: &Trigger, deps: &[&str]) -> std::result::Result<CompiledTr
                 w.source.as_ref(),
                 w.operation.unwrap_or_default() == ArgoWorkflowOperation::Submit,
             )?;
+            if w.operation.unwrap_or_default() == ArgoWorkflowOperation::Submit {
+                check_workflow_source(w.source.as_ref())?;
+            }
         }
-        Some(TriggerKind::K8s(k)) => check_source(k.source.as_ref(), true)?,
+        Some(TriggerKind::K8s(k)) => {
+            check_source(k.source.as_ref(), true)?;
+            check_workflow_source(k.source.as_ref())?;
+        }
         Some(TriggerKind::Http(_) | TriggerKind::Log(_) | TriggerKind::Nats(_)) => {}
         Some(other) => {
             return Err(format!(
@@ -439,6 +448,25 @@ fn compile_trigger(t: &Trigger, deps: &[&str]) -> std::result::Result<CompiledTr
         kind: KindParams::compile(&t.template).map_err(|e| e.to_string())?,
         dlq,
     })
+}
+
+/// A Workflow written in the manifest (resource or inline) is decoded
+/// strictly at startup, so that a misspelled field stops the sensor with its
+/// path instead of failing each firing.
+fn check_workflow_source(source: Option<&ArtifactLocation>) -> std::result::Result<(), String> {
+    let Some(s) = source else { return Ok(()) };
+    let value = match (&s.resource, &s.inline) {
+        (Some(r), _) => r.clone(),
+        (None, Some(inline)) => parse_resource(inline).map_err(|e| format!("inline source: {e}"))?,
+        _ => return Ok(()),
+    };
+    if workflow::is_workflow(&value) {
+        workflow::decode("source", &value).map_err(|e| match e {
+            Error::Trigger { message, .. } => format!("the source workflow: {message}"),
+            other => other.to_string(),
+        })?;
+    }
+    Ok(())
 }
 
 fn check_source(source: Option<&ArtifactLocation>, required: bool) -> std::result::Result<(), String> {

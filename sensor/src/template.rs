@@ -7,6 +7,7 @@
 //! function takes its piped value last, as in Go.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -15,25 +16,16 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
-/// A parsed template, ready to run many times.
+/// A parsed template, ready to run many times (cheap to clone).
+#[derive(Clone)]
 pub struct Template {
     source: String,
-    inner: gtmpl::Template,
+    inner: Arc<gtmpl::Template>,
 }
 
 impl std::fmt::Debug for Template {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("Template").field(&self.source).finish()
-    }
-}
-
-impl Clone for Template {
-    fn clone(&self) -> Self {
-        // Parsing succeeded once, so it succeeds again.
-        Template::parse(&self.source).unwrap_or_else(|_| Template {
-            source: self.source.clone(),
-            inner: gtmpl::Template::default(),
-        })
     }
 }
 
@@ -48,7 +40,7 @@ impl Template {
             .map_err(|e| Error::Template(format!("cannot parse template {source:?}: {e}")))?;
         Ok(Template {
             source: source.to_owned(),
-            inner,
+            inner: Arc::new(inner),
         })
     }
 

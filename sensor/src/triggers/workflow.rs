@@ -49,13 +49,15 @@ pub fn action(op: &str) -> Option<argon_engine::WorkflowAction> {
     })
 }
 
-/// The request of one firing: the workflow with the sensor and trigger labels.
+/// The request of one firing: the workflow with the sensor and trigger
+/// labels; with `strict`, the workflow is decoded strictly (dry run).
 pub fn prepare(
     trigger: &str,
     sensor: &str,
     default_namespace: &str,
     operation: ArgoWorkflowOperation,
     mut resource: Value,
+    strict: bool,
 ) -> Result<Request> {
     if operation == ArgoWorkflowOperation::SubmitFrom {
         return Err(Error::permanent(
@@ -103,8 +105,12 @@ pub fn prepare(
         labels.insert(LABEL_SENSOR.to_owned(), Value::String(sensor.to_owned()));
         labels.insert(LABEL_TRIGGER.to_owned(), Value::String(trigger.to_owned()));
     }
-    // Decode strictly now so that a bad workflow is reported with its field path.
-    decode(trigger, &resource)?;
+    // The source was checked strictly at startup; a dry run also checks what
+    // the parameters made of it (unknown fields included). A firing relies on
+    // the typed decode in `execute` and on the engine's validation.
+    if strict {
+        decode(trigger, &resource)?;
+    }
     Ok(Request::Workflow {
         operation: op,
         namespace,
@@ -152,7 +158,8 @@ pub async fn execute(
         return Err(Error::permanent(trigger, "not a workflow request"));
     };
     if let Some(resource) = workflow {
-        let wf = decode(trigger, resource)?;
+        let wf: argon_crds::workflow::Workflow = serde_json::from_value(resource.clone())
+            .map_err(|e| Error::permanent(trigger, format!("invalid workflow: {e}")))?;
         let options = argon_engine::SubmitOptions {
             idempotency_key: Some(key.to_owned()),
             labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
