@@ -6,6 +6,7 @@
 mod bus;
 mod engine;
 mod ingest;
+mod sensor;
 
 use std::time::Duration;
 
@@ -50,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         "bus" => runtime.block_on(bus::run(&options)),
         "engine" => runtime.block_on(engine::run(&options)),
         "ingest" => runtime.block_on(ingest::run(&options)),
+        "sensor" => runtime.block_on(sensor::run(&options)),
         _ => bail!("usage: argon-bench SCENARIO [options]; scenarios: bus"),
     }
 }
