@@ -4,6 +4,7 @@
 //! `cargo run --release -p argon-bench -- bus [--events N] [--max-secs S] [--size BYTES] [--rounds R]`
 
 mod bus;
+mod e2e;
 mod engine;
 mod ingest;
 mod sensor;
@@ -49,9 +50,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match scenario.as_str() {
         "bus" => runtime.block_on(bus::run(&options)),
+        "e2e" => runtime.block_on(e2e::run(&options)),
         "engine" => runtime.block_on(engine::run(&options)),
         "ingest" => runtime.block_on(ingest::run(&options)),
         "sensor" => runtime.block_on(sensor::run(&options)),
-        _ => bail!("usage: argon-bench SCENARIO [options]; scenarios: bus"),
+        _ => bail!("usage: argon-bench SCENARIO [options]; scenarios: bus, ingest, sensor, engine, e2e"),
     }
 }

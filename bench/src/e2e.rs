@@ -1,0 +1,281 @@
+//! Scenario `e2e`: webhook -> embedded bus -> sensor -> engine -> a workflow
+//! of one `true` step, all in one process as `argon run` hosts them. Events
+//! are posted at a steady rate; the figure is the time from the POST to the
+//! workflow reaching Succeeded. The raw limit beside it is the time to run the
+//! same `true` process alone, measured in the same run.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use argon_crds::manifest::{Decoded, Manifest, decode};
+use argon_crds::secret::Secrets;
+use argon_crds::workflow::{Workflow, WorkflowPhase};
+use argon_engine::{Engine, EngineConfig, SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
+use argon_eventbus::{BusConfig, EmbeddedConfig};
+use argon_eventsource::{EventSourceRunner, RunnerConfig};
+use argon_sensor::{SensorRunner, Services};
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::Options;
+
+use crate::ingest::{connect, post};
+
+/// Events per second, and for how long.
+const RATE: u64 = 100;
+const SECONDS: u64 = 30;
+
+fn manifest(yaml: &str) -> anyhow::Result<Manifest> {
+    let docs = argon_crds::source::parse("bench.yaml", yaml).map_err(|d| anyhow::anyhow!("{d}"))?;
+    match decode(&docs[0].value) {
+        Ok(Decoded::Manifest(m)) => Ok(m),
+        Ok(Decoded::Skipped(f)) => anyhow::bail!("{}", f.message),
+        Err(f) => anyhow::bail!("{f:?}"),
+    }
+}
+
+fn event_source(port: u16) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: EventSource
+metadata:
+  name: bench
+spec:
+  webhook:
+    e2e:
+      port: \"{port}\"
+      endpoint: /e2e
+      method: POST
+"
+    )
+}
+
+const SENSOR: &str = "apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata:
+  name: bench
+spec:
+  dependencies:
+    - name: e2e
+      eventSourceName: bench
+      eventName: e2e
+  triggers:
+    - template:
+        name: run-true
+        argoWorkflow:
+          operation: submit
+          source:
+            resource:
+              apiVersion: argoproj.io/v1alpha1
+              kind: Workflow
+              metadata:
+                generateName: e2e-
+              spec:
+                entrypoint: main
+                arguments:
+                  parameters:
+                    - name: id
+                templates:
+                  - name: main
+                    container:
+                      image: busybox
+                      command: [\"true\"]
+          parameters:
+            - src:
+                dependencyName: e2e
+                dataKey: body.id
+              dest: spec.arguments.parameters.0.value
+";
+
+/// Forwards to the engine and tells which workflow each posted id became.
+struct Recorder {
+    engine: Arc<Engine>,
+    submitted: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+}
+
+#[async_trait::async_trait]
+impl WorkflowClient for Recorder {
+    async fn submit(
+        &self,
+        namespace: &str,
+        workflow: Workflow,
+        options: SubmitOptions,
+    ) -> argon_engine::Result<Submitted> {
+        let id = workflow
+            .spec
+            .arguments
+            .parameters
+            .first()
+            .and_then(|p| p.value.as_ref())
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let submitted = self.engine.submit(namespace, workflow, options).await?;
+        let _ = self.submitted.send((id, submitted.name.clone()));
+        Ok(submitted)
+    }
+
+    async fn act(&self, namespace: &str, name: &str, action: WorkflowAction) -> argon_engine::Result<Workflow> {
+        self.engine.act(namespace, name, action).await
+    }
+
+    async fn get(&self, namespace: &str, name: &str) -> argon_engine::Result<Workflow> {
+        self.engine.get(namespace, name).await
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+pub async fn run(_options: &Options) -> anyhow::Result<()> {
+    let seconds = SECONDS;
+    let dir = tempfile::tempdir()?;
+    let shutdown = CancellationToken::new();
+    let engine = Engine::open(EngineConfig::new(dir.path().join("engine")))?;
+    let engine_task = tokio::spawn(Arc::clone(&engine).run(shutdown.clone().cancelled_owned()));
+    let bus = argon_eventbus::open_config(BusConfig::Embedded(EmbeddedConfig::new(dir.path().join("bus")))).await?;
+
+    let port = argon_eventbus::testing::free_port();
+    let Manifest::EventSource(es) = manifest(&event_source(port))? else {
+        anyhow::bail!("not an EventSource")
+    };
+    let Manifest::Sensor(sensor) = manifest(SENSOR)? else {
+        anyhow::bail!("not a Sensor")
+    };
+    let sources = EventSourceRunner::start(
+        &[*es],
+        bus.clone(),
+        &Secrets::default(),
+        RunnerConfig::default(),
+        shutdown.clone(),
+    )
+    .await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let client: Arc<dyn WorkflowClient> = Arc::new(Recorder {
+        engine: engine.clone(),
+        submitted: tx,
+    });
+    let services = Services {
+        bus,
+        client: Some(client),
+        secrets: Secrets::default(),
+        metrics: Default::default(),
+    };
+    let sensor = SensorRunner::start(&sensor, services, shutdown.clone()).await?;
+
+    // Watch every submitted workflow until it ends; record when it Succeeded.
+    let posted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let failed = Arc::new(Mutex::new(0usize));
+    let watcher = {
+        let (engine, posted, latencies, failed) = (engine.clone(), posted.clone(), latencies.clone(), failed.clone());
+        tokio::spawn(async move {
+            let mut watches = tokio::task::JoinSet::new();
+            while let Some((id, name)) = rx.recv().await {
+                let (engine, posted, latencies, failed) =
+                    (engine.clone(), posted.clone(), latencies.clone(), failed.clone());
+                watches.spawn(async move {
+                    loop {
+                        let Ok(wf) = engine.watch("default", &name, Duration::from_secs(5)).await else {
+                            return;
+                        };
+                        match wf.status.as_ref().and_then(|s| s.phase) {
+                            Some(WorkflowPhase::Succeeded) => {
+                                let at = Instant::now();
+                                if let Some(t) = posted.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+                                    latencies.lock().unwrap_or_else(|p| p.into_inner()).push(at - *t);
+                                }
+                                return;
+                            }
+                            Some(WorkflowPhase::Failed | WorkflowPhase::Error) => {
+                                *failed.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                                return;
+                            }
+                            _ => {}
+                        }
+                    }
+                });
+            }
+            while watches.join_next().await.is_some() {}
+        })
+    };
+
+    // The raw limit: spawning `true` directly.
+    let mut raw = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        tokio::process::Command::new("true").status().await?;
+        raw.push(t.elapsed());
+    }
+    raw.sort();
+
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let total = RATE * seconds;
+    println!("e2e: webhook -> workflow of one `true` step, {RATE} events/s for {seconds} s, one process");
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    let mut posts = tokio::task::JoinSet::new();
+    let mut rejected = 0usize;
+    for i in 0..total {
+        tick.tick().await;
+        let posted = posted.clone();
+        posts.spawn(async move {
+            let id = format!("e{i}");
+            let body = Bytes::from(format!("{{\"id\":\"{id}\"}}"));
+            posted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, Instant::now());
+            let mut sender = connect(addr).await?;
+            post(&mut sender, addr, "/e2e", &body).await
+        });
+        while let Some(done) = posts.try_join_next() {
+            if !matches!(done, Ok(Ok(true))) {
+                rejected += 1;
+            }
+        }
+    }
+    while let Some(done) = posts.join_next().await {
+        if !matches!(done, Ok(Ok(true))) {
+            rejected += 1;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let finished = latencies.lock().unwrap_or_else(|p| p.into_inner()).len()
+            + *failed.lock().unwrap_or_else(|p| p.into_inner());
+        if finished as u64 + rejected as u64 >= total || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut lat = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    lat.sort();
+    println!(
+        "  POST -> Succeeded   n={:<5} p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  (failed {}, rejected {})",
+        lat.len(),
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+        percentile(&lat, 1.0),
+        failed.lock().unwrap_or_else(|p| p.into_inner()),
+        rejected
+    );
+    println!(
+        "  raw `true` spawn    n={:<5} p50 {:>7.1} ms  p99 {:>7.1} ms  (the floor of one step)",
+        raw.len(),
+        percentile(&raw, 0.50),
+        percentile(&raw, 0.99)
+    );
+    shutdown.cancel();
+    sensor.wait().await;
+    sources.wait().await.context("event sources")?;
+    drop(watcher);
+    engine_task.await??;
+    Ok(())
+}
