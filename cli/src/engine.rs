@@ -257,8 +257,14 @@ async fn run(command: EngineCommand) -> Result<ExitCode> {
             let wf = c.get(&ns(&conn), &name).await?;
             let namespace = wf.metadata.namespace.clone().unwrap_or_default();
             let name = wf.metadata.name.clone().unwrap_or_default();
-            c.stream_logs(&namespace, &name, 0, follow, |l| println!("{}: {}", l.step, l.line))
-                .await?;
+            c.stream_logs(&namespace, &name, 0, follow, |l| {
+                use std::io::Write as _;
+                // A closed pipe (`argon logs X | head`) ends the command quietly.
+                if writeln!(std::io::stdout(), "{}: {}", l.step, l.line).is_err() {
+                    std::process::exit(0);
+                }
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         EngineCommand::Delete { names, conn } => {
@@ -745,20 +751,6 @@ fn render_shape(wf: &Workflow) -> String {
 fn tree(nodes: &BTreeMap<String, NodeStatus>, id: &str, prefix: &str, child_prefix: &str, rows: &mut Vec<[String; 5]>) {
     let Some(n) = nodes.get(id) else { return };
     let children: Vec<&String> = n.children.iter().collect();
-    // Step groups are shown through their steps, as `argo get` does.
-    if n.type_ == Some(NodeType::StepGroup) {
-        let visible: Vec<&String> = children.iter().copied().filter(|c| nodes.contains_key(*c)).collect();
-        for (i, c) in visible.iter().enumerate() {
-            let last = i + 1 == visible.len();
-            let (p, cp) = if last {
-                (format!("{child_prefix}└─"), format!("{child_prefix}  "))
-            } else {
-                (format!("{child_prefix}├─"), format!("{child_prefix}│ "))
-            };
-            tree(nodes, c, &p, &cp, rows);
-        }
-        return;
-    }
     let template = n
         .template_ref
         .as_ref()
@@ -789,16 +781,19 @@ fn tree(nodes: &BTreeMap<String, NodeStatus>, id: &str, prefix: &str, child_pref
         duration,
         n.message.clone().unwrap_or_default(),
     ]);
-    let visible: Vec<&String> = children.iter().copied().filter(|c| nodes.contains_key(*c)).collect();
-    let groups_only = visible
-        .iter()
-        .all(|c| nodes.get(*c).is_some_and(|x| x.type_ == Some(NodeType::StepGroup)));
+    let mut visible: Vec<&String> = children.iter().copied().filter(|c| nodes.contains_key(*c)).collect();
+    let groups_only = !visible.is_empty()
+        && visible
+            .iter()
+            .all(|c| nodes.get(*c).is_some_and(|x| x.type_ == Some(NodeType::StepGroup)));
     if groups_only {
-        // Steps: each group's steps at this level.
-        for c in visible {
-            tree(nodes, c, "", child_prefix, rows);
-        }
-        return;
+        // Steps: the steps of every group, in order, as this node's children (as `argo get` shows them).
+        visible = visible
+            .iter()
+            .filter_map(|g| nodes.get(*g))
+            .flat_map(|g| g.children.iter())
+            .filter(|c| nodes.contains_key(*c))
+            .collect();
     }
     for (i, c) in visible.iter().enumerate() {
         let last = i + 1 == visible.len();

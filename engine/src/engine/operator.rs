@@ -400,8 +400,9 @@ fn execute(ctx: Ctx, call: Call) -> BoxFuture<'static, NodeStatus> {
             if existing.phase.is_some_and(|p| p.is_fulfilled()) {
                 return existing;
             }
-            if existing.type_ == Some(NodeType::Pod) {
+            if existing.type_ == Some(NodeType::Pod) && existing.phase == Some(NodePhase::Running) {
                 // Left running by an engine that stopped: the process is gone.
+                // (A step still Pending never started: it simply runs now.)
                 return finish(
                     &ctx,
                     &id,
@@ -644,7 +645,7 @@ async fn retry_loop(
         let node = match ctx.run.node(&child_id) {
             Some(n) if n.phase.is_some_and(|p| p.is_fulfilled()) => n,
             existing => {
-                if existing.is_some_and(|n| n.type_ == Some(NodeType::Pod)) {
+                if existing.is_some_and(|n| n.type_ == Some(NodeType::Pod) && n.phase == Some(NodePhase::Running)) {
                     finish(
                         ctx,
                         &child_id,
@@ -1803,6 +1804,8 @@ async fn steps(ctx: &Ctx, id: &str, name: &str, resolved: &Resolved, vars: &Vars
                         continue;
                     }
                 };
+                // Children are listed in step order, not in the order their tasks get going.
+                ctx.run.add_child(store, &gid, &node_id(&ctx.run.name, &cname));
                 let child_ctx = ctx.clone();
                 let par = par.clone();
                 let gid2 = gid.clone();
@@ -2207,6 +2210,7 @@ async fn run_task(
     for (k, item) in items.into_iter().enumerate() {
         let label = item_label(&item);
         let cname = format!("{tname}({k}:{label})");
+        ctx.run.add_child(store, &gid, &node_id(&ctx.run.name, &cname));
         let display = format!("{}({k}:{label})", task.name);
         let ctx = ctx.clone();
         let scope = scope.clone();
