@@ -119,6 +119,9 @@ async fn tick_one(engine: &Arc<Engine>, mut cron: CronWorkflow, now: DateTime<Ut
     if cron.spec.suspend.unwrap_or(false) {
         return Ok(());
     }
+    // History is pruned at every tick, due or not: runs finish between ticks.
+    let runs = engine.list_workflows(&namespace, Some((CRON_WORKFLOW_LABEL, &name)))?;
+    prune_history(engine, &cron, &namespace, &runs);
     let schedules = parse_schedules(&cron).map_err(Error::Invalid)?;
     let status = cron.status.clone().unwrap_or_default();
     let last = status
@@ -140,7 +143,6 @@ async fn tick_one(engine: &Arc<Engine>, mut cron: CronWorkflow, now: DateTime<Ut
             .spec
             .starting_deadline_seconds
             .is_some_and(|d| d > 0 && late <= chrono::Duration::seconds(d));
-    let runs = engine.list_workflows(&namespace, Some((CRON_WORKFLOW_LABEL, &name)))?;
     let active: Vec<&Workflow> = runs
         .iter()
         .filter(|w| {
@@ -216,7 +218,6 @@ async fn tick_one(engine: &Arc<Engine>, mut cron: CronWorkflow, now: DateTime<Ut
             ..Default::default()
         })
         .collect();
-    prune_history(engine, &cron, &namespace, &runs);
     cron.status = Some(new_status);
     engine.store().put_template(
         TemplateKind::CronWorkflow,

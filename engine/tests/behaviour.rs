@@ -853,3 +853,79 @@ fn workflow_cron(spec: &str) -> argon_crds::workflow::CronWorkflow {
         _ => panic!("a CronWorkflow"),
     }
 }
+
+#[tokio::test]
+async fn template_defaults_apply_under_each_template() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templateDefaults:
+    timeout: 1s
+    container:
+      env: [{name: FROM_DEFAULTS, value: "yes"}]
+  templates:
+  - name: main
+    steps:
+    - - {name: env, template: env}
+    - - {name: slow, template: slow}
+  - name: env
+    container: {image: alpine, command: [sh, -c, "echo $FROM_DEFAULTS"]}
+  - name: slow
+    script: {image: python, command: [sh], source: "sleep 30"}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(result(node(&w, "env")), "yes");
+    assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
+    assert!(message(&w).contains("deadline (1s)"), "{}", message(&w));
+}
+
+#[tokio::test]
+async fn cron_replace_stops_the_active_run_and_history_is_pruned() {
+    let h = harness();
+    let mut cron = workflow_cron(
+        r#"
+  schedule: "* * * * *"
+  concurrencyPolicy: Replace
+  failedJobsHistoryLimit: 1
+  workflowSpec:
+    entrypoint: main
+    templates:
+    - name: main
+      suspend: {}
+"#,
+    );
+    let boundary = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() / 60 * 60, 0).unwrap();
+    cron.metadata.creation_timestamp = Some(argon_engine::time::from_chrono(
+        boundary - chrono::Duration::seconds(90),
+    ));
+    h.engine.put_cron_workflow("", cron).unwrap();
+    let mut names = Vec::new();
+    for t in [
+        boundary - chrono::Duration::seconds(59),
+        boundary + chrono::Duration::seconds(1),
+        boundary + chrono::Duration::seconds(61),
+    ] {
+        argon_engine::cron::tick(&h.engine, t).await.unwrap();
+        let runs = h.engine.list_workflows("", None).unwrap();
+        let newest = runs[0].metadata.name.clone().unwrap();
+        wait_until(&h.engine, "default", &newest, Duration::from_secs(20), |w| {
+            !nodes(w, &newest).is_empty()
+        })
+        .await;
+        names.push(newest);
+    }
+    // Each tick terminated the run before it; one failed run is kept.
+    wait_done(&h.engine, "default", &names[1]).await;
+    argon_engine::cron::tick(&h.engine, boundary + chrono::Duration::seconds(62))
+        .await
+        .unwrap();
+    let first = h.engine.get_workflow("default", &names[0]);
+    assert!(first.is_err(), "the oldest failed run was pruned");
+    let second = wait_done(&h.engine, "default", &names[1]).await;
+    assert_eq!(message(&second), "Stopped with strategy 'Terminate'");
+    assert!(phase(&h.engine.get_workflow("default", &names[2]).unwrap()).is_some_and(|p| !p.is_completed()));
+}

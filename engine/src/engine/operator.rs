@@ -322,6 +322,53 @@ async fn resolve(
     template_ref: Option<&TemplateRef>,
     inline: Option<&Template>,
 ) -> Result<Resolved, String> {
+    let mut resolved = resolve_plain(ctx, scope, template, template_ref, inline).await?;
+    if let Some(defaults) = &ctx.spec.template_defaults {
+        resolved.tmpl = Arc::new(with_defaults(&resolved.tmpl, defaults)?);
+    }
+    Ok(resolved)
+}
+
+/// `templateDefaults` under a template: the template's own fields win; the
+/// defaults' kind fields (container, script...) apply only to a template of
+/// that kind.
+fn with_defaults(tmpl: &Template, defaults: &Template) -> Result<Template, String> {
+    fn merge(base: &mut Value, over: &Value) {
+        match (base, over) {
+            (Value::Object(b), Value::Object(o)) => {
+                for (k, v) in o {
+                    match b.get_mut(k) {
+                        Some(existing) => merge(existing, v),
+                        None => {
+                            b.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            (b, o) => *b = o.clone(),
+        }
+    }
+    let mut base = serde_json::to_value(defaults).map_err(|e| e.to_string())?;
+    if let Value::Object(m) = &mut base {
+        let own: Vec<&str> = tmpl.kinds().iter().map(|k| k.field()).collect();
+        for k in TemplateKind::ALL {
+            if !own.contains(&k.field()) {
+                m.remove(k.field());
+            }
+        }
+        m.remove("name");
+    }
+    merge(&mut base, &serde_json::to_value(tmpl).map_err(|e| e.to_string())?);
+    serde_json::from_value(base).map_err(|e| format!("templateDefaults: {e}"))
+}
+
+async fn resolve_plain(
+    ctx: &Ctx,
+    scope: &Scope,
+    template: Option<&str>,
+    template_ref: Option<&TemplateRef>,
+    inline: Option<&Template>,
+) -> Result<Resolved, String> {
     if let Some(t) = inline {
         return Ok(Resolved {
             tmpl: Arc::new(t.clone()),
