@@ -221,10 +221,18 @@ fn argon_run_killed_after_a_200_runs_the_workflow_after_restart() {
     let workflows = api.wait_finished(1, RUN);
     let counts = messages(&workflows);
     assert_eq!(counts.get("survivor"), Some(&1), "{counts:?}");
-    assert!(
-        workflows.iter().all(|w| w["status"]["phase"] == "Succeeded"),
-        "{workflows:?}"
-    );
+    // The workflow ran. When the kill landed while its step was running, the
+    // engine's policy applies to that step: retried under a retryStrategy,
+    // otherwise failed with a message saying the engine restarted (the
+    // quickstart workflow has no retryStrategy).
+    for w in &workflows {
+        let phase = w["status"]["phase"].as_str().unwrap_or("");
+        let message = w["status"]["message"].as_str().unwrap_or("");
+        assert!(
+            phase == "Succeeded" || (phase == "Failed" && message.contains("engine restarted")),
+            "{w}"
+        );
+    }
     assert_eq!(run.terminate(Duration::from_secs(30)), Some(0));
 }
 
