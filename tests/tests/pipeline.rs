@@ -282,3 +282,36 @@ fn nats_down_while_posting_gives_503_or_a_workflow() {
         );
     }
 }
+
+/// Editing a manifest while `argon run` runs applies it without a restart;
+/// an edit with an error leaves the running version in place.
+#[test]
+fn argon_run_applies_manifest_edits() {
+    let example = Example::prepare("quickstart", &[]);
+    let state = tempfile::tempdir().unwrap();
+    let api_addr = format!("127.0.0.1:{}", free_port());
+    let mut run = argon_run(&example, state.path(), &api_addr, &[]);
+    let port = example.port(12000);
+    let file = example.dir.path().join("eventsource.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+
+    std::fs::write(&file, text.replace("method: POST", "methd: POST")).unwrap();
+    run.wait_for_output("not reloaded, still running the previous manifests", RUN);
+    assert!(run.output().contains("did you mean 'method'?"), "{}", run.output());
+    assert_eq!(
+        post_json(
+            &format!("http://127.0.0.1:{port}/example"),
+            &json!({"message": "a", "who": "b"})
+        ),
+        200
+    );
+
+    std::fs::write(&file, text.replace("endpoint: /example", "endpoint: /renamed")).unwrap();
+    run.wait_for_output("argon run: reloaded", RUN);
+    let renamed = format!("http://127.0.0.1:{port}/renamed");
+    assert_eq!(post_json(&renamed, &json!({"message": "edited", "who": "live"})), 200);
+    assert_eq!(post_json(&format!("http://127.0.0.1:{port}/example"), &json!({})), 404);
+    let workflows = Api::new(&api_addr).wait_finished(2, RUN);
+    assert_eq!(messages(&workflows).get("edited"), Some(&1));
+    assert_eq!(run.terminate(Duration::from_secs(30)), Some(0));
+}
