@@ -407,3 +407,31 @@ fn dry_run_prints_the_request() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_k8s_trigger_for_a_pod_without_a_cluster_is_a_clear_error_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let sensor = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/conformance/argo-events/examples/sensors/trigger-standard-k8s-resource.yaml"
+    ))
+    .unwrap();
+    let file = write_sensor(dir.path(), "pod", &sensor);
+    let out = Command::new(env!("CARGO_BIN_EXE_argon"))
+        .args(["sensor", "run"])
+        .arg(&file)
+        .arg("--bus")
+        .arg(format!("embedded:{}", dir.path().join("bus").display()))
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
+        .env("HOME", dir.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("webhook-pod-trigger") && stderr.contains("needs a cluster"),
+        "{stderr}"
+    );
+}

@@ -89,6 +89,7 @@ struct Inner {
     store: Option<StateStore>,
     runtimes: HashMap<String, TriggerRuntime>,
     nats: triggers::nats::Publisher,
+    kube: Option<triggers::k8s::Kube>,
 }
 
 /// A started sensor.
@@ -115,15 +116,18 @@ impl SensorRunner {
         compiled.fetch_sources().await?;
         let name = compiled.identity.name.clone();
         let needs_cluster = compiled.needs_cluster();
-        if let Some(t) = needs_cluster.first() {
-            return Err(Error::config(
-                &name,
-                format!(
-                    "trigger '{t}' creates a Kubernetes object that is not a Workflow: that needs a Kubernetes API, \
-                     which this Argon process is not connected to; use an argoproj.io Workflow resource or an http trigger"
-                ),
-            ));
-        }
+        let kube = match needs_cluster.first() {
+            Some(t) => Some(triggers::k8s::Kube::connect().await.map_err(|e| {
+                Error::config(
+                    &name,
+                    format!(
+                        "trigger '{t}' creates a Kubernetes object that is not a Workflow, which needs a cluster: {e}; \
+                         use an argoproj.io Workflow resource or an http trigger to run without one"
+                    ),
+                )
+            })?),
+            None => None,
+        };
         let mut runtimes = HashMap::new();
         for t in &compiled.triggers {
             add_runtime(&compiled, t, &mut runtimes)?;
@@ -148,6 +152,7 @@ impl SensorRunner {
             store,
             runtimes,
             nats: Default::default(),
+            kube,
         });
         let mut tasks = JoinSet::new();
         for dep in &inner.sensor.dependencies {
@@ -475,7 +480,10 @@ async fn execute(inner: &Inner, t: &CompiledTrigger, rt: &TriggerRuntime, reques
             Ok(())
         }
         Request::Nats { .. } => inner.nats.execute(&t.name, request).await,
-        Request::K8s { .. } => Err(Error::permanent(&t.name, "no Kubernetes API configured")),
+        Request::K8s { .. } => match &inner.kube {
+            Some(kube) => kube.execute(&t.name, request).await,
+            None => Err(Error::permanent(&t.name, "no Kubernetes API configured")),
+        },
     }
 }
 
