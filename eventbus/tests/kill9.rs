@@ -70,6 +70,17 @@ async fn kill9_after_publish_loses_nothing() {
     }
 
     let bus = EmbeddedBus::open(EmbeddedConfig::new(dir.path())).await.unwrap();
+    // Sequences go on after the restored events, none handed out twice.
+    let next = bus
+        .publish(&Event::new("s", "e", "webhook", &json!({"after": true})))
+        .await
+        .unwrap();
+    assert!(
+        next.sequence > published.len() as u64,
+        "sequence {} reused after reopen ({} were published)",
+        next.sequence,
+        published.len()
+    );
     let mut sub = bus.subscribe(&ConsumerSpec::new("check")).await.unwrap();
     let mut missing = published.clone();
     while !missing.is_empty() {

@@ -1,15 +1,38 @@
-//! The on-disk store of the embedded bus (one redb file) and its single writer
-//! thread, which commits concurrent writes together (group commit).
+//! The on-disk store of the embedded bus and its single writer thread, which
+//! commits concurrent writes together (group commit).
+//!
+//! The store is one redb file plus a write-ahead log of events. A batch of
+//! publishes (with consumer bookkeeping that nobody waits for) is made
+//! durable by appending its events to the log with one `write` and one
+//! `fdatasync`, then committed to redb without a sync; redb's own durable
+//! commit (two syncs and every dirty B-tree page) runs only as a checkpoint:
+//! when the log passes [`CHECKPOINT_BYTES`], every [`CHECKPOINT_EVERY`],
+//! when the writer is idle, on close, and for any batch with a write
+//! somebody waits for (acks, key-value writes), after which the log is
+//! emptied. On open, events in the log past redb's last durable sequence are
+//! put back. The log is ours rather than a crate's because it must share
+//! redb's sequence numbers and dedup window; it is a plain file of
+//! checksummed records, and a torn tail (a crash mid-write) fails its
+//! checksum and is dropped: its publishers had not been answered.
+//!
+//! The log file is never truncated: it grows by zero-filled chunks and is
+//! written over from the start after each checkpoint, so a sync rarely has a
+//! new file length (an inode write) to persist. What lies past the current
+//! records is either zeros, a torn record, or records older than the
+//! checkpoint, whose sequences redb already has; replay skips those.
 
 use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::Read as _;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition, WriteTransaction};
+use redb::{Database, Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition, WriteTransaction};
 use tokio::sync::{oneshot, watch};
 
 use crate::PublishAck;
@@ -27,9 +50,24 @@ pub(super) const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new
 /// Counters.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const KV_REVISION: &str = "kv_revision";
+/// The last sequence handed out, as of the last durable commit (the messages
+/// table alone forgets it once retention removed every event).
+const LAST_SEQ: &str = "last_seq";
 
 /// The database file inside the state dir.
 pub(super) const FILE_NAME: &str = "eventbus.redb";
+/// The write-ahead log of events inside the state dir.
+pub(super) const WAL_FILE_NAME: &str = "eventbus.wal";
+/// A checkpoint runs once the log is this long...
+const CHECKPOINT_BYTES: u64 = 16 << 20;
+/// ... or this old.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+/// An idle writer with a non-empty log checkpoints after this long.
+const IDLE_CHECKPOINT: Duration = Duration::from_millis(200);
+/// Length and CRC-32 of a log record, before its body.
+const WAL_HEADER: usize = 8;
+/// The log file grows by this much at a time.
+const WAL_GROWTH: u64 = 1 << 20;
 
 /// One stored event.
 #[derive(Debug)]
@@ -169,6 +207,15 @@ pub(super) struct Writer {
     kv_revision: u64,
     dedup: HashMap<String, u64>,
     dedup_order: VecDeque<(u64, String)>,
+    /// The write-ahead log.
+    wal: File,
+    /// Bytes of records in the log since the last checkpoint.
+    wal_len: u64,
+    /// Allocated (zero-filled or written) length of the log file.
+    wal_size: u64,
+    /// Log records of the batch being committed.
+    wal_buf: Vec<u8>,
+    last_checkpoint: Instant,
 }
 
 impl Writer {
@@ -185,6 +232,7 @@ impl Writer {
             txn.open_table(META).map_err(|e| err(&e))?;
         }
         txn.commit().map_err(|e| err(&e))?;
+        let (wal, wal_size) = replay_wal(&db, &dir)?;
 
         let read = db.begin_read().map_err(|e| err(&e))?;
         let messages = read.open_table(MESSAGES).map_err(|e| err(&e))?;
@@ -192,7 +240,8 @@ impl Writer {
         let last = messages.last().map_err(|e| err(&e))?.map(|(k, _)| k.value());
         let meta = read.open_table(META).map_err(|e| err(&e))?;
         let kv_revision = meta.get(KV_REVISION).map_err(|e| err(&e))?.map_or(0, |v| v.value());
-        let last_seq = last.unwrap_or(0);
+        let recorded_last = meta.get(LAST_SEQ).map_err(|e| err(&e))?.map_or(0, |v| v.value());
+        let last_seq = last.unwrap_or(0).max(recorded_last);
         let first_seq = first.unwrap_or(last_seq + 1);
 
         // Rebuild the dedup window from the events it covers.
@@ -228,6 +277,11 @@ impl Writer {
             kv_revision,
             dedup,
             dedup_order,
+            wal,
+            wal_len: 0,
+            wal_size,
+            wal_buf: Vec::new(),
+            last_checkpoint: Instant::now(),
         };
         Ok((writer, bounds))
     }
@@ -236,16 +290,27 @@ impl Writer {
     /// one transaction with one fsync, then answers every caller.
     pub(super) fn run(mut self, rx: Receiver<Op>) {
         loop {
-            let first = match rx.recv_timeout(Duration::from_secs(1)) {
+            let idle = if self.wal_len > 0 {
+                IDLE_CHECKPOINT
+            } else {
+                Duration::from_secs(1)
+            };
+            let first = match rx.recv_timeout(idle) {
                 Ok(op) => op,
                 Err(RecvTimeoutError::Timeout) => {
-                    // Idle: still age events out.
-                    if self.config.max_age.is_some() && self.first_seq <= self.last_seq {
+                    // Idle: make the log's events durable in redb, and still
+                    // age events out.
+                    if self.wal_len > 0 || (self.config.max_age.is_some() && self.first_seq <= self.last_seq) {
                         self.commit_batch(Vec::new());
                     }
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    if self.wal_len > 0 {
+                        self.commit_batch(Vec::new());
+                    }
+                    return;
+                }
             };
             let mut batch = vec![first];
             while batch.len() < self.config.max_batch {
@@ -258,17 +323,47 @@ impl Writer {
         }
     }
 
+    /// Commits `batch` (an empty batch is a checkpoint): through the log when
+    /// nothing in it needs redb's own durable commit, else durably in redb.
     fn commit_batch(&mut self, batch: Vec<Op>) {
         let saved = (self.last_seq, self.first_seq, self.kv_revision);
         let mut new_ids: Vec<String> = Vec::new();
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let now = now_ms();
         self.expire_dedup(now);
+        let logged = !batch.is_empty()
+            && batch.iter().all(|op| {
+                matches!(
+                    op,
+                    Op::Append { .. } | Op::Delivered { .. } | Op::Settled { reply: None, .. }
+                )
+            })
+            && self.wal_len < CHECKPOINT_BYTES
+            && self.last_checkpoint.elapsed() < CHECKPOINT_EVERY;
+        self.wal_buf.clear();
 
-        let result = self.db.begin_write().map_err(|e| self.err(e)).and_then(|txn| {
+        let result = self.db.begin_write().map_err(|e| self.err(e)).and_then(|mut txn| {
             self.apply(&txn, batch, now, &mut new_ids, &mut replies)?;
             self.enforce_retention(&txn, now)?;
-            txn.commit().map_err(|e| self.err(e))
+            if logged {
+                txn.set_durability(Durability::None).map_err(|e| self.err(e))?;
+                // The log first: readers see the commit as soon as it is made.
+                let before = self.wal_len;
+                self.append_wal()?;
+                let committed = txn.commit().map_err(|e| self.err(e));
+                if committed.is_err() {
+                    self.undo_wal(before);
+                }
+                committed
+            } else {
+                txn.open_table(META)
+                    .map_err(|e| self.err(e))?
+                    .insert(LAST_SEQ, self.last_seq)
+                    .map_err(|e| self.err(e))?;
+                txn.commit().map_err(|e| self.err(e))?;
+                self.reset_wal();
+                Ok(())
+            }
         });
 
         match result {
@@ -334,6 +429,7 @@ impl Writer {
                     let seq = self.last_seq;
                     let record = StoredMessage::encode(now, &id, &subject, &payload);
                     messages.insert(seq, record.as_slice()).map_err(|e| self.err(e))?;
+                    encode_wal_record(&mut self.wal_buf, seq, &record);
                     self.dedup.insert(id.clone(), seq);
                     self.dedup_order.push_back((now, id.clone()));
                     new_ids.push(id);
@@ -470,9 +566,150 @@ impl Writer {
         }
     }
 
+    /// Writes the batch's log records after the current ones and syncs them
+    /// (growing the file by a zero-filled chunk when they do not fit).
+    fn append_wal(&mut self) -> Result<()> {
+        if self.wal_buf.is_empty() {
+            return Ok(());
+        }
+        let end = self.wal_len + self.wal_buf.len() as u64;
+        let written = self.wal.write_all_at(&self.wal_buf, self.wal_len).and_then(|()| {
+            if end > self.wal_size {
+                let size = end.next_multiple_of(WAL_GROWTH);
+                let zeros = vec![0; usize::try_from(size - end).unwrap_or(0)];
+                self.wal.write_all_at(&zeros, end)?;
+                self.wal_size = size;
+            }
+            self.wal.sync_data()
+        });
+        match written {
+            Ok(()) => {
+                self.wal_len = end;
+                Ok(())
+            }
+            Err(e) => {
+                // Not acknowledged: make sure a replay cannot find it.
+                self.undo_wal(self.wal_len);
+                Err(self.err(format!("write-ahead log: {e}")))
+            }
+        }
+    }
+
+    /// Zeroes the log after `len` (its length before a failed batch), so the
+    /// records of a batch nobody was told about cannot come back on replay.
+    fn undo_wal(&mut self, len: u64) {
+        let end = (len + self.wal_buf.len() as u64).min(self.wal_size);
+        let zeros = vec![0; usize::try_from(end.saturating_sub(len)).unwrap_or(0)];
+        match self.wal.write_all_at(&zeros, len).and_then(|()| self.wal.sync_data()) {
+            Ok(()) => self.wal_len = len,
+            Err(e) => {
+                tracing::error!(error = %e, "embedded bus: could not erase a failed batch from the write-ahead log");
+                // Its tail is unknown now: commit durably in redb until a
+                // checkpoint has made the log's content stale.
+                self.wal_len = self.wal_len.max(CHECKPOINT_BYTES);
+            }
+        }
+    }
+
+    /// Starts the log over after a durable commit: everything in it is in
+    /// redb, and replay skips sequences redb has, so nothing is written.
+    fn reset_wal(&mut self) {
+        self.last_checkpoint = Instant::now();
+        self.wal_len = 0;
+    }
+
     fn err(&self, e: impl std::fmt::Display) -> Error {
         Error::store(&self.dir, e)
     }
+}
+
+/// `len u32 LE | crc32 u32 LE | seq u64 LE | record`, where `len` and the
+/// CRC cover `seq | record`.
+fn encode_wal_record(out: &mut Vec<u8>, seq: u64, record: &[u8]) {
+    let seq = seq.to_le_bytes();
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&seq);
+    crc.update(record);
+    out.extend_from_slice(&((seq.len() + record.len()) as u32).to_le_bytes());
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&seq);
+    out.extend_from_slice(record);
+}
+
+/// Splits the log into `(seq, record)` pairs, stopping at the first torn or
+/// corrupt record.
+fn decode_wal(bytes: &[u8]) -> Vec<(u64, &[u8])> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= WAL_HEADER {
+        let len = u32::from_le_bytes(rest[..4].try_into().unwrap_or_default()) as usize;
+        let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap_or_default());
+        let Some(body) = rest.get(WAL_HEADER..WAL_HEADER + len) else {
+            break;
+        };
+        if len < 8 || crc32fast::hash(body) != crc {
+            break;
+        }
+        let seq = u64::from_le_bytes(body[..8].try_into().unwrap_or_default());
+        out.push((seq, &body[8..]));
+        rest = &rest[WAL_HEADER + len..];
+    }
+    out
+}
+
+/// Puts the log's events past redb's last durable sequence back into redb
+/// and commits durably; returns the log and its length.
+fn replay_wal(db: &Database, dir: &Path) -> Result<(File, u64)> {
+    let err = |e: &dyn std::fmt::Display| Error::store(dir, e);
+    let path = dir.join(WAL_FILE_NAME);
+    let mut wal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| err(&e))?;
+    let mut bytes = Vec::new();
+    wal.read_to_end(&mut bytes).map_err(|e| err(&e))?;
+    let size = bytes.len() as u64;
+    let records = decode_wal(&bytes);
+    if records.is_empty() {
+        return Ok((wal, size));
+    }
+    let txn = db.begin_write().map_err(|e| err(&e))?;
+    let mut restored = 0usize;
+    {
+        let mut messages = txn.open_table(MESSAGES).map_err(|e| err(&e))?;
+        let mut meta = txn.open_table(META).map_err(|e| err(&e))?;
+        let stored_last = messages.last().map_err(|e| err(&e))?.map_or(0, |(k, _)| k.value());
+        let recorded_last = meta.get(LAST_SEQ).map_err(|e| err(&e))?.map_or(0, |v| v.value());
+        let mut last = stored_last.max(recorded_last);
+        for (seq, record) in records {
+            if seq <= last {
+                continue;
+            }
+            if seq != last + 1 {
+                tracing::warn!(
+                    expected = last + 1,
+                    found = seq,
+                    "embedded bus: gap in the write-ahead log; replay stops there"
+                );
+                break;
+            }
+            messages.insert(seq, record).map_err(|e| err(&e))?;
+            last = seq;
+            restored += 1;
+        }
+        meta.insert(LAST_SEQ, last).map_err(|e| err(&e))?;
+    }
+    txn.commit().map_err(|e| err(&e))?;
+    if restored > 0 {
+        tracing::info!(
+            events = restored,
+            "embedded bus: events restored from the write-ahead log"
+        );
+    }
+    Ok((wal, size))
 }
 
 /// An answer owed to a caller once the batch commits.
@@ -516,4 +753,110 @@ pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(records: &[(u64, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (seq, record) in records {
+            encode_wal_record(&mut out, *seq, record);
+        }
+        out
+    }
+
+    #[test]
+    fn wal_round_trip() {
+        let bytes = log(&[(1, b"one"), (2, b""), (3, b"three")]);
+        assert_eq!(
+            decode_wal(&bytes),
+            vec![(1, &b"one"[..]), (2, &b""[..]), (3, &b"three"[..])]
+        );
+    }
+
+    #[test]
+    fn wal_torn_tail_is_dropped() {
+        let mut bytes = log(&[(1, b"one"), (2, b"two")]);
+        let whole = bytes.len();
+        encode_wal_record(&mut bytes, 3, b"three");
+        for cut in whole..bytes.len() {
+            assert_eq!(decode_wal(&bytes[..cut]).len(), 2, "cut at {cut}");
+        }
+    }
+
+    fn message(n: u64) -> Vec<u8> {
+        StoredMessage::encode(
+            now_ms(),
+            &format!("id-{n}"),
+            "argon.s.e",
+            format!("{{\"n\":{n}}}").as_bytes(),
+        )
+    }
+
+    /// Opens the store in `dir` as the bus does; returns its last sequence
+    /// and the ids of its events in order.
+    fn open_store(dir: &Path) -> (u64, Vec<(u64, String)>) {
+        let db = Arc::new(open_database(dir).unwrap());
+        let (_writer, bounds) = Writer::open(db.clone(), EmbeddedConfig::new(dir)).unwrap();
+        let read = db.begin_read().unwrap();
+        let table = read.open_table(MESSAGES).unwrap();
+        let events = table
+            .iter()
+            .unwrap()
+            .map(|row| {
+                let (k, v) = row.unwrap();
+                (k.value(), StoredMessage::decode(v.value()).unwrap().id)
+            })
+            .collect();
+        let last = *bounds.last_seq.borrow();
+        (last, events)
+    }
+
+    #[test]
+    fn replay_restores_logged_events_and_skips_stale_and_torn_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        // A log as a crash leaves it: events 1-3, then stale records of an
+        // older round (sequences already in the store), then a torn record.
+        let mut bytes = Vec::new();
+        for n in 1..=3 {
+            encode_wal_record(&mut bytes, n, &message(n));
+        }
+        let mut torn = Vec::new();
+        encode_wal_record(&mut torn, 4, &message(4));
+        bytes.extend_from_slice(&torn[..torn.len() - 3]);
+        std::fs::write(dir.path().join(WAL_FILE_NAME), &bytes).unwrap();
+        let (last, events) = open_store(dir.path());
+        assert_eq!(last, 3);
+        assert_eq!(
+            events,
+            vec![(1, "id-1".to_owned()), (2, "id-2".to_owned()), (3, "id-3".to_owned())]
+        );
+
+        // The next round is written over the start of the log; what follows
+        // it (older records, zeros) must not come back or stop the replay.
+        let mut bytes = Vec::new();
+        for n in 4..=5 {
+            encode_wal_record(&mut bytes, n, &message(n));
+        }
+        for n in 2..=3 {
+            encode_wal_record(&mut bytes, n, &message(n + 100));
+        }
+        bytes.extend_from_slice(&[0; 64]);
+        std::fs::write(dir.path().join(WAL_FILE_NAME), &bytes).unwrap();
+        let (last, events) = open_store(dir.path());
+        assert_eq!(last, 5);
+        let ids: Vec<_> = events.iter().map(|(_, id)| id.as_str()).collect();
+        assert_eq!(ids, ["id-1", "id-2", "id-3", "id-4", "id-5"]);
+    }
+
+    #[test]
+    fn wal_stops_at_a_corrupt_record() {
+        let mut bytes = log(&[(1, b"one"), (2, b"two"), (3, b"three")]);
+        // Flip a bit in the second record's body.
+        let second = WAL_HEADER + 8 + 3 + WAL_HEADER + 8;
+        bytes[second] ^= 1;
+        assert_eq!(decode_wal(&bytes), vec![(1, &b"one"[..])]);
+    }
 }
