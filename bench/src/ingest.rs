@@ -81,6 +81,12 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     bare.1.cancel();
     print_row("(a) bare axum handler, 200", &a, a.rate());
 
+    // Not a target: Argon's request handling alone, to tell it from the bus.
+    let (x_addr, x_stop) = argon_webhook(Arc::new(AckAtOnce)).await?;
+    let x = hammer(x_addr, "/example", &body, duration).await?;
+    x_stop.cancel();
+    print_row("(x) Argon webhook, no store", &x, a.rate());
+
     let dir = tempfile::tempdir()?;
     let embedded = argon_eventbus::open(&format!("embedded:{}", dir.path().join("bus").display())).await?;
     let (b_addr, b_stop) = argon_webhook(embedded).await?;
@@ -169,6 +175,37 @@ async fn bare_axum() -> anyhow::Result<(SocketAddr, CancellationToken)> {
             .await;
     });
     Ok((addr, stop))
+}
+
+/// A bus that acknowledges every publish at once and stores nothing: the
+/// cost of Argon's webhook handling without any bus.
+struct AckAtOnce;
+
+#[async_trait::async_trait]
+impl EventBus for AckAtOnce {
+    fn name(&self) -> &str {
+        "default"
+    }
+
+    async fn publish(&self, event: &argon_eventbus::Event) -> argon_eventbus::Result<argon_eventbus::PublishAck> {
+        // Encode as the real buses do, so only storing is left out.
+        std::hint::black_box(event.to_json());
+        Ok(argon_eventbus::PublishAck {
+            sequence: 0,
+            duplicate: false,
+        })
+    }
+
+    async fn subscribe(
+        &self,
+        _: &argon_eventbus::ConsumerSpec,
+    ) -> argon_eventbus::Result<argon_eventbus::Subscription> {
+        Err(argon_eventbus::Error::Closed)
+    }
+
+    async fn kv(&self, _: &str) -> argon_eventbus::Result<Arc<dyn argon_eventbus::KeyValue>> {
+        Err(argon_eventbus::Error::Closed)
+    }
 }
 
 fn webhook_manifest(port: u16) -> String {

@@ -119,20 +119,45 @@ impl Inner {
         Error::store(&self.config.dir, e)
     }
 
-    /// Reads stored events `from..=to` (at most `SCAN_BATCH`).
+    /// Reads stored events `from..=to` (at most `SCAN_BATCH`): the older ones
+    /// from redb, the newest from the writer's memory.
     fn read_range(&self, from: u64, to: u64) -> Result<Vec<(u64, StoredMessage)>> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(MESSAGES).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in table.range(from..=to).map_err(|e| self.err(e))? {
-            let (k, v) = row.map_err(|e| self.err(e))?;
-            if let Some(msg) = StoredMessage::decode(v.value()) {
-                out.push((k.value(), msg));
+        // Memory first: the writer empties it only once its events are in
+        // redb, so whatever is gone from it by now is found there.
+        let (in_memory_from, recent) = {
+            let recent = store::read(&self.bounds.recent);
+            match recent.front() {
+                Some(&(first, _)) => {
+                    let skip = usize::try_from(from.saturating_sub(first)).unwrap_or(usize::MAX);
+                    let picked: Vec<_> = recent
+                        .iter()
+                        .skip(skip)
+                        .take_while(|(seq, _)| *seq <= to)
+                        .take(SCAN_BATCH as usize)
+                        .cloned()
+                        .collect();
+                    (first, picked)
+                }
+                None => (u64::MAX, Vec::new()),
             }
-            if out.len() as u64 >= SCAN_BATCH {
-                break;
+        };
+        let mut out = Vec::new();
+        let stored_to = to.min(in_memory_from.saturating_sub(1));
+        if from <= stored_to {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            let table = txn.open_table(MESSAGES).map_err(|e| self.err(e))?;
+            for row in table.range(from..=stored_to).map_err(|e| self.err(e))? {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                if let Some(msg) = StoredMessage::decode(v.value()) {
+                    out.push((k.value(), msg));
+                }
+                if out.len() as u64 >= SCAN_BATCH {
+                    return Ok(out);
+                }
             }
         }
+        let room = SCAN_BATCH as usize - out.len();
+        out.extend(recent.into_iter().take(room));
         Ok(out)
     }
 

@@ -2,15 +2,16 @@
 //! commits concurrent writes together (group commit).
 //!
 //! The store is one redb file plus a write-ahead log of events. A batch of
-//! publishes (with consumer bookkeeping that nobody waits for) is made
-//! durable by appending its events to the log with one `write` and one
-//! `fdatasync`, then committed to redb without a sync; redb's own durable
-//! commit (two syncs and every dirty B-tree page) runs only as a checkpoint:
-//! when the log passes [`CHECKPOINT_BYTES`], every [`CHECKPOINT_EVERY`],
-//! when the writer is idle, on close, and for any batch with a write
-//! somebody waits for (acks, key-value writes), after which the log is
-//! emptied. On open, events in the log past redb's last durable sequence are
-//! put back. The log is ours rather than a crate's because it must share
+//! publishes is made durable by writing its events to the log with one
+//! `write` and one `fdatasync`; they are then served to consumers from
+//! memory ([`Bounds::recent`]). Consumer bookkeeping that nobody waits for
+//! (deliveries, naks) is held back until the next redb commit. redb's own
+//! durable commit (two syncs and every dirty B-tree page) runs only as a
+//! checkpoint, which moves the events in memory into redb: when the log
+//! passes [`CHECKPOINT_BYTES`], every [`CHECKPOINT_EVERY`], when the writer
+//! is idle, on close, and for any batch with a write somebody waits for
+//! (acks, key-value writes). On open, events in the log past redb's last
+//! durable sequence are put back. The log is ours rather than a crate's because it must share
 //! redb's sequence numbers and dedup window; it is a plain file of
 //! checksummed records, and a torn tail (a crash mid-write) fails its
 //! checksum and is dropped: its publishers had not been answered.
@@ -26,13 +27,13 @@ use std::fs::File;
 use std::io::Read as _;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use redb::{Database, Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition, WriteTransaction};
 use tokio::sync::{oneshot, watch};
 
 use crate::PublishAck;
@@ -70,7 +71,7 @@ const WAL_HEADER: usize = 8;
 const WAL_GROWTH: u64 = 1 << 20;
 
 /// One stored event.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct StoredMessage {
     pub time_ms: u64,
     pub id: String,
@@ -167,10 +168,15 @@ pub(super) enum Op {
     },
 }
 
-/// Positions shared with readers: the first and last stored sequence.
+/// Positions shared with readers: the first and last stored sequence, and
+/// the events that are durable in the log but not yet in redb.
 pub(super) struct Bounds {
     pub first_seq: AtomicU64,
     pub last_seq: watch::Sender<u64>,
+    /// Consecutive events after redb's last one, oldest first. The writer
+    /// empties it only after a commit put them in redb, so a reader that
+    /// looks here first and then in redb misses none.
+    pub recent: RwLock<VecDeque<(u64, StoredMessage)>>,
 }
 
 /// Opens (creating) the database, retrying briefly while a previous instance
@@ -216,6 +222,8 @@ pub(super) struct Writer {
     /// Log records of the batch being committed.
     wal_buf: Vec<u8>,
     last_checkpoint: Instant,
+    /// Consumer bookkeeping nobody waits for, applied with the next commit.
+    deferred: Vec<Op>,
 }
 
 impl Writer {
@@ -266,6 +274,7 @@ impl Writer {
         let bounds = Arc::new(Bounds {
             first_seq: AtomicU64::new(first_seq),
             last_seq: watch::Sender::new(last_seq),
+            recent: RwLock::new(VecDeque::new()),
         });
         let writer = Writer {
             db,
@@ -282,6 +291,7 @@ impl Writer {
             wal_size,
             wal_buf: Vec::new(),
             last_checkpoint: Instant::now(),
+            deferred: Vec::new(),
         };
         Ok((writer, bounds))
     }
@@ -290,7 +300,7 @@ impl Writer {
     /// one transaction with one fsync, then answers every caller.
     pub(super) fn run(mut self, rx: Receiver<Op>) {
         loop {
-            let idle = if self.wal_len > 0 {
+            let idle = if self.wal_len > 0 || !self.deferred.is_empty() {
                 IDLE_CHECKPOINT
             } else {
                 Duration::from_secs(1)
@@ -298,15 +308,18 @@ impl Writer {
             let first = match rx.recv_timeout(idle) {
                 Ok(op) => op,
                 Err(RecvTimeoutError::Timeout) => {
-                    // Idle: make the log's events durable in redb, and still
-                    // age events out.
-                    if self.wal_len > 0 || (self.config.max_age.is_some() && self.first_seq <= self.last_seq) {
+                    // Idle: move the log's events into redb, and still age
+                    // events out.
+                    if self.wal_len > 0
+                        || !self.deferred.is_empty()
+                        || (self.config.max_age.is_some() && self.first_seq <= self.last_seq)
+                    {
                         self.commit_batch(Vec::new());
                     }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    if self.wal_len > 0 {
+                    if self.wal_len > 0 || !self.deferred.is_empty() {
                         self.commit_batch(Vec::new());
                     }
                     return;
@@ -324,11 +337,9 @@ impl Writer {
     }
 
     /// Commits `batch` (an empty batch is a checkpoint): through the log when
-    /// nothing in it needs redb's own durable commit, else durably in redb.
+    /// nothing in it needs a redb commit, else in redb with the events held in
+    /// memory.
     fn commit_batch(&mut self, batch: Vec<Op>) {
-        let saved = (self.last_seq, self.first_seq, self.kv_revision);
-        let mut new_ids: Vec<String> = Vec::new();
-        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let now = now_ms();
         self.expire_dedup(now);
         let logged = !batch.is_empty()
@@ -340,34 +351,118 @@ impl Writer {
             })
             && self.wal_len < CHECKPOINT_BYTES
             && self.last_checkpoint.elapsed() < CHECKPOINT_EVERY;
-        self.wal_buf.clear();
+        if logged {
+            self.log_batch(batch, now);
+        } else {
+            self.store_batch(batch, now);
+        }
+    }
 
-        let result = self.db.begin_write().map_err(|e| self.err(e)).and_then(|mut txn| {
+    /// Makes the batch's events durable in the log, then visible in memory.
+    fn log_batch(&mut self, batch: Vec<Op>, now: u64) {
+        let saved_last = self.last_seq;
+        let mut new_ids = Vec::new();
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        self.wal_buf.clear();
+        for op in batch {
+            let Op::Append {
+                id,
+                subject,
+                payload,
+                reply,
+            } = op
+            else {
+                self.deferred.push(op);
+                continue;
+            };
+            if let Some(&seq) = self.dedup.get(&id) {
+                let ack = PublishAck {
+                    sequence: seq,
+                    duplicate: true,
+                };
+                replies.push(Reply::Publish(reply, ack));
+                continue;
+            }
+            self.last_seq += 1;
+            let seq = self.last_seq;
+            encode_wal_record(
+                &mut self.wal_buf,
+                seq,
+                &StoredMessage::encode(now, &id, &subject, &payload),
+            );
+            self.dedup.insert(id.clone(), seq);
+            self.dedup_order.push_back((now, id.clone()));
+            new_ids.push(id.clone());
+            let ack = PublishAck {
+                sequence: seq,
+                duplicate: false,
+            };
+            replies.push(Reply::Publish(reply, ack));
+            events.push((
+                seq,
+                StoredMessage {
+                    time_ms: now,
+                    id,
+                    subject,
+                    payload: Bytes::from(payload),
+                },
+            ));
+        }
+        match self.append_wal() {
+            Ok(()) => {
+                if !events.is_empty() {
+                    write(&self.bounds.recent).extend(events);
+                    self.bounds.last_seq.send_replace(self.last_seq);
+                }
+                for reply in replies {
+                    reply.send_ok();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "embedded bus: write-ahead log write failed");
+                self.last_seq = saved_last;
+                self.forget_ids(new_ids);
+                for reply in replies {
+                    reply.send_err(&e);
+                }
+            }
+        }
+    }
+
+    /// Commits durably in redb: the events held in memory, the deferred
+    /// bookkeeping, then `batch`; the log starts over.
+    fn store_batch(&mut self, batch: Vec<Op>, now: u64) {
+        let saved = (self.last_seq, self.first_seq, self.kv_revision);
+        let mut new_ids: Vec<String> = Vec::new();
+        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+        let deferred = std::mem::take(&mut self.deferred);
+
+        let result = self.db.begin_write().map_err(|e| self.err(e)).and_then(|txn| {
+            {
+                let recent = read(&self.bounds.recent);
+                let mut messages = txn.open_table(MESSAGES).map_err(|e| self.err(e))?;
+                for (seq, m) in recent.iter() {
+                    let record = StoredMessage::encode(m.time_ms, &m.id, &m.subject, &m.payload);
+                    messages.insert(*seq, record.as_slice()).map_err(|e| self.err(e))?;
+                }
+            }
+            // Held-back bookkeeping has no replies: its loss on a failed
+            // commit means only redeliveries.
+            self.apply(&txn, deferred, now, &mut new_ids, &mut replies)?;
             self.apply(&txn, batch, now, &mut new_ids, &mut replies)?;
             self.enforce_retention(&txn, now)?;
-            if logged {
-                txn.set_durability(Durability::None).map_err(|e| self.err(e))?;
-                // The log first: readers see the commit as soon as it is made.
-                let before = self.wal_len;
-                self.append_wal()?;
-                let committed = txn.commit().map_err(|e| self.err(e));
-                if committed.is_err() {
-                    self.undo_wal(before);
-                }
-                committed
-            } else {
-                txn.open_table(META)
-                    .map_err(|e| self.err(e))?
-                    .insert(LAST_SEQ, self.last_seq)
-                    .map_err(|e| self.err(e))?;
-                txn.commit().map_err(|e| self.err(e))?;
-                self.reset_wal();
-                Ok(())
-            }
+            txn.open_table(META)
+                .map_err(|e| self.err(e))?
+                .insert(LAST_SEQ, self.last_seq)
+                .map_err(|e| self.err(e))?;
+            txn.commit().map_err(|e| self.err(e))
         });
 
         match result {
             Ok(()) => {
+                write(&self.bounds.recent).clear();
+                self.reset_wal();
                 if self.bounds.first_seq.load(Ordering::Relaxed) != self.first_seq {
                     self.bounds.first_seq.store(self.first_seq, Ordering::Release);
                 }
@@ -381,20 +476,25 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, "embedded bus commit failed");
                 (self.last_seq, self.first_seq, self.kv_revision) = saved;
-                for id in new_ids {
-                    self.dedup.remove(&id);
-                }
-                while self
-                    .dedup_order
-                    .back()
-                    .is_some_and(|(_, id)| !self.dedup.contains_key(id))
-                {
-                    self.dedup_order.pop_back();
-                }
+                self.forget_ids(new_ids);
                 for reply in replies {
                     reply.send_err(&e);
                 }
             }
+        }
+    }
+
+    /// Takes ids of a failed batch out of the dedup window.
+    fn forget_ids(&mut self, ids: Vec<String>) {
+        for id in ids {
+            self.dedup.remove(&id);
+        }
+        while self
+            .dedup_order
+            .back()
+            .is_some_and(|(_, id)| !self.dedup.contains_key(id))
+        {
+            self.dedup_order.pop_back();
         }
     }
 
@@ -429,7 +529,6 @@ impl Writer {
                     let seq = self.last_seq;
                     let record = StoredMessage::encode(now, &id, &subject, &payload);
                     messages.insert(seq, record.as_slice()).map_err(|e| self.err(e))?;
-                    encode_wal_record(&mut self.wal_buf, seq, &record);
                     self.dedup.insert(id.clone(), seq);
                     self.dedup_order.push_back((now, id.clone()));
                     new_ids.push(id);
@@ -746,6 +845,15 @@ impl Reply {
             Reply::Kv(tx, _) => drop(tx.send(Err(err()))),
         }
     }
+}
+
+pub(super) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // Readers and the writer leave the queue consistent at every step.
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Milliseconds since the Unix epoch.
