@@ -1,15 +1,17 @@
 //! The embedded bus: durable, in one process, on disk under the state dir.
 //!
-//! Storage is one [redb](https://docs.rs/redb) file. redb is a pure-Rust,
-//! copy-on-write B-tree with atomic, checksummed commits: a commit that
-//! returned is on disk, a commit torn by `kill -9` or power loss is rolled
-//! back on open. That gives, in one transaction, what a hand-written log would
-//! need several files and a recovery procedure for: the events, each durable
-//! consumer's cursor and unsettled deliveries, and the sensors' key-value
-//! state. Its cost, a B-tree insert and an fsync per commit, is paid once per
-//! batch: a single writer thread takes every write queued while the previous
-//! commit was syncing and commits them together (group commit), answering
-//! each publisher only after that commit returned.
+//! Storage is one [redb](https://docs.rs/redb) file plus a small write-ahead
+//! log of events. redb is a pure-Rust, copy-on-write B-tree with atomic,
+//! checksummed commits: a commit that returned is on disk, a commit torn by
+//! `kill -9` or power loss is rolled back on open. It holds, in one
+//! transaction, each durable consumer's cursor and unsettled deliveries, the
+//! sensors' key-value state, and the events. A redb commit costs B-tree
+//! inserts, every dirty page and two syncs, so publishing does not wait for
+//! one: the log writer ([`wal`]) answers a publisher once its event is in the
+//! log (one write and one sync per batch of publishes queued meanwhile), and
+//! the store writer ([`store`]) moves logged events into redb in the
+//! background. Acks and key-value writes are answered after their redb
+//! commit (group commit too).
 //!
 //! Guarantees: `publish` returns after the event is on disk; each consumer
 //! resumes after a restart from its persisted cursor, and deliveries that were
@@ -21,6 +23,7 @@
 //! longer remembered.
 
 mod store;
+mod wal;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -33,7 +36,8 @@ use redb::{Database, ReadableDatabase as _};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
-use self::store::{Bounds, CONSUMER_PENDING, CONSUMER_POS, Expect, KV, MESSAGES, Op, StoredMessage, Writer};
+use self::store::{Bounds, CONSUMER_PENDING, CONSUMER_POS, Expect, KV, MESSAGES, Op, StoredMessage};
+use self::wal::Append;
 use crate::config::EmbeddedConfig;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -54,18 +58,25 @@ pub struct EmbeddedBus {
 struct Inner {
     config: EmbeddedConfig,
     db: Arc<Database>,
-    writer: Mutex<Option<std::sync::mpsc::Sender<Op>>>,
-    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Publishes, to the log writer.
+    log: Mutex<Option<std::sync::mpsc::Sender<Append>>>,
+    /// Everything else, to the store writer.
+    store: Mutex<Option<std::sync::mpsc::Sender<Op>>>,
+    /// Log writer first: its last checkpoint request must reach the store
+    /// writer before that one stops.
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     bounds: Arc<Bounds>,
     consumers: Mutex<HashMap<String, Arc<Consumer>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the channel stops the writer after its last commit; wait for
-        // it so the store can be reopened right away.
-        lock(&self.writer).take();
-        if let Some(thread) = lock(&self.writer_thread).take() {
+        // Closing the channels stops the writers after their last commits
+        // (the log writer first; it asks for a last checkpoint on its way
+        // out); wait for them so the store can be reopened right away.
+        lock(&self.log).take();
+        lock(&self.store).take();
+        for thread in std::mem::take(&mut *lock(&self.threads)) {
             let _ = thread.join();
         }
     }
@@ -81,24 +92,37 @@ impl EmbeddedBus {
     pub async fn open(config: EmbeddedConfig) -> Result<Self> {
         validate_name("bus name", &config.name)?;
         let config2 = config.clone();
-        let (db, writer, bounds) = tokio::task::spawn_blocking(move || {
+        let (db, writers) = tokio::task::spawn_blocking(move || {
             let db = Arc::new(store::open_database(&config2.dir)?);
-            let (writer, bounds) = Writer::open(db.clone(), config2)?;
-            Ok::<_, Error>((db, writer, bounds))
+            let writers = store::open_writers(db.clone(), config2)?;
+            Ok::<_, Error>((db, writers))
         })
         .await
         .map_err(|e| Error::store(&config.dir, e))??;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("argon-bus-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| Error::store(&config.dir, e))?;
+        let store::Writers {
+            log,
+            store,
+            store_rx,
+            bounds,
+            store_tx,
+        } = writers;
+        let (log_tx, log_rx) = std::sync::mpsc::channel();
+        let spawn_error = |e| Error::store(&config.dir, e);
+        let log_thread = std::thread::Builder::new()
+            .name("argon-bus-log".into())
+            .spawn(move || log.run(log_rx))
+            .map_err(spawn_error)?;
+        let store_thread = std::thread::Builder::new()
+            .name("argon-bus-store".into())
+            .spawn(move || store.run(store_rx))
+            .map_err(spawn_error)?;
         Ok(EmbeddedBus {
             inner: Arc::new(Inner {
                 config,
                 db,
-                writer: Mutex::new(Some(tx)),
-                writer_thread: Mutex::new(Some(thread)),
+                log: Mutex::new(Some(log_tx)),
+                store: Mutex::new(Some(store_tx)),
+                threads: Mutex::new(vec![log_thread, store_thread]),
                 bounds,
                 consumers: Mutex::new(HashMap::new()),
             }),
@@ -108,7 +132,7 @@ impl EmbeddedBus {
 
 impl Inner {
     fn send(&self, op: Op) -> Result<()> {
-        lock(&self.writer)
+        lock(&self.store)
             .as_ref()
             .ok_or(Error::Closed)?
             .send(op)
@@ -157,7 +181,12 @@ impl Inner {
             }
         }
         let room = SCAN_BATCH as usize - out.len();
-        out.extend(recent.into_iter().take(room));
+        out.extend(
+            recent
+                .into_iter()
+                .take(room)
+                .map(|(seq, m)| (seq, StoredMessage::clone(&m))),
+        );
         Ok(out)
     }
 
@@ -525,12 +554,17 @@ impl EventBus for EmbeddedBus {
     async fn publish(&self, event: &Event) -> Result<PublishAck> {
         let subject = subject::subject(&self.inner.config.name, &event.context.source, &event.context.subject);
         let (tx, rx) = oneshot::channel();
-        self.inner.send(Op::Append {
+        let append = Append {
             id: event.context.id.clone(),
             subject,
             payload: event.to_json(),
             reply: tx,
-        })?;
+        };
+        lock(&self.inner.log)
+            .as_ref()
+            .ok_or(Error::Closed)?
+            .send(append)
+            .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
