@@ -44,8 +44,10 @@ use crate::error::{Error, Result};
 const FILE_NAMES: [&str; 2] = ["eventbus.wal.0", "eventbus.wal.1"];
 /// Writing moves to the other file once the active one is this long...
 const ROTATE_BYTES: u64 = 16 << 20;
-/// ... or has taken events for this long.
-const ROTATE_EVERY: Duration = Duration::from_secs(2);
+/// ... or has taken events for this long. Short on purpose: a checkpoint's
+/// syncs slow the log's own for a moment (one disk), and many small moments
+/// keep publish latency low where a few long ones would not.
+const ROTATE_EVERY: Duration = Duration::from_millis(250);
 /// A writer idle this long asks for a checkpoint of what it logged.
 const IDLE_CHECKPOINT: Duration = Duration::from_millis(200);
 /// How long the writer polls for work before it sleeps.
