@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Options;
 
-/// Keep-alive connections of the throughput runs.
+/// Keep-alive connections of the throughput runs (`--in-flight` changes it).
 const CONNECTIONS: usize = 64;
 /// Rate of the paced runs.
 const PACED_RATE: u64 = 1_000;
@@ -65,9 +65,10 @@ impl Figure {
 
 pub async fn run(options: &Options) -> anyhow::Result<()> {
     let duration = options.max_time;
+    let connections = options.in_flight.unwrap_or(CONNECTIONS);
     let body = Bytes::from(payload(options.size));
     println!(
-        "ingest: {}-byte JSON events, {CONNECTIONS} keep-alive connections, {}s per target",
+        "ingest: {}-byte JSON events, {connections} keep-alive connections, {}s per target",
         body.len(),
         duration.as_secs()
     );
@@ -77,31 +78,31 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     );
 
     let bare = bare_axum().await?;
-    let a = hammer(bare.0, "/example", &body, duration).await?;
+    let a = hammer(bare.0, "/example", &body, duration, connections).await?;
     bare.1.cancel();
     print_row("(a) bare axum handler, 200", &a, a.rate());
 
     // Not a target: Argon's request handling alone, to tell it from the bus.
     let (x_addr, x_stop) = argon_webhook(Arc::new(AckAtOnce)).await?;
-    let x = hammer(x_addr, "/example", &body, duration).await?;
+    let x = hammer(x_addr, "/example", &body, duration, connections).await?;
     x_stop.cancel();
     print_row("(x) Argon webhook, no store", &x, a.rate());
 
     let dir = tempfile::tempdir()?;
     let embedded = argon_eventbus::open(&format!("embedded:{}", dir.path().join("bus").display())).await?;
     let (b_addr, b_stop) = argon_webhook(embedded).await?;
-    let b = hammer(b_addr, "/example", &body, duration).await?;
+    let b = hammer(b_addr, "/example", &body, duration, connections).await?;
     print_row("(b) Argon webhook -> embedded", &b, a.rate());
 
     let nats = NatsServer::start();
     let jetstream_bus = argon_eventbus::open_config(BusConfig::JetStream(JetStreamConfig::new(nats.url()))).await?;
     let (c_addr, c_stop) = argon_webhook(jetstream_bus).await?;
-    let c = hammer(c_addr, "/example", &body, duration).await?;
+    let c = hammer(c_addr, "/example", &body, duration, connections).await?;
     print_row("(c) Argon webhook -> JetStream", &c, a.rate());
 
-    let raw = raw_jetstream(&nats, &body, duration).await?;
+    let raw = raw_jetstream(&nats, &body, duration, connections).await?;
     println!(
-        "raw JetStream publish, {CONNECTIONS} in flight: {:.0} ev/s; (c) / raw = {:.2} (target >= 0.8)",
+        "raw JetStream publish, {connections} in flight: {:.0} ev/s; (c) / raw = {:.2} (target >= 0.8)",
         raw.rate(),
         c.rate() / raw.rate()
     );
@@ -283,15 +284,21 @@ fn merge(parts: Vec<(usize, usize, Vec<u32>)>, elapsed: Duration) -> Figure {
     figure
 }
 
-/// As many requests as the target takes over CONNECTIONS connections.
-async fn hammer(addr: SocketAddr, path: &str, body: &Bytes, duration: Duration) -> anyhow::Result<Figure> {
-    let mut senders = Vec::with_capacity(CONNECTIONS);
-    for _ in 0..CONNECTIONS {
+/// As many requests as the target takes over `connections` connections.
+async fn hammer(
+    addr: SocketAddr,
+    path: &str,
+    body: &Bytes,
+    duration: Duration,
+    connections: usize,
+) -> anyhow::Result<Figure> {
+    let mut senders = Vec::with_capacity(connections);
+    for _ in 0..connections {
         senders.push(connect(addr).await?);
     }
     let started = Instant::now();
     let deadline = started + duration;
-    let mut tasks = Vec::with_capacity(CONNECTIONS);
+    let mut tasks = Vec::with_capacity(connections);
     for mut sender in senders {
         let (path, body) = (path.to_owned(), body.clone());
         tasks.push(tokio::spawn(async move {
@@ -362,8 +369,13 @@ async fn paced(addr: SocketAddr, path: &str, body: &Bytes) -> anyhow::Result<Fig
     Ok(merge(parts, started.elapsed()))
 }
 
-/// JetStream publish with ack, CONNECTIONS in flight, straight with async-nats.
-async fn raw_jetstream(server: &NatsServer, body: &Bytes, duration: Duration) -> anyhow::Result<Figure> {
+/// JetStream publish with ack, `connections` in flight, straight with async-nats.
+async fn raw_jetstream(
+    server: &NatsServer,
+    body: &Bytes,
+    duration: Duration,
+    connections: usize,
+) -> anyhow::Result<Figure> {
     let client = async_nats::connect(server.url()).await?;
     let js = jetstream::new(client);
     js.create_stream(stream::Config {
@@ -377,7 +389,7 @@ async fn raw_jetstream(server: &NatsServer, body: &Bytes, duration: Duration) ->
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
-    for worker in 0..CONNECTIONS {
+    for worker in 0..connections {
         let (js, body) = (js.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             let (mut ok, mut errors, mut latencies) = (0, 0, Vec::new());

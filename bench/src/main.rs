@@ -24,6 +24,8 @@ pub struct Options {
     pub size: usize,
     /// Repetitions of a comparison; the best of each side is kept.
     pub rounds: usize,
+    /// Requests in flight (keep-alive connections) of `ingest`; 64 when unset.
+    pub in_flight: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         max_time: Duration::from_secs(20),
         size: 500,
         rounds: 3,
+        in_flight: None,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -42,8 +45,9 @@ fn main() -> anyhow::Result<()> {
             "--max-secs" => options.max_time = Duration::from_secs(value()?.parse()?),
             "--size" => options.size = value()?.parse()?,
             "--rounds" => options.rounds = value()?.parse::<usize>()?.max(1),
+            "--in-flight" => options.in_flight = Some(value()?.parse::<usize>()?.max(1)),
             other => bail!(
-                "unknown option {other}; usage: argon-bench bus [--events N] [--max-secs S] [--size BYTES] [--rounds R]"
+                "unknown option {other}; usage: argon-bench SCENARIO [--events N] [--max-secs S] [--size BYTES] [--rounds R] [--in-flight N]"
             ),
         }
     }
