@@ -103,8 +103,8 @@ pub(super) enum Expect {
 
 /// A write handed to the store writer.
 pub(super) enum Op {
-    /// Move the events in memory up to `upto` into redb (from the log writer).
-    Checkpoint { upto: u64 },
+    /// Move the events in memory into redb (asked for by the log writer).
+    Checkpoint,
     /// Record a consumer's position and the deliveries it just made. Nobody
     /// waits: losing it in a crash only means an extra redelivery.
     Delivered {
@@ -252,7 +252,6 @@ pub(super) fn open_writers(db: Arc<Database>, config: EmbeddedConfig) -> Result<
         bounds: bounds.clone(),
         durable,
         stored_seq: last_seq,
-        wanted_seq: last_seq,
         first_seq,
         kv_revision,
     };
@@ -275,8 +274,6 @@ pub(super) struct StoreWriter {
     durable: Arc<AtomicU64>,
     /// Last event in redb.
     stored_seq: u64,
-    /// Highest checkpoint asked for.
-    wanted_seq: u64,
     first_seq: u64,
     kv_revision: u64,
 }
@@ -290,7 +287,7 @@ impl StoreWriter {
                 Ok(op) => op,
                 Err(RecvTimeoutError::Timeout) => {
                     // Idle: still age events out, and retry a failed checkpoint.
-                    if self.wanted_seq > self.stored_seq
+                    if !read(&self.bounds.recent).is_empty()
                         || (self.config.max_age.is_some() && self.first_seq <= self.stored_seq)
                     {
                         self.commit_batch(Vec::new());
@@ -310,19 +307,14 @@ impl StoreWriter {
         }
     }
 
-    /// Commits the batch durably, with the checkpoint it asks for.
+    /// Commits the batch durably, with the events held in memory.
     fn commit_batch(&mut self, batch: Vec<Op>) {
         let saved = (self.first_seq, self.kv_revision);
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let now = now_ms();
-        for op in &batch {
-            if let Op::Checkpoint { upto } = op {
-                self.wanted_seq = self.wanted_seq.max(*upto);
-            }
-        }
-        // Every commit moves all events in memory (at least up to the
-        // checkpoint asked for), so retention and readers of redb see the
-        // whole stream as of this commit. Taken without holding the lock
+        // Every commit moves all events in memory (a checkpoint is just a
+        // commit), so retention and readers of redb see the whole stream as
+        // of this commit. Taken without holding the lock
         // while redb works: the log writer adds to it meanwhile.
         let moving: Vec<(u64, Arc<StoredMessage>)> = read(&self.bounds.recent)
             .iter()
@@ -379,7 +371,7 @@ impl StoreWriter {
     fn apply(&mut self, txn: &WriteTransaction, batch: Vec<Op>, replies: &mut Vec<Reply>) -> Result<()> {
         for op in batch {
             match op {
-                Op::Checkpoint { .. } => {}
+                Op::Checkpoint => {}
                 Op::Delivered {
                     consumer,
                     deliveries,

@@ -169,7 +169,7 @@ impl LogWriter {
     }
 
     fn request_checkpoint(&mut self) {
-        if self.last_seq > self.requested && self.store.send(Op::Checkpoint { upto: self.last_seq }).is_ok() {
+        if self.last_seq > self.requested && self.store.send(Op::Checkpoint).is_ok() {
             self.requested = self.last_seq;
         }
     }
