@@ -231,6 +231,14 @@ impl Executor {
                 argv.insert(1, file.display().to_string());
             }
         }
+        if let (None, Some(wd)) = (&self.sandbox, &step.working_dir) {
+            if !std::path::Path::new(wd).is_dir() {
+                outcome.start_error = Some(format!(
+                    "the working directory {wd} does not exist; without a sandbox a step runs in the host's directories"
+                ));
+                return outcome;
+            }
+        }
         let mut command = match &self.sandbox {
             Some(s) => s.command(&step, &mounts, &argv),
             None => {
@@ -399,4 +407,43 @@ async fn read_lines(
         }
     }
     (captured, last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(dir: &std::path::Path, working_dir: &str) -> StepProcess {
+        StepProcess {
+            argv: vec!["sh".into(), "-c".into(), "pwd".into()],
+            working_dir: Some(working_dir.into()),
+            step_dir: dir.join("step"),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_sandbox_a_missing_working_directory_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let executor = Executor::new(SandboxMode::None, Vec::new()).unwrap();
+        let logs: LogSink = Arc::new(|_: &str, _: Vec<String>| {});
+        let missing = dir.path().join("no/such/dir").display().to_string();
+        let out = executor
+            .run(step(dir.path(), &missing), logs.clone(), CancellationToken::new())
+            .await;
+        assert_eq!(
+            out.start_error.as_deref(),
+            Some(
+                format!(
+                    "the working directory {missing} does not exist; without a sandbox a step runs in the host's directories"
+                )
+                .as_str()
+            )
+        );
+        let here = dir.path().display().to_string();
+        let out = executor
+            .run(step(dir.path(), &here), logs, CancellationToken::new())
+            .await;
+        assert_eq!((out.exit_code, out.result), (Some(0), here));
+    }
 }

@@ -25,8 +25,15 @@ pub struct Sandbox {
 const SKIPPED: [&str; 6] = ["tmp", "proc", "dev", "lost+found", "old_root", "argo"];
 
 impl Sandbox {
-    /// The sandbox, when `bwrap` is installed and works here.
+    /// The sandbox, when `bwrap` is installed and works here. Probed once
+    /// per process: executors created at the same time must not race on the
+    /// probe, and the answer does not change while the process runs.
     pub fn detect() -> Option<Sandbox> {
+        static DETECTED: std::sync::OnceLock<Option<Sandbox>> = std::sync::OnceLock::new();
+        DETECTED.get_or_init(Self::probe).clone()
+    }
+
+    fn probe() -> Option<Sandbox> {
         let bwrap = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"]
             .iter()
             .map(PathBuf::from)
