@@ -231,13 +231,13 @@ impl Executor {
                 argv.insert(1, file.display().to_string());
             }
         }
-        if let (None, Some(wd)) = (&self.sandbox, &step.working_dir) {
-            if !std::path::Path::new(wd).is_dir() {
-                outcome.start_error = Some(format!(
-                    "the working directory {wd} does not exist; without a sandbox a step runs in the host's directories"
-                ));
-                return outcome;
-            }
+        if let (None, Some(wd)) = (&self.sandbox, &step.working_dir)
+            && !std::path::Path::new(wd).is_dir()
+        {
+            outcome.start_error = Some(format!(
+                "the working directory {wd} does not exist; without a sandbox a step runs in the host's directories"
+            ));
+            return outcome;
         }
         let mut command = match &self.sandbox {
             Some(s) => s.command(&step, &mounts, &argv),
