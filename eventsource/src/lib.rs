@@ -13,6 +13,7 @@ pub mod filter;
 pub mod metrics;
 pub mod server;
 pub mod sources;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -160,7 +161,9 @@ impl EventSourceRunner {
             } else {
                 local.ip()
             };
-            let base = format!("http://{}", SocketAddr::new(shown_host, local.port()));
+            let tls = port_tls(&port_routes)?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let base = format!("{scheme}://{}", SocketAddr::new(shown_host, local.port()));
             for r in &port_routes {
                 endpoints.push(Endpoint {
                     kind: r.kind.to_string(),
@@ -172,15 +175,27 @@ impl EventSourceRunner {
             }
             let router = server::router(server::ServerState::new(port_routes, publisher.clone())?);
             let token = shutdown.clone();
-            tasks.spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(token.cancelled_owned())
-                    .await
-                    .map_err(|source| Error::Bind {
-                        addr: local.to_string(),
-                        source,
+            let bind_error = move |source| Error::Bind {
+                addr: local.to_string(),
+                source,
+            };
+            match tls {
+                None => tasks.spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(token.cancelled_owned())
+                        .await
+                        .map_err(bind_error)
+                }),
+                Some(config) => {
+                    let listener = tls::TlsListener::new(listener, config).map_err(bind_error)?;
+                    tasks.spawn(async move {
+                        axum::serve(listener, router)
+                            .with_graceful_shutdown(token.cancelled_owned())
+                            .await
+                            .map_err(bind_error)
                     })
-            });
+                }
+            };
         }
         for calendar in calendars {
             let publisher = publisher.clone();
@@ -304,4 +319,35 @@ impl Publisher {
     pub(crate) fn bus(&self) -> &Arc<dyn EventBus> {
         &self.bus
     }
+}
+
+/// The TLS configuration of a port: every event on it must ask for the same
+/// certificate and key, or for none.
+fn port_tls(routes: &[server::Route]) -> Result<Option<Arc<rustls::ServerConfig>>> {
+    let Some(first) = routes.first() else {
+        return Ok(None);
+    };
+    if let Some(other) = routes.iter().find(|r| r.tls != first.tls) {
+        let (port, event, source) = (first.port, &first.event, &first.source);
+        let reason = match (&first.tls, &other.tls) {
+            (Some(_), None) => format!(
+                "port {port} serves HTTPS (event '{event}' of '{source}') but this event has no \
+                 serverCertSecret/serverKeySecret; give every event on a port the same ones, or use another port"
+            ),
+            (None, _) => format!(
+                "this event asks for HTTPS on port {port}, which serves plain HTTP (event '{event}' of '{source}'); \
+                 give every event on a port the same serverCertSecret/serverKeySecret, or use another port"
+            ),
+            (Some(_), Some(_)) => format!(
+                "port {port} already serves HTTPS with another certificate (event '{event}' of '{source}'); \
+                 one port has one certificate"
+            ),
+        };
+        return Err(Error::config(&other.source, &other.event, reason));
+    }
+    first
+        .tls
+        .as_ref()
+        .map(|files| tls::server_config(files).map_err(|reason| Error::config(&first.source, &first.event, reason)))
+        .transpose()
 }

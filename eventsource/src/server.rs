@@ -1,7 +1,8 @@
 //! One axum server per port: `/health`, `/metrics`, and the endpoint of every
 //! webhook-family event on that port. Wrong method is 405 with `Allow`, an
 //! unknown path 404, a body over `maxPayloadSize` 413; a request is answered
-//! 200 only after its events are durably on the bus.
+//! 200 only after its events are durably on the bus. A port whose events
+//! name `serverCertSecret` and `serverKeySecret` serves HTTPS.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::Publisher;
 use crate::error::{Error, Rejection, Result};
 use crate::filter::Filter;
 use crate::sources::{self, Incoming, Receiver};
+use crate::tls::TlsFiles;
 
 /// One webhook-family event served on a port.
 pub struct Route {
@@ -38,6 +40,8 @@ pub struct Route {
     pub path: String,
     /// Accepted method.
     pub method: Method,
+    /// The certificate and key when the port serves HTTPS.
+    pub tls: Option<TlsFiles>,
     max_payload: u64,
     auth: Option<Auth>,
     filter: Option<Filter>,
@@ -68,13 +72,6 @@ impl Route {
             .trim()
             .parse()
             .map_err(|_| bad(format!("port {:?} is not a port number", context.port)))?;
-        if context.server_cert_secret.is_some() || context.server_key_secret.is_some() {
-            return Err(bad(
-                "serverCertSecret/serverKeySecret: TLS termination is not done by argon eventsource; \
-                 remove them and put a TLS proxy in front of the port"
-                    .into(),
-            ));
-        }
         let method_text = if context.method.trim().is_empty() {
             "POST"
         } else {
@@ -103,6 +100,27 @@ impl Route {
                 secret: Box::new(e),
             })
         };
+        let tls = match (&context.server_cert_secret, &context.server_key_secret) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let files = TlsFiles {
+                    cert: secret(cert)?,
+                    key: secret(key)?,
+                };
+                crate::tls::server_config(&files).map_err(bad)?;
+                Some(files)
+            }
+            (Some(_), None) => {
+                return Err(bad(
+                    "serverCertSecret is set without serverKeySecret; HTTPS needs both".into()
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "serverKeySecret is set without serverCertSecret; HTTPS needs both".into()
+                ));
+            }
+        };
         let auth = match (&context.auth_secret, &context.basic_auth) {
             (Some(token), _) => Some(Auth::Bearer(secret(token)?.into_bytes())),
             (None, Some(basic)) => {
@@ -123,6 +141,7 @@ impl Route {
             port,
             path,
             method,
+            tls,
             max_payload,
             auth,
             filter,
