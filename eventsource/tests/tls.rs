@@ -175,10 +175,7 @@ async fn a_stalled_handshake_holds_up_no_one() {
 
 async fn start_error(yaml: &str, secrets: &[(&str, &str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    for (name, key, value) in secrets {
-        std::fs::create_dir_all(dir.path().join("secrets").join(name)).unwrap();
-        std::fs::write(dir.path().join("secrets").join(name).join(key), value).unwrap();
-    }
+    common::write_secrets(&dir.path().join("secrets"), secrets);
     let bus = argon_eventbus::open(&format!("embedded:{}", dir.path().join("bus").display()))
         .await
         .unwrap();

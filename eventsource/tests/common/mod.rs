@@ -121,6 +121,15 @@ async fn open_bus_with_gate(
     }
 }
 
+/// Writes (name, key, value) secrets as `dir/name/key`, the layout of a
+/// mounted Kubernetes secret.
+pub fn write_secrets(dir: &std::path::Path, secrets: &[(&str, &str, &str)]) {
+    for (name, key, value) in secrets {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        std::fs::write(dir.join(name).join(key), value).unwrap();
+    }
+}
+
 /// A running EventSource with a client and a reader of the bus.
 pub struct Harness {
     pub base: String,
@@ -144,10 +153,7 @@ impl Harness {
         publish_timeout: Duration,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        for (name, key, value) in secrets {
-            std::fs::create_dir_all(dir.path().join("secrets").join(name)).unwrap();
-            std::fs::write(dir.path().join("secrets").join(name).join(key), value).unwrap();
-        }
+        write_secrets(&dir.path().join("secrets"), secrets);
         let gate = Arc::new(Gate::default());
         let (bus, nats) = open_bus_with_gate(kind, &dir.path().join("bus"), publish_timeout, gate.clone()).await;
         let port = free_port();
