@@ -102,14 +102,11 @@ impl Route {
         };
         let tls = match (&context.server_cert_secret, &context.server_key_secret) {
             (None, None) => None,
-            (Some(cert), Some(key)) => {
-                let files = TlsFiles {
-                    cert: secret(cert)?,
-                    key: secret(key)?,
-                };
-                crate::tls::server_config(&files).map_err(bad)?;
-                Some(files)
-            }
+            // Parsed once per port, when the runner builds its listener.
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: secret(cert)?,
+                key: secret(key)?,
+            }),
             (Some(_), None) => {
                 return Err(bad(
                     "serverCertSecret is set without serverKeySecret; HTTPS needs both".into()
