@@ -287,9 +287,7 @@ impl StoreWriter {
                 Ok(op) => op,
                 Err(RecvTimeoutError::Timeout) => {
                     // Idle: still age events out, and retry a failed checkpoint.
-                    if !read(&self.bounds.recent).is_empty()
-                        || (self.config.max_age.is_some() && self.first_seq <= self.stored_seq)
-                    {
+                    if !read(&self.bounds.recent).is_empty() || self.oldest_expired(now_ms()) {
                         self.commit_batch(Vec::new());
                     }
                     continue;
@@ -451,6 +449,30 @@ impl StoreWriter {
             }
         }
         Ok(())
+    }
+
+    /// Whether the oldest stored event has outlived `max_age`. Only then has
+    /// an idle commit anything to remove: committing every idle second
+    /// regardless would cost a sync each time, for nothing.
+    fn oldest_expired(&self, now: u64) -> bool {
+        let Some(max_age) = self.config.max_age else {
+            return false;
+        };
+        if self.first_seq > self.stored_seq {
+            return false;
+        }
+        let horizon = now.saturating_sub(max_age.as_millis() as u64);
+        let oldest = self
+            .db
+            .begin_read()
+            .ok()
+            .and_then(|txn| txn.open_table(MESSAGES).ok())
+            .and_then(|table| table.get(self.first_seq).ok().flatten())
+            .and_then(|v| StoredMessage::decode(v.value()))
+            .map(|m| m.time_ms);
+        // A record that cannot be read is left to the commit, which removes
+        // it as retention does.
+        oldest.is_none_or(|time| time < horizon)
     }
 
     /// Removes events beyond `max_msgs` and older than `max_age` (bounded work
