@@ -40,7 +40,8 @@ const CONNECTIONS_PACED: u64 = 16;
 /// Length of each paced run.
 const PACED_TIME: Duration = Duration::from_secs(10);
 
-/// What one run measured.
+/// What one run (or the sum of a target's slices) measured.
+#[derive(Default)]
 struct Figure {
     ok: usize,
     errors: usize,
@@ -50,6 +51,14 @@ struct Figure {
 }
 
 impl Figure {
+    /// Adds another slice of the same target; sort `latencies` afterwards.
+    fn absorb(&mut self, other: Figure) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.latencies.extend(other.latencies);
+    }
+
     fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
@@ -67,66 +76,87 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let duration = options.max_time;
     let connections = options.in_flight.unwrap_or(CONNECTIONS);
     let body = Bytes::from(payload(options.size));
+    let slices = u32::try_from(options.rounds)?;
+    let slice = duration / slices;
     println!(
-        "ingest: {}-byte JSON events, {connections} keep-alive connections, {}s per target",
+        "ingest: {}-byte JSON events, {connections} keep-alive connections, {}s per target \
+         in {slices} interleaved slices of {:.1}s",
         body.len(),
-        duration.as_secs()
+        duration.as_secs(),
+        slice.as_secs_f64()
     );
+
+    // Every target is up before the first measurement; the slices then take
+    // turns (a, x, b, c, raw, a, ...), so a change in the machine's speed
+    // during the run (frequent on a shared VM) weighs on every target alike
+    // instead of on whichever ran at the time.
+    let bare = bare_axum().await?;
+    // Not a target: Argon's request handling alone, to tell it from the bus.
+    let (x_addr, x_stop) = argon_webhook(Arc::new(AckAtOnce)).await?;
+    let dir = tempfile::tempdir()?;
+    let embedded = argon_eventbus::open(&format!("embedded:{}", dir.path().join("bus").display())).await?;
+    let (b_addr, b_stop) = argon_webhook(embedded).await?;
+    let nats = NatsServer::start();
+    let jetstream_bus = argon_eventbus::open_config(BusConfig::JetStream(JetStreamConfig::new(nats.url()))).await?;
+    let (c_addr, c_stop) = argon_webhook(jetstream_bus).await?;
+    let raw_js = raw_jetstream_stream(&nats).await?;
+
+    let quiet = (
+        paced(b_addr, "/example", &body).await?,
+        paced(c_addr, "/example", &body).await?,
+    );
+
+    let mut figures: [Figure; 5] = Default::default();
+    let [a, x, b, c, raw] = &mut figures;
+    for _ in 0..slices {
+        a.absorb(hammer(bare.0, "/example", &body, slice, connections).await?);
+        x.absorb(hammer(x_addr, "/example", &body, slice, connections).await?);
+        b.absorb(hammer(b_addr, "/example", &body, slice, connections).await?);
+        c.absorb(hammer(c_addr, "/example", &body, slice, connections).await?);
+        raw.absorb(raw_jetstream(&raw_js, &body, slice, connections).await?);
+    }
+    bare.1.cancel();
+    x_stop.cancel();
+    for figure in &mut figures {
+        figure.latencies.sort_unstable();
+    }
+    let [a, x, b, c, raw] = &figures;
     println!(
         "{:<34} {:>10} {:>9} {:>9} {:>8} {:>12}",
         "target", "req/s", "p50 ms", "p99 ms", "errors", "ratio to (a)"
     );
-
-    let bare = bare_axum().await?;
-    let a = hammer(bare.0, "/example", &body, duration, connections).await?;
-    bare.1.cancel();
-    print_row("(a) bare axum handler, 200", &a, a.rate());
-
-    // Not a target: Argon's request handling alone, to tell it from the bus.
-    let (x_addr, x_stop) = argon_webhook(Arc::new(AckAtOnce)).await?;
-    let x = hammer(x_addr, "/example", &body, duration, connections).await?;
-    x_stop.cancel();
-    print_row("(x) Argon webhook, no store", &x, a.rate());
-
-    let dir = tempfile::tempdir()?;
-    let embedded = argon_eventbus::open(&format!("embedded:{}", dir.path().join("bus").display())).await?;
-    let (b_addr, b_stop) = argon_webhook(embedded).await?;
-    let b = hammer(b_addr, "/example", &body, duration, connections).await?;
-    print_row("(b) Argon webhook -> embedded", &b, a.rate());
-
-    let nats = NatsServer::start();
-    let jetstream_bus = argon_eventbus::open_config(BusConfig::JetStream(JetStreamConfig::new(nats.url()))).await?;
-    let (c_addr, c_stop) = argon_webhook(jetstream_bus).await?;
-    let c = hammer(c_addr, "/example", &body, duration, connections).await?;
-    print_row("(c) Argon webhook -> JetStream", &c, a.rate());
-
-    let raw = raw_jetstream(&nats, &body, duration, connections).await?;
+    print_row("(a) bare axum handler, 200", a, a.rate());
+    print_row("(x) Argon webhook, no store", x, a.rate());
+    print_row("(b) Argon webhook -> embedded", b, a.rate());
+    print_row("(c) Argon webhook -> JetStream", c, a.rate());
     println!(
-        "raw JetStream publish, {connections} in flight: {:.0} ev/s; (c) / raw = {:.2} (target >= 0.8)",
+        "raw JetStream publish, {connections} in flight: {:.0} ev/s, p50 {:.2} ms, p99 {:.2} ms; \
+         (c) / raw = {:.2} (target >= 0.8)",
         raw.rate(),
+        raw.percentile_ms(0.50),
+        raw.percentile_ms(0.99),
         c.rate() / raw.rate()
     );
     println!("(b) / (a) = {:.2} (target >= 0.5)", b.rate() / a.rate());
+    print_paced("on a quiet disk, before the throughput runs", &quiet.0, &quiet.1);
 
+    // The throughput runs write over a GB (JetStream's files, the
+    // embedded store), which the kernel and the VM's host write back over
+    // the next seconds; an fdatasync of (b) waits behind that on the same
+    // disk. The paced runs are measured twice: on the quiet disk, before
+    // any throughput run, and after them (with the guest's page cache
+    // flushed first).
+    let flushing = Instant::now();
+    let synced = Command::new("sync").status().is_ok_and(|s| s.success());
     println!(
-        "paced {PACED_RATE} ev/s for {}s over {CONNECTIONS_PACED} connections (latency from the scheduled send):",
-        PACED_TIME.as_secs()
+        "page cache flushed after the throughput runs: {} ({:.1}s)",
+        if synced { "yes" } else { "no, `sync` failed" },
+        flushing.elapsed().as_secs_f64()
     );
-    let pb = paced(b_addr, "/example", &body).await?;
-    println!(
-        "  (b) embedded:  p50 {:.2} ms, p99 {:.2} ms, {} ok, {} errors (target p99 < 10 ms)",
-        pb.percentile_ms(0.50),
-        pb.percentile_ms(0.99),
-        pb.ok,
-        pb.errors
-    );
-    let pc = paced(c_addr, "/example", &body).await?;
-    println!(
-        "  (c) JetStream: p50 {:.2} ms, p99 {:.2} ms, {} ok, {} errors",
-        pc.percentile_ms(0.50),
-        pc.percentile_ms(0.99),
-        pc.ok,
-        pc.errors
+    print_paced(
+        "after the throughput runs",
+        &paced(b_addr, "/example", &body).await?,
+        &paced(c_addr, "/example", &body).await?,
     );
     b_stop.cancel();
     c_stop.cancel();
@@ -139,6 +169,25 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         Err(e) => println!("idle RSS: not measured: {e:#}"),
     }
     Ok(())
+}
+
+fn print_paced(when: &str, b: &Figure, c: &Figure) {
+    println!(
+        "paced {PACED_RATE} ev/s for {}s over {CONNECTIONS_PACED} connections, {when} (latency from the scheduled send):",
+        PACED_TIME.as_secs()
+    );
+    for (name, figure, target) in [
+        ("(b) embedded: ", b, " (target p99 < 10 ms)"),
+        ("(c) JetStream:", c, ""),
+    ] {
+        println!(
+            "  {name} p50 {:.2} ms, p99 {:.2} ms, {} ok, {} errors{target}",
+            figure.percentile_ms(0.50),
+            figure.percentile_ms(0.99),
+            figure.ok,
+            figure.errors
+        );
+    }
 }
 
 fn print_row(name: &str, figure: &Figure, limit: f64) {
@@ -369,13 +418,9 @@ async fn paced(addr: SocketAddr, path: &str, body: &Bytes) -> anyhow::Result<Fig
     Ok(merge(parts, started.elapsed()))
 }
 
-/// JetStream publish with ack, `connections` in flight, straight with async-nats.
-async fn raw_jetstream(
-    server: &NatsServer,
-    body: &Bytes,
-    duration: Duration,
-    connections: usize,
-) -> anyhow::Result<Figure> {
+/// A stream for the raw publish runs, with the dedup window Argon's streams
+/// have.
+async fn raw_jetstream_stream(server: &NatsServer) -> anyhow::Result<jetstream::Context> {
     let client = async_nats::connect(server.url()).await?;
     let js = jetstream::new(client);
     js.create_stream(stream::Config {
@@ -386,6 +431,19 @@ async fn raw_jetstream(
         ..Default::default()
     })
     .await?;
+    Ok(js)
+}
+
+/// JetStream publish with ack, `connections` in flight, straight with
+/// async-nats. Message ids are unique across calls.
+async fn raw_jetstream(
+    js: &jetstream::Context,
+    body: &Bytes,
+    duration: Duration,
+    connections: usize,
+) -> anyhow::Result<Figure> {
+    static RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
@@ -399,7 +457,7 @@ async fn raw_jetstream(
                 let t = Instant::now();
                 let message = jetstream::message::PublishMessage::build()
                     .payload(body.clone())
-                    .message_id(format!("{worker}-{n}"));
+                    .message_id(format!("{run}-{worker}-{n}"));
                 let acked = match js.send_publish("rawingest.bench.event", message).await {
                     Ok(ack) => ack.await.is_ok(),
                     Err(_) => false,
