@@ -5,7 +5,7 @@
 //! the same concurrency, p99 latency at a paced 1,000 events/s, and the idle
 //! RSS of `argon eventsource run` with one webhook.
 //!
-//! `cargo run --release -p argon-bench -- ingest [--max-secs S] [--size BYTES]`
+//! `cargo run --release -p argon-bench -- ingest [--max-secs S] [--size BYTES] [--rounds SLICES] [--targets a,x,b,c,raw,paced,rss]`
 //! (build `argon` in release first for the RSS figure:
 //! `cargo build --release -p argon`).
 
@@ -101,19 +101,35 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let (c_addr, c_stop) = argon_webhook(jetstream_bus).await?;
     let raw_js = raw_jetstream_stream(&nats).await?;
 
-    let quiet = (
-        paced(b_addr, "/example", &body).await?,
-        paced(c_addr, "/example", &body).await?,
-    );
+    let on = |target: &str| options.targets.as_ref().is_none_or(|t| t.iter().any(|x| x == target));
+    let paced_on = on("paced");
+    let quiet = if paced_on {
+        Some((
+            paced(b_addr, "/example", &body).await?,
+            paced(c_addr, "/example", &body).await?,
+        ))
+    } else {
+        None
+    };
 
     let mut figures: [Figure; 5] = Default::default();
     let [a, x, b, c, raw] = &mut figures;
     for _ in 0..slices {
-        a.absorb(hammer(bare.0, "/example", &body, slice, connections).await?);
-        x.absorb(hammer(x_addr, "/example", &body, slice, connections).await?);
-        b.absorb(hammer(b_addr, "/example", &body, slice, connections).await?);
-        c.absorb(hammer(c_addr, "/example", &body, slice, connections).await?);
-        raw.absorb(raw_jetstream(&raw_js, &body, slice, connections).await?);
+        if on("a") {
+            a.absorb(hammer(bare.0, "/example", &body, slice, connections).await?);
+        }
+        if on("x") {
+            x.absorb(hammer(x_addr, "/example", &body, slice, connections).await?);
+        }
+        if on("b") {
+            b.absorb(hammer(b_addr, "/example", &body, slice, connections).await?);
+        }
+        if on("c") {
+            c.absorb(hammer(c_addr, "/example", &body, slice, connections).await?);
+        }
+        if on("raw") {
+            raw.absorb(raw_jetstream(&raw_js, &body, slice, connections).await?);
+        }
     }
     bare.1.cancel();
     x_stop.cancel();
@@ -125,42 +141,56 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         "{:<34} {:>10} {:>9} {:>9} {:>8} {:>12}",
         "target", "req/s", "p50 ms", "p99 ms", "errors", "ratio to (a)"
     );
-    print_row("(a) bare axum handler, 200", a, a.rate());
-    print_row("(x) Argon webhook, no store", x, a.rate());
-    print_row("(b) Argon webhook -> embedded", b, a.rate());
-    print_row("(c) Argon webhook -> JetStream", c, a.rate());
-    println!(
-        "raw JetStream publish, {connections} in flight: {:.0} ev/s, p50 {:.2} ms, p99 {:.2} ms; \
-         (c) / raw = {:.2} (target >= 0.8)",
-        raw.rate(),
-        raw.percentile_ms(0.50),
-        raw.percentile_ms(0.99),
-        c.rate() / raw.rate()
-    );
-    println!("(b) / (a) = {:.2} (target >= 0.5)", b.rate() / a.rate());
-    print_paced("on a quiet disk, before the throughput runs", &quiet.0, &quiet.1);
-
-    // The throughput runs write over a GB (JetStream's files, the
-    // embedded store), which the kernel and the VM's host write back over
-    // the next seconds; an fdatasync of (b) waits behind that on the same
-    // disk. The paced runs are measured twice: on the quiet disk, before
-    // any throughput run, and after them (with the guest's page cache
-    // flushed first).
-    let flushing = Instant::now();
-    let synced = Command::new("sync").status().is_ok_and(|s| s.success());
-    println!(
-        "page cache flushed after the throughput runs: {} ({:.1}s)",
-        if synced { "yes" } else { "no, `sync` failed" },
-        flushing.elapsed().as_secs_f64()
-    );
-    print_paced(
-        "after the throughput runs",
-        &paced(b_addr, "/example", &body).await?,
-        &paced(c_addr, "/example", &body).await?,
-    );
+    for (name, figure) in [
+        ("(a) bare axum handler, 200", a),
+        ("(x) Argon webhook, no store", x),
+        ("(b) Argon webhook -> embedded", b),
+        ("(c) Argon webhook -> JetStream", c),
+    ] {
+        if figure.ok + figure.errors > 0 {
+            print_row(name, figure, a.rate());
+        }
+    }
+    if raw.ok > 0 {
+        println!(
+            "raw JetStream publish, {connections} in flight: {:.0} ev/s, p50 {:.2} ms, p99 {:.2} ms; \
+             (c) / raw = {:.2} (target >= 0.8)",
+            raw.rate(),
+            raw.percentile_ms(0.50),
+            raw.percentile_ms(0.99),
+            c.rate() / raw.rate()
+        );
+    }
+    if a.ok > 0 && b.ok > 0 {
+        println!("(b) / (a) = {:.2} (target >= 0.5)", b.rate() / a.rate());
+    }
+    if let Some(quiet) = quiet {
+        print_paced("on a quiet disk, before the throughput runs", &quiet.0, &quiet.1);
+        // The throughput runs write over a GB (JetStream's files, the
+        // embedded store), which the kernel and the VM's host write back over
+        // the next seconds; an fdatasync of (b) waits behind that on the same
+        // disk. The paced runs are measured twice: on the quiet disk, before
+        // any throughput run, and after them (with the guest's page cache
+        // flushed first).
+        let flushing = Instant::now();
+        let synced = Command::new("sync").status().is_ok_and(|s| s.success());
+        println!(
+            "page cache flushed after the throughput runs: {} ({:.1}s)",
+            if synced { "yes" } else { "no, `sync` failed" },
+            flushing.elapsed().as_secs_f64()
+        );
+        print_paced(
+            "after the throughput runs",
+            &paced(b_addr, "/example", &body).await?,
+            &paced(c_addr, "/example", &body).await?,
+        );
+    }
     b_stop.cancel();
     c_stop.cancel();
 
+    if !on("rss") {
+        return Ok(());
+    }
     match idle_rss() {
         Ok(kib) => println!(
             "idle RSS of `argon eventsource run` with one webhook: {:.1} MB (target < 30 MB)",

@@ -11,6 +11,9 @@ mod sensor;
 
 use std::time::Duration;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context as _, bail};
 
 /// Options shared by the scenarios.
@@ -26,6 +29,8 @@ pub struct Options {
     pub rounds: usize,
     /// Requests in flight (keep-alive connections) of `ingest`; 64 when unset.
     pub in_flight: Option<usize>,
+    /// The targets of `ingest` to measure (`a,x,b,c,raw,paced,rss`); all when unset.
+    pub targets: Option<Vec<String>>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         size: 500,
         rounds: 3,
         in_flight: None,
+        targets: None,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -46,8 +52,9 @@ fn main() -> anyhow::Result<()> {
             "--size" => options.size = value()?.parse()?,
             "--rounds" => options.rounds = value()?.parse::<usize>()?.max(1),
             "--in-flight" => options.in_flight = Some(value()?.parse::<usize>()?.max(1)),
+            "--targets" => options.targets = Some(value()?.split(',').map(str::to_owned).collect()),
             other => bail!(
-                "unknown option {other}; usage: argon-bench SCENARIO [--events N] [--max-secs S] [--size BYTES] [--rounds R] [--in-flight N]"
+                "unknown option {other}; usage: argon-bench SCENARIO [--events N] [--max-secs S] [--size BYTES] [--rounds R] [--in-flight N] [--targets a,x,b,c,raw,paced,rss]"
             ),
         }
     }
