@@ -11,8 +11,9 @@ mod sensor;
 
 use std::time::Duration;
 
+/// The allocator of the `argon` binary, so in-process targets run as they do there.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use anyhow::{Context as _, bail};
 
