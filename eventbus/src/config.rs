@@ -56,6 +56,17 @@ pub struct EmbeddedConfig {
     pub max_msgs: Option<u64>,
     /// Most publishes committed together in one durable write.
     pub max_batch: usize,
+    /// Shortest time between two syncs of the event log. Publishes that
+    /// arrive meanwhile share the next sync, so under load each sync (whose
+    /// cost is mostly fixed) carries more events; an idle bus syncs a publish
+    /// at once. Zero syncs as soon as the previous sync is done.
+    pub sync_interval: Duration,
+    /// An event log segment is sealed, and a new one started, at this size;
+    /// retention deletes whole segments.
+    pub segment_bytes: u64,
+    /// The newest events are kept in memory, up to this many bytes, so
+    /// consumers that keep up read them without touching the disk.
+    pub cache_bytes: usize,
 }
 
 impl EmbeddedConfig {
@@ -68,6 +79,9 @@ impl EmbeddedConfig {
             max_age: Some(Duration::from_secs(72 * 3600)),
             max_msgs: Some(1_000_000),
             max_batch: 1024,
+            sync_interval: Duration::ZERO,
+            segment_bytes: 64 << 20,
+            cache_bytes: 8 << 20,
         }
     }
 }

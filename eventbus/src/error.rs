@@ -76,6 +76,21 @@ impl Error {
         }
     }
 
+    /// The same failure again, as a store error, for each of several callers
+    /// waiting on one write.
+    pub(crate) fn to_store(&self) -> Self {
+        match self {
+            Error::Store { path, reason } => Error::Store {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            other => Error::Store {
+                path: String::new(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
     pub(crate) fn unavailable(reason: impl std::fmt::Display) -> Self {
         Error::Unavailable {
             reason: reason.to_string(),

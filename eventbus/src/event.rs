@@ -102,6 +102,12 @@ impl Event {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// Appends the envelope, as JSON, to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // As in `to_json`: writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(out, self);
+    }
+
     /// Decodes an envelope from JSON bytes.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         Ok(serde_json::from_slice(bytes)?)

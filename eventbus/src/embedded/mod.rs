@@ -1,29 +1,28 @@
 //! The embedded bus: durable, in one process, on disk under the state dir.
 //!
-//! Storage is one [redb](https://docs.rs/redb) file plus a small write-ahead
-//! log of events. redb is a pure-Rust, copy-on-write B-tree with atomic,
-//! checksummed commits: a commit that returned is on disk, a commit torn by
-//! `kill -9` or power loss is rolled back on open. It holds, in one
-//! transaction, each durable consumer's cursor and unsettled deliveries, the
-//! sensors' key-value state, and the events. A redb commit costs B-tree
-//! inserts, every dirty page and two syncs, so publishing does not wait for
-//! one: the log writer ([`wal`]) answers a publisher once its event is in the
-//! log (one write and one sync per batch of publishes queued meanwhile), and
-//! the store writer ([`store`]) moves logged events into redb in the
-//! background. Acks and key-value writes are answered after their redb
+//! Events are written once, to an append-only log of segment files
+//! ([`log`]): a publish returns once its event is synced there (one write
+//! and one `fdatasync` for every batch of publishes queued meanwhile).
+//! Everything that changes per consumer or per sensor is in one
+//! [redb](https://docs.rs/redb) file ([`store`]): each durable consumer's
+//! cursor and unsettled deliveries, the key-value buckets. redb is a
+//! pure-Rust, copy-on-write B-tree with atomic, checksummed commits: a
+//! commit that returned is on disk, a commit torn by `kill -9` or power loss
+//! is rolled back on open. Acks and key-value writes are answered after their
 //! commit (group commit too).
 //!
 //! Guarantees: `publish` returns after the event is on disk; each consumer
 //! resumes after a restart from its persisted cursor, and deliveries that were
 //! unsettled when the process died are delivered again (with their delivery
 //! count, so `max_deliver` still bounds a poison event); a publish repeating an
-//! id seen within `dedup_window` is dropped; events are removed beyond
-//! `max_msgs` and after `max_age`. The dedup window is rebuilt on open from the
-//! stored events, so an id whose event was already removed by retention is no
-//! longer remembered.
+//! id seen within `dedup_window` is dropped, also across a restart (the window
+//! is rebuilt from the log); events are removed beyond `max_msgs` and after
+//! `max_age`.
 
+mod file;
+mod legacy;
+mod log;
 mod store;
-mod wal;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -36,8 +35,8 @@ use redb::{Database, ReadableDatabase as _};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
-use self::store::{Bounds, CONSUMER_PENDING, CONSUMER_POS, Expect, KV, MESSAGES, Op, StoredMessage};
-use self::wal::Append;
+use self::log::{Append, Log, StoredMessage};
+use self::store::{CONSUMER_PENDING, CONSUMER_POS, Expect, KV, Op};
 use crate::config::EmbeddedConfig;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -62,18 +61,18 @@ struct Inner {
     log: Mutex<Option<std::sync::mpsc::Sender<Append>>>,
     /// Everything else, to the store writer.
     store: Mutex<Option<std::sync::mpsc::Sender<Op>>>,
-    /// Log writer first: its last checkpoint request must reach the store
-    /// writer before that one stops.
+    /// Log writer first: its last word to the store (the first kept
+    /// sequence) must reach the store writer before that one stops.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    bounds: Arc<Bounds>,
+    log_state: Arc<Log>,
     consumers: Mutex<HashMap<String, Arc<Consumer>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the channels stops the writers after their last commits
-        // (the log writer first; it asks for a last checkpoint on its way
-        // out); wait for them so the store can be reopened right away.
+        // Closing the channels stops the writers after their last writes
+        // (the log writer first); wait for them so the store can be reopened
+        // right away.
         lock(&self.log).take();
         lock(&self.store).take();
         for thread in std::mem::take(&mut *lock(&self.threads)) {
@@ -101,16 +100,16 @@ impl EmbeddedBus {
         .map_err(|e| Error::store(&config.dir, e))??;
         let store::Writers {
             log,
+            log_writer,
             store,
             store_rx,
-            bounds,
             store_tx,
         } = writers;
         let (log_tx, log_rx) = std::sync::mpsc::channel();
         let spawn_error = |e| Error::store(&config.dir, e);
         let log_thread = std::thread::Builder::new()
             .name("argon-bus-log".into())
-            .spawn(move || log.run(log_rx))
+            .spawn(move || log_writer.run(log_rx))
             .map_err(spawn_error)?;
         let store_thread = std::thread::Builder::new()
             .name("argon-bus-store".into())
@@ -123,7 +122,7 @@ impl EmbeddedBus {
                 log: Mutex::new(Some(log_tx)),
                 store: Mutex::new(Some(store_tx)),
                 threads: Mutex::new(vec![log_thread, store_thread]),
-                bounds,
+                log_state: log,
                 consumers: Mutex::new(HashMap::new()),
             }),
         })
@@ -143,51 +142,9 @@ impl Inner {
         Error::store(&self.config.dir, e)
     }
 
-    /// Reads stored events `from..=to` (at most `SCAN_BATCH`): the older ones
-    /// from redb, the newest from the writer's memory.
+    /// Stored events `from..=to`, at most `SCAN_BATCH`.
     fn read_range(&self, from: u64, to: u64) -> Result<Vec<(u64, StoredMessage)>> {
-        // Memory first: the writer empties it only once its events are in
-        // redb, so whatever is gone from it by now is found there.
-        let (in_memory_from, recent) = {
-            let recent = store::read(&self.bounds.recent);
-            match recent.front() {
-                Some(&(first, _)) => {
-                    let skip = usize::try_from(from.saturating_sub(first)).unwrap_or(usize::MAX);
-                    let picked: Vec<_> = recent
-                        .iter()
-                        .skip(skip)
-                        .take_while(|(seq, _)| *seq <= to)
-                        .take(SCAN_BATCH as usize)
-                        .cloned()
-                        .collect();
-                    (first, picked)
-                }
-                None => (u64::MAX, Vec::new()),
-            }
-        };
-        let mut out = Vec::new();
-        let stored_to = to.min(in_memory_from.saturating_sub(1));
-        if from <= stored_to {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            let table = txn.open_table(MESSAGES).map_err(|e| self.err(e))?;
-            for row in table.range(from..=stored_to).map_err(|e| self.err(e))? {
-                let (k, v) = row.map_err(|e| self.err(e))?;
-                if let Some(msg) = StoredMessage::decode(v.value()) {
-                    out.push((k.value(), msg));
-                }
-                if out.len() as u64 >= SCAN_BATCH {
-                    return Ok(out);
-                }
-            }
-        }
-        let room = SCAN_BATCH as usize - out.len();
-        out.extend(
-            recent
-                .into_iter()
-                .take(room)
-                .map(|(seq, m)| (seq, StoredMessage::clone(&m))),
-        );
-        Ok(out)
+        self.log_state.read(from, to, SCAN_BATCH as usize)
     }
 
     /// Finds or loads the consumer, applying the spec's current settings.
@@ -222,7 +179,7 @@ impl Inner {
             None => {
                 let next = match spec.deliver_policy {
                     DeliverPolicy::All => 1,
-                    DeliverPolicy::New => *self.bounds.last_seq.borrow() + 1,
+                    DeliverPolicy::New => *self.log_state.last_seq.borrow() + 1,
                 };
                 let (tx, rx) = oneshot::channel();
                 self.send(Op::CreateConsumer {
@@ -348,7 +305,7 @@ impl ConsumerState {
 
     fn next_step(&mut self, inner: &Inner, name: &str, last_seq: u64) -> Step {
         let now = Instant::now();
-        let first_seq = inner.bounds.first_seq.load(Ordering::Acquire);
+        let first_seq = inner.log_state.first_seq.load(Ordering::Acquire);
         if self.next_seq < first_seq {
             self.next_seq = first_seq;
         }
@@ -401,7 +358,7 @@ impl ConsumerState {
                 scanned_to = seq - 1;
                 break;
             }
-            if self.matches(&msg.subject) {
+            if self.matches(msg.subject()) {
                 self.pending.insert(seq, Pending { count: 1, due });
                 self.timers.push(Reverse((due, seq)));
                 claimed.push((seq, msg));
@@ -425,7 +382,7 @@ impl ConsumerState {
 
 /// Feeds one subscription until it is dropped.
 async fn pump(inner: Arc<Inner>, consumer: Arc<Consumer>, tx: mpsc::Sender<Result<Delivery>>) {
-    let mut last_seq_rx = inner.bounds.last_seq.subscribe();
+    let mut last_seq_rx = inner.log_state.last_seq.subscribe();
     loop {
         let notified = consumer.notify.notified();
         tokio::pin!(notified);
@@ -469,7 +426,7 @@ async fn pump(inner: Arc<Inner>, consumer: Arc<Consumer>, tx: mpsc::Sender<Resul
             }
         };
         for ((seq, msg), count) in out {
-            let event = match Event::from_json(&msg.payload) {
+            let event = match Event::from_json(msg.payload()) {
                 Ok(event) => event,
                 Err(e) => {
                     // Removed by retention while pending, or not an envelope.
@@ -483,7 +440,7 @@ async fn pump(inner: Arc<Inner>, consumer: Arc<Consumer>, tx: mpsc::Sender<Resul
                 consumer: consumer.clone(),
                 seq,
             };
-            let delivery = Delivery::new(event, msg.subject, seq, u64::from(count), Box::new(acker));
+            let delivery = Delivery::new(event, msg.subject().to_owned(), seq, u64::from(count), Box::new(acker));
             if tx.send(Ok(delivery)).await.is_err() {
                 return;
             }
@@ -554,10 +511,14 @@ impl EventBus for EmbeddedBus {
     async fn publish(&self, event: &Event) -> Result<PublishAck> {
         let subject = subject::subject(&self.inner.config.name, &event.context.source, &event.context.subject);
         let (tx, rx) = oneshot::channel();
+        // The whole record is built here, on the publisher's thread; the
+        // log writer only sets its time.
+        let mut record = Vec::with_capacity(1024);
+        StoredMessage::begin(&mut record, 0, &event.context.id, &subject);
+        event.write_json(&mut record);
         let append = Append {
             id: event.context.id.clone(),
-            subject,
-            payload: event.to_json(),
+            record,
             reply: tx,
         };
         lock(&self.inner.log)
