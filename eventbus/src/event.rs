@@ -66,17 +66,28 @@ pub enum Data {
 impl Event {
     /// A new event with a fresh time-ordered id, the current time and JSON data.
     pub fn new(source: &str, subject: &str, kind: &str, data: &serde_json::Value) -> Self {
+        Self::with_raw_data(source, subject, kind, Data::json(data))
+    }
+
+    /// A new event with a fresh time-ordered id, the current time and `data`
+    /// as it is (JSON data is `application/json`, other data
+    /// `application/octet-stream`).
+    pub fn with_raw_data(source: &str, subject: &str, kind: &str, data: Data) -> Self {
+        let content_type = match data {
+            Data::Json(_) => APPLICATION_JSON,
+            Data::Binary(_) => "application/octet-stream",
+        };
         Event {
             context: EventContext {
                 id: uuid::Uuid::now_v7().to_string(),
                 source: source.to_owned(),
                 specversion: SPEC_VERSION.to_owned(),
                 r#type: kind.to_owned(),
-                datacontenttype: APPLICATION_JSON.to_owned(),
+                datacontenttype: content_type.to_owned(),
                 subject: subject.to_owned(),
                 time: Utc::now(),
             },
-            data: Data::json(data),
+            data,
         }
     }
 

@@ -175,10 +175,12 @@ impl Route {
     }
 }
 
-/// What the handlers of one port share.
+/// What the handlers of one port share (cloned per request, so one `Arc`).
 #[derive(Clone)]
-pub struct ServerState {
-    routes: Arc<HashMap<String, Vec<Route>>>,
+pub struct ServerState(Arc<Shared>);
+
+struct Shared {
+    routes: HashMap<String, Vec<Route>>,
     publisher: Publisher,
 }
 
@@ -199,10 +201,10 @@ impl ServerState {
             }
             same_path.push(route);
         }
-        Ok(ServerState {
-            routes: Arc::new(by_path),
+        Ok(ServerState(Arc::new(Shared {
+            routes: by_path,
             publisher,
-        })
+        })))
     }
 }
 
@@ -213,9 +215,9 @@ pub fn router(state: ServerState) -> Router {
 
 async fn dispatch(State(state): State<ServerState>, request: Request) -> Response {
     let started = Instant::now();
-    let path = request.uri().path().to_owned();
-    let Some(routes) = state.routes.get(&path) else {
-        return match (path.as_str(), request.method()) {
+    let state = &*state.0;
+    let Some(routes) = state.routes.get(request.uri().path()) else {
+        return match (request.uri().path(), request.method()) {
             ("/health", &Method::GET | &Method::HEAD) => (StatusCode::OK, "OK\n").into_response(),
             ("/metrics", &Method::GET) => (
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -229,7 +231,7 @@ async fn dispatch(State(state): State<ServerState>, request: Request) -> Respons
         let allow = routes.iter().map(|r| r.method.as_str()).collect::<Vec<_>>().join(", ");
         return Rejection::MethodNotAllowed { allow }.into_response();
     };
-    match handle(&state, route, request, started).await {
+    match handle(state, route, request, started).await {
         Ok(()) => (StatusCode::OK, "success\n").into_response(),
         Err(rejection) => {
             if !matches!(rejection, Rejection::Unavailable { .. } | Rejection::Internal) {
@@ -240,7 +242,7 @@ async fn dispatch(State(state): State<ServerState>, request: Request) -> Respons
     }
 }
 
-async fn handle(state: &ServerState, route: &Route, request: Request, started: Instant) -> Result<(), Rejection> {
+async fn handle(state: &Shared, route: &Route, request: Request, started: Instant) -> Result<(), Rejection> {
     let (parts, body) = request.into_parts();
     route.authorize(&parts)?;
     let body = read_body(&parts, body, route.max_payload).await?;
@@ -257,8 +259,7 @@ async fn handle(state: &ServerState, route: &Route, request: Request, started: I
                 }
             }
         }
-        let mut event =
-            Event::new(&route.source, &route.event, route.kind, &serde_json::Value::Null).with_data(Data::Json(data));
+        let mut event = Event::with_raw_data(&route.source, &route.event, route.kind, Data::Json(data));
         if let Some(id) = id {
             event = event.with_id(id);
         }

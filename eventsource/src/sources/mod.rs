@@ -99,20 +99,44 @@ pub(crate) struct Headers<'a>(pub(crate) &'a HeaderMap);
 
 impl serde::Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Straight from the header map: no copies of names or values beyond
+        // a name's canonical form (on the stack when it is short).
         let mut map = serializer.serialize_map(Some(self.0.keys_len()))?;
         for name in self.0.keys() {
-            let values: Vec<std::borrow::Cow<'_, str>> = if MASKED_HEADERS.contains(&name.as_str()) {
-                vec!["*****".into()]
-            } else {
-                self.0
-                    .get_all(name)
-                    .iter()
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()))
-                    .collect()
+            let values = HeaderValues {
+                map: self.0,
+                name,
+                masked: MASKED_HEADERS.contains(&name.as_str()),
             };
-            map.serialize_entry(&canonical_header_name(name.as_str()), &values)?;
+            let mut buf = [0u8; 64];
+            match buf.get_mut(..name.as_str().len()) {
+                Some(short) => map.serialize_entry(canonical_header_name_in(name.as_str(), short), &values)?,
+                None => map.serialize_entry(&canonical_header_name(name.as_str()), &values)?,
+            }
         }
         map.end()
+    }
+}
+
+/// The values of one header, as a JSON array of strings.
+struct HeaderValues<'a> {
+    map: &'a HeaderMap,
+    name: &'a axum::http::HeaderName,
+    masked: bool,
+}
+
+impl serde::Serialize for HeaderValues<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        if self.masked {
+            return ["*****"].serialize(serializer);
+        }
+        let all = self.map.get_all(self.name);
+        let mut seq = serializer.serialize_seq(None)?;
+        for value in all {
+            seq.serialize_element(&String::from_utf8_lossy(value.as_bytes()))?;
+        }
+        seq.end()
     }
 }
 
@@ -124,18 +148,23 @@ pub(crate) fn to_raw(data: &impl serde::Serialize) -> Box<RawValue> {
 
 /// `x-github-event` -> `X-Github-Event`.
 fn canonical_header_name(name: &str) -> String {
+    let mut buf = vec![0; name.len()];
+    canonical_header_name_in(name, &mut buf).to_owned()
+}
+
+/// [`canonical_header_name`] into `buf`, which is as long as `name`.
+fn canonical_header_name_in<'b>(name: &str, buf: &'b mut [u8]) -> &'b str {
     let mut upper = true;
-    name.chars()
-        .map(|c| {
-            let out = if upper {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            };
-            upper = c == '-';
-            out
-        })
-        .collect()
+    for (out, c) in buf.iter_mut().zip(name.bytes()) {
+        *out = if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        };
+        upper = c == b'-';
+    }
+    // ASCII case changes keep UTF-8 valid (header names are ASCII anyway).
+    std::str::from_utf8(buf).unwrap_or_default()
 }
 
 /// A header as text, if present and readable.
@@ -241,6 +270,20 @@ mod tests {
     fn canonical_header_names() {
         assert_eq!(canonical_header_name("x-github-event"), "X-Github-Event");
         assert_eq!(canonical_header_name("content-type"), "Content-Type");
+    }
+
+    #[test]
+    fn headers_serialize_with_every_value_and_long_names() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-multi", "one".parse().unwrap());
+        headers.append("x-multi", "two".parse().unwrap());
+        headers.append("authorization", "Bearer secret".parse().unwrap());
+        let long = format!("x-{}", "a".repeat(80));
+        headers.append(long.as_str(), "v".parse().unwrap());
+        let json = serde_json::to_value(Headers(&headers)).unwrap();
+        assert_eq!(json["X-Multi"], serde_json::json!(["one", "two"]));
+        assert_eq!(json["Authorization"], serde_json::json!(["*****"]));
+        assert_eq!(json[format!("X-{}", "a".repeat(80))], serde_json::json!(["v"]));
     }
 
     #[test]
