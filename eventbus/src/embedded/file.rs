@@ -27,8 +27,10 @@ use crate::error::{Error, Result};
 const BLOCK: usize = 4096;
 /// The next segment, prepared ahead of time.
 const SPARE: &str = "next.spare";
-/// Zeros are written this much at a time when a spare is prepared.
+/// Segment sizes and write buffers are multiples of this.
 pub(super) const ZERO_CHUNK: u64 = 1 << 20;
+/// Zeros are written this much at a time when a spare is prepared.
+const FILL_CHUNK: usize = 128 << 10;
 
 /// Opens `path` for appends: direct and synchronous when the filesystem
 /// allows it, else plain.
@@ -293,12 +295,18 @@ fn prepare(dir: &Path, reuse: Option<&Path>, size: u64) -> std::io::Result<()> {
     // Synced once at the end, not per chunk.
     let (file, _) = open_direct(&path, 0)?;
     // Anonymous memory is zeros, and page aligned for direct writes.
-    let zeros = MmapMut::map_anon(ZERO_CHUNK as usize)?;
+    let zeros = MmapMut::map_anon(FILL_CHUNK)?;
     let mut at = file.metadata()?.len().next_multiple_of(BLOCK as u64);
     while at < size {
-        let n = (size - at).min(ZERO_CHUNK) as usize;
+        let n = (size - at).min(FILL_CHUNK as u64) as usize;
+        let started = std::time::Instant::now();
         file.write_all_at(&zeros[..n], at)?;
         at += n as u64;
+        // The log's own durable writes queue behind these on the same disk:
+        // small writes, and the disk left free at least half the time, keep
+        // a publish from waiting long behind them. A spare is asked for when
+        // the active segment is half full, so there is time to spare.
+        std::thread::sleep(started.elapsed());
     }
     file.sync_all()?;
     File::open(dir)?.sync_all()
