@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use argon_crds::common::parse_duration;
 use argon_crds::eventsource::CalendarEventSource;
-use argon_eventbus::{Data, Event, KeyValue};
+use argon_eventbus::{Event, KeyValue};
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -336,9 +336,7 @@ impl CalendarEvent {
                 }
             }
         }
-        let mut event = Event::new(&self.source, &self.event, "calendar", &serde_json::Value::Null)
-            .with_data(Data::json(&data))
-            .with_id(self.tick_id(tick));
+        let mut event = Event::new(&self.source, &self.event, "calendar", &data).with_id(self.tick_id(tick));
         event.context.time = tick;
         let metrics = publisher.metrics().event(&self.source, &self.event);
         let mut backoff = Duration::from_millis(200);

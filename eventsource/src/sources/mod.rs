@@ -149,7 +149,8 @@ pub(crate) fn to_raw(data: &impl serde::Serialize) -> Box<RawValue> {
 /// `x-github-event` -> `X-Github-Event`.
 fn canonical_header_name(name: &str) -> String {
     let mut buf = vec![0; name.len()];
-    canonical_header_name_in(name, &mut buf).to_owned()
+    canonical_header_name_in(name, &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
 }
 
 /// [`canonical_header_name`] into `buf`, which is as long as `name`.
