@@ -1,7 +1,8 @@
 //! Argon benchmarks. Each scenario prints its figures next to the raw limit
 //! measured in the same run, on the same machine.
 //!
-//! `cargo run --release -p argon-bench -- bus [--events N] [--max-secs S] [--size BYTES] [--rounds R]`
+//! `cargo run --release -p argon-bench -- SCENARIO [options]`; `--help` lists
+//! the scenarios and options.
 
 mod bus;
 mod e2e;
@@ -16,6 +17,10 @@ use std::time::Duration;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use anyhow::{Context as _, bail};
+
+const USAGE: &str = "usage: argon-bench SCENARIO [--events N] [--max-secs S] [--size BYTES] [--rounds R] \
+                     [--in-flight N] [--targets a,x,b,c,raw,paced,rss]\n\
+                     scenarios: bus, ingest, sensor, engine, e2e";
 
 /// Options shared by the scenarios.
 #[derive(Clone, Debug)]
@@ -35,6 +40,10 @@ pub struct Options {
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let mut args = std::env::args().skip(1);
     let scenario = args.next().unwrap_or_default();
     let mut options = Options {
@@ -54,9 +63,7 @@ fn main() -> anyhow::Result<()> {
             "--rounds" => options.rounds = value()?.parse::<usize>()?.max(1),
             "--in-flight" => options.in_flight = Some(value()?.parse::<usize>()?.max(1)),
             "--targets" => options.targets = Some(value()?.split(',').map(str::to_owned).collect()),
-            other => bail!(
-                "unknown option {other}; usage: argon-bench SCENARIO [--events N] [--max-secs S] [--size BYTES] [--rounds R] [--in-flight N] [--targets a,x,b,c,raw,paced,rss]"
-            ),
+            other => bail!("unknown option {other}\n{USAGE}"),
         }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -66,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         "engine" => runtime.block_on(engine::run(&options)),
         "ingest" => runtime.block_on(ingest::run(&options)),
         "sensor" => runtime.block_on(sensor::run(&options)),
-        _ => bail!("usage: argon-bench SCENARIO [options]; scenarios: bus, ingest, sensor, engine, e2e"),
+        "" => bail!("no scenario given\n{USAGE}"),
+        other => bail!("unknown scenario {other:?}\n{USAGE}"),
     }
 }
