@@ -40,11 +40,12 @@ pub struct Options {
 }
 
 fn main() -> anyhow::Result<()> {
-    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
         return Ok(());
     }
-    let mut args = std::env::args().skip(1);
+    let mut args = argv.into_iter();
     let scenario = args.next().unwrap_or_default();
     let mut options = Options {
         events: 100_000,
