@@ -248,6 +248,42 @@ async fn suspend_resume_stop_and_terminate() {
     assert!(err.to_string().contains("it is not running"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_sent_as_soon_as_a_suspend_step_shows_running_is_not_lost() {
+    // A suspend node shows as Running a moment before it starts waiting; a
+    // resume in that moment must still release it. Each step is resumed the
+    // instant it is seen, 400 times over, so many resumes hit the moment
+    // (without the fix this failed in 5 runs out of 5).
+    let h = harness();
+    let steps = 40;
+    let mut body = String::from("  entrypoint: main\n  templates:\n  - name: main\n    steps:\n");
+    for i in 0..steps {
+        body.push_str(&format!("    - - {{name: s{i}, template: approve}}\n"));
+    }
+    body.push_str("  - name: approve\n    suspend: {}\n");
+    for _ in 0..10 {
+        let (ns, name) = submit(&h.engine, wf(&body), &[]).await;
+        for i in 0..steps {
+            let step = format!("s{i}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                // Woken by each change; the short limit only bounds a missed one.
+                let w = h.engine.watch(&ns, &name, Duration::from_millis(2)).await.unwrap();
+                let running = nodes(&w, &step)
+                    .first()
+                    .is_some_and(|n| n.phase == Some(NodePhase::Running));
+                if running {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{step} never ran: {}", dump(&w));
+            }
+            h.engine.act_on(&ns, &name, WorkflowAction::Resume).await.unwrap();
+        }
+        let w = wait_done(&h.engine, &ns, &name).await;
+        assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    }
+}
+
 #[tokio::test]
 async fn retry_reruns_what_failed_and_keeps_what_succeeded() {
     let h = harness();

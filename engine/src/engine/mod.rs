@@ -884,7 +884,13 @@ fn invalid(e: serde_json::Error) -> Error {
 pub(crate) struct Control {
     pub suspended: bool,
     pub shutdown: Option<(ShutdownStrategy, String)>,
+    /// Counts resumes; a suspend node compares it with the count it saw
+    /// when it began waiting.
     pub resume_seq: u64,
+    /// Suspend nodes that were waiting when a resume came. A node shows as
+    /// Running a moment before it reads `resume_seq`, so a resume in that
+    /// moment is kept here and not lost.
+    pub resumed: std::collections::BTreeSet<String>,
 }
 
 /// The variables every template of a workflow sees.

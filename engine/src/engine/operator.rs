@@ -1237,7 +1237,11 @@ async fn suspend(ctx: &Ctx, id: &str, tmpl: &Template, vars: &Vars) -> Finished 
     };
     tokio::pin!(wake);
     loop {
-        if rx.borrow_and_update().resume_seq > seq0 {
+        let resumed = {
+            let c = rx.borrow_and_update();
+            c.resume_seq > seq0 || c.resumed.contains(id)
+        };
+        if resumed {
             return Finished::ok(None);
         }
         tokio::select! {

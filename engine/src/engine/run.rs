@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use argon_crds::workflow::{NodeStatus, ShutdownStrategy, Workflow, WorkflowSpec};
+use argon_crds::workflow::{NodeStatus, NodeType, ShutdownStrategy, Workflow, WorkflowSpec};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +37,7 @@ impl Run {
             suspended: wf.spec.suspend.unwrap_or(false),
             shutdown: wf.spec.shutdown.map(|s| (s, format!("Stopped with strategy '{s:?}'"))),
             resume_seq: 0,
+            resumed: Default::default(),
         };
         let main_cancel = CancellationToken::new();
         let exit_cancel = CancellationToken::new();
@@ -121,11 +122,21 @@ impl Run {
 
     /// Resumes the workflow and its suspended nodes.
     pub fn resume(&self) {
+        let waiting: Vec<String> = {
+            let mut wf = self.lock();
+            wf.spec.suspend = None;
+            wf.status
+                .iter()
+                .flat_map(|s| s.nodes.values())
+                .filter(|n| n.type_ == Some(NodeType::Suspend) && !n.phase.is_some_and(|p| p.is_fulfilled()))
+                .map(|n| n.id.clone())
+                .collect()
+        };
         self.control.send_modify(|c| {
             c.suspended = false;
             c.resume_seq += 1;
+            c.resumed.extend(waiting);
         });
-        self.lock().spec.suspend = None;
         self.bump();
     }
 
