@@ -680,6 +680,71 @@ fn a_restarted_engine_resumes_its_workflows() {
     });
 }
 
+#[test]
+fn an_engine_that_stops_writes_nothing_about_the_steps_it_interrupts() {
+    // Dropping the runtime cancels the step tasks; the steps and DAG nodes
+    // waiting on them must not record that as a failure, or the engine that
+    // opens the state next would find the workflows already Failed. (A parent
+    // polled in the instant its child is cancelled is rare; the operator's
+    // unit test covers that case exactly.)
+    let dir = tempfile::tempdir().unwrap();
+    let config = || EngineConfig::new(dir.path().join("state"));
+    let body = wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: fan, template: steps}
+      - {name: each, template: long, withItems: [1, 2, 3]}
+  - name: steps
+    steps:
+    - - {name: a, template: long}
+      - {name: b, template: long}
+      - {name: c, template: long}
+  - name: long
+    container: {image: alpine, command: [sleep, "60"]}
+"#);
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let batch = rt.block_on(async {
+            let engine = Engine::open(config()).unwrap();
+            let mut batch = Vec::new();
+            for _ in 0..4 {
+                batch.push(submit(&engine, body.clone(), &[]).await);
+            }
+            for (ns, name) in &batch {
+                wait_until(&engine, ns, name, Duration::from_secs(30), |w| {
+                    let running = w
+                        .status
+                        .iter()
+                        .flat_map(|s| s.nodes.values())
+                        .filter(|n| n.type_ == Some(NodeType::Pod) && n.phase == Some(NodePhase::Running))
+                        .count();
+                    running == 6
+                })
+                .await;
+            }
+            batch
+        });
+        rt.shutdown_timeout(Duration::from_secs(1));
+        names.extend(batch);
+    }
+    let engine = Engine::open(config()).unwrap();
+    for (ns, name) in names {
+        let w = engine.get_workflow(&ns, &name).unwrap();
+        assert_eq!(phase(&w), Some(WorkflowPhase::Running), "{}", dump(&w));
+        for n in w.status.iter().flat_map(|s| s.nodes.values()) {
+            assert!(
+                matches!(n.phase, Some(NodePhase::Running | NodePhase::Succeeded)),
+                "{}",
+                dump(&w)
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn ttl_strategy_deletes_finished_workflows() {
     let h = harness();

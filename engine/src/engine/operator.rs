@@ -1199,6 +1199,23 @@ fn collect_outputs(
     Ok(())
 }
 
+/// Awaits a step's task. Step tasks are never aborted, so a cancelled one
+/// means the runtime is shutting down (the engine is stopping): then this
+/// never returns, nothing is written about the interrupted step, and the
+/// engine that opens the state next resumes it.
+async fn joined<T>(h: tokio::task::JoinHandle<T>) -> Result<T, String> {
+    match h.await {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_cancelled() => stopping().await,
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Waits for the shutting-down runtime to drop the caller.
+async fn stopping<T>() -> T {
+    std::future::pending().await
+}
+
 // ---------------------------------------------------------------- suspend and http
 
 async fn suspend(ctx: &Ctx, id: &str, tmpl: &Template, vars: &Vars) -> Finished {
@@ -1905,7 +1922,7 @@ async fn steps(ctx: &Ctx, id: &str, name: &str, resolved: &Resolved, vars: &Vars
             let step = &group[si];
             let mut nodes = Vec::new();
             for h in handles {
-                match h.await {
+                match joined(h).await {
                     Ok(n) => nodes.push(n),
                     Err(e) => {
                         failure.get_or_insert(format!("step '{}' panicked: {e}", step.name));
@@ -2148,6 +2165,7 @@ async fn dag(ctx: &Ctx, id: &str, name: &str, resolved: &Resolved, vars: &Vars) 
         let Some(next) = running.next().await else { break };
         let t = match next {
             Ok(t) => t,
+            Err(e) if e.is_cancelled() => return stopping().await,
             Err(e) => {
                 first_failure.get_or_insert((format!("a task panicked: {e}"), NodePhase::Error));
                 stop_starting = true;
@@ -2287,17 +2305,22 @@ async fn run_task(
         }));
     }
     let mut children = Vec::new();
+    let mut panicked = None;
     for h in handles {
-        if let Ok(n) = h.await {
-            children.push(n);
+        match joined(h).await {
+            Ok(n) => children.push(n),
+            Err(e) => {
+                panicked.get_or_insert(e);
+            }
         }
     }
     let failed = children
         .iter()
         .find(|c| is_failure(c.phase) && !tolerated(c.phase, task.continue_on.as_ref()));
-    let f = match failed {
-        Some(c) => Finished::failed(c.message.clone().unwrap_or_else(|| "a child failed".into())),
-        None => Finished::ok(None),
+    let f = match (panicked, failed) {
+        (Some(e), _) => Finished::error(format!("task '{}' panicked: {e}", task.name)),
+        (None, Some(c)) => Finished::failed(c.message.clone().unwrap_or_else(|| "a child failed".into())),
+        (None, None) => Finished::ok(None),
     };
     let node = finish(&ctx, &gid, f);
     TaskDone {
@@ -2395,6 +2418,28 @@ async fn run_task_instance(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_step_task_cancelled_by_a_stopping_runtime_is_not_reported() {
+        use futures::FutureExt;
+        let ok = tokio::spawn(async { 7 });
+        assert_eq!(joined(ok).await, Ok(7));
+
+        let panics = tokio::spawn(async { panic!("boom") });
+        let err: Result<(), String> = joined(panics).await;
+        assert!(err.unwrap_err().contains("boom"));
+
+        // What a stopping runtime does to every task: cancel it.
+        let cancelled = tokio::spawn(std::future::pending::<()>());
+        cancelled.abort();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !cancelled.is_finished() {
+            assert!(std::time::Instant::now() < deadline, "the task was never cancelled");
+            tokio::task::yield_now().await;
+        }
+        // Its result is ready, yet the waiter never gets it as an error to record.
+        assert_eq!(joined(cancelled).now_or_never(), None);
+    }
 
     #[test]
     fn sequences_format_like_printf() {
