@@ -12,12 +12,12 @@ use argon_crds::eventsource::{EventConfig, WebhookContext};
 use argon_crds::secret::Secrets;
 use argon_eventbus::{Data, Event};
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Limited};
+use http_body_util::BodyExt as _;
 use subtle::ConstantTimeEq as _;
 
 use crate::Publisher;
@@ -224,11 +224,15 @@ async fn dispatch(State(state): State<ServerState>, request: Request) -> Respons
                 state.publisher.metrics().render(),
             )
                 .into_response(),
-            _ => Rejection::NotFound.into_response(),
+            _ => {
+                linger(request.into_body());
+                Rejection::NotFound.into_response()
+            }
         };
     };
     let Some(route) = routes.iter().find(|r| r.method == request.method()) else {
         let allow = routes.iter().map(|r| r.method.as_str()).collect::<Vec<_>>().join(", ");
+        linger(request.into_body());
         return Rejection::MethodNotAllowed { allow }.into_response();
     };
     match handle(state, route, request, started).await {
@@ -244,7 +248,10 @@ async fn dispatch(State(state): State<ServerState>, request: Request) -> Respons
 
 async fn handle(state: &Shared, route: &Route, request: Request, started: Instant) -> Result<(), Rejection> {
     let (parts, body) = request.into_parts();
-    route.authorize(&parts)?;
+    if let Err(e) = route.authorize(&parts) {
+        linger(body);
+        return Err(e);
+    }
     let body = read_body(&parts, body, route.max_payload).await?;
     let incoming = route.receiver.receive(&parts, &body)?;
     for Incoming { id, data } in incoming {
@@ -268,21 +275,63 @@ async fn handle(state: &Shared, route: &Route, request: Request, started: Instan
     Ok(())
 }
 
-async fn read_body(parts: &axum::http::request::Parts, body: Body, limit: u64) -> Result<Bytes, Rejection> {
+/// How much of a rejected body is read and dropped after the answer, and
+/// for how long at most.
+const LINGER_BYTES: u64 = 16 << 20;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn read_body(parts: &axum::http::request::Parts, mut body: Body, limit: u64) -> Result<Bytes, Rejection> {
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
+        linger(body);
         return Err(Rejection::PayloadTooLarge { limit });
     }
-    let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Rejection::PayloadTooLarge { limit }),
-        Err(e) => Err(Rejection::BadRequest(format!("could not read the request body: {e}"))),
+    // Frames are kept as they come; one frame (the usual case) is not copied.
+    let mut frames: Vec<Bytes> = Vec::new();
+    let mut size = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Rejection::BadRequest(format!("could not read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        size += data.len() as u64;
+        if size > limit {
+            linger(body);
+            return Err(Rejection::PayloadTooLarge { limit });
+        }
+        frames.push(data);
     }
+    Ok(match frames.len() {
+        0 => Bytes::new(),
+        1 => frames.pop().unwrap_or_default(),
+        _ => frames.concat().into(),
+    })
+}
+
+/// Reads and drops the rest of a rejected request's body while the answer
+/// goes out. Most clients send the whole body before they read; a server
+/// that stops reading and closes resets their connection, and they report a
+/// broken pipe instead of the 4xx (nginx's "lingering close" solves the
+/// same). Bounded by LINGER_BYTES and LINGER_TIME; past either, or when the
+/// body says it is longer, it is dropped and the connection closed.
+fn linger(mut body: Body) {
+    if body.is_end_stream() || body.size_hint().lower() > LINGER_BYTES {
+        return;
+    }
+    tokio::spawn(async move {
+        let drain = async {
+            let mut read = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if read > LINGER_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    });
 }
 
 /// The router of the stand-alone metrics address: `/metrics` and `/health`.

@@ -541,3 +541,80 @@ async fn shutdown_finishes_requests_in_flight() {
     assert_eq!(data(&event)["body"], json!({"late": true}));
     h.stop().await;
 }
+
+/// Sends one request with a body written whole before the answer is read
+/// (as most clients do), with a declared length or in chunks; returns the
+/// answer's status line.
+async fn send_whole(addr: &str, method: &str, path: &str, size: usize, chunked: bool) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let length = if chunked {
+        "transfer-encoding: chunked".to_owned()
+    } else {
+        format!("content-length: {size}")
+    };
+    let head =
+        format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{length}\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    let piece = vec![b' '; 64 << 10];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(piece.len());
+        if chunked {
+            s.write_all(format!("{n:x}\r\n").as_bytes()).await.unwrap();
+        }
+        s.write_all(&piece[..n]).await.expect("the server took the body");
+        if chunked {
+            s.write_all(b"\r\n").await.unwrap();
+        }
+        left -= n;
+    }
+    if chunked {
+        s.write_all(b"0\r\n\r\n").await.unwrap();
+    }
+    let mut answer = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            let n = s.read(&mut buf).await.expect("the server answered");
+            assert!(n > 0, "the server closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("an answer in time");
+    let text = String::from_utf8_lossy(&answer);
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// A client that writes the whole of a rejected body before it reads gets
+/// the 413 (or 404, 405), whether the body declares its length or comes in
+/// chunks: the server reads the rest of the body after answering, so the
+/// connection is not reset while the client is still sending. Nothing is
+/// published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_bodies_sent_whole_get_their_answer_not_a_reset() {
+    let mut h = Harness::start(BusKind::Embedded, single_webhook, &[], Duration::from_secs(5)).await;
+    let addr = h.base.trim_start_matches("http://").to_owned();
+    let big = (1 << 20) + 1;
+    for _ in 0..25 {
+        for chunked in [false, true] {
+            let status = send_whole(&addr, "POST", "/example", big, chunked).await;
+            assert_eq!(status, "HTTP/1.1 413 Payload Too Large", "chunked: {chunked}");
+        }
+    }
+    for chunked in [false, true] {
+        for _ in 0..15 {
+            let status = send_whole(&addr, "POST", "/nowhere", big, chunked).await;
+            assert_eq!(status, "HTTP/1.1 404 Not Found", "chunked: {chunked}");
+            let status = send_whole(&addr, "PUT", "/example", big, chunked).await;
+            assert_eq!(status, "HTTP/1.1 405 Method Not Allowed", "chunked: {chunked}");
+        }
+    }
+    let json = owned(&[("content-type", "application/json")]);
+    let r = h.post("/example", &json, r#"{"sentinel": 1}"#).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(data(&h.next_event().await)["body"], json!({"sentinel": 1}));
+    h.stop().await;
+}
