@@ -290,6 +290,8 @@ async fn read_body(parts: &axum::http::request::Parts, mut body: Body, limit: u6
         linger(body);
         return Err(Rejection::PayloadTooLarge { limit });
     }
+    // By hand rather than http_body_util::Limited: Limited consumes the body
+    // when the limit is passed, and the rest must stay readable for linger().
     // Frames are kept as they come; one frame (the usual case) is not copied.
     let mut frames: Vec<Bytes> = Vec::new();
     let mut size = 0u64;
