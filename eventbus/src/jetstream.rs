@@ -7,6 +7,7 @@
 //! client reconnects by itself and subscriptions re-create their pull
 //! consumer, so publishing and consuming resume without a restart.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use async_nats::{Client, ConnectOptions, ServerAddr};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::{Auth, Discard, JetStreamConfig, Retention};
 use crate::error::{Error, Result};
@@ -298,6 +300,15 @@ fn publish_err(e: async_nats::jetstream::context::PublishError) -> Error {
 
 /// Pulls from the durable consumer into the subscription's channel until it is
 /// dropped, re-creating the pull (and the consumer) after any failure.
+///
+/// The server starts a message's ack wait when it sends it, and a pull
+/// fetches up to `PULL_BATCH` ahead of the subscriber. So that a subscriber
+/// which takes a while over each event still gets (nearly) the whole ack
+/// wait from when it is handed an event, fetched messages are drained into
+/// a local queue at once, and those that wait there have their ack wait
+/// restarted (`+WPI`) every quarter of it, and once more on hand-over when
+/// they waited more than an eighth. The queue is bounded by the consumer's
+/// `max_ack_pending`, which the server enforces.
 async fn pull_loop(
     bus: JetStreamBus,
     spec: ConsumerSpec,
@@ -305,6 +316,8 @@ async fn pull_loop(
     tx: mpsc::Sender<Result<Delivery>>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let beat = spec.ack_wait / 4;
+    let mut queue: VecDeque<(Delivery, Instant)> = VecDeque::new();
     loop {
         let messages = consumer
             .stream()
@@ -314,29 +327,49 @@ async fn pull_loop(
             .messages()
             .await;
         match messages {
-            Ok(mut messages) => loop {
-                let next = tokio::select! {
-                    next = messages.next() => next,
-                    () = tx.closed() => return,
-                };
-                match next {
-                    Some(Ok(message)) => {
-                        backoff = Duration::from_millis(100);
-                        let Some(delivery) = to_delivery(message).await else {
-                            continue;
-                        };
-                        if tx.send(Ok(delivery)).await.is_err() {
-                            return;
+            Ok(mut messages) => {
+                let mut ticker = tokio::time::interval_at(Instant::now() + beat, beat);
+                ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        next = messages.next() => match next {
+                            Some(Ok(message)) => {
+                                backoff = Duration::from_millis(100);
+                                if let Some(delivery) = to_delivery(message).await {
+                                    queue.push_back((delivery, Instant::now()));
+                                }
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!(consumer = %spec.durable_name, error = %e, "pull interrupted, restarting it");
+                                break;
+                            }
+                            None => break,
+                        },
+                        room = tx.reserve(), if !queue.is_empty() => {
+                            let Ok(room) = room else { return };
+                            let Some((delivery, touched)) = queue.pop_front() else { continue };
+                            if touched.elapsed() > spec.ack_wait / 8 {
+                                let _ = delivery.in_progress().await;
+                            }
+                            room.send(Ok(delivery));
                         }
+                        _ = ticker.tick(), if !queue.is_empty() => {
+                            for (delivery, touched) in queue.iter_mut().filter(|(_, t)| t.elapsed() >= beat) {
+                                let _ = delivery.in_progress().await;
+                                *touched = Instant::now();
+                            }
+                        }
+                        () = tx.closed() => return,
                     }
-                    Some(Err(e)) => {
-                        tracing::warn!(consumer = %spec.durable_name, error = %e, "pull interrupted, restarting it");
-                        break;
-                    }
-                    None => break,
                 }
-            },
+            }
             Err(e) => tracing::warn!(consumer = %spec.durable_name, error = %e, "pull failed, retrying"),
+        }
+        // What was fetched is still the subscriber's, in order.
+        while let Some((delivery, _)) = queue.pop_front() {
+            if tx.send(Ok(delivery)).await.is_err() {
+                return;
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}

@@ -153,6 +153,37 @@ async fn redelivery_after_ack_wait(env: Env) {
     d.ack().await.unwrap();
 }
 
+/// A subscriber that takes a while over each event (here 10 ms, so a few
+/// hundred take longer than the 1 s ack wait) still has the whole ack wait
+/// for each one, counted from when it gets it: nothing it acks in time
+/// comes back, whatever the bus reads or fetches ahead of it.
+async fn slow_subscriber_sees_no_early_redelivery(env: Env) {
+    let bus = &env.bus;
+    const EVENTS: u64 = 300;
+    for n in 0..EVENTS {
+        bus.publish(&event("s", "e", n)).await.unwrap();
+    }
+    let mut sub = bus.subscribe(&spec("slow")).await.unwrap();
+    let started = Instant::now();
+    for n in 0..EVENTS {
+        let d = next(&mut sub).await;
+        assert_eq!(
+            (n_of(&d), d.delivered),
+            (n, 1),
+            "after {:?}, at seq {}",
+            started.elapsed(),
+            d.sequence
+        );
+        // The subscriber's own work on the event; not a synchronisation.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        d.ack().await.unwrap();
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "the run outlasted the ack wait"
+    );
+}
+
 async fn term_and_max_deliver(env: Env) {
     let bus = &env.bus;
     let poison = event("s", "e", 1);
@@ -281,6 +312,7 @@ suite!(
     round_trip,
     redelivery_after_nak,
     redelivery_after_ack_wait,
+    slow_subscriber_sees_no_early_redelivery,
     term_and_max_deliver,
     duplicate_id_dropped,
     restarted_consumer_resumes,

@@ -274,6 +274,17 @@ impl ConsumerState {
         self.patterns.iter().any(|p| subject::matches(p, subject))
     }
 
+    /// Starts the ack wait of a delivery the subscriber is about to be given
+    /// (the timer set when it was claimed only covers a subscription that
+    /// goes away before handing it over).
+    fn handed_over(&mut self, seq: u64, now: Instant) {
+        let due = now + self.ack_wait;
+        if let Some(p) = self.pending.get_mut(&seq) {
+            p.due = due;
+            self.timers.push(Reverse((due, seq)));
+        }
+    }
+
     /// The next due redelivery, dropping stale timers and exhausted events.
     fn due(&mut self, now: Instant, inner: &Inner, name: &str) -> Option<Instant> {
         while let Some(Reverse((due, seq))) = self.timers.peek().copied() {
@@ -441,9 +452,16 @@ async fn pump(inner: Arc<Inner>, consumer: Arc<Consumer>, tx: mpsc::Sender<Resul
                 seq,
             };
             let delivery = Delivery::new(event, msg.subject().to_owned(), seq, u64::from(count), Box::new(acker));
-            if tx.send(Ok(delivery)).await.is_err() {
+            let Ok(room) = tx.reserve().await else {
                 return;
-            }
+            };
+            // The subscriber takes it now: its ack wait starts here, not
+            // when it was claimed with the rest of its scan, or a subscriber
+            // that takes a while over each event would see the end of every
+            // scan come back as redeliveries it never had the time to ack.
+            // (Before the send, so a quick nak is not overridden.)
+            consumer.state().handed_over(seq, Instant::now());
+            room.send(Ok(delivery));
         }
     }
 }
