@@ -508,6 +508,51 @@ async fn embedded_segments_roll_and_retire() {
     assert_eq!(n_of(&next(&mut sub).await), 200);
 }
 
+/// A new log does not keep growing its first, empty file (each sync of a
+/// growing file also commits its length): right after the first appends the
+/// log moves into a segment written ahead of time, and every event is read
+/// back in order across that move and a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_new_log_moves_into_a_prepared_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EmbeddedConfig::new(dir.path());
+    let mut published = 0;
+    {
+        let bus = EmbeddedBus::open(config.clone()).await.unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        while segments(dir.path()).len() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "still one segment after {published} events: {:?}",
+                segments(dir.path())
+            );
+            bus.publish(&event("s", "e", published)).await.unwrap();
+            published += 1;
+        }
+        bus.publish(&event("s", "e", published)).await.unwrap();
+        published += 1;
+    }
+    let files = segments(dir.path());
+    let first = std::fs::metadata(&files[0]).unwrap().len();
+    let second = std::fs::metadata(&files[1]).unwrap().len();
+    assert!(
+        first < 2 << 20,
+        "the first segment holds only the first events: {first} bytes"
+    );
+    assert!(
+        second >= 4 << 20,
+        "the second was written ahead of time: {second} bytes"
+    );
+
+    let bus = EmbeddedBus::open(config).await.unwrap();
+    let mut sub = bus.subscribe(&spec("all")).await.unwrap();
+    for n in 0..published {
+        let d = next(&mut sub).await;
+        assert_eq!((n_of(&d), d.delivered), (n, 1), "seq {}", d.sequence);
+        d.ack().await.unwrap();
+    }
+}
+
 /// What follows the last whole record of the newest segment (a write torn by
 /// a crash) is cut on reopen: the events before it are all there, new ones
 /// follow them, and a second reopen reads them all back.

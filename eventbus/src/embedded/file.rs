@@ -16,6 +16,7 @@
 use std::fs::File;
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
@@ -200,6 +201,10 @@ pub(super) struct Spare {
     helper: Option<std::thread::JoinHandle<()>>,
     /// A request is with the helper.
     pending: bool,
+    /// Set when the log closes: the helper stops between two chunks rather
+    /// than make the close wait for a whole spare (the next run goes on
+    /// filling it where it stopped).
+    stop: Arc<AtomicBool>,
 }
 
 impl Spare {
@@ -210,12 +215,15 @@ impl Spare {
         let (tx, rx) = std::sync::mpsc::channel::<(Option<PathBuf>, u64)>();
         let slot = ready.clone();
         let helper_dir = dir.to_owned();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         let helper = std::thread::Builder::new()
             .name("argon-bus-spare".into())
             .spawn(move || {
                 for (reuse, size) in rx {
-                    match prepare(&helper_dir, reuse.as_deref(), size) {
-                        Ok(()) => *super::lock(&slot) = Some(size),
+                    match prepare(&helper_dir, reuse.as_deref(), size, &stopped) {
+                        Ok(true) => *super::lock(&slot) = Some(size),
+                        Ok(false) => return,
                         Err(e) => tracing::warn!(error = %e, "embedded bus: could not prepare the next segment; it will grow as it fills"),
                     }
                 }
@@ -227,6 +235,7 @@ impl Spare {
             requests: Some(tx),
             helper: Some(helper),
             pending: false,
+            stop,
         })
     }
 
@@ -265,6 +274,7 @@ impl Spare {
 
 impl Drop for Spare {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         self.requests.take();
         if let Some(helper) = self.helper.take() {
             let _ = helper.join();
@@ -281,8 +291,8 @@ pub(super) fn delete_retired(path: &Path) {
 
 /// Makes `dir/next.spare` a file of at least `size` bytes, all of them
 /// written: zeros, or the records of the retired segment `reuse` (or of the
-/// spare a previous run left).
-fn prepare(dir: &Path, reuse: Option<&Path>, size: u64) -> std::io::Result<()> {
+/// spare a previous run left); `false` when `stop` ended it first.
+fn prepare(dir: &Path, reuse: Option<&Path>, size: u64, stop: &AtomicBool) -> std::io::Result<bool> {
     let path = dir.join(SPARE);
     if let Some(old) = reuse {
         std::fs::rename(old, &path)?;
@@ -298,6 +308,9 @@ fn prepare(dir: &Path, reuse: Option<&Path>, size: u64) -> std::io::Result<()> {
     let zeros = MmapMut::map_anon(FILL_CHUNK)?;
     let mut at = file.metadata()?.len().next_multiple_of(BLOCK as u64);
     while at < size {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
         let n = (size - at).min(FILL_CHUNK as u64) as usize;
         let started = std::time::Instant::now();
         file.write_all_at(&zeros[..n], at)?;
@@ -309,5 +322,6 @@ fn prepare(dir: &Path, reuse: Option<&Path>, size: u64) -> std::io::Result<()> {
         std::thread::sleep(started.elapsed());
     }
     file.sync_all()?;
-    File::open(dir)?.sync_all()
+    File::open(dir)?.sync_all()?;
+    Ok(true)
 }

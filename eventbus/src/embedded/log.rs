@@ -15,9 +15,11 @@
 //! and written (zeros, or old records), so a sync never has a file length or
 //! an extent to persist: a helper thread prepares the next segment ahead of
 //! time (`next.spare`, zero-filled, or a segment retention retired, reused
-//! as is), and starting it is a rename. A new log starts small and each
-//! prepared segment is twice the last, up to `segment_bytes`, so a bus that
-//! holds a few events writes a few megabytes, not a segment of zeros. Old records in a reused file end a
+//! as is), and starting it is a rename. A new log starts with an empty
+//! file, which grows with its first appends only until the helper has made
+//! a first spare of a few megabytes; each next one is twice the last, up to
+//! `segment_bytes`, so a bus that holds a few events writes a few
+//! megabytes, not a segment of zeros. Old records in a reused file end a
 //! scan like a torn record does: each record carries its sequence, and one
 //! out of sequence is the end.
 //!
@@ -631,7 +633,15 @@ impl LogWriter {
                 }
                 // A spare once the active segment is half full: time enough
                 // to make it, and for retention to offer one to reuse first.
-                if self.active.len >= self.active.size.max(FIRST_SEGMENT) / 2 {
+                // A segment that was not prepared (the first of a new log)
+                // grows with every append, and each of its syncs also
+                // commits the file's new length, which costs about twice a
+                // plain write: it gets a first-size spare at once, and the
+                // log moves into it as soon as it is ready.
+                let unprepared = self.active.size < FIRST_SEGMENT && self.config.segment_bytes >= FIRST_SEGMENT;
+                if unprepared {
+                    self.spare.prepare(None, FIRST_SEGMENT);
+                } else if self.active.len >= self.active.size.max(FIRST_SEGMENT) / 2 {
                     let size = (2 * self.active.size).clamp(FIRST_SEGMENT, self.config.segment_bytes) + self.headroom();
                     self.spare.prepare(None, size.next_multiple_of(ZERO_CHUNK));
                 }
