@@ -37,6 +37,9 @@ const PULL_BATCH: usize = 128;
 const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
 /// Lifetime of one pull request.
 const PULL_EXPIRES: Duration = Duration::from_secs(10);
+/// A subscription stops draining its pull into its local queue while the
+/// queue holds this many payload bytes.
+const QUEUE_BYTES: usize = 16 << 20;
 
 /// The JetStream bus. Cheap to clone.
 #[derive(Clone)]
@@ -307,8 +310,9 @@ fn publish_err(e: async_nats::jetstream::context::PublishError) -> Error {
 /// wait from when it is handed an event, fetched messages are drained into
 /// a local queue at once, and those that wait there have their ack wait
 /// restarted (`+WPI`) every quarter of it, and once more on hand-over when
-/// they waited more than an eighth. The queue is bounded by the consumer's
-/// `max_ack_pending`, which the server enforces.
+/// they waited more than an eighth. The queue holds at most the consumer's
+/// `max_ack_pending` messages (the server enforces it) and stops taking more
+/// at `QUEUE_BYTES`.
 async fn pull_loop(
     bus: JetStreamBus,
     spec: ConsumerSpec,
@@ -317,7 +321,8 @@ async fn pull_loop(
 ) {
     let mut backoff = Duration::from_millis(100);
     let beat = spec.ack_wait / 4;
-    let mut queue: VecDeque<(Delivery, Instant)> = VecDeque::new();
+    let mut queue: VecDeque<(Delivery, Instant, usize)> = VecDeque::new();
+    let mut queued_bytes = 0;
     loop {
         let messages = consumer
             .stream()
@@ -332,11 +337,13 @@ async fn pull_loop(
                 ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
                 loop {
                     tokio::select! {
-                        next = messages.next() => match next {
+                        next = messages.next(), if queued_bytes < QUEUE_BYTES => match next {
                             Some(Ok(message)) => {
                                 backoff = Duration::from_millis(100);
+                                let size = message.payload.len();
                                 if let Some(delivery) = to_delivery(message).await {
-                                    queue.push_back((delivery, Instant::now()));
+                                    queue.push_back((delivery, Instant::now(), size));
+                                    queued_bytes += size;
                                 }
                             }
                             Some(Err(e)) => {
@@ -347,14 +354,15 @@ async fn pull_loop(
                         },
                         room = tx.reserve(), if !queue.is_empty() => {
                             let Ok(room) = room else { return };
-                            let Some((delivery, touched)) = queue.pop_front() else { continue };
+                            let Some((delivery, touched, size)) = queue.pop_front() else { continue };
+                            queued_bytes -= size;
                             if touched.elapsed() > spec.ack_wait / 8 {
                                 let _ = delivery.in_progress().await;
                             }
                             room.send(Ok(delivery));
                         }
                         _ = ticker.tick(), if !queue.is_empty() => {
-                            for (delivery, touched) in queue.iter_mut().filter(|(_, t)| t.elapsed() >= beat) {
+                            for (delivery, touched, _) in queue.iter_mut().filter(|(_, t, _)| t.elapsed() >= beat) {
                                 let _ = delivery.in_progress().await;
                                 *touched = Instant::now();
                             }
@@ -366,7 +374,8 @@ async fn pull_loop(
             Err(e) => tracing::warn!(consumer = %spec.durable_name, error = %e, "pull failed, retrying"),
         }
         // What was fetched is still the subscriber's, in order.
-        while let Some((delivery, _)) = queue.pop_front() {
+        while let Some((delivery, _, size)) = queue.pop_front() {
+            queued_bytes -= size;
             if tx.send(Ok(delivery)).await.is_err() {
                 return;
             }
