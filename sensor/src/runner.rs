@@ -238,6 +238,15 @@ async fn consume(
         };
         match subscribed {
             Ok(mut sub) => loop {
+                // A permit first, then a delivery: a delivery never waits
+                // for a handler, its ack wait running, while all are busy.
+                let permit = tokio::select! {
+                    _ = shutdown.cancelled() => break 'outer,
+                    p = permits.clone().acquire_owned() => p,
+                };
+                let Ok(permit) = permit else {
+                    break 'outer;
+                };
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => break 'outer,
                     n = sub.next() => n,
@@ -245,12 +254,10 @@ async fn consume(
                 match next {
                     Some(Ok(delivery)) => {
                         backoff = Duration::from_millis(100);
-                        let Ok(permit) = permits.clone().acquire_owned().await else {
-                            break 'outer;
-                        };
                         let (inner, dependency) = (inner.clone(), dependency.clone());
+                        let ack_wait = spec.ack_wait;
                         handlers.spawn(async move {
-                            handle(&inner, &dependency, delivery).await;
+                            handle(&inner, &dependency, delivery, ack_wait).await;
                             drop(permit);
                         });
                         while handlers.try_join_next().is_some() {}
@@ -287,9 +294,29 @@ enum Outcome {
     Poison(String),
 }
 
-async fn handle(inner: &Inner, dependency: &str, delivery: Delivery) {
+/// Handles one delivery. While its firings run (an HTTP trigger retrying a
+/// slow sink can take longer than the ack wait), the bus is told every third
+/// of the ack wait that the event is still in progress, so it is not
+/// delivered again, to be fired twice at once, while the first is running.
+async fn handle(inner: &Inner, dependency: &str, delivery: Delivery, ack_wait: Duration) {
     let sensor = &inner.sensor.identity.name;
-    let outcome = process(inner, dependency, &delivery).await;
+    let outcome = {
+        let work = process(inner, dependency, &delivery);
+        tokio::pin!(work);
+        let beat = ack_wait / 3;
+        let mut beats = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+        beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                outcome = &mut work => break outcome,
+                _ = beats.tick() => {
+                    if let Err(e) = delivery.in_progress().await {
+                        tracing::warn!(sensor = %sensor, dependency, error = %e, "cannot extend the ack wait of an event still being fired");
+                    }
+                }
+            }
+        }
+    };
     let settled = match outcome {
         Outcome::Done => delivery.ack().await,
         Outcome::Retry(reason) => {

@@ -1,7 +1,8 @@
 //! The runner in process, on the embedded bus: workflow submissions through
 //! the real engine (a redelivery after a failure between submit and ack is a
 //! no-op), retries of transient HTTP failures with the same idempotency key,
-//! and the DLQ trigger for a failure that retrying cannot fix.
+//! the DLQ trigger for a failure that retrying cannot fix, and a firing slower
+//! than the ack wait fired once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -279,4 +280,63 @@ async fn a_failure_that_retrying_cannot_fix_goes_to_the_dlq_trigger() {
     assert_eq!(seen.iter().filter(|(p, _)| p == "/dlq").count(), 1, "{seen:?}");
     assert_eq!(metrics.failed.with_label_values(&["http", "main"]).get(), 1);
     assert_eq!(metrics.triggered.with_label_values(&["http", "to-dlq"]).get(), 1);
+}
+
+/// A firing that takes longer than the ack wait (a sink that answers after
+/// 2.5 s, the ack wait is 1 s) is not delivered again while it runs, to be
+/// fired a second time at once: the sink sees one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firing_slower_than_the_ack_wait_is_not_fired_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path()).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().fallback({
+        let calls = calls.clone();
+        move || {
+            let calls = calls.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                // The sink's own slowness; not a synchronisation.
+                tokio::time::sleep(Duration::from_millis(2500)).await;
+                StatusCode::OK
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let metrics = Metrics::new();
+    let services = Services {
+        bus: bus.clone(),
+        client: None,
+        secrets: Secrets::default(),
+        metrics: metrics.clone(),
+    };
+    let shutdown = CancellationToken::new();
+    let options = RunnerOptions {
+        ack_wait: Duration::from_secs(1),
+        ..RunnerOptions::default()
+    };
+    let runner = SensorRunner::start_with(&sensor(&http_sensor(&base)), services, options, shutdown.clone())
+        .await
+        .unwrap();
+    bus.publish(&Event::new(
+        "webhook",
+        "example",
+        "webhook",
+        &serde_json::json!({"n": 1}),
+    ))
+    .await
+    .unwrap();
+    wait_until("the slow firing", || {
+        metrics.triggered.with_label_values(&["http", "main"]).get() > 0
+    })
+    .await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the event was fired again while its firing ran"
+    );
+    shutdown.cancel();
+    runner.wait().await;
 }
