@@ -220,10 +220,18 @@ spec:
     )
 }
 
-async fn run_http(script: Vec<u16>) -> (Vec<(String, String)>, Metrics) {
+/// The HTTP sensor against the sink at `base`, with a 1 s ack wait, and one
+/// event published to it.
+struct HttpRun {
+    metrics: Metrics,
+    runner: SensorRunner,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_http(base: &str) -> HttpRun {
     let dir = tempfile::tempdir().unwrap();
     let bus = embedded_bus(dir.path()).await;
-    let (base, seen) = scripted_sink(script).await;
     let metrics = Metrics::new();
     let services = Services {
         bus: bus.clone(),
@@ -236,7 +244,7 @@ async fn run_http(script: Vec<u16>) -> (Vec<(String, String)>, Metrics) {
         ack_wait: Duration::from_secs(1),
         ..RunnerOptions::default()
     };
-    let runner = SensorRunner::start_with(&sensor(&http_sensor(&base)), services, options, shutdown.clone())
+    let runner = SensorRunner::start_with(&sensor(&http_sensor(base)), services, options, shutdown.clone())
         .await
         .unwrap();
     bus.publish(&Event::new(
@@ -247,14 +255,26 @@ async fn run_http(script: Vec<u16>) -> (Vec<(String, String)>, Metrics) {
     ))
     .await
     .unwrap();
+    HttpRun {
+        metrics,
+        runner,
+        shutdown,
+        _dir: dir,
+    }
+}
+
+async fn run_http(script: Vec<u16>) -> (Vec<(String, String)>, Metrics) {
+    let (base, seen) = scripted_sink(script).await;
+    let run = start_http(&base).await;
+    let metrics = run.metrics.clone();
     wait_until("a successful firing", || {
         metrics.triggered.with_label_values(&["http", "main"]).get()
             + metrics.triggered.with_label_values(&["http", "to-dlq"]).get()
             > 0
     })
     .await;
-    shutdown.cancel();
-    runner.wait().await;
+    run.shutdown.cancel();
+    run.runner.wait().await;
     let seen = seen.lock().unwrap().clone();
     (seen, metrics)
 }
@@ -287,8 +307,6 @@ async fn a_failure_that_retrying_cannot_fix_goes_to_the_dlq_trigger() {
 /// fired a second time at once: the sink sees one request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_firing_slower_than_the_ack_wait_is_not_fired_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
     let calls = Arc::new(AtomicUsize::new(0));
     let app = axum::Router::new().fallback({
         let calls = calls.clone();
@@ -305,31 +323,9 @@ async fn a_firing_slower_than_the_ack_wait_is_not_fired_twice() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let metrics = Metrics::new();
-    let services = Services {
-        bus: bus.clone(),
-        client: None,
-        secrets: Secrets::default(),
-        metrics: metrics.clone(),
-    };
-    let shutdown = CancellationToken::new();
-    let options = RunnerOptions {
-        ack_wait: Duration::from_secs(1),
-        ..RunnerOptions::default()
-    };
-    let runner = SensorRunner::start_with(&sensor(&http_sensor(&base)), services, options, shutdown.clone())
-        .await
-        .unwrap();
-    bus.publish(&Event::new(
-        "webhook",
-        "example",
-        "webhook",
-        &serde_json::json!({"n": 1}),
-    ))
-    .await
-    .unwrap();
+    let run = start_http(&base).await;
     wait_until("the slow firing", || {
-        metrics.triggered.with_label_values(&["http", "main"]).get() > 0
+        run.metrics.triggered.with_label_values(&["http", "main"]).get() > 0
     })
     .await;
     assert_eq!(
@@ -337,6 +333,6 @@ async fn a_firing_slower_than_the_ack_wait_is_not_fired_twice() {
         1,
         "the event was fired again while its firing ran"
     );
-    shutdown.cancel();
-    runner.wait().await;
+    run.shutdown.cancel();
+    run.runner.wait().await;
 }
