@@ -19,8 +19,8 @@ use async_nats::jetstream::message::{AckKind, Acker as NatsAcker, PublishMessage
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::{Client, ConnectOptions, ServerAddr};
 use bytes::Bytes;
-use futures::StreamExt as _;
-use tokio::sync::mpsc;
+use futures::{FutureExt as _, StreamExt as _};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::{Auth, Discard, JetStreamConfig, Retention};
@@ -256,10 +256,9 @@ impl EventBus for JetStreamBus {
         spec.validate()?;
         let consumer = self.consumer(spec).await?;
         let (tx, rx) = mpsc::channel(1);
-        tokio::spawn(pull_loop(self.clone(), spec.clone(), consumer, tx));
-        Ok(Subscription::new(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })))
+        let (hand_back, handed_back) = oneshot::channel();
+        tokio::spawn(pull_loop(self.clone(), spec.clone(), consumer, tx, handed_back));
+        Ok(Subscription::new(rx, hand_back))
     }
 
     async fn kv(&self, bucket: &str) -> Result<Arc<dyn KeyValue>> {
@@ -302,26 +301,60 @@ fn publish_err(e: async_nats::jetstream::context::PublishError) -> Error {
 }
 
 /// Pulls from the durable consumer into the subscription's channel until it is
-/// dropped, re-creating the pull (and the consumer) after any failure.
+/// dropped, re-creating the pull (and the consumer) after any failure; then
+/// hands back what it held.
+async fn pull_loop(
+    bus: JetStreamBus,
+    spec: ConsumerSpec,
+    consumer: async_nats::jetstream::consumer::Consumer<pull::Config>,
+    tx: mpsc::Sender<Result<Delivery>>,
+    handed_back: oneshot::Receiver<Vec<Delivery>>,
+) {
+    let mut queue = VecDeque::new();
+    let pull = feed(&bus, &spec, consumer, tx, &mut queue).await;
+    // What the pull had already received joins the rest. The pull goes
+    // first, and a flush waits until the server has seen it go, so that the
+    // server drops its pending request rather than send the naked messages
+    // straight back into it; then they are handed back in order.
+    let mut received = Vec::new();
+    if let Some(mut pull) = pull {
+        while let Some(Some(Ok(message))) = pull.next().now_or_never() {
+            received.push(message);
+        }
+        drop(pull);
+        let _ = bus.client.flush().await;
+    }
+    for delivery in handed_back.await.unwrap_or_default() {
+        let _ = delivery.nak(None).await;
+    }
+    for (delivery, _, _) in queue {
+        let _ = delivery.nak(None).await;
+    }
+    for message in received {
+        let _ = message.ack_with(AckKind::Nak(None)).await;
+    }
+}
+
+/// Feeds the subscription until it is dropped; the pull open at that time.
 ///
 /// The server starts a message's ack wait when it sends it, and a pull
 /// fetches up to `PULL_BATCH` ahead of the subscriber. So that a subscriber
 /// which takes a while over each event still gets (nearly) the whole ack
 /// wait from when it is handed an event, fetched messages are drained into
-/// a local queue at once, and those that wait there have their ack wait
+/// `queue` at once, and those that wait there have their ack wait
 /// restarted (`+WPI`) every quarter of it, and once more on hand-over when
 /// they waited more than an eighth. The queue holds at most the consumer's
 /// `max_ack_pending` messages (the server enforces it) and stops taking more
 /// at `QUEUE_BYTES`.
-async fn pull_loop(
-    bus: JetStreamBus,
-    spec: ConsumerSpec,
+async fn feed(
+    bus: &JetStreamBus,
+    spec: &ConsumerSpec,
     mut consumer: async_nats::jetstream::consumer::Consumer<pull::Config>,
     tx: mpsc::Sender<Result<Delivery>>,
-) {
+    queue: &mut VecDeque<(Delivery, Instant, usize)>,
+) -> Option<pull::Stream> {
     let mut backoff = Duration::from_millis(100);
     let beat = spec.ack_wait / 4;
-    let mut queue: VecDeque<(Delivery, Instant, usize)> = VecDeque::new();
     let mut queued_bytes = 0;
     loop {
         let messages = consumer
@@ -353,7 +386,7 @@ async fn pull_loop(
                             None => break,
                         },
                         room = tx.reserve(), if !queue.is_empty() => {
-                            let Ok(room) = room else { return };
+                            let Ok(room) = room else { return Some(messages) };
                             let Some((delivery, touched, size)) = queue.pop_front() else { continue };
                             queued_bytes -= size;
                             if touched.elapsed() > spec.ack_wait / 8 {
@@ -367,25 +400,28 @@ async fn pull_loop(
                                 *touched = Instant::now();
                             }
                         }
-                        () = tx.closed() => return,
+                        () = tx.closed() => return Some(messages),
                     }
                 }
             }
             Err(e) => tracing::warn!(consumer = %spec.durable_name, error = %e, "pull failed, retrying"),
         }
         // What was fetched is still the subscriber's, in order.
-        while let Some((delivery, _, size)) = queue.pop_front() {
-            queued_bytes -= size;
-            if tx.send(Ok(delivery)).await.is_err() {
-                return;
+        while !queue.is_empty() {
+            let Ok(room) = tx.reserve().await else {
+                return None;
+            };
+            if let Some((delivery, _, size)) = queue.pop_front() {
+                queued_bytes -= size;
+                room.send(Ok(delivery));
             }
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
-            () = tx.closed() => return,
+            () = tx.closed() => return None,
         }
         backoff = (backoff * 2).min(Duration::from_secs(2));
-        match bus.consumer(&spec).await {
+        match bus.consumer(spec).await {
             Ok(fresh) => consumer = fresh,
             Err(e) => tracing::warn!(consumer = %spec.durable_name, error = %e, "consumer not reachable, retrying"),
         }

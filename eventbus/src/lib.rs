@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
+use tokio::sync::{mpsc, oneshot};
 
 pub use config::{Auth, BusConfig, EmbeddedConfig, JetStreamConfig, StreamSettings};
 pub use error::{Error, Result};
@@ -215,14 +216,25 @@ pub(crate) trait Acker: Send + Sync {
 }
 
 /// The deliveries of a durable consumer, as a stream. Dropping it stops
-/// fetching; unsettled deliveries come back after their ack wait.
+/// fetching and hands back at once (a nak, so it counts as a delivery) what
+/// the bus had fetched for it but not yet given out; deliveries it gave out
+/// and that were not settled come back after their ack wait.
 pub struct Subscription {
-    inner: Pin<Box<dyn Stream<Item = Result<Delivery>> + Send>>,
+    rx: mpsc::Receiver<Result<Delivery>>,
+    /// To the task that feeds `rx`: the deliveries still in the channel
+    /// when the subscription is dropped, which that task hands back with the
+    /// rest of what it holds, in the order its bus needs.
+    hand_back: Option<oneshot::Sender<Vec<Delivery>>>,
 }
 
 impl Subscription {
-    pub(crate) fn new(inner: impl Stream<Item = Result<Delivery>> + Send + 'static) -> Self {
-        Subscription { inner: Box::pin(inner) }
+    /// A subscription fed through `rx`; its feeding task, once `rx` is
+    /// closed, receives on `hand_back` what was left in the channel.
+    pub(crate) fn new(rx: mpsc::Receiver<Result<Delivery>>, hand_back: oneshot::Sender<Vec<Delivery>>) -> Self {
+        Subscription {
+            rx,
+            hand_back: Some(hand_back),
+        }
     }
 }
 
@@ -230,7 +242,20 @@ impl Stream for Subscription {
     type Item = Result<Delivery>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.rx.close();
+        let mut left = Vec::new();
+        while let Ok(item) = self.rx.try_recv() {
+            left.extend(item.ok());
+        }
+        if let Some(hand_back) = self.hand_back.take() {
+            let _ = hand_back.send(left);
+        }
     }
 }
 

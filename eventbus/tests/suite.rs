@@ -184,6 +184,56 @@ async fn slow_subscriber_sees_no_early_redelivery(env: Env) {
     );
 }
 
+/// A subscription that goes away hands back at once what the bus had read
+/// ahead for it and not given out: the next subscription of the consumer
+/// gets those events well within the 60 s ack wait. Returns the events
+/// (of 1..50) it got within the deadline, stopping at `want`.
+async fn hand_back_after_drop(env: &Env, want: usize) -> BTreeSet<u64> {
+    let bus = &env.bus;
+    const EVENTS: u64 = 50;
+    for n in 0..EVENTS {
+        bus.publish(&event("s", "e", n)).await.unwrap();
+    }
+    let spec = ConsumerSpec::new("handoff").ack_wait(Duration::from_secs(60));
+    let mut first = bus.subscribe(&spec).await.unwrap();
+    let d = next(&mut first).await;
+    assert_eq!(n_of(&d), 0);
+    d.ack().await.unwrap();
+    drop(first);
+    let mut second = bus.subscribe(&spec).await.unwrap();
+    let mut seen = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while seen.len() < want {
+        let Ok(d) = tokio::time::timeout_at(deadline, second.next()).await else {
+            break;
+        };
+        let d = d.expect("subscription ended").expect("delivery error");
+        seen.insert(n_of(&d));
+        d.ack().await.unwrap();
+    }
+    seen
+}
+
+#[tokio::test]
+async fn embedded_dropped_subscription_hands_back_what_it_read_ahead() {
+    let seen = hand_back_after_drop(&embedded().await, 49).await;
+    assert_eq!(seen, (1..50).collect::<BTreeSet<_>>());
+}
+
+/// On JetStream the first message the server sends after the drop still
+/// goes to the dropped subscription's pending pull request (nats-server
+/// 2.9.10; it then drops that request): that one comes back after the ack
+/// wait, the others at once.
+#[tokio::test]
+async fn jetstream_dropped_subscription_hands_back_what_it_read_ahead() {
+    let seen = hand_back_after_drop(&jetstream().await, 48).await;
+    assert!(
+        seen.len() >= 48,
+        "only {} of 49 within the deadline: {seen:?}",
+        seen.len()
+    );
+}
+
 async fn term_and_max_deliver(env: Env) {
     let bus = &env.bus;
     let poison = event("s", "e", 1);

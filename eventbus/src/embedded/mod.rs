@@ -391,22 +391,41 @@ impl ConsumerState {
     }
 }
 
-/// Feeds one subscription until it is dropped.
-async fn pump(inner: Arc<Inner>, consumer: Arc<Consumer>, tx: mpsc::Sender<Result<Delivery>>) {
+/// Feeds one subscription until it is dropped, then hands back (naks) what
+/// it had claimed for it and not given out, so the consumer's other
+/// subscriptions, or the next one, get it now.
+async fn pump(
+    inner: Arc<Inner>,
+    consumer: Arc<Consumer>,
+    tx: mpsc::Sender<Result<Delivery>>,
+    handed_back: oneshot::Receiver<Vec<Delivery>>,
+) {
+    let unsent = feed(&inner, &consumer, tx).await;
+    for delivery in handed_back.await.unwrap_or_default() {
+        delivery.nak(None).await.ok();
+    }
+    for seq in unsent {
+        settle(&inner, &consumer, seq, Settle::Nak(None), false).await.ok();
+    }
+}
+
+/// Feeds one subscription until it is dropped; the sequences it had claimed
+/// and not sent.
+async fn feed(inner: &Arc<Inner>, consumer: &Arc<Consumer>, tx: mpsc::Sender<Result<Delivery>>) -> Vec<u64> {
     let mut last_seq_rx = inner.log_state.last_seq.subscribe();
     loop {
         let notified = consumer.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let last_seq = *last_seq_rx.borrow_and_update();
-        let step = consumer.state().next_step(&inner, &consumer.name, last_seq);
+        let step = consumer.state().next_step(inner, &consumer.name, last_seq);
         let out = match step {
             Step::Redeliver { seq, count } => inner.read_range(seq, seq).map(|found| match found.into_iter().next() {
                 Some(found) => vec![(found, count)],
                 None => vec![((seq, StoredMessage::removed()), count)],
             }),
             Step::Scan { from, to } => inner.read_range(from, to).map(|batch| {
-                let claimed = consumer.state().claim(&inner, &consumer.name, from, to, batch);
+                let claimed = consumer.state().claim(inner, &consumer.name, from, to, batch);
                 claimed.into_iter().map(|m| (m, 1)).collect()
             }),
             Step::Wait(deadline) => {
@@ -418,9 +437,9 @@ async fn pump(inner: Arc<Inner>, consumer: Arc<Consumer>, tx: mpsc::Sender<Resul
                 };
                 tokio::select! {
                     _ = &mut notified => {}
-                    changed = last_seq_rx.changed() => if changed.is_err() { return },
+                    changed = last_seq_rx.changed() => if changed.is_err() { return Vec::new() },
                     () = sleep => {}
-                    () = tx.closed() => return,
+                    () = tx.closed() => return Vec::new(),
                 }
                 continue;
             }
@@ -430,19 +449,20 @@ async fn pump(inner: Arc<Inner>, consumer: Arc<Consumer>, tx: mpsc::Sender<Resul
             Err(e) => {
                 // A read error: report it and back off briefly.
                 if tx.send(Err(e)).await.is_err() {
-                    return;
+                    return Vec::new();
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
         };
-        for ((seq, msg), count) in out {
+        let mut out = out.into_iter();
+        while let Some(((seq, msg), count)) = out.next() {
             let event = match Event::from_json(msg.payload()) {
                 Ok(event) => event,
                 Err(e) => {
                     // Removed by retention while pending, or not an envelope.
                     tracing::warn!(consumer = %consumer.name, seq, error = %e, "undeliverable event terminated");
-                    settle(&inner, &consumer, seq, Settle::Term, false).await.ok();
+                    settle(inner, consumer, seq, Settle::Term, false).await.ok();
                     continue;
                 }
             };
@@ -453,7 +473,7 @@ async fn pump(inner: Arc<Inner>, consumer: Arc<Consumer>, tx: mpsc::Sender<Resul
             };
             let delivery = Delivery::new(event, msg.subject().to_owned(), seq, u64::from(count), Box::new(acker));
             let Ok(room) = tx.reserve().await else {
-                return;
+                return std::iter::once(seq).chain(out.map(|((seq, _), _)| seq)).collect();
             };
             // The subscriber takes it now: its ack wait starts here, not
             // when it was claimed with the rest of its scan, or a subscriber
@@ -551,10 +571,9 @@ impl EventBus for EmbeddedBus {
         spec.validate()?;
         let consumer = self.inner.consumer(spec).await?;
         let (tx, rx) = mpsc::channel(1);
-        tokio::spawn(pump(self.inner.clone(), consumer, tx));
-        Ok(Subscription::new(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })))
+        let (hand_back, handed_back) = oneshot::channel();
+        tokio::spawn(pump(self.inner.clone(), consumer, tx, handed_back));
+        Ok(Subscription::new(rx, hand_back))
     }
 
     async fn kv(&self, bucket: &str) -> Result<Arc<dyn KeyValue>> {
