@@ -8,7 +8,8 @@
 //! consumer, so publishing and consuming resume without a restart.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
@@ -340,10 +341,11 @@ async fn pull_loop(
 /// The server starts a message's ack wait when it sends it, and a pull
 /// fetches up to `PULL_BATCH` ahead of the subscriber. So that a subscriber
 /// which takes a while over each event still gets (nearly) the whole ack
-/// wait from when it is handed an event, fetched messages are drained into
-/// `queue` at once, and those that wait there have their ack wait
-/// restarted (`+WPI`) every quarter of it, and once more on hand-over when
-/// they waited more than an eighth. The queue holds at most the consumer's
+/// wait from when it takes an event, fetched messages are drained into
+/// `queue` at once, and those that wait there, or in the subscription's
+/// channel, have their ack wait restarted (`+WPI`) every quarter of it, and
+/// once more when taken if they waited more than an eighth
+/// ([`Acker::taken`]). The queue holds at most the consumer's
 /// `max_ack_pending` messages (the server enforces it) and stops taking more
 /// at `QUEUE_BYTES`.
 async fn feed(
@@ -351,11 +353,13 @@ async fn feed(
     spec: &ConsumerSpec,
     mut consumer: async_nats::jetstream::consumer::Consumer<pull::Config>,
     tx: mpsc::Sender<Result<Delivery>>,
-    queue: &mut VecDeque<(Delivery, Instant, usize)>,
+    queue: &mut VecDeque<(Delivery, Arc<Held>, usize)>,
 ) -> Option<pull::Stream> {
     let mut backoff = Duration::from_millis(100);
     let beat = spec.ack_wait / 4;
     let mut queued_bytes = 0;
+    // The one in the channel (capacity 1), until the subscriber takes it.
+    let mut in_channel: Option<Arc<Held>> = None;
     loop {
         let messages = consumer
             .stream()
@@ -374,8 +378,8 @@ async fn feed(
                             Some(Ok(message)) => {
                                 backoff = Duration::from_millis(100);
                                 let size = message.payload.len();
-                                if let Some(delivery) = to_delivery(message).await {
-                                    queue.push_back((delivery, Instant::now(), size));
+                                if let Some((delivery, held)) = to_delivery(message, spec.ack_wait).await {
+                                    queue.push_back((delivery, held, size));
                                     queued_bytes += size;
                                 }
                             }
@@ -387,17 +391,15 @@ async fn feed(
                         },
                         room = tx.reserve(), if !queue.is_empty() => {
                             let Ok(room) = room else { return Some(messages) };
-                            let Some((delivery, touched, size)) = queue.pop_front() else { continue };
+                            let Some((delivery, held, size)) = queue.pop_front() else { continue };
                             queued_bytes -= size;
-                            if touched.elapsed() > spec.ack_wait / 8 {
-                                let _ = delivery.in_progress().await;
-                            }
                             room.send(Ok(delivery));
+                            in_channel = Some(held);
                         }
-                        _ = ticker.tick(), if !queue.is_empty() => {
-                            for (delivery, touched, _) in queue.iter_mut().filter(|(_, t, _)| t.elapsed() >= beat) {
-                                let _ = delivery.in_progress().await;
-                                *touched = Instant::now();
+                        _ = ticker.tick(), if !queue.is_empty() || in_channel.as_ref().is_some_and(|h| !h.is_taken()) => {
+                            let waiting = queue.iter().map(|(_, held, _)| held).chain(in_channel.iter().filter(|h| !h.is_taken()));
+                            for held in waiting {
+                                held.keep_if_older(beat).await;
                             }
                         }
                         () = tx.closed() => return Some(messages),
@@ -411,9 +413,10 @@ async fn feed(
             let Ok(room) = tx.reserve().await else {
                 return None;
             };
-            if let Some((delivery, _, size)) = queue.pop_front() {
+            if let Some((delivery, held, size)) = queue.pop_front() {
                 queued_bytes -= size;
                 room.send(Ok(delivery));
+                in_channel = Some(held);
             }
         }
         tokio::select! {
@@ -428,7 +431,7 @@ async fn feed(
     }
 }
 
-async fn to_delivery(message: async_nats::jetstream::Message) -> Option<Delivery> {
+async fn to_delivery(message: async_nats::jetstream::Message, ack_wait: Duration) -> Option<(Delivery, Arc<Held>)> {
     let (sequence, delivered) = match message.info() {
         Ok(info) => (info.stream_sequence, info.delivered.max(1) as u64),
         Err(e) => {
@@ -438,13 +441,22 @@ async fn to_delivery(message: async_nats::jetstream::Message) -> Option<Delivery
     };
     let (message, acker) = message.split();
     match Event::from_json(&message.payload) {
-        Ok(event) => Some(Delivery::new(
-            event,
-            message.subject.to_string(),
-            sequence,
-            delivered,
-            Box::new(JetStreamAcker { acker }),
-        )),
+        Ok(event) => {
+            let held = Arc::new(Held {
+                acker,
+                ack_wait,
+                taken: AtomicBool::new(false),
+                touched: Mutex::new(Instant::now()),
+            });
+            let delivery = Delivery::new(
+                event,
+                message.subject.to_string(),
+                sequence,
+                delivered,
+                Box::new(JetStreamAcker(held.clone())),
+            );
+            Some((delivery, held))
+        }
         Err(e) => {
             tracing::warn!(subject = %message.subject, sequence, error = %e, "undecodable event terminated");
             let _ = acker.ack_with(AckKind::Term).await;
@@ -453,21 +465,61 @@ async fn to_delivery(message: async_nats::jetstream::Message) -> Option<Delivery
     }
 }
 
-struct JetStreamAcker {
+/// A fetched message, shared by its delivery and the task that feeds the
+/// subscription, which keeps it in progress until the subscriber takes it.
+struct Held {
     acker: NatsAcker,
+    ack_wait: Duration,
+    taken: AtomicBool,
+    /// When its ack wait last (re)started: fetched, or told `+WPI`.
+    touched: Mutex<Instant>,
 }
+
+impl Held {
+    fn is_taken(&self) -> bool {
+        self.taken.load(Ordering::Acquire)
+    }
+
+    fn touched(&self) -> Instant {
+        *self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Restarts the ack wait if it last started more than `age` ago.
+    async fn keep_if_older(&self, age: Duration) {
+        if self.touched().elapsed() >= age && self.acker.ack_with(AckKind::Progress).await.is_ok() {
+            *self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        }
+    }
+}
+
+struct JetStreamAcker(Arc<Held>);
 
 #[async_trait::async_trait]
 impl Acker for JetStreamAcker {
     async fn settle(&self, how: Settle) -> Result<()> {
+        let acker = &self.0.acker;
         let result = match how {
             // Confirmed, so an acked event is not redelivered after a restart.
-            Settle::Ack => self.acker.double_ack().await,
-            Settle::Nak(delay) => self.acker.ack_with(AckKind::Nak(delay)).await,
-            Settle::Term => self.acker.ack_with(AckKind::Term).await,
-            Settle::InProgress => self.acker.ack_with(AckKind::Progress).await,
+            Settle::Ack => acker.double_ack().await,
+            Settle::Nak(delay) => acker.ack_with(AckKind::Nak(delay)).await,
+            Settle::Term => acker.ack_with(AckKind::Term).await,
+            Settle::InProgress => acker.ack_with(AckKind::Progress).await,
         };
         result.map_err(js_err)
+    }
+
+    /// Marks it taken, so the feeding task stops keeping it; a message that
+    /// waited more than an eighth of its ack wait since the last `+WPI`
+    /// gets one more, so the subscriber has (nearly) all of it.
+    fn taken(&self) {
+        let held = &self.0;
+        held.taken.store(true, Ordering::Release);
+        if held.touched().elapsed() > held.ack_wait / 8
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let held = held.clone();
+            runtime.spawn(async move { held.keep_if_older(held.ack_wait / 8).await });
+        }
     }
 }
 

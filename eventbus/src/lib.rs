@@ -80,7 +80,8 @@ pub struct ConsumerSpec {
     pub durable_name: String,
     /// Which events to receive; empty means every event on the bus.
     pub filters: Vec<SubjectFilter>,
-    /// How long a delivery may stay unacknowledged before it is redelivered.
+    /// How long a delivery may stay unacknowledged, from when the subscriber
+    /// takes it from its [`Subscription`], before it is redelivered.
     pub ack_wait: Duration,
     /// How many times an event is delivered at most; `None` means no limit.
     pub max_deliver: Option<u32>,
@@ -213,12 +214,19 @@ pub(crate) enum Settle {
 #[async_trait::async_trait]
 pub(crate) trait Acker: Send + Sync {
     async fn settle(&self, how: Settle) -> Result<()>;
+
+    /// The subscriber has just taken the delivery from its subscription:
+    /// its ack wait starts now. Until then the bus keeps it from being
+    /// redelivered (it is the subscriber's, waiting to be taken).
+    fn taken(&self);
 }
 
-/// The deliveries of a durable consumer, as a stream. Dropping it stops
-/// fetching and hands back at once (a nak, so it counts as a delivery) what
-/// the bus had fetched for it but not yet given out; deliveries it gave out
-/// and that were not settled come back after their ack wait.
+/// The deliveries of a durable consumer, as a stream. A delivery's ack wait
+/// starts when it is taken from the stream; what the bus fetched ahead is
+/// kept from redelivery until then. Dropping it stops fetching and hands
+/// back at once (a nak, so it counts as a delivery) what the bus had fetched
+/// for it but not yet given out; deliveries it gave out and that were not
+/// settled come back after their ack wait.
 pub struct Subscription {
     rx: mpsc::Receiver<Result<Delivery>>,
     /// To the task that feeds `rx`: the deliveries still in the channel
@@ -242,7 +250,11 @@ impl Stream for Subscription {
     type Item = Result<Delivery>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        let next = self.rx.poll_recv(cx);
+        if let Poll::Ready(Some(Ok(delivery))) = &next {
+            delivery.acker.taken();
+        }
+        next
     }
 }
 

@@ -184,6 +184,33 @@ async fn slow_subscriber_sees_no_early_redelivery(env: Env) {
     );
 }
 
+/// A subscriber busy with one event for longer than the ack wait (keeping it
+/// in progress, as the sensor does) has not taken the next one yet: that
+/// one's ack wait starts when it is taken, so it is not redelivered while it
+/// waits for the subscriber, to be handled twice.
+async fn busy_subscriber_keeps_what_it_has_not_taken(env: Env) {
+    let bus = &env.bus;
+    for n in 0..2 {
+        bus.publish(&event("s", "e", n)).await.unwrap();
+    }
+    let mut sub = bus.subscribe(&spec("busy")).await.unwrap();
+    let first = next(&mut sub).await;
+    assert_eq!((n_of(&first), first.delivered), (0, 1));
+    // The subscriber's own work on the event, 2.5 ack waits long; not a
+    // synchronisation.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        first.in_progress().await.unwrap();
+    }
+    first.ack().await.unwrap();
+    bus.publish(&event("s", "e", 2)).await.unwrap();
+    for n in 1..3 {
+        let d = next(&mut sub).await;
+        assert_eq!((n_of(&d), d.delivered), (n, 1), "seq {}", d.sequence);
+        d.ack().await.unwrap();
+    }
+}
+
 /// A subscription that goes away hands back at once what the bus had read
 /// ahead for it and not given out: the next subscription of the consumer
 /// gets those events well within the 60 s ack wait. Returns the events
@@ -363,6 +390,7 @@ suite!(
     redelivery_after_nak,
     redelivery_after_ack_wait,
     slow_subscriber_sees_no_early_redelivery,
+    busy_subscriber_keeps_what_it_has_not_taken,
     term_and_max_deliver,
     duplicate_id_dropped,
     restarted_consumer_resumes,

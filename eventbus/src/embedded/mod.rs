@@ -204,7 +204,14 @@ impl Inner {
         state.configure(spec, patterns);
         // Deliveries unsettled when the store was last closed go out again now.
         for (seq, count) in pending {
-            state.pending.insert(seq, Pending { count, due: now });
+            state.pending.insert(
+                seq,
+                Pending {
+                    count,
+                    due: now,
+                    held: false,
+                },
+            );
             state.timers.push(Reverse((now, seq)));
         }
         let consumer = Arc::new(Consumer {
@@ -247,6 +254,11 @@ struct ConsumerState {
 struct Pending {
     count: u32,
     due: Instant,
+    /// Given to a subscription's pump and not taken by the subscriber yet
+    /// (read ahead, or in the channel): not redelivered; its ack wait
+    /// starts when the subscriber takes it. A pump hands back (naks) what
+    /// it holds when its subscription goes away.
+    held: bool,
 }
 
 /// What a consumer's pump does next.
@@ -274,12 +286,14 @@ impl ConsumerState {
         self.patterns.iter().any(|p| subject::matches(p, subject))
     }
 
-    /// Starts the ack wait of a delivery the subscriber is about to be given
-    /// (the timer set when it was claimed only covers a subscription that
-    /// goes away before handing it over).
-    fn handed_over(&mut self, seq: u64, now: Instant) {
+    /// Starts the ack wait of a delivery the subscriber has just taken: not
+    /// when it was claimed with the rest of its scan, or a subscriber that
+    /// takes a while over each event would see the end of every scan come
+    /// back as redeliveries it never had the time to ack.
+    fn taken(&mut self, seq: u64, now: Instant) {
         let due = now + self.ack_wait;
-        if let Some(p) = self.pending.get_mut(&seq) {
+        if let Some(p) = self.pending.get_mut(&seq).filter(|p| p.held) {
+            p.held = false;
             p.due = due;
             self.timers.push(Reverse((due, seq)));
         }
@@ -288,7 +302,7 @@ impl ConsumerState {
     /// The next due redelivery, dropping stale timers and exhausted events.
     fn due(&mut self, now: Instant, inner: &Inner, name: &str) -> Option<Instant> {
         while let Some(Reverse((due, seq))) = self.timers.peek().copied() {
-            let live = self.pending.get(&seq).is_some_and(|p| p.due == due);
+            let live = self.pending.get(&seq).is_some_and(|p| p.due == due && !p.held);
             if !live {
                 self.timers.pop();
                 continue;
@@ -325,12 +339,10 @@ impl ConsumerState {
             && due <= now
         {
             let Reverse((_, seq)) = self.timers.pop().unwrap_or(Reverse((now, 0)));
-            let ack_wait = self.ack_wait;
             if let Some(p) = self.pending.get_mut(&seq) {
                 p.count += 1;
-                p.due = now + ack_wait;
+                p.held = true;
                 let count = p.count;
-                self.timers.push(Reverse((now + ack_wait, seq)));
                 let _ = inner.send(Op::Delivered {
                     consumer: name.to_owned(),
                     deliveries: vec![(seq, count)],
@@ -360,8 +372,8 @@ impl ConsumerState {
         if self.next_seq != from {
             return Vec::new(); // another subscription of this consumer got there first
         }
-        let now = Instant::now();
-        let due = now + self.ack_wait;
+        // No timer until taken (see `Pending::held`).
+        let due = Instant::now();
         let mut claimed = Vec::new();
         let mut scanned_to = to.min(from + SCAN_BATCH - 1);
         for (seq, msg) in batch {
@@ -370,8 +382,14 @@ impl ConsumerState {
                 break;
             }
             if self.matches(msg.subject()) {
-                self.pending.insert(seq, Pending { count: 1, due });
-                self.timers.push(Reverse((due, seq)));
+                self.pending.insert(
+                    seq,
+                    Pending {
+                        count: 1,
+                        due,
+                        held: true,
+                    },
+                );
                 claimed.push((seq, msg));
             }
             scanned_to = seq;
@@ -420,10 +438,25 @@ async fn feed(inner: &Arc<Inner>, consumer: &Arc<Consumer>, tx: mpsc::Sender<Res
         let last_seq = *last_seq_rx.borrow_and_update();
         let step = consumer.state().next_step(inner, &consumer.name, last_seq);
         let out = match step {
-            Step::Redeliver { seq, count } => inner.read_range(seq, seq).map(|found| match found.into_iter().next() {
-                Some(found) => vec![(found, count)],
-                None => vec![((seq, StoredMessage::removed()), count)],
-            }),
+            Step::Redeliver { seq, count } => match inner.read_range(seq, seq) {
+                Ok(found) => Ok(match found.into_iter().next() {
+                    Some(found) => vec![(found, count)],
+                    None => vec![((seq, StoredMessage::removed()), count)],
+                }),
+                Err(e) => {
+                    // Not held by this pump after all: due again shortly.
+                    settle(
+                        inner,
+                        consumer,
+                        seq,
+                        Settle::Nak(Some(Duration::from_millis(200))),
+                        false,
+                    )
+                    .await
+                    .ok();
+                    Err(e)
+                }
+            },
             Step::Scan { from, to } => inner.read_range(from, to).map(|batch| {
                 let claimed = consumer.state().claim(inner, &consumer.name, from, to, batch);
                 claimed.into_iter().map(|m| (m, 1)).collect()
@@ -475,12 +508,6 @@ async fn feed(inner: &Arc<Inner>, consumer: &Arc<Consumer>, tx: mpsc::Sender<Res
             let Ok(room) = tx.reserve().await else {
                 return std::iter::once(seq).chain(out.map(|((seq, _), _)| seq)).collect();
             };
-            // The subscriber takes it now: its ack wait starts here, not
-            // when it was claimed with the rest of its scan, or a subscriber
-            // that takes a while over each event would see the end of every
-            // scan come back as redeliveries it never had the time to ack.
-            // (Before the send, so a quick nak is not overridden.)
-            consumer.state().handed_over(seq, Instant::now());
             room.send(Ok(delivery));
         }
     }
@@ -513,6 +540,7 @@ async fn settle(inner: &Inner, consumer: &Consumer, seq: u64, how: Settle, wait:
                 let due = now + wait_for;
                 if let Some(p) = state.pending.get_mut(&seq) {
                     p.due = due;
+                    p.held = false;
                 }
                 state.timers.push(Reverse((due, seq)));
                 None
@@ -537,6 +565,12 @@ struct EmbeddedAcker {
 impl Acker for EmbeddedAcker {
     async fn settle(&self, how: Settle) -> Result<()> {
         settle(&self.inner, &self.consumer, self.seq, how, true).await
+    }
+
+    fn taken(&self) {
+        self.consumer.state().taken(self.seq, Instant::now());
+        // A pump waiting with no timer, or a later one, sets its wake-up anew.
+        self.consumer.notify.notify_waiters();
     }
 }
 
