@@ -211,6 +211,9 @@ impl EventSourceRunner {
             metrics,
             tasks,
             shutdown,
+            // Longer than any request in flight can take (its publish is
+            // bounded, a rejected body's rest is read for at most 5 s).
+            drain: config.publish_timeout + Duration::from_secs(10),
         })
     }
 }
@@ -221,6 +224,8 @@ pub struct Running {
     metrics: Metrics,
     tasks: JoinSet<Result<()>>,
     shutdown: CancellationToken,
+    /// How long the servers may take to finish after shutdown.
+    drain: Duration,
 }
 
 impl fmt::Debug for Running {
@@ -248,10 +253,30 @@ impl Running {
     }
 
     /// Waits until every server and timer has stopped: after shutdown, or
-    /// at the first that fails (the others are then stopped too).
+    /// at the first that fails (the others are then stopped too). A server
+    /// still waiting on a connection `drain` after shutdown (a connection
+    /// accepted as the shutdown began can be left neither served nor closed
+    /// by hyper's graceful shutdown) is stopped then, so a stop never hangs.
     pub async fn wait(mut self) -> Result<()> {
         let mut outcome = Ok(());
-        while let Some(joined) = self.tasks.join_next().await {
+        let (shutdown, drain) = (self.shutdown.clone(), self.drain);
+        let drained = async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(drain).await;
+        };
+        tokio::pin!(drained);
+        let mut cut = false;
+        loop {
+            let joined = tokio::select! {
+                joined = self.tasks.join_next() => joined,
+                () = &mut drained, if !cut => {
+                    tracing::warn!(drain = ?drain, "connections still open after shutdown; closing them");
+                    self.tasks.abort_all();
+                    cut = true;
+                    continue;
+                }
+            };
+            let Some(joined) = joined else { break };
             let result = match joined {
                 Ok(result) => result,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

@@ -229,14 +229,19 @@ impl Harness {
         self.shutdown.cancel();
     }
 
-    /// Stops the runner and waits for it, within 10 s.
-    pub async fn stop(mut self) {
+    /// Stops the runner and waits for it, within `within`.
+    pub async fn stop_within(mut self, within: Duration) {
         self.shutdown.cancel();
         let running = self.running.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(10), running.wait())
+        tokio::time::timeout(within, running.wait())
             .await
-            .expect("stopped within 10s")
+            .expect("stopped in time")
             .unwrap();
+    }
+
+    /// Stops the runner and waits for it, within 10 s.
+    pub async fn stop(self) {
+        self.stop_within(Duration::from_secs(10)).await;
     }
 }
 
