@@ -299,11 +299,7 @@ async fn run(args: RunArgs) -> Result<()> {
     });
     let api = {
         let token = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await
-        })
+        tokio::spawn(crate::engine::serve_api(listener, app, token))
     };
     let engine_task = {
         let token = shutdown.clone();

@@ -320,3 +320,37 @@ fn a_killed_server_resumes_its_workflow_on_restart() {
     assert_eq!(by("last")["phase"], "Succeeded");
     assert!(nodes.values().all(|n| n["phase"] != "Running"));
 }
+
+/// SIGTERM stops the server even while a client holds a request open (here
+/// half a request header): requests get a bounded time to finish, then the
+/// process exits 0 instead of waiting on the client for ever.
+#[test]
+fn sigterm_is_not_held_up_by_a_request_left_open() {
+    use std::io::Write as _;
+    let dir = workdir();
+    let mut s = server(dir.path());
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut open = std::net::TcpStream::connect(&addr).unwrap();
+    open.write_all(format!("GET /api/v1/workflows/argo HTTP/1.1\r\nhost: {addr}\r\n").as_bytes())
+        .unwrap();
+    // The server has served another request since, so it has the connection.
+    ok(&argon(&s, &["list"]));
+    let status = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = s.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "argon server still running 30 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit}");
+    drop(open);
+}
