@@ -331,36 +331,13 @@ async fn server(
         let token = shutdown.clone();
         tokio::spawn(Arc::clone(&engine).run(async move { token.cancelled().await }))
     };
-    serve_api(listener, app, shutdown.clone()).await?;
+    argon_eventsource::server::serve_drained(listener, app, shutdown.clone(), API_DRAIN).await?;
     engine_task.await??;
     Ok(ExitCode::SUCCESS)
 }
 
 /// How long the API server may take to finish its requests after shutdown.
-const API_DRAIN: Duration = Duration::from_secs(10);
-
-/// Serves the API until `shutdown`, then lets requests in flight finish for
-/// at most `API_DRAIN`: a client that holds a request open (`argon logs -f`
-/// on a workflow that will not finish now, half a request) would otherwise
-/// keep axum's graceful shutdown, and the process, waiting for ever.
-pub(crate) async fn serve_api(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> std::io::Result<()> {
-    let token = shutdown.clone();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await });
-    tokio::select! {
-        served = std::future::IntoFuture::into_future(serve) => served,
-        () = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(API_DRAIN).await;
-        } => {
-            tracing::warn!(drain = ?API_DRAIN, "API requests still open after shutdown; closing them");
-            Ok(())
-        }
-    }
-}
+pub(crate) const API_DRAIN: Duration = Duration::from_secs(10);
 
 pub(crate) fn default_state_dir() -> PathBuf {
     if let Ok(d) = std::env::var("XDG_STATE_HOME") {

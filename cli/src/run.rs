@@ -299,7 +299,12 @@ async fn run(args: RunArgs) -> Result<()> {
     });
     let api = {
         let token = shutdown.clone();
-        tokio::spawn(crate::engine::serve_api(listener, app, token))
+        tokio::spawn(argon_eventsource::server::serve_drained(
+            listener,
+            app,
+            token,
+            crate::engine::API_DRAIN,
+        ))
     };
     let engine_task = {
         let token = shutdown.clone();

@@ -175,22 +175,23 @@ impl EventSourceRunner {
             }
             let router = server::router(server::ServerState::new(port_routes, publisher.clone())?);
             let token = shutdown.clone();
+            // Longer than any request in flight can take (its publish is
+            // bounded, a rejected body's rest is read for at most 5 s).
+            let drain = config.publish_timeout + Duration::from_secs(10);
             let bind_error = move |source| Error::Bind {
                 addr: local.to_string(),
                 source,
             };
             match tls {
                 None => tasks.spawn(async move {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(token.cancelled_owned())
+                    server::serve_drained(listener, router, token, drain)
                         .await
                         .map_err(bind_error)
                 }),
                 Some(config) => {
                     let listener = tls::TlsListener::new(listener, config).map_err(bind_error)?;
                     tasks.spawn(async move {
-                        axum::serve(listener, router)
-                            .with_graceful_shutdown(token.cancelled_owned())
+                        server::serve_drained(listener, router, token, drain)
                             .await
                             .map_err(bind_error)
                     })
@@ -211,9 +212,6 @@ impl EventSourceRunner {
             metrics,
             tasks,
             shutdown,
-            // Longer than any request in flight can take (its publish is
-            // bounded, a rejected body's rest is read for at most 5 s).
-            drain: config.publish_timeout + Duration::from_secs(10),
         })
     }
 }
@@ -224,8 +222,6 @@ pub struct Running {
     metrics: Metrics,
     tasks: JoinSet<Result<()>>,
     shutdown: CancellationToken,
-    /// How long the servers may take to finish after shutdown.
-    drain: Duration,
 }
 
 impl fmt::Debug for Running {
@@ -253,30 +249,12 @@ impl Running {
     }
 
     /// Waits until every server and timer has stopped: after shutdown, or
-    /// at the first that fails (the others are then stopped too). A server
-    /// still waiting on a connection `drain` after shutdown (a connection
-    /// accepted as the shutdown began can be left neither served nor closed
-    /// by hyper's graceful shutdown) is stopped then, so a stop never hangs.
+    /// at the first that fails (the others are then stopped too). Servers
+    /// give requests in flight the publish timeout plus 10 s
+    /// ([`server::serve_drained`]).
     pub async fn wait(mut self) -> Result<()> {
         let mut outcome = Ok(());
-        let (shutdown, drain) = (self.shutdown.clone(), self.drain);
-        let drained = async move {
-            shutdown.cancelled().await;
-            tokio::time::sleep(drain).await;
-        };
-        tokio::pin!(drained);
-        let mut cut = false;
-        loop {
-            let joined = tokio::select! {
-                joined = self.tasks.join_next() => joined,
-                () = &mut drained, if !cut => {
-                    tracing::warn!(drain = ?drain, "connections still open after shutdown; closing them");
-                    self.tasks.abort_all();
-                    cut = true;
-                    continue;
-                }
-            };
-            let Some(joined) = joined else { break };
+        while let Some(joined) = self.tasks.join_next().await {
             let result = match joined {
                 Ok(result) => result,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

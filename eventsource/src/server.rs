@@ -349,6 +349,35 @@ pub fn metrics_router(metrics: crate::Metrics) -> Router {
         )
 }
 
+/// Serves `router` until `shutdown`, then lets requests in flight finish
+/// for at most `drain`. axum's graceful shutdown alone waits for every
+/// connection: one that holds a request open (half a request, a log
+/// stream that will not end now, or one hyper leaves neither served nor
+/// closed when it was accepted as the shutdown began) would keep the stop,
+/// and the process, waiting for ever.
+pub async fn serve_drained<L>(
+    listener: L,
+    router: axum::Router,
+    shutdown: tokio_util::sync::CancellationToken,
+    drain: std::time::Duration,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    tokio::select! {
+        served = std::future::IntoFuture::into_future(serve) => served,
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(drain).await;
+        } => {
+            tracing::warn!(drain = ?drain, "requests still open after shutdown; closing them");
+            Ok(())
+        }
+    }
+}
+
 /// Serves [`metrics_router`] on `addr` until `shutdown`.
 pub async fn serve_metrics(
     addr: std::net::SocketAddr,
