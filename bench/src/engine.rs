@@ -93,15 +93,10 @@ fn spawn_many(program: &str, args: &[&str], n: usize) -> anyhow::Result<Duration
 
 pub async fn run(options: &Options) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let engine = Engine::open(EngineConfig::new(dir.path().join("state")))?;
-    println!(
-        "engine: sandbox {}",
-        if engine.sandboxed() {
-            "bubblewrap"
-        } else {
-            "none (bwrap not found)"
-        }
-    );
+    let mut config = EngineConfig::new(dir.path().join("state"));
+    config.executor = argon_engine::ExecutorChoice::Sandbox;
+    let engine = Engine::open(config)?;
+    println!("engine: {}", engine.executor_description());
 
     // Raw limits.
     let n = 100;
@@ -111,7 +106,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         ms(plain),
         ms(plain) / n as f64
     );
-    if engine.sandboxed() {
+    {
         let sandbox_dir = dir.path().join("raw");
         std::fs::create_dir_all(sandbox_dir.join("tmp"))?;
         let tmp = sandbox_dir.join("tmp").display().to_string();
@@ -156,7 +151,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     // The same chain without the sandbox: the engine's own share.
     let plain_dir = dir.path().join("plain");
     let mut config = EngineConfig::new(plain_dir);
-    config.sandbox = argon_engine::SandboxMode::None;
+    config.executor = argon_engine::ExecutorChoice::Host;
     let unsandboxed = Engine::open(config)?;
     let mut best_plain = Duration::MAX;
     for _ in 0..options.rounds {

@@ -56,6 +56,8 @@ pub enum EngineCommand {
         /// Require this Bearer token on every request.
         #[arg(long, env = "ARGON_AUTH_TOKEN", hide_env_values = true)]
         auth_token: Option<String>,
+        #[command(flatten)]
+        executor: ExecutorArgs,
     },
     /// Submit workflows: argon submit FILE [-p NAME=VALUE]... [--watch].
     Submit {
@@ -215,6 +217,31 @@ fn ns(conn: &Conn) -> String {
     conn.namespace.clone().unwrap_or_default()
 }
 
+/// How steps run: the options `argon run` and `argon server` share.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ExecutorArgs {
+    /// How steps run: auto (a container runtime when one answers on its
+    /// socket, else the sandbox), podman, docker, sandbox (bubblewrap), or
+    /// host (no isolation; only when asked for).
+    #[arg(long, env = "ARGON_EXECUTOR", default_value = "auto", value_parser = parse_executor)]
+    pub executor: argon_engine::ExecutorChoice,
+    /// Let templates mount hostPath volumes (host folders) into their steps.
+    #[arg(long)]
+    pub allow_host_path: bool,
+}
+
+impl ExecutorArgs {
+    /// Puts the options into the engine's configuration.
+    pub fn apply(&self, config: &mut EngineConfig) {
+        config.executor = self.executor;
+        config.allow_host_path = self.allow_host_path;
+    }
+}
+
+fn parse_executor(s: &str) -> Result<argon_engine::ExecutorChoice, String> {
+    s.parse()
+}
+
 async fn run(command: EngineCommand) -> Result<ExitCode> {
     match command {
         EngineCommand::Server {
@@ -222,7 +249,8 @@ async fn run(command: EngineCommand) -> Result<ExitCode> {
             api_addr,
             secrets_dir,
             auth_token,
-        } => server(state_dir, api_addr, secrets_dir, auth_token).await,
+            executor,
+        } => server(state_dir, api_addr, secrets_dir, auth_token, executor).await,
         EngineCommand::Submit {
             files,
             from,
@@ -292,6 +320,7 @@ async fn server(
     api_addr: SocketAddr,
     secrets_dir: Option<PathBuf>,
     auth_token: Option<String>,
+    executor: ExecutorArgs,
 ) -> Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -303,10 +332,9 @@ async fn server(
     };
     let mut config = EngineConfig::new(&state_dir);
     config.secrets = argon_crds::secret::Secrets::new(secrets_dir);
+    executor.apply(&mut config);
     let engine = Engine::open(config).with_context(|| format!("opening the engine in {}", state_dir.display()))?;
-    if !engine.sandboxed() {
-        eprintln!("argon: bubblewrap (bwrap) not found: steps run without a sandbox and share /tmp");
-    }
+    eprintln!("argon: {}", engine.executor_description());
     let listener = tokio::net::TcpListener::bind(api_addr)
         .await
         .with_context(|| format!("cannot listen on {api_addr}"))?;

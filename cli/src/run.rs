@@ -52,6 +52,8 @@ pub struct RunArgs {
     /// Require this Bearer token on the API server.
     #[arg(long, env = "ARGON_AUTH_TOKEN")]
     auth_token: Option<String>,
+    #[command(flatten)]
+    executor: crate::engine::ExecutorArgs,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -278,10 +280,9 @@ async fn run(args: RunArgs) -> Result<()> {
 
     let mut config = EngineConfig::new(&state_dir);
     config.secrets = secrets.clone();
+    args.executor.apply(&mut config);
     let engine = Engine::open(config).with_context(|| format!("opening the engine in {}", state_dir.display()))?;
-    if !engine.sandboxed() {
-        eprintln!("argon: bubblewrap (bwrap) not found: steps run without a sandbox and share /tmp");
-    }
+    eprintln!("argon: {}", engine.executor_description());
 
     let shutdown = CancellationToken::new();
     tokio::spawn(crate::stop_on_signal(shutdown.clone()));

@@ -20,5 +20,5 @@ pub mod time;
 pub use client::{LogEntry, SubmitOptions, Submitted, WorkflowAction, WorkflowAdmin, WorkflowClient};
 pub use engine::{CRON_WORKFLOW_LABEL, Engine, EngineConfig, WORKFLOW_TEMPLATE_LABEL};
 pub use error::{Error, Result};
-pub use executor::SandboxMode;
+pub use executor::{ExecutorChoice, ExecutorKind};
 pub use http_client::HttpClient;

@@ -316,6 +316,15 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the log lines of a node (a step that starts again from the start).
+    pub fn clear_node_logs(&self, uid: &str, node_id: &str) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM logs WHERE uid = ?1 AND node_id = ?2",
+            params![uid, node_id],
+        )?;
+        Ok(())
+    }
+
     /// Log lines of a workflow after position `after`, in order.
     pub fn logs(&self, uid: &str, after: i64) -> Result<Vec<LogLine>> {
         let conn = self.conn();

@@ -129,7 +129,7 @@ async fn a_template_timeout_kills_the_process() {
   templates:
   - name: main
     timeout: 500ms
-    script: {image: python, command: [python], source: "import time\ntime.sleep(30)\n"}
+    script: {image: python, command: [python3], source: "import time\ntime.sleep(30)\n"}
 "#),
         &[],
     )
@@ -286,9 +286,9 @@ async fn a_resume_sent_as_soon_as_a_suspend_step_shows_running_is_not_lost() {
 
 #[tokio::test]
 async fn retry_reruns_what_failed_and_keeps_what_succeeded() {
-    let h = harness();
-    // Outside /tmp, which the sandbox makes private to each step.
-    let flag_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let h = harness_with(|c| c.allow_host_path = true);
+    // A host folder the step sees only through a hostPath volume.
+    let flag_dir = tempfile::tempdir().unwrap();
     let flag = flag_dir.path().join("go");
     let body = format!(
         r#"
@@ -301,9 +301,14 @@ async fn retry_reruns_what_failed_and_keeps_what_succeeded() {
   - name: first
     container: {{image: alpine, command: [sh, -c, "date +%s%N"]}}
   - name: second
-    container: {{image: alpine, command: [sh, -c, "test -e {flag}"]}}
+    volumes:
+    - {{name: flags, hostPath: {{path: "{dir}"}}}}
+    container:
+      image: alpine
+      command: [sh, -c, "test -e /flags/go"]
+      volumeMounts: [{{name: flags, mountPath: /flags}}]
 "#,
-        flag = flag.display()
+        dir = flag_dir.path().display()
     );
     let w = run(&h.engine, wf(&body), &[]).await;
     assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
@@ -547,7 +552,7 @@ async fn artifacts_pass_directories_raw_and_unarchived() {
       artifacts:
       - {name: tree, path: /data/tree}
       - {name: plain, path: /tmp/plain}
-      - {name: note, path: /tmp/note.sh, mode: 0755}
+      - {name: note, path: /tmp/note.sh, mode: "0755"}
     container: {image: alpine, command: [sh, -c, "cat /data/tree/a /data/tree/sub/b /tmp/plain /tmp/note.sh; test -x /tmp/note.sh && echo executable"]}
 "#),
         &[],
@@ -560,9 +565,6 @@ async fn artifacts_pass_directories_raw_and_unarchived() {
 #[tokio::test]
 async fn parallel_steps_writing_the_same_tmp_file_do_not_collide() {
     let h = harness();
-    if !h.engine.sandboxed() {
-        return;
-    }
     let w = run(
         &h.engine,
         wf(r#"
@@ -825,9 +827,7 @@ async fn env_from_secrets_working_dir_and_http_templates() {
     .await;
     assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
     let name = w.metadata.name.clone().unwrap();
-    if h.engine.sandboxed() {
-        assert_eq!(result(node(&w, "env")), format!("t0k3n hi {name} /src/here"));
-    }
+    assert_eq!(result(node(&w, "env")), format!("t0k3n hi {name} /src/here"));
     assert_eq!(node(&w, "call").type_, Some(NodeType::Http));
     assert_eq!(result(node(&w, "call")), format!("t0k3n from {name}"));
 

@@ -23,7 +23,7 @@ async fn a_missing_command_names_the_image() {
     assert_eq!(phase(&wf), Some(WorkflowPhase::Failed));
     assert_eq!(
         message(&wf),
-        "cowsay: not found; image docker/whalesay:latest is not run in local mode"
+        "cowsay: not found; image docker/whalesay:latest is not run by the sandbox or host executor"
     );
 }
 
@@ -170,7 +170,7 @@ async fn output_parameter_is_read_from_its_file() {
     assert_eq!(phase(&wf), Some(WorkflowPhase::Failed));
     assert_eq!(
         message(&wf),
-        "/usr/local/bin/argosay: not found; image yky8/argosay:v2 is not run in local mode"
+        "/usr/local/bin/argosay: not found; image yky8/argosay:v2 is not run by the sandbox or host executor"
     );
     let consumer = node(&wf, "consume-parameter");
     assert_eq!(
@@ -240,13 +240,13 @@ async fn resource_templates_need_a_cluster() {
 }
 
 #[tokio::test]
-async fn sidecars_are_refused_clearly() {
+async fn sidecars_need_a_container_executor() {
     let h = harness();
     let wf = run(&h.engine, workflow_of(example("sidecar-nginx.yaml")), &[]).await;
-    assert_eq!(phase(&wf), Some(WorkflowPhase::Error));
+    assert_eq!(phase(&wf), Some(WorkflowPhase::Failed));
     assert_eq!(
         message(&wf),
-        "sidecars are not run in local mode (sidecar 'nginx', image nginx:1.13)"
+        "sidecar 'nginx' (image nginx:1.13) needs a container executor (--executor podman or docker)"
     );
 }
 
@@ -350,14 +350,10 @@ async fn hardwired_artifacts_come_from_git_and_http() {
         );
     let wf = run(&h.engine, workflow_of(manifests(&text)), &[]).await;
     let name = wf.metadata.name.clone().unwrap();
-    if h.engine.sandboxed() {
-        assert_eq!(phase(&wf), Some(WorkflowPhase::Succeeded), "{}", dump(&wf));
-        let out = result(node(&wf, &name));
-        assert!(out.contains("README.md"), "{out}");
-        assert!(out.contains("/bin/kubectl"), "{out}");
-    } else {
-        assert!(phase(&wf).is_some_and(|p| p.is_completed()));
-    }
+    assert_eq!(phase(&wf), Some(WorkflowPhase::Succeeded), "{}", dump(&wf));
+    let out = result(node(&wf, &name));
+    assert!(out.contains("README.md"), "{out}");
+    assert!(out.contains("/bin/kubectl"), "{out}");
 }
 
 #[tokio::test]
@@ -395,9 +391,7 @@ async fn security_context_runs_as_its_user() {
     let wf = run(&h.engine, wf, &[]).await;
     assert_eq!(phase(&wf), Some(WorkflowPhase::Succeeded), "{}", dump(&wf));
     let name = wf.metadata.name.clone().unwrap();
-    if h.engine.sandboxed() {
-        assert_eq!(result(node(&wf, &name)), "1000");
-    }
+    assert_eq!(result(node(&wf, &name)), "1000");
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use argon_crds::workflow::{
 
 use crate::artifacts::Repository;
 use crate::client::{SubmitOptions, Submitted, WorkflowAction, WorkflowAdmin, WorkflowClient};
-use crate::executor::{Executor, SandboxMode};
+use crate::executor::{Executor, ExecutorChoice, ExecutorKind, ExecutorSettings};
 use crate::store::{LogLine, Store, TemplateKind};
 use crate::{Error, Result};
 
@@ -37,9 +37,13 @@ pub struct EngineConfig {
     pub state_dir: PathBuf,
     /// Where `secretKeyRef`s are read from.
     pub secrets: Secrets,
-    /// How steps are isolated.
-    pub sandbox: SandboxMode,
-    /// Directories put in front of `PATH` for every step.
+    /// Which executor runs steps (`--executor`).
+    pub executor: ExecutorChoice,
+    /// Whether `hostPath` volumes may be mounted into containers.
+    pub allow_host_path: bool,
+    /// The container runtime's socket, before `CONTAINER_HOST`/`DOCKER_HOST`.
+    pub container_host: Option<String>,
+    /// Directories put in front of `PATH` for sandbox and host steps.
     pub extra_path: Vec<PathBuf>,
     /// The namespace of workflows that name none.
     pub default_namespace: String,
@@ -53,7 +57,9 @@ impl EngineConfig {
         EngineConfig {
             state_dir: state_dir.into(),
             secrets: Secrets::default(),
-            sandbox: SandboxMode::Auto,
+            executor: ExecutorChoice::Auto,
+            allow_host_path: false,
+            container_host: None,
             extra_path: Vec::new(),
             default_namespace: "default".to_string(),
             max_depth: 100,
@@ -80,7 +86,14 @@ impl Engine {
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|e| Error::Unavailable(format!("cannot create state dir {}: {e}", config.state_dir.display())))?;
         let store = Store::open(&config.state_dir.join("engine.sqlite"))?;
-        let executor = Executor::new(config.sandbox, config.extra_path.clone()).map_err(Error::Unavailable)?;
+        let executor = Executor::new(ExecutorSettings {
+            choice: config.executor,
+            extra_path: config.extra_path.clone(),
+            secrets: config.secrets.clone(),
+            allow_host_path: config.allow_host_path,
+            container_host: config.container_host.clone(),
+        })
+        .map_err(Error::Unavailable)?;
         let repo = Repository::new(config.state_dir.join("artifacts"));
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -106,9 +119,14 @@ impl Engine {
         &self.config
     }
 
-    /// Whether steps run in a bubblewrap sandbox.
-    pub fn sandboxed(&self) -> bool {
-        self.executor.sandboxed()
+    /// Which executor runs the steps.
+    pub fn executor_kind(&self) -> ExecutorKind {
+        self.executor.kind()
+    }
+
+    /// What runs the steps, in one line for the start-up message.
+    pub fn executor_description(&self) -> String {
+        self.executor.describe()
     }
 
     fn namespace_or_default(&self, ns: &str) -> String {

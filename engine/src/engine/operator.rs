@@ -23,7 +23,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::{Engine, Run, global_vars};
-use crate::executor::{LogSink, StepProcess};
+use crate::executor::spec::container_spec;
+use crate::executor::{ContainerSpec, LogSink, StepOwner, StepProcess};
 use crate::expr::{self, Vars};
 
 /// Prefix of the variable values that name an artifact in the repository.
@@ -242,6 +243,7 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
         s.progress = Some(progress(&s.nodes));
     });
     run.exit_cancel.cancel();
+    engine.executor.workflow_finished(&run.uid).await;
     if !run.is_deleted() {
         let _ = std::fs::remove_dir_all(engine.config.state_dir.join("steps").join(&run.uid));
     }
@@ -836,93 +838,73 @@ fn body<'a>(
 async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars) -> Finished {
     let engine = &ctx.engine;
     let store = engine.store();
-    if let Some(s) = tmpl.sidecars.first() {
-        return Finished::error(format!(
-            "sidecars are not run in local mode (sidecar '{}', image {})",
-            s.container.name,
-            s.container.image.clone().unwrap_or_default()
-        ));
-    }
-    if let Some(s) = tmpl.init_containers.first() {
-        return Finished::error(format!(
-            "init containers are not run in local mode (init container '{}', image {})",
-            s.container.name,
-            s.container.image.clone().unwrap_or_default()
-        ));
-    }
     if tmpl.daemon.unwrap_or(false) {
-        return Finished::error("daemon steps are not supported by Argon's local engine yet");
+        return Finished::error("daemon steps are not supported by Argon's engine yet");
     }
     let (container, script) = match (&tmpl.container, &tmpl.script) {
         (Some(c), _) => (c, None),
         (None, Some(s)) => (&s.container, Some(s.source.as_str())),
         _ => return Finished::error("the template has no container"),
     };
-    let sub = |s: &str| expr::substitute(s, vars).map_err(|e| e.0);
+    let owner = StepOwner {
+        workflow_uid: ctx.run.uid.clone(),
+        workflow_name: ctx.run.name.clone(),
+        namespace: ctx.run.namespace.clone(),
+        node_id: id.to_string(),
+    };
+    let pod_security = tmpl.security_context.as_ref().or(ctx.spec.security_context.as_ref());
+    let spec_of = |name: &str, c: &k8s_openapi::api::core::v1::Container| -> Result<ContainerSpec, String> {
+        let value = serde_json::to_value(c).map_err(|e| e.to_string())?;
+        let c: k8s_openapi::api::core::v1::Container =
+            serde_json::from_value(substitute_value(&value, vars)?).map_err(|e| e.to_string())?;
+        container_spec(name, &c, pod_security, &engine.config.secrets, &owner)
+    };
     let prepared: Result<_, String> = (|| {
-        let mut argv = Vec::new();
-        for c in container.command.iter().flatten() {
-            argv.push(sub(c)?);
-        }
-        for a in container.args.iter().flatten() {
-            argv.push(sub(a)?);
-        }
-        let image = container.image.as_deref().map(sub).transpose()?;
-        let working_dir = container.working_dir.as_deref().map(sub).transpose()?;
-        let script = script.map(sub).transpose()?;
-        let mut env = Vec::new();
-        for e in container.env.iter().flatten() {
-            let value = match (&e.value, &e.value_from) {
-                (Some(v), _) => sub(v)?,
-                (None, Some(from)) => {
-                    if let Some(sel) = &from.secret_key_ref {
-                        match engine.config.secrets.string(sel) {
-                            Ok(Some(v)) => v,
-                            Ok(None) => continue,
-                            Err(err) => return Err(format!("env {}: {err}", e.name)),
-                        }
-                    } else if let Some(f) = &from.field_ref {
-                        match f.field_path.as_str() {
-                            "metadata.name" => id.to_string(),
-                            "metadata.namespace" => ctx.run.namespace.clone(),
-                            other => {
-                                return Err(format!(
-                                    "env {}: fieldRef {other} is not available in local mode",
-                                    e.name
-                                ));
-                            }
-                        }
-                    } else {
-                        return Err(format!(
-                            "env {}: only value, secretKeyRef and fieldRef are supported in local mode",
-                            e.name
-                        ));
-                    }
-                }
-                (None, None) => String::new(),
-            };
-            env.push((e.name.clone(), value));
-        }
-        Ok((argv, image, working_dir, script, env))
+        let main = spec_of("main", container)?;
+        let init = tmpl
+            .init_containers
+            .iter()
+            .map(|c| spec_of(&c.container.name, &c.container))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sidecars = tmpl
+            .sidecars
+            .iter()
+            .map(|c| spec_of(&c.container.name, &c.container))
+            .collect::<Result<Vec<_>, _>>()?;
+        let volumes: Vec<k8s_openapi::api::core::v1::Volume> = match serde_json::to_value(&tmpl.volumes) {
+            Ok(v) => serde_json::from_value(substitute_value(&v, vars)?).map_err(|e| e.to_string())?,
+            Err(e) => return Err(e.to_string()),
+        };
+        let volumes = ctx.spec.volumes.iter().cloned().chain(volumes).collect::<Vec<_>>();
+        let script = script.map(|s| expr::substitute(s, vars).map_err(|e| e.0)).transpose()?;
+        Ok((main, init, sidecars, volumes, script))
     })();
-    let (argv, image, working_dir, script, env) = match prepared {
+    let (main, init_containers, sidecars, volumes, script) = match prepared {
         Ok(p) => p,
         Err(e) => return Finished::error(e),
     };
+    let working_dir = main.working_dir.clone();
     let timeout = match step_timeout(tmpl, vars) {
         Ok(t) => t,
         Err(e) => return Finished::error(e),
     };
     let step_dir = engine.config.state_dir.join("steps").join(&ctx.run.uid).join(id);
     let _ = std::fs::remove_dir_all(&step_dir);
-    let mut paths: Vec<String> = Vec::new();
-    paths.extend(
-        tmpl.outputs
-            .parameters
-            .iter()
-            .filter_map(|p| p.value_from.as_ref()?.path.clone()),
-    );
-    paths.extend(tmpl.outputs.artifacts.iter().filter_map(|a| a.path.clone()));
+    // The paths the step hands back, then those it reads or works in.
+    let outputs = tmpl
+        .outputs
+        .parameters
+        .iter()
+        .filter_map(|p| p.value_from.as_ref()?.path.as_ref());
+    let output_paths = match outputs
+        .chain(tmpl.outputs.artifacts.iter().filter_map(|a| a.path.as_ref()))
+        .map(|p| expr::substitute(p, vars).map_err(|e| e.0))
+        .collect::<Result<Vec<String>, String>>()
+    {
+        Ok(p) => p,
+        Err(e) => return Finished::error(e),
+    };
+    let mut paths = output_paths.clone();
     paths.extend(inputs.artifacts.iter().filter_map(|a| a.path.clone()));
     paths.extend(working_dir.clone());
     if let Err(e) = engine.executor.prepare_paths(&step_dir, &paths) {
@@ -945,12 +927,6 @@ async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars)
     if ctx.cancel.is_cancelled() {
         return Finished::failed(shutdown_message(ctx));
     }
-    let run_as_user = container
-        .security_context
-        .as_ref()
-        .and_then(|s| s.run_as_user)
-        .or_else(|| tmpl.security_context.as_ref().and_then(|s| s.run_as_user))
-        .or_else(|| ctx.spec.security_context.as_ref().and_then(|s| s.run_as_user));
     ctx.run.update_node(store, id, |n| n.phase = Some(NodePhase::Running));
     let logs: LogSink = {
         let engine = engine.clone();
@@ -968,16 +944,21 @@ async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars)
         })
     };
     let step = StepProcess {
-        argv,
-        env,
-        working_dir,
-        image: image.clone(),
+        main,
+        init_containers,
+        sidecars,
+        volumes,
         step_dir: step_dir.clone(),
         script,
         mounts,
+        outputs: output_paths,
         timeout,
-        run_as_user: run_as_user.filter(|_| engine.executor.sandboxed()),
+        host_network: ctx.spec.host_network.unwrap_or(false),
+        owner,
     };
+    if let Err(e) = store.clear_node_logs(&ctx.run.uid, id) {
+        tracing::warn!(error = %e, "cannot clear the logs of a step that starts again");
+    }
     let outcome = engine.executor.run(step, logs, ctx.cancel.clone()).await;
     drop(_permit);
     if let Some(e) = outcome.start_error {
@@ -999,17 +980,14 @@ async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars)
             )),
         ),
         Some(0) => (NodePhase::Succeeded, None),
-        Some(127) if outcome.last_stderr.contains("not found") => (
+        Some(code) if outcome.reason.as_deref() == Some("OOMKilled") => {
+            (NodePhase::Failed, Some(format!("OOMKilled (exit code {code})")))
+        }
+        Some(code) if outcome.reason.is_some() => (
             NodePhase::Failed,
             Some(format!(
-                "Error (exit code 127): {}",
-                crate::executor::not_found_message(
-                    outcome
-                        .last_stderr
-                        .trim_end_matches(": not found")
-                        .trim_end_matches(": command not found"),
-                    image.as_deref()
-                )
+                "Error (exit code {code}): {}",
+                outcome.reason.clone().unwrap_or_default()
             )),
         ),
         Some(code) => (
@@ -1022,7 +1000,13 @@ async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars)
         ),
         None => (NodePhase::Error, Some("the process ended without an exit code".into())),
     };
-    if outcome.exit_code.is_some() {
+    if let Some(e) = outcome.output_error.clone()
+        && phase == NodePhase::Succeeded
+    {
+        phase = NodePhase::Error;
+        message = Some(e);
+    }
+    if outcome.exit_code.is_some() && phase != NodePhase::Error {
         match collect_outputs(ctx, id, &step_dir, tmpl, vars, &mut outputs) {
             Ok(()) => {}
             Err(e) if phase == NodePhase::Succeeded => {

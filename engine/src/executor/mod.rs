@@ -1,24 +1,34 @@
-//! The executor: runs one leaf step (a container or script template) as a
-//! real process on the host, in its own sandbox, captures its stdout and
-//! stderr line by line, and kills its whole process group on timeout or
-//! when the workflow is stopped.
+//! The executor: runs one leaf step (a container or script template) and
+//! reports how it ended, streaming its stdout and stderr line by line.
 //!
-//! With bubblewrap the step sees the host's filesystem except `/tmp`, which
-//! is private to the step (a directory of the step under the state dir), and
-//! top-level paths the host does not have (`/work`, `/src`), which are
-//! private directories too; input artifacts are placed there or bind-mounted
-//! at their path. Without bubblewrap, steps share the host filesystem (the
-//! engine warns once).
+//! One interface, [`Backend`], with one module per way of running a step:
+//!
+//! - [`container`]: a real container through the Docker Engine API, which
+//!   Podman and Docker both serve on a Unix socket. Steps outlive the engine:
+//!   containers are named and labelled after their workflow and node, and a
+//!   restarted engine re-attaches to them.
+//! - [`sandbox`]: a host process in a bubblewrap sandbox (read-only system,
+//!   private /tmp, no network, an unprivileged uid), for machines without a
+//!   container runtime.
+//! - [`host`]: a bare host process, no isolation; only when asked for.
+//!
+//! The operator builds a [`StepProcess`] and calls [`Executor::run`]; it does
+//! not know which backend runs. [`ExecutorChoice::Auto`] picks a container
+//! runtime when one answers, else the sandbox.
 
-mod sandbox;
+pub mod container;
+pub mod host;
+mod lines;
+mod process;
+pub mod sandbox;
+pub mod spec;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use argon_crds::secret::Secrets;
+use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 use tokio_util::sync::CancellationToken;
 
 pub use sandbox::Sandbox;
@@ -26,424 +36,353 @@ pub use sandbox::Sandbox;
 /// The most of a step's stdout kept as `outputs.result`.
 pub const RESULT_LIMIT: usize = 256 * 1024;
 
-/// How steps are isolated.
+/// Which executor the user asked for (`--executor`, `ARGON_EXECUTOR`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SandboxMode {
-    /// Bubblewrap when `bwrap` is installed, else none.
+pub enum ExecutorChoice {
+    /// A container runtime when one answers on its socket, else the sandbox.
     #[default]
     Auto,
-    /// Bubblewrap; an error when it is not installed.
-    Bubblewrap,
-    /// No sandbox: steps share the host filesystem.
-    None,
+    /// Podman's Docker-compatible API.
+    Podman,
+    /// Docker's API.
+    Docker,
+    /// Bubblewrap on the host.
+    Sandbox,
+    /// Host processes without isolation.
+    Host,
+}
+
+impl ExecutorChoice {
+    /// The names `--executor` takes.
+    pub const NAMES: [&'static str; 5] = ["auto", "podman", "docker", "sandbox", "host"];
+}
+
+impl std::str::FromStr for ExecutorChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "podman" => Ok(Self::Podman),
+            "docker" => Ok(Self::Docker),
+            "sandbox" => Ok(Self::Sandbox),
+            "host" => Ok(Self::Host),
+            other => Err(format!(
+                "unknown executor '{other}': expected one of {}",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ExecutorChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Self::Auto => "auto",
+            Self::Podman => "podman",
+            Self::Docker => "docker",
+            Self::Sandbox => "sandbox",
+            Self::Host => "host",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Which executor runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// Containers through Podman.
+    Podman,
+    /// Containers through Docker.
+    Docker,
+    /// Bubblewrap sandboxes.
+    Sandbox,
+    /// Bare host processes.
+    Host,
+}
+
+impl ExecutorKind {
+    /// Whether steps run in containers, which outlive the engine.
+    pub fn is_container(self) -> bool {
+        matches!(self, Self::Podman | Self::Docker)
+    }
+}
+
+impl std::fmt::Display for ExecutorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Podman => "podman",
+            Self::Docker => "docker",
+            Self::Sandbox => "sandbox",
+            Self::Host => "host",
+        })
+    }
+}
+
+/// How the executor is set up.
+#[derive(Clone, Debug, Default)]
+pub struct ExecutorSettings {
+    /// Which executor to use.
+    pub choice: ExecutorChoice,
+    /// Host directories put in front of `PATH` for sandbox and host steps.
+    pub extra_path: Vec<PathBuf>,
+    /// Where `secret` and `configMap` volumes are read from.
+    pub secrets: Secrets,
+    /// Whether `hostPath` volumes may be mounted (`--allow-host-path`).
+    pub allow_host_path: bool,
+    /// The container runtime's socket (`unix:///PATH`), tried before
+    /// `CONTAINER_HOST`, `DOCKER_HOST` and the default sockets.
+    pub container_host: Option<String>,
+}
+
+/// One container of a step, with its variables substituted and its
+/// environment resolved.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerSpec {
+    /// The container's name (`main` for the main container).
+    pub name: String,
+    /// The image; `None` for templates without one (sandbox and host only).
+    pub image: Option<String>,
+    /// `Always`, `IfNotPresent` or `Never`; `None` follows Kubernetes'
+    /// default (`Always` for `:latest` or no tag, else `IfNotPresent`).
+    pub pull_policy: Option<String>,
+    /// The command; empty runs the image's entrypoint.
+    pub command: Vec<String>,
+    /// The arguments.
+    pub args: Vec<String>,
+    /// Environment variables, in order.
+    pub env: Vec<(String, String)>,
+    /// The working directory.
+    pub working_dir: Option<String>,
+    /// Memory limit in bytes.
+    pub memory_limit: Option<u64>,
+    /// CPU limit in billionths of a CPU.
+    pub cpu_limit: Option<i64>,
+    /// Run as this user id.
+    pub run_as_user: Option<i64>,
+    /// Run as this group id.
+    pub run_as_group: Option<i64>,
+    /// Refuse to run as root.
+    pub run_as_non_root: bool,
+    /// Mount the root filesystem read-only.
+    pub read_only_root: bool,
+    /// Volumes mounted into the container.
+    pub volume_mounts: Vec<VolumeMount>,
+}
+
+impl ContainerSpec {
+    /// The command line for a process backend: command, then args.
+    pub fn argv(&self) -> Vec<String> {
+        self.command.iter().chain(&self.args).cloned().collect()
+    }
 }
 
 /// What to run for one step.
 #[derive(Clone, Debug, Default)]
 pub struct StepProcess {
-    /// The command and its arguments (for a script, the interpreter; the
-    /// script's path is appended).
-    pub argv: Vec<String>,
-    /// Environment variables added to the engine's.
-    pub env: Vec<(String, String)>,
-    /// The working directory inside the sandbox.
-    pub working_dir: Option<String>,
-    /// The image the template names (recorded; used in messages).
-    pub image: Option<String>,
+    /// The main container.
+    pub main: ContainerSpec,
+    /// Containers run to completion, in order, before the main one.
+    pub init_containers: Vec<ContainerSpec>,
+    /// Containers run beside the main one and stopped when it ends.
+    pub sidecars: Vec<ContainerSpec>,
+    /// The volumes the containers mount.
+    pub volumes: Vec<Volume>,
     /// The step's private directory under the state dir.
     pub step_dir: PathBuf,
-    /// A script template's source.
+    /// A script template's source (passed as a file after the command).
     pub script: Option<String>,
-    /// Files or directories bind-mounted at a path (host, path in the sandbox).
+    /// Input files or directories (host location, path in the step).
     pub mounts: Vec<(PathBuf, String)>,
-    /// Kill the process after this long.
+    /// Paths the step hands back (output parameters and artifacts).
+    pub outputs: Vec<String>,
+    /// Kill the step after this long.
     pub timeout: Option<Duration>,
-    /// Run as this user id (`securityContext.runAsUser`), with bubblewrap.
-    pub run_as_user: Option<i64>,
+    /// The template asked for the host's network (`hostNetwork: true`).
+    pub host_network: bool,
+    /// Who the step belongs to: labels on its containers.
+    pub owner: StepOwner,
 }
 
-/// How a step's process ended.
+/// The workflow and node a step belongs to.
+#[derive(Clone, Debug, Default)]
+pub struct StepOwner {
+    /// The workflow's uid.
+    pub workflow_uid: String,
+    /// The workflow's name.
+    pub workflow_name: String,
+    /// The workflow's namespace.
+    pub namespace: String,
+    /// The node's id.
+    pub node_id: String,
+}
+
+/// How a step ended.
 #[derive(Clone, Debug, Default)]
 pub struct StepOutcome {
-    /// The exit code; `None` when the process was killed or never started.
+    /// The exit code; `None` when the step was killed or never started.
     pub exit_code: Option<i32>,
     /// Stdout, capped at [`RESULT_LIMIT`], without its final newline.
     pub result: String,
     /// The last line the step wrote to stderr.
     pub last_stderr: String,
-    /// The process was killed because its timeout passed.
+    /// The step was killed because its timeout passed.
     pub timed_out: bool,
-    /// The process was killed because the workflow was stopped.
+    /// The step was killed because the workflow was stopped.
     pub cancelled: bool,
-    /// The process could not be started, and why.
+    /// The step could not be started, and why.
     pub start_error: Option<String>,
+    /// Why the step failed, when the executor knows better than its last
+    /// stderr line (`OOMKilled`, a command missing on the host).
+    pub reason: Option<String>,
+    /// The step ended but its outputs could not be copied out, and why.
+    pub output_error: Option<String>,
+    /// The step was already running when the engine started (re-attached).
+    pub reattached: bool,
+}
+
+impl StepOutcome {
+    /// An outcome for a step that could not start.
+    pub fn not_started(error: impl Into<String>) -> StepOutcome {
+        StepOutcome {
+            start_error: Some(error.into()),
+            ..Default::default()
+        }
+    }
 }
 
 /// Receives a step's output lines: (stream, lines).
 pub type LogSink = Arc<dyn Fn(&str, Vec<String>) + Send + Sync>;
 
-/// Runs steps.
+/// A way of running steps.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    /// Which executor this is.
+    fn kind(&self) -> ExecutorKind;
+
+    /// One line for the start-up message: what runs the steps, and where.
+    fn describe(&self) -> String;
+
+    /// Where the engine finds the file a finished step wrote at `path`.
+    fn host_path(&self, step_dir: &Path, path: &str) -> PathBuf;
+
+    /// Where to put an input the step must see at `path`: the host location,
+    /// and the path it is mounted at (`Some`) when it must be mounted.
+    fn input_place(&self, step_dir: &Path, path: &str, index: usize) -> Result<(PathBuf, Option<String>), String>;
+
+    /// Prepares the step directory for the paths the step uses.
+    fn prepare_paths(&self, step_dir: &Path, paths: &[String]) -> std::io::Result<()>;
+
+    /// Runs the step to its end (or re-attaches to it when it already runs).
+    async fn run(&self, step: StepProcess, logs: LogSink, cancel: CancellationToken) -> StepOutcome;
+
+    /// Releases what the workflow's steps shared (its network), once it ended.
+    async fn workflow_finished(&self, _workflow_uid: &str) {}
+}
+
+/// Runs steps with the backend chosen at start.
 pub struct Executor {
-    sandbox: Option<Sandbox>,
-    extra_path: Vec<PathBuf>,
-    warned: AtomicBool,
+    backend: Box<dyn Backend>,
 }
 
 impl Executor {
-    /// An executor with the given sandbox; `extra_path` is put in front of
-    /// `PATH` for every step.
-    pub fn new(mode: SandboxMode, extra_path: Vec<PathBuf>) -> Result<Executor, String> {
-        let sandbox = match mode {
-            SandboxMode::None => None,
-            SandboxMode::Auto => Sandbox::detect(),
-            SandboxMode::Bubblewrap => Some(Sandbox::detect().ok_or_else(|| {
-                "bubblewrap (bwrap) is not installed; install the bubblewrap package or run without a sandbox"
-                    .to_string()
-            })?),
+    /// The executor the settings ask for. `Auto` tries the container
+    /// runtimes' sockets, then bubblewrap; it never falls back to the host.
+    pub fn new(settings: ExecutorSettings) -> Result<Executor, String> {
+        let backend: Box<dyn Backend> = match settings.choice {
+            ExecutorChoice::Host => Box::new(host::Host::new(settings.extra_path)),
+            ExecutorChoice::Sandbox => Box::new(sandbox::SandboxBackend::new(
+                Sandbox::detect().ok_or_else(sandbox_missing)?,
+                &settings,
+            )),
+            ExecutorChoice::Podman | ExecutorChoice::Docker => {
+                Box::new(container::ContainerBackend::connect(settings.choice, &settings)?)
+            }
+            ExecutorChoice::Auto => match container::ContainerBackend::connect(ExecutorChoice::Auto, &settings) {
+                Ok(c) => Box::new(c),
+                Err(runtime) => match Sandbox::detect() {
+                    Some(s) => Box::new(sandbox::SandboxBackend::new(s, &settings)),
+                    None => {
+                        return Err(format!(
+                            "no way to isolate steps: {runtime}, and {}; pass --executor host to run steps as \
+                             plain host processes without isolation",
+                            sandbox_missing()
+                        ));
+                    }
+                },
+            },
         };
-        Ok(Executor {
-            sandbox,
-            extra_path,
-            warned: AtomicBool::new(false),
-        })
+        Ok(Executor { backend })
     }
 
-    /// Whether steps run in bubblewrap.
-    pub fn sandboxed(&self) -> bool {
-        self.sandbox.is_some()
+    /// An executor over a given backend.
+    pub fn with_backend(backend: Box<dyn Backend>) -> Executor {
+        Executor { backend }
     }
 
-    /// Where the file the step sees at `path` is on the host.
+    /// Which executor runs.
+    pub fn kind(&self) -> ExecutorKind {
+        self.backend.kind()
+    }
+
+    /// What runs the steps, for the start-up message.
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// Where the engine finds the file a finished step wrote at `path`.
     pub fn host_path(&self, step_dir: &Path, path: &str) -> PathBuf {
-        match &self.sandbox {
-            Some(s) => s.host_path(step_dir, path),
-            None => PathBuf::from(path),
-        }
+        self.backend.host_path(step_dir, path)
     }
 
-    /// Where to put an input artifact the step must see at `path`: the host
-    /// location, and whether it must be bind-mounted (`Some(path)`) because
-    /// it sits in a host directory the sandbox shares.
+    /// Where to put an input artifact the step must see at `path`.
     pub fn input_place(&self, step_dir: &Path, path: &str, index: usize) -> Result<(PathBuf, Option<String>), String> {
-        match &self.sandbox {
-            Some(s) => s.input_place(step_dir, path, index),
-            None => Ok((PathBuf::from(path), None)),
-        }
+        self.backend.input_place(step_dir, path, index)
     }
 
-    /// Prepares the private directories the step's paths need (outputs and
-    /// the working directory in top-level directories the host lacks).
+    /// Prepares the step directory for the paths the step uses.
     pub fn prepare_paths(&self, step_dir: &Path, paths: &[String]) -> std::io::Result<()> {
         std::fs::create_dir_all(step_dir.join("tmp"))?;
-        if let Some(s) = &self.sandbox {
-            for p in paths {
-                s.prepare(step_dir, p)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The PATH a step's program is searched on: on the host (`in_sandbox`
-    /// false), or as the sandbox sees it, where the extra directories are
-    /// mounted under `/argo/path/N` (they may sit in the host's /tmp).
-    fn search_path(&self, env: &[(String, String)], in_sandbox: bool) -> String {
-        let base = env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.clone())
-            .or_else(|| std::env::var("PATH").ok())
-            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_string());
-        let mut parts: Vec<String> = self
-            .extra_path
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                if in_sandbox {
-                    format!("/argo/path/{i}")
-                } else {
-                    p.display().to_string()
-                }
-            })
-            .collect();
-        parts.push(base);
-        parts.join(":")
-    }
-
-    /// Whether `program` can be run, searching `path` for a bare name.
-    fn found(program: &str, path: &str) -> bool {
-        if program.contains('/') {
-            return Path::new(program).exists();
-        }
-        path.split(':')
-            .filter(|d| !d.is_empty())
-            .any(|d| Path::new(d).join(program).is_file())
+        self.backend.prepare_paths(step_dir, paths)
     }
 
     /// Runs the step to its end, streaming its output lines to `logs`.
     pub async fn run(&self, step: StepProcess, logs: LogSink, cancel: CancellationToken) -> StepOutcome {
-        let mut outcome = StepOutcome::default();
-        if step.argv.is_empty() {
-            outcome.start_error = Some(match &step.image {
-                Some(image) => format!(
-                    "the container has no command: the entrypoint of image {image} is not run in local mode; \
-                     set command"
-                ),
-                None => "the container has no command".to_string(),
-            });
-            return outcome;
-        }
-        let host_path = self.search_path(&step.env, false);
-        let path = self.search_path(&step.env, self.sandbox.is_some());
-        let program = step.argv[0].clone();
-        if !Self::found(&program, &host_path) {
-            outcome.start_error = Some(not_found_message(&program, step.image.as_deref()));
-            return outcome;
-        }
-        if let Err(e) = std::fs::create_dir_all(step.step_dir.join("tmp")) {
-            outcome.start_error = Some(format!("cannot create the step directory: {e}"));
-            return outcome;
-        }
-        if let (Some(s), Some(wd)) = (&self.sandbox, &step.working_dir) {
-            // A working directory in the step's private areas is created, as a container runtime does.
-            let host = s.host_path(&step.step_dir, wd);
-            if host.starts_with(&step.step_dir) {
-                let _ = std::fs::create_dir_all(&host);
-            }
-        }
-        let mut argv = step.argv.clone();
-        let mut mounts = step.mounts.clone();
-        if self.sandbox.is_some() {
-            for (i, dir) in self.extra_path.iter().enumerate() {
-                mounts.push((dir.clone(), format!("/argo/path/{i}")));
-            }
-        }
-        if let Some(source) = &step.script {
-            let file = step.step_dir.join("script");
-            if let Err(e) = std::fs::write(&file, source) {
-                outcome.start_error = Some(format!("cannot write the script: {e}"));
-                return outcome;
-            }
-            if self.sandbox.is_some() {
-                mounts.push((file, "/argo/staging/script".to_string()));
-                argv.insert(1, "/argo/staging/script".to_string());
-            } else {
-                argv.insert(1, file.display().to_string());
-            }
-        }
-        if let (None, Some(wd)) = (&self.sandbox, &step.working_dir)
-            && !std::path::Path::new(wd).is_dir()
-        {
-            outcome.start_error = Some(format!(
-                "the working directory {wd} does not exist; without a sandbox a step runs in the host's directories"
-            ));
-            return outcome;
-        }
-        let mut command = match &self.sandbox {
-            Some(s) => s.command(&step, &mounts, &argv),
-            None => {
-                if !self.warned.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        "bubblewrap (bwrap) is not installed: steps run without a sandbox and share the host's /tmp; \
-                         install the bubblewrap package to isolate them"
-                    );
-                }
-                let mut c = tokio::process::Command::new(&argv[0]);
-                c.args(&argv[1..]);
-                let wd = step
-                    .working_dir
-                    .clone()
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| step.step_dir.join("tmp"));
-                c.current_dir(wd);
-                c.env("TMPDIR", step.step_dir.join("tmp"));
-                c
-            }
-        };
-        command.env("PATH", &path);
-        for (k, v) in &step.env {
-            if k != "PATH" {
-                command.env(k, v);
-            }
-        }
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = match command.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                outcome.start_error = Some(format!("cannot start {program}: {e}"));
-                return outcome;
-            }
-        };
-        let pgid = child.id();
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let mut out_task = tokio::spawn(read_lines(stdout, "stdout", logs.clone(), true));
-        let err_task = tokio::spawn(read_lines(stderr, "stderr", logs, false));
-        let timeout = async {
-            match step.timeout {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        let status = tokio::select! {
-            s = child.wait() => s.ok(),
-            _ = timeout => {
-                outcome.timed_out = true;
-                kill_group(pgid);
-                let _ = child.wait().await;
-                None
-            }
-            _ = cancel.cancelled() => {
-                outcome.cancelled = true;
-                kill_group(pgid);
-                let _ = child.wait().await;
-                None
-            }
-        };
-        // Background children may hold the pipes open after the main process
-        // ended (without a sandbox's PID namespace to end them): give the
-        // pipes a moment, then kill the group.
-        let (result, _) = match tokio::time::timeout(Duration::from_millis(200), &mut out_task).await {
-            Ok(r) => r.unwrap_or_default(),
-            Err(_) => {
-                kill_group(pgid);
-                out_task.await.unwrap_or_default()
-            }
-        };
-        let (_, last_err) = err_task.await.unwrap_or_default();
-        outcome.result = result;
-        outcome.last_stderr = last_err;
-        if let Some(s) = status {
-            outcome.exit_code = s.code().or_else(|| {
-                use std::os::unix::process::ExitStatusExt;
-                s.signal().map(|sig| 128 + sig)
-            });
-        }
-        outcome
+        self.backend.run(step, logs, cancel).await
     }
+
+    /// Releases what a finished workflow's steps shared.
+    pub async fn workflow_finished(&self, workflow_uid: &str) {
+        self.backend.workflow_finished(workflow_uid).await
+    }
+}
+
+fn sandbox_missing() -> String {
+    "bubblewrap (bwrap) is not installed or cannot create a sandbox here (install the bubblewrap package)".to_string()
 }
 
 /// The message of a step whose command is not on this machine.
 pub fn not_found_message(program: &str, image: Option<&str>) -> String {
     match image {
         Some(image) if !image.is_empty() => {
-            format!("{program}: not found; image {image} is not run in local mode")
+            format!("{program}: not found; image {image} is not run by the sandbox or host executor")
         }
         _ => format!("{program}: not found"),
     }
 }
 
-fn kill_group(pgid: Option<u32>) {
-    if let Some(pgid) = pgid {
-        // No unsafe code in the workspace: signal the group through kill(1).
-        let _ = std::process::Command::new("kill")
-            .arg("-KILL")
-            .arg("--")
-            .arg(format!("-{pgid}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// Reads lines to the sink; returns (captured text capped at the result
-/// limit when `capture`, last line).
-async fn read_lines(
-    pipe: Option<impl AsyncRead + Unpin>,
-    stream: &'static str,
-    logs: LogSink,
-    capture: bool,
-) -> (String, String) {
-    let Some(pipe) = pipe else {
-        return Default::default();
-    };
-    let mut reader = BufReader::new(pipe);
-    let mut captured = String::new();
-    let mut last = String::new();
-    let mut buf = Vec::new();
-    let mut batch: Vec<String> = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                if capture && captured.len() < RESULT_LIMIT {
-                    let room = RESULT_LIMIT - captured.len();
-                    if text.len() <= room {
-                        captured.push_str(&text);
-                    } else {
-                        let mut cut = room;
-                        while !text.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        captured.push_str(&text[..cut]);
-                    }
-                }
-                let line = text.trim_end_matches(['\n', '\r']).to_string();
-                if !line.is_empty() {
-                    last = line.clone();
-                }
-                batch.push(line);
-                // Flush what has arrived so far; a fast writer gets its lines batched.
-                if reader.buffer().is_empty() || batch.len() >= 256 {
-                    logs(stream, std::mem::take(&mut batch));
-                }
+/// `path` without its leading `/`, with `.` and `..` resolved lexically.
+pub(crate) fn relative(path: &str) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
             }
+            _ => {}
         }
     }
-    if !batch.is_empty() {
-        logs(stream, batch);
-    }
-    if captured.ends_with('\n') {
-        captured.pop();
-        if captured.ends_with('\r') {
-            captured.pop();
-        }
-    }
-    (captured, last)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn step(dir: &std::path::Path, working_dir: &str) -> StepProcess {
-        StepProcess {
-            argv: vec!["sh".into(), "-c".into(), "pwd".into()],
-            working_dir: Some(working_dir.into()),
-            step_dir: dir.join("step"),
-            ..Default::default()
-        }
-    }
-
-    #[tokio::test]
-    async fn without_a_sandbox_a_missing_working_directory_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let executor = Executor::new(SandboxMode::None, Vec::new()).unwrap();
-        let logs: LogSink = Arc::new(|_: &str, _: Vec<String>| {});
-        let missing = dir.path().join("no/such/dir").display().to_string();
-        let out = executor
-            .run(step(dir.path(), &missing), logs.clone(), CancellationToken::new())
-            .await;
-        assert_eq!(
-            out.start_error.as_deref(),
-            Some(
-                format!(
-                    "the working directory {missing} does not exist; without a sandbox a step runs in the host's directories"
-                )
-                .as_str()
-            )
-        );
-        let here = dir.path().display().to_string();
-        let out = executor
-            .run(step(dir.path(), &here), logs, CancellationToken::new())
-            .await;
-        assert_eq!((out.exit_code, out.result), (Some(0), here));
-    }
+    out
 }

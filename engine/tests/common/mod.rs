@@ -20,7 +20,8 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// An engine on a fresh state dir, with a stand-in `cowsay` on its PATH
-/// (the whalesay image's command, which this machine does not have).
+/// (the whalesay image's command, which this machine does not have) and
+/// `python` for Debian's `python3`.
 pub fn harness() -> Harness {
     harness_with(|_| {})
 }
@@ -33,8 +34,13 @@ pub fn harness_with(f: impl FnOnce(&mut EngineConfig)) -> Harness {
     std::fs::write(&cowsay, "#!/bin/sh\necho \"< $* >\"\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&cowsay, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Upstream's script examples call `python`; Debian has `python3`.
+    std::os::unix::fs::symlink("/usr/bin/python3", bin.join("python")).unwrap();
     let mut config = EngineConfig::new(dir.path().join("state"));
     config.extra_path = vec![bin];
+    // Deterministic: the sandbox, whatever runtime this machine has (the
+    // container executor has tests of its own).
+    config.executor = argon_engine::ExecutorChoice::Sandbox;
     f(&mut config);
     let engine = Engine::open(config).unwrap();
     Harness { dir, engine }

@@ -1,0 +1,886 @@
+//! The container executor (`--executor podman|docker`): every step is a
+//! container, run through the Docker Engine API that Podman and Docker both
+//! serve on a Unix socket, with `bollard` as the client.
+//!
+//! A step's pod becomes: its init containers, run one after the other to
+//! completion; its sidecars, started first, the first one owning the pod's
+//! network namespace (so the containers reach each other on `localhost`, as
+//! in a pod); and the main container. Every container is on the workflow's
+//! own network (`argon-<workflow uid>`), not the host's, so a step cannot
+//! reach the engine's loopback listeners; `hostNetwork: true` opts into the
+//! host network. Inputs (artifacts, the script) are copied in before the
+//! main container starts, outputs copied out after it ends, through the
+//! archive endpoints.
+//!
+//! Containers are named after their workflow uid and node id and labelled
+//! with them, and removed only once their outcome is collected: an engine
+//! that restarts finds a step's container still running or finished and
+//! re-attaches to it (logs from the start, exit code, outputs), so a step
+//! outlives the engine.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, HostConfig, Mount, MountTmpfsOptions, MountType,
+    NetworkCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    KillContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
+    UploadToContainerOptionsBuilder, WaitContainerOptions,
+};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Volume;
+use tokio_util::sync::CancellationToken;
+
+use super::lines::Lines;
+use super::{
+    Backend, ContainerSpec, ExecutorChoice, ExecutorKind, ExecutorSettings, LogSink, StepOutcome, StepOwner,
+    StepProcess, relative,
+};
+use argon_crds::secret::Secrets;
+
+/// The label holding the workflow's uid.
+pub const WORKFLOW_LABEL: &str = "argon.workflow.uid";
+/// The label holding the node's id.
+pub const NODE_LABEL: &str = "argon.node.id";
+/// The label holding the workflow's name.
+pub const WORKFLOW_NAME_LABEL: &str = "argon.workflow.name";
+
+/// How long a pull may take before the step fails.
+const PULL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The most bytes of output files copied out of one step.
+const OUTPUT_LIMIT: usize = 1 << 30;
+
+/// Where a script's source is placed in the container.
+const SCRIPT_PATH: &str = "/argo/staging/script";
+
+/// Runs steps as containers.
+pub struct ContainerBackend {
+    docker: Docker,
+    kind: ExecutorKind,
+    socket: String,
+    version: String,
+    secrets: Secrets,
+    allow_host_path: bool,
+    networks: Mutex<std::collections::HashSet<String>>,
+}
+
+/// The sockets tried for a runtime: the environment's first, then the
+/// default places of Podman (rootless, then system) and Docker.
+fn candidates(choice: ExecutorChoice, explicit: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = explicit.map(str::to_string).into_iter().collect();
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let podman = || {
+        let mut v = Vec::new();
+        if let Some(run) = env("XDG_RUNTIME_DIR") {
+            v.push(format!("unix://{run}/podman/podman.sock"));
+        }
+        v.push("unix:///run/podman/podman.sock".to_string());
+        v
+    };
+    match choice {
+        ExecutorChoice::Podman => {
+            out.extend(env("CONTAINER_HOST"));
+            out.extend(env("DOCKER_HOST"));
+            out.extend(podman());
+        }
+        ExecutorChoice::Docker => {
+            out.extend(env("DOCKER_HOST"));
+            out.push("unix:///var/run/docker.sock".to_string());
+        }
+        _ => {
+            out.extend(env("CONTAINER_HOST"));
+            out.extend(env("DOCKER_HOST"));
+            out.extend(podman());
+            out.push("unix:///var/run/docker.sock".to_string());
+        }
+    }
+    out.dedup();
+    out
+}
+
+impl ContainerBackend {
+    /// Connects to the runtime `choice` names (`Auto`: the first that
+    /// answers), checking that it answers.
+    pub fn connect(choice: ExecutorChoice, settings: &ExecutorSettings) -> Result<ContainerBackend, String> {
+        let mut tried = Vec::new();
+        for socket in candidates(choice, settings.container_host.as_deref()) {
+            let Some(path) = socket.strip_prefix("unix://") else {
+                tried.push(format!("{socket}: only unix:// sockets are supported"));
+                continue;
+            };
+            if !Path::new(path).exists() {
+                tried.push(format!("{socket}: no such socket"));
+                continue;
+            }
+            let docker = Docker::connect_with_unix(&socket, 600, bollard::API_DEFAULT_VERSION)
+                .map_err(|e| format!("{socket}: {e}"))?;
+            match probe(&docker) {
+                Ok((is_podman, version)) => {
+                    let kind = if is_podman {
+                        ExecutorKind::Podman
+                    } else {
+                        ExecutorKind::Docker
+                    };
+                    if choice == ExecutorChoice::Docker && is_podman {
+                        tracing::info!("{socket} is served by Podman; using it as the docker executor");
+                    }
+                    return Ok(ContainerBackend {
+                        docker,
+                        kind: if choice == ExecutorChoice::Podman {
+                            ExecutorKind::Podman
+                        } else {
+                            kind
+                        },
+                        socket,
+                        version,
+                        secrets: settings.secrets.clone(),
+                        allow_host_path: settings.allow_host_path,
+                        networks: Mutex::new(Default::default()),
+                    });
+                }
+                Err(e) => tried.push(format!("{socket}: {e}")),
+            }
+        }
+        let hint = match choice {
+            ExecutorChoice::Docker => "start Docker or set DOCKER_HOST=unix:///PATH",
+            _ => {
+                "start one with `podman system service --time=0 unix:///run/podman/podman.sock` or set \
+                  CONTAINER_HOST=unix:///PATH"
+            }
+        };
+        Err(format!("no container runtime answered ({}); {hint}", tried.join("; ")))
+    }
+
+    fn container_name(owner: &StepOwner, role: &str) -> String {
+        let mut h: u32 = 0x811c9dc5;
+        for b in owner.node_id.bytes() {
+            h ^= b as u32;
+            h = h.wrapping_mul(0x01000193);
+        }
+        format!("argon-{}-{h:08x}-{role}", owner.workflow_uid)
+    }
+
+    fn labels(owner: &StepOwner, role: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (WORKFLOW_LABEL.to_string(), owner.workflow_uid.clone()),
+            (NODE_LABEL.to_string(), owner.node_id.clone()),
+            (WORKFLOW_NAME_LABEL.to_string(), owner.workflow_name.clone()),
+            ("argon.container".to_string(), role.to_string()),
+        ])
+    }
+
+    /// The workflow's network, created the first time a step needs it.
+    async fn network(&self, owner: &StepOwner) -> Result<String, String> {
+        let name = format!("argon-{}", owner.workflow_uid);
+        if self.networks.lock().expect("network set").contains(&name) {
+            return Ok(name);
+        }
+        let req = NetworkCreateRequest {
+            name: name.clone(),
+            labels: Some(HashMap::from([(
+                WORKFLOW_LABEL.to_string(),
+                owner.workflow_uid.clone(),
+            )])),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => {}
+            Err(DockerError::DockerResponseServerError { status_code: 409, .. }) => {}
+            Err(e) if e.to_string().contains("already exists") => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot create the workflow's network {name}: {}",
+                    runtime_message(&e)
+                ));
+            }
+        }
+        self.networks.lock().expect("network set").insert(name.clone());
+        Ok(name)
+    }
+
+    /// Makes sure the image is there, following the pull policy.
+    async fn ensure_image(&self, spec: &ContainerSpec, logs: &LogSink) -> Result<(), String> {
+        let Some(image) = &spec.image else {
+            return Err(format!("container '{}' has no image", spec.name));
+        };
+        let present = self.docker.inspect_image(image).await.is_ok();
+        let policy = spec.pull_policy.clone().unwrap_or_else(|| {
+            let tagged = image
+                .rsplit('/')
+                .next()
+                .is_some_and(|last| last.contains(':') || last.contains('@'));
+            if !tagged || image.ends_with(":latest") {
+                "Always"
+            } else {
+                "IfNotPresent"
+            }
+            .to_string()
+        });
+        match policy.as_str() {
+            "Never" if present => return Ok(()),
+            "Never" => {
+                return Err(format!(
+                    "image {image} is not present and imagePullPolicy is Never (ErrImageNeverPull)"
+                ));
+            }
+            "IfNotPresent" if present => return Ok(()),
+            "Always" | "IfNotPresent" => {}
+            other => {
+                return Err(format!(
+                    "imagePullPolicy {other}: expected Always, IfNotPresent or Never"
+                ));
+            }
+        }
+        let options = CreateImageOptionsBuilder::default().from_image(image).build();
+        let pull = async {
+            let mut stream = self.docker.create_image(Some(options), None, None);
+            while let Some(item) = stream.next().await {
+                item.map_err(|e| runtime_message(&e))?;
+            }
+            Ok::<(), String>(())
+        };
+        let result = match tokio::time::timeout(PULL_TIMEOUT, pull).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("the pull took longer than {}s", PULL_TIMEOUT.as_secs())),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if present => {
+                logs(
+                    "stderr",
+                    vec![format!("argon: pulling {image} failed ({e}); using the local copy")],
+                );
+                Ok(())
+            }
+            Err(e) => Err(format!("cannot pull image {image} (ErrImagePull): {e}")),
+        }
+    }
+
+    /// The mounts of `spec` from the pod's volumes.
+    fn mounts(&self, spec: &ContainerSpec, volumes: &[Volume], owner: &StepOwner) -> Result<Vec<Mount>, String> {
+        let mut out = Vec::new();
+        for m in &spec.volume_mounts {
+            let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
+                return Err(format!(
+                    "container '{}' mounts volume '{}', which the template does not declare",
+                    spec.name, m.name
+                ));
+            };
+            let read_only = m.read_only.unwrap_or(false);
+            let mut mount = Mount {
+                target: Some(m.mount_path.clone()),
+                read_only: Some(read_only),
+                ..Default::default()
+            };
+            if let Some(e) = &v.empty_dir {
+                if e.medium.as_deref() == Some("Memory") {
+                    mount.typ = Some(MountType::TMPFS);
+                    mount.tmpfs_options = Some(MountTmpfsOptions {
+                        size_bytes: e
+                            .size_limit
+                            .as_ref()
+                            .and_then(|q| super::spec::parse_bytes(&q.0).ok())
+                            .map(|b| b as i64),
+                        ..Default::default()
+                    });
+                } else {
+                    mount.typ = Some(MountType::VOLUME);
+                    mount.source = Some(volume_name(owner, &v.name));
+                }
+            } else if let Some(s) = &v.secret {
+                let name = s.secret_name.clone().unwrap_or_default();
+                mount.typ = Some(MountType::BIND);
+                mount.source = Some(self.secret_dir(&name, "secret")?);
+                mount.read_only = Some(true);
+            } else if let Some(c) = &v.config_map {
+                mount.typ = Some(MountType::BIND);
+                mount.source = Some(self.secret_dir(&c.name, "configMap")?);
+                mount.read_only = Some(true);
+            } else if let Some(h) = &v.host_path {
+                if !self.allow_host_path {
+                    return Err(format!(
+                        "volume '{}' is a hostPath ({}): host folders are only mounted with --allow-host-path",
+                        v.name, h.path
+                    ));
+                }
+                mount.typ = Some(MountType::BIND);
+                mount.source = Some(h.path.clone());
+            } else {
+                return Err(format!(
+                    "volume '{}': only emptyDir, secret, configMap and hostPath volumes are supported outside \
+                     Kubernetes",
+                    v.name
+                ));
+            }
+            if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                match mount.typ {
+                    Some(MountType::BIND) => {
+                        let source = Path::new(mount.source.as_deref().unwrap_or("/")).join(relative(sub));
+                        mount.source = Some(source.display().to_string());
+                    }
+                    _ => {
+                        return Err(format!(
+                            "volume mount '{}': subPath is only supported on secret, configMap and hostPath volumes",
+                            m.name
+                        ));
+                    }
+                }
+            }
+            out.push(mount);
+        }
+        Ok(out)
+    }
+
+    fn secret_dir(&self, name: &str, what: &str) -> Result<String, String> {
+        let Some(dir) = self.secrets.dir() else {
+            return Err(format!(
+                "{what} volume '{name}' needs a secrets directory (--secrets-dir DIR, with DIR/{name}/KEY files)"
+            ));
+        };
+        let path = dir.join(name);
+        if !path.is_dir() {
+            return Err(format!("{what} '{name}' not found: {} does not exist", path.display()));
+        }
+        let path = path.canonicalize().map_err(|e| format!("{what} '{name}': {e}"))?;
+        Ok(path.display().to_string())
+    }
+
+    /// Creates a container of the pod (not started).
+    async fn create(
+        &self,
+        name: &str,
+        role: &str,
+        spec: &ContainerSpec,
+        step: &StepProcess,
+        network: &str,
+        extra_cmd: Option<&str>,
+    ) -> Result<(), String> {
+        let mut cmd = spec.args.clone();
+        if let Some(script) = extra_cmd {
+            cmd.insert(0, script.to_string());
+        }
+        let user = spec.run_as_user.map(|u| match spec.run_as_group {
+            Some(g) => format!("{u}:{g}"),
+            None => u.to_string(),
+        });
+        if spec.run_as_non_root && spec.run_as_user.is_none() {
+            let image = spec.image.clone().unwrap_or_default();
+            let image_user = self
+                .docker
+                .inspect_image(&image)
+                .await
+                .ok()
+                .and_then(|i| i.config)
+                .and_then(|c| c.user)
+                .unwrap_or_default();
+            let uid = image_user.split(':').next().unwrap_or("");
+            if uid.is_empty() || uid == "0" || uid == "root" {
+                return Err(format!(
+                    "container '{}' has runAsNonRoot and image {image} will run as root \
+                     (CreateContainerConfigError)",
+                    spec.name
+                ));
+            }
+        }
+        let host_config = HostConfig {
+            memory: spec.memory_limit.map(|b| b as i64),
+            nano_cpus: spec.cpu_limit,
+            readonly_rootfs: Some(spec.read_only_root),
+            mounts: Some(self.mounts(spec, &step.volumes, &step.owner)?),
+            network_mode: Some(network.to_string()),
+            security_opt: Some(vec!["no-new-privileges".to_string()]),
+            init: Some(false),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: spec.image.clone(),
+            entrypoint: (!spec.command.is_empty()).then(|| spec.command.clone()),
+            cmd: (!cmd.is_empty()).then_some(cmd),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            working_dir: spec.working_dir.clone(),
+            user,
+            labels: Some(Self::labels(&step.owner, role)),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| format!("cannot create container '{}': {}", spec.name, runtime_message(&e)))?;
+        Ok(())
+    }
+
+    /// Copies the step's inputs (and script) into the created container.
+    async fn upload_inputs(&self, name: &str, step: &StepProcess) -> Result<(), String> {
+        if step.mounts.is_empty() && step.script.is_none() {
+            return Ok(());
+        }
+        let uid = step.main.run_as_user.unwrap_or(0).max(0) as u64;
+        let gid = step.main.run_as_group.unwrap_or(uid as i64).max(0) as u64;
+        let mounts = step.mounts.clone();
+        let script = step.script.clone();
+        let tar = tokio::task::spawn_blocking(move || input_tar(&mounts, script.as_deref(), uid, gid))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot pack the step's inputs: {e}"))?;
+        let options = UploadToContainerOptionsBuilder::default().path("/").build();
+        self.docker
+            .upload_to_container(name, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| format!("cannot copy the inputs into the container: {}", runtime_message(&e)))
+    }
+
+    /// Copies the paths the step hands back out of the finished container,
+    /// under the step's `fs` folder.
+    async fn download_outputs(&self, name: &str, step: &StepProcess) -> Result<(), String> {
+        for path in &step.outputs {
+            let rel = relative(path);
+            let dest = step.step_dir.join("fs").join(rel.parent().unwrap_or(Path::new("")));
+            let options = DownloadFromContainerOptionsBuilder::default().path(path).build();
+            let mut stream = self.docker.download_from_container(name, Some(options));
+            let mut bytes = Vec::new();
+            let mut missing = false;
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(c) => {
+                        bytes.extend_from_slice(&c);
+                        if bytes.len() > OUTPUT_LIMIT {
+                            return Err(format!("output {path} is larger than {} MiB", OUTPUT_LIMIT >> 20));
+                        }
+                    }
+                    Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
+                        missing = true;
+                        break;
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "cannot copy {path} out of the container: {}",
+                            runtime_message(&e)
+                        ));
+                    }
+                }
+            }
+            if missing || bytes.is_empty() {
+                continue;
+            }
+            tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dest)?;
+                let mut archive = tar::Archive::new(std::io::Cursor::new(bytes));
+                archive.set_preserve_permissions(false);
+                archive.set_overwrite(true);
+                archive.unpack(&dest)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot unpack {path}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Runs a container to its end (it may already be running), streaming
+    /// its logs: (outcome, started at).
+    async fn follow(
+        &self,
+        name: &str,
+        timeout: Option<Duration>,
+        logs: LogSink,
+        cancel: &CancellationToken,
+    ) -> StepOutcome {
+        let mut outcome = StepOutcome::default();
+        let started = self
+            .docker
+            .inspect_container(name, None)
+            .await
+            .ok()
+            .and_then(|c| c.state)
+            .and_then(|s| s.started_at)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
+        // A re-attached step's deadline counts from its start, not from now.
+        let remaining = timeout.map(|t| {
+            let ran = started
+                .map(|s| {
+                    (chrono::Utc::now() - s.with_timezone(&chrono::Utc))
+                        .to_std()
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default();
+            t.saturating_sub(ran)
+        });
+        let docker = self.docker.clone();
+        let log_name = name.to_string();
+        let log_task = tokio::spawn(async move {
+            let options = LogsOptionsBuilder::default()
+                .follow(true)
+                .stdout(true)
+                .stderr(true)
+                .build();
+            let mut out = Lines::new("stdout", logs.clone(), true);
+            let mut err = Lines::new("stderr", logs, false);
+            let mut stream = docker.logs(&log_name, Some(options));
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(bollard::container::LogOutput::StdOut { message }) => out.feed(&message),
+                    Ok(bollard::container::LogOutput::StdErr { message }) => err.feed(&message),
+                    Ok(bollard::container::LogOutput::Console { message }) => out.feed(&message),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            (out.finish(), err.finish())
+        });
+        let deadline = async {
+            match remaining {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let wait = async {
+            let mut s = self.docker.wait_container(name, None::<WaitContainerOptions>);
+            while s.next().await.is_some() {}
+        };
+        tokio::select! {
+            _ = wait => {}
+            _ = deadline => {
+                outcome.timed_out = true;
+                self.kill(name).await;
+            }
+            _ = cancel.cancelled() => {
+                outcome.cancelled = true;
+                self.kill(name).await;
+            }
+        }
+        // The wait may return before the runtime records the exit: ask until it has.
+        let mut state = None;
+        for _ in 0..100 {
+            match self.docker.inspect_container(name, None).await {
+                Ok(c) => {
+                    let s = c.state.unwrap_or_default();
+                    if s.running == Some(true) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                    state = Some(s);
+                }
+                Err(e) => outcome.start_error = Some(format!("the container vanished: {}", runtime_message(&e))),
+            }
+            break;
+        }
+        let ((result, _), (_, last_err)) = match tokio::time::timeout(Duration::from_secs(10), log_task).await {
+            Ok(Ok(r)) => r,
+            _ => Default::default(),
+        };
+        outcome.result = result;
+        outcome.last_stderr = last_err;
+        if let Some(s) = state
+            && !outcome.timed_out
+            && !outcome.cancelled
+        {
+            outcome.exit_code = s.exit_code.map(|c| c as i32);
+            if s.oom_killed == Some(true) {
+                outcome.reason = Some("OOMKilled".to_string());
+            }
+        }
+        outcome
+    }
+
+    async fn kill(&self, name: &str) {
+        let options = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
+        let _ = self.docker.kill_container(name, Some(options)).await;
+    }
+
+    async fn remove(&self, name: &str) {
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        let _ = self.docker.remove_container(name, Some(options)).await;
+    }
+
+    /// Removes every container and volume of the step.
+    async fn clean_up(&self, step: &StepProcess) {
+        let main = Self::container_name(&step.owner, "main");
+        self.remove(&main).await;
+        for i in 0..step.sidecars.len() {
+            self.remove(&Self::container_name(&step.owner, &format!("sidecar-{i}")))
+                .await;
+        }
+        for i in 0..step.init_containers.len() {
+            self.remove(&Self::container_name(&step.owner, &format!("init-{i}")))
+                .await;
+        }
+        for v in &step.volumes {
+            if v.empty_dir.is_some() {
+                let _ = self
+                    .docker
+                    .remove_volume(&volume_name(&step.owner, &v.name), None::<RemoveVolumeOptions>)
+                    .await;
+            }
+        }
+    }
+
+    /// The state of the main container when it exists: `Some(true)` when it
+    /// was started (re-attach), `Some(false)` when only created.
+    async fn existing(&self, name: &str) -> Result<Option<bool>, String> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(c) => {
+                let status = c.state.and_then(|s| s.status);
+                Ok(Some(!matches!(status, Some(ContainerStateStatusEnum::CREATED) | None)))
+            }
+            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(format!("the container runtime failed: {}", runtime_message(&e))),
+        }
+    }
+
+    /// Creates and runs the pod of a step up to the start of its main container.
+    async fn start_pod(
+        &self,
+        step: &StepProcess,
+        logs: &LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<(), StepOutcome> {
+        let fail = |e: String| StepOutcome::not_started(e);
+        let network = if step.host_network {
+            "host".to_string()
+        } else {
+            self.network(&step.owner).await.map_err(fail)?
+        };
+        for spec in step.init_containers.iter().chain(&step.sidecars).chain([&step.main]) {
+            self.ensure_image(spec, logs).await.map_err(fail)?;
+        }
+        for (i, spec) in step.init_containers.iter().enumerate() {
+            let name = Self::container_name(&step.owner, &format!("init-{i}"));
+            self.remove(&name).await;
+            self.create(&name, &format!("init-{i}"), spec, step, &network, None)
+                .await
+                .map_err(fail)?;
+            self.docker.start_container(&name, None).await.map_err(|e| {
+                fail(format!(
+                    "cannot start init container '{}': {}",
+                    spec.name,
+                    runtime_message(&e)
+                ))
+            })?;
+            let out = self.follow(&name, step.timeout, logs.clone(), cancel).await;
+            self.remove(&name).await;
+            if out.cancelled || out.timed_out {
+                return Err(out);
+            }
+            if out.exit_code != Some(0) {
+                let mut failed = StepOutcome::not_started(format!(
+                    "init container '{}' failed (exit code {}){}",
+                    spec.name,
+                    out.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "none".into()),
+                    if out.last_stderr.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", out.last_stderr)
+                    }
+                ));
+                failed.exit_code = None;
+                return Err(failed);
+            }
+        }
+        // The first sidecar owns the pod's network namespace; the others and the main container join it.
+        let mut pod_network = network.clone();
+        for (i, spec) in step.sidecars.iter().enumerate() {
+            let name = Self::container_name(&step.owner, &format!("sidecar-{i}"));
+            self.remove(&name).await;
+            self.create(&name, &format!("sidecar-{i}"), spec, step, &pod_network, None)
+                .await
+                .map_err(fail)?;
+            self.docker
+                .start_container(&name, None)
+                .await
+                .map_err(|e| fail(format!("cannot start sidecar '{}': {}", spec.name, runtime_message(&e))))?;
+            if i == 0 && network != "host" {
+                pod_network = format!("container:{name}");
+            }
+        }
+        let main = Self::container_name(&step.owner, "main");
+        self.create(
+            &main,
+            "main",
+            &step.main,
+            step,
+            &pod_network,
+            step.script.as_ref().map(|_| SCRIPT_PATH),
+        )
+        .await
+        .map_err(fail)?;
+        self.upload_inputs(&main, step).await.map_err(fail)?;
+        self.docker
+            .start_container(&main, None)
+            .await
+            .map_err(|e| fail(format!("cannot start the container: {}", runtime_message(&e))))?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for ContainerBackend {
+    fn kind(&self) -> ExecutorKind {
+        self.kind
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "steps run in {} containers ({} {}, {}); each workflow has its own network",
+            self.kind, self.kind, self.version, self.socket
+        )
+    }
+
+    fn host_path(&self, step_dir: &Path, path: &str) -> PathBuf {
+        step_dir.join("fs").join(relative(path))
+    }
+
+    fn input_place(&self, step_dir: &Path, path: &str, index: usize) -> Result<(PathBuf, Option<String>), String> {
+        Ok((step_dir.join("inputs").join(index.to_string()), Some(path.to_string())))
+    }
+
+    fn prepare_paths(&self, _step_dir: &Path, _paths: &[String]) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    async fn workflow_finished(&self, uid: &str) {
+        let name = format!("argon-{uid}");
+        // Also when this engine did not create it (a restart re-attached its steps).
+        self.networks.lock().expect("network set").remove(&name);
+        let _ = self.docker.remove_network(&name).await;
+    }
+
+    async fn run(&self, step: StepProcess, logs: LogSink, cancel: CancellationToken) -> StepOutcome {
+        if step.main.image.is_none() {
+            return StepOutcome::not_started("the container has no image");
+        }
+        let main = Self::container_name(&step.owner, "main");
+        let reattached = match self.existing(&main).await {
+            Ok(Some(true)) => true,
+            Ok(Some(false)) => {
+                // Created by an engine that stopped before starting it: start over.
+                self.clean_up(&step).await;
+                false
+            }
+            Ok(None) => false,
+            Err(e) => return StepOutcome::not_started(e),
+        };
+        if !reattached && let Err(out) = self.start_pod(&step, &logs, &cancel).await {
+            self.clean_up(&step).await;
+            return out;
+        }
+        let mut outcome = self.follow(&main, step.timeout, logs, &cancel).await;
+        outcome.reattached = reattached;
+        if outcome.exit_code.is_some()
+            && let Err(e) = self.download_outputs(&main, &step).await
+        {
+            outcome.output_error = Some(e);
+        }
+        self.clean_up(&step).await;
+        outcome
+    }
+}
+
+fn volume_name(owner: &StepOwner, volume: &str) -> String {
+    let base = ContainerBackend::container_name(owner, "vol");
+    format!("{base}-{volume}")
+}
+
+/// What the runtime said, without the client's wrapping.
+fn runtime_message(e: &DockerError) -> String {
+    match e {
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Asks the runtime for its version: (is Podman, version).
+fn probe(docker: &Docker) -> Result<(bool, String), String> {
+    let docker = docker.clone();
+    // A thread with its own runtime: the engine opens from sync code, inside
+    // or outside a runtime.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let v = tokio::time::timeout(Duration::from_secs(3), docker.version())
+                .await
+                .map_err(|_| "no answer within 3 s".to_string())?
+                .map_err(|e| runtime_message(&e))?;
+            let podman = v
+                .components
+                .iter()
+                .flatten()
+                .any(|c| c.name.to_ascii_lowercase().contains("podman"));
+            Ok((podman, v.version.unwrap_or_default()))
+        })
+    })
+    .join()
+    .map_err(|_| "the probe panicked".to_string())?
+}
+
+/// A tar of the inputs at their paths (relative to `/`), owned by the step's user.
+fn input_tar(mounts: &[(PathBuf, String)], script: Option<&str>, uid: u64, gid: u64) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    let header = |size: u64, mode: u32, kind: tar::EntryType| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_entry_type(kind);
+        h.set_mtime(0);
+        h
+    };
+    for (host, path) in mounts {
+        let rel = relative(path);
+        if host.is_dir() {
+            for entry in walk(host)? {
+                let inner = entry.strip_prefix(host).unwrap_or(&entry);
+                let name = rel.join(inner);
+                let meta = std::fs::symlink_metadata(&entry)?;
+                if meta.is_dir() {
+                    let mut h = header(0, 0o755, tar::EntryType::Directory);
+                    b.append_data(&mut h, &name, std::io::empty())?;
+                } else if meta.is_file() {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mut h = header(meta.len(), meta.permissions().mode() & 0o777, tar::EntryType::Regular);
+                    b.append_data(&mut h, &name, std::fs::File::open(&entry)?)?;
+                }
+            }
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(host)?;
+            let mut h = header(meta.len(), meta.permissions().mode() & 0o777, tar::EntryType::Regular);
+            b.append_data(&mut h, &rel, std::fs::File::open(host)?)?;
+        }
+    }
+    if let Some(source) = script {
+        let mut h = header(source.len() as u64, 0o755, tar::EntryType::Regular);
+        b.append_data(&mut h, relative(SCRIPT_PATH), source.as_bytes())?;
+    }
+    b.into_inner()
+}
+
+/// `dir` and everything under it, parents first.
+fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i].clone();
+        if std::fs::symlink_metadata(&p)?.is_dir() {
+            let mut children: Vec<PathBuf> = std::fs::read_dir(&p)?.flatten().map(|e| e.path()).collect();
+            children.sort();
+            out.extend(children);
+        }
+        i += 1;
+    }
+    Ok(out)
+}
