@@ -595,6 +595,7 @@ fn a_restarted_engine_resumes_its_workflows() {
     let config = || {
         let mut c = EngineConfig::new(dir.path().join("state"));
         c.default_namespace = "default".into();
+        c.executor = argon_engine::ExecutorChoice::Sandbox;
         c
     };
     let body = |retry: &str, command: &str| {
@@ -622,12 +623,12 @@ fn a_restarted_engine_resumes_its_workflows() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (plain, retried) = rt.block_on(async {
         let engine = Engine::open(config()).unwrap();
-        let a = submit(&engine, body("", "sleep 60"), &[]).await;
+        let a = submit(&engine, body("", "sleep 2; echo done"), &[]).await;
         let b = submit(
             &engine,
             body(
                 "retryStrategy: {limit: 2}",
-                "if [ {{retries}} = 0 ]; then sleep 60; fi; echo done",
+                "if [ {{retries}} = 0 ]; then sleep 2; exit 1; fi; echo done",
             ),
             &[],
         )
@@ -651,18 +652,25 @@ fn a_restarted_engine_resumes_its_workflows() {
     rt.block_on(async {
         let engine = Engine::open(config()).unwrap();
         engine.resume_unfinished().unwrap();
-        let w = wait_done(&engine, "default", &plain).await;
-        assert_eq!(phase(&w), Some(WorkflowPhase::Failed));
-        assert!(message(&w).contains("engine restarted"), "{}", message(&w));
-        assert_eq!(result(node(&w, "before")), "ok");
-
-        let w = wait_until(&engine, "default", &retried, Duration::from_secs(20), |w| {
+        // A sandboxed step dies with the engine and runs again from the start.
+        let approving = |w: &argon_crds::workflow::Workflow| {
             nodes(w, "approve")
                 .first()
                 .is_some_and(|n| n.phase == Some(NodePhase::Running))
-        })
-        .await;
+        };
+        let w = wait_until(&engine, "default", &plain, Duration::from_secs(20), approving).await;
+        assert_eq!(result(node(&w, "before")), "ok");
         assert_eq!(node(&w, "long").phase, Some(NodePhase::Succeeded));
+        assert_eq!(result(node(&w, "long")), "done");
+        assert_eq!(node(&w, "long").message, None);
+        engine.act_on("default", &plain, WorkflowAction::Resume).await.unwrap();
+        let w = wait_done(&engine, "default", &plain).await;
+        assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+
+        // In a retry, the interrupted attempt runs again and is then retried as usual.
+        let w = wait_until(&engine, "default", &retried, Duration::from_secs(20), approving).await;
+        assert_eq!(node(&w, "long").phase, Some(NodePhase::Succeeded));
+        assert_eq!(node(&w, "long(0)").phase, Some(NodePhase::Failed));
         assert_eq!(result(node(&w, "long(1)")), "done");
         engine
             .act_on("default", &retried, WorkflowAction::Resume)
@@ -690,7 +698,11 @@ fn an_engine_that_stops_writes_nothing_about_the_steps_it_interrupts() {
     // polled in the instant its child is cancelled is rare; the operator's
     // unit test covers that case exactly.)
     let dir = tempfile::tempdir().unwrap();
-    let config = || EngineConfig::new(dir.path().join("state"));
+    let config = || {
+        let mut c = EngineConfig::new(dir.path().join("state"));
+        c.executor = argon_engine::ExecutorChoice::Sandbox;
+        c
+    };
     let body = wf(r#"
   entrypoint: main
   templates:

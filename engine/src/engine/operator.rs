@@ -449,14 +449,8 @@ fn execute(ctx: Ctx, call: Call) -> BoxFuture<'static, NodeStatus> {
             if existing.phase.is_some_and(|p| p.is_fulfilled()) {
                 return existing;
             }
-            if existing.type_ == Some(NodeType::Pod) && existing.phase == Some(NodePhase::Running) {
-                // Left running by an engine that stopped: the process is gone.
-                // (A step still Pending never started: it simply runs now.)
-                return finish(
-                    &ctx,
-                    &id,
-                    Finished::failed("the engine restarted while this step was running; the step was interrupted"),
-                );
+            if let Some(f) = interrupted(&ctx, &existing) {
+                return finish(&ctx, &id, f);
             }
         }
         if ctx.depth >= ctx.engine.config.max_depth {
@@ -518,6 +512,31 @@ fn execute(ctx: Ctx, call: Call) -> BoxFuture<'static, NodeStatus> {
         finish(&ctx, &id, finished)
     })
 }
+
+/// A step an engine that stopped left running: a container executor
+/// re-attaches to it (the step goes on, `None`); a process executor's step
+/// died with that engine and runs again from the start, once: a step
+/// interrupted a second time fails.
+fn interrupted(ctx: &Ctx, node: &NodeStatus) -> Option<Finished> {
+    if node.type_ != Some(NodeType::Pod) || node.phase != Some(NodePhase::Running) {
+        return None;
+    }
+    if ctx.engine.executor.steps_outlive_engine() {
+        return None;
+    }
+    if node.message.as_deref() == Some(RESTARTED) {
+        return Some(Finished::failed(
+            "the engine restarted twice while this step was running; the step was interrupted",
+        ));
+    }
+    ctx.run.update_node(ctx.engine.store(), &node.id, |n| {
+        n.message = Some(RESTARTED.to_string())
+    });
+    None
+}
+
+/// The message of a step that runs again because the engine restarted.
+const RESTARTED: &str = "the engine restarted while this step was running; the step runs again from the start";
 
 fn finish(ctx: &Ctx, id: &str, f: Finished) -> NodeStatus {
     ctx.run.update_node(ctx.engine.store(), id, |n| {
@@ -694,12 +713,8 @@ async fn retry_loop(
         let node = match ctx.run.node(&child_id) {
             Some(n) if n.phase.is_some_and(|p| p.is_fulfilled()) => n,
             existing => {
-                if existing.is_some_and(|n| n.type_ == Some(NodeType::Pod) && n.phase == Some(NodePhase::Running)) {
-                    finish(
-                        ctx,
-                        &child_id,
-                        Finished::failed("the engine restarted while this step was running; the step was interrupted"),
-                    )
+                if let Some(f) = existing.as_ref().and_then(|n| interrupted(ctx, n)) {
+                    finish(ctx, &child_id, f)
                 } else {
                     let t = now();
                     ctx.run.update_node(store, &child_id, |n| {

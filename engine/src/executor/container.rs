@@ -747,6 +747,10 @@ impl Backend for ContainerBackend {
         Ok(())
     }
 
+    fn steps_outlive_engine(&self) -> bool {
+        true
+    }
+
     async fn workflow_finished(&self, uid: &str) {
         let name = format!("argon-{uid}");
         // Also when this engine did not create it (a restart re-attached its steps).

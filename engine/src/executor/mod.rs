@@ -276,6 +276,12 @@ pub trait Backend: Send + Sync {
     /// Runs the step to its end (or re-attaches to it when it already runs).
     async fn run(&self, step: StepProcess, logs: LogSink, cancel: CancellationToken) -> StepOutcome;
 
+    /// Whether a step goes on when the engine stops, for a restarted engine
+    /// to re-attach to (`run` again finds it); else it dies with the engine.
+    fn steps_outlive_engine(&self) -> bool {
+        false
+    }
+
     /// Releases what the workflow's steps shared (its network), once it ended.
     async fn workflow_finished(&self, _workflow_uid: &str) {}
 }
@@ -349,6 +355,11 @@ impl Executor {
     /// Runs the step to its end, streaming its output lines to `logs`.
     pub async fn run(&self, step: StepProcess, logs: LogSink, cancel: CancellationToken) -> StepOutcome {
         self.backend.run(step, logs, cancel).await
+    }
+
+    /// Whether steps go on when the engine stops (see [`Backend::steps_outlive_engine`]).
+    pub fn steps_outlive_engine(&self) -> bool {
+        self.backend.steps_outlive_engine()
     }
 
     /// Releases what a finished workflow's steps shared.
