@@ -228,6 +228,10 @@ pub struct ExecutorArgs {
     /// Let templates mount hostPath volumes (host folders) into their steps.
     #[arg(long)]
     pub allow_host_path: bool,
+    /// On SIGTERM, how long running sandbox and host steps may take to
+    /// finish (container steps go on and are re-attached at the next start).
+    #[arg(long, default_value = "30s", value_parser = crate::run::parse_duration)]
+    pub drain_timeout: std::time::Duration,
 }
 
 impl ExecutorArgs {
@@ -235,6 +239,7 @@ impl ExecutorArgs {
     pub fn apply(&self, config: &mut EngineConfig) {
         config.executor = self.executor;
         config.allow_host_path = self.allow_host_path;
+        config.drain_timeout = self.drain_timeout;
     }
 }
 

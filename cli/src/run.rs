@@ -56,7 +56,7 @@ pub struct RunArgs {
     executor: crate::engine::ExecutorArgs,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     argon_crds::common::parse_duration(text)
 }
 

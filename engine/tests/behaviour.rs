@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use argon_crds::workflow::{NodePhase, NodeType, WorkflowPhase};
@@ -687,6 +688,59 @@ fn a_restarted_engine_resumes_its_workflows() {
             .filter(|n| n.phase == Some(NodePhase::Running))
             .count();
         assert_eq!(running, 0);
+    });
+}
+
+#[test]
+fn a_stopping_engine_lets_sandboxed_steps_finish_and_starts_no_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = EngineConfig::new(dir.path().join("state"));
+        c.executor = argon_engine::ExecutorChoice::Sandbox;
+        c
+    };
+    let body = wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: first, template: slow}
+    - - {name: second, template: quick}
+  - name: slow
+    container: {image: alpine, command: [sh, -c, "sleep 1; echo finished"]}
+  - name: quick
+    container: {image: alpine, command: [echo, second]}
+"#);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (ns, name) = rt.block_on(async {
+        let engine = Engine::open(config()).unwrap();
+        let (ns, name) = submit(&engine, body, &[]).await;
+        wait_until(&engine, &ns, &name, Duration::from_secs(20), |w| {
+            nodes(w, "first")
+                .first()
+                .is_some_and(|n| n.phase == Some(NodePhase::Running))
+        })
+        .await;
+        // SIGTERM: the engine's run ends once the running step has finished.
+        Arc::clone(&engine).run(async {}).await.unwrap();
+        let w = engine.get_workflow(&ns, &name).unwrap();
+        assert_eq!(node(&w, "first").phase, Some(NodePhase::Succeeded), "{}", dump(&w));
+        assert_eq!(result(node(&w, "first")), "finished");
+        assert!(
+            nodes(&w, "second").iter().all(|n| n.phase == Some(NodePhase::Pending)),
+            "no new step starts: {}",
+            dump(&w)
+        );
+        (ns, name)
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let engine = Engine::open(config()).unwrap();
+        engine.resume_unfinished().unwrap();
+        let w = wait_done(&engine, &ns, &name).await;
+        assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+        assert_eq!(result(node(&w, "second")), "second");
     });
 }
 

@@ -49,6 +49,9 @@ pub struct EngineConfig {
     pub default_namespace: String,
     /// How deep templates may call templates (recursion stops there with an error).
     pub max_depth: usize,
+    /// How long a stopping engine lets running steps that die with it
+    /// (sandbox, host) finish; container steps go on and are re-attached.
+    pub drain_timeout: Duration,
 }
 
 impl EngineConfig {
@@ -63,6 +66,26 @@ impl EngineConfig {
             extra_path: Vec::new(),
             default_namespace: "default".to_string(),
             max_depth: 100,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Steps running, and whether the engine is stopping.
+#[derive(Default)]
+struct Drain {
+    stopping: std::sync::atomic::AtomicBool,
+    running: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// A running step, counted until dropped.
+pub(crate) struct StepGuard<'a>(&'a Drain);
+
+impl Drop for StepGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
         }
     }
 }
@@ -77,6 +100,7 @@ pub struct Engine {
     repo: Repository,
     http: reqwest::Client,
     runs: Mutex<HashMap<String, Arc<Run>>>,
+    drain: Drain,
     me: Weak<Engine>,
 }
 
@@ -106,6 +130,7 @@ impl Engine {
             repo,
             http,
             runs: Mutex::new(HashMap::new()),
+            drain: Drain::default(),
             me: me.clone(),
         }))
     }
@@ -160,7 +185,46 @@ impl Engine {
             _ = shutdown => {}
             _ = background => {}
         }
+        self.drain_steps().await;
         Ok(())
+    }
+
+    /// Stops starting steps, then waits for the running steps that would
+    /// die with the process (at most the drain timeout). Steps that have
+    /// not started stay Pending for the next engine; container steps go on.
+    pub async fn drain_steps(&self) {
+        self.drain.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        if self.executor.steps_outlive_engine() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.config.drain_timeout;
+        loop {
+            let idle = self.drain.idle.notified();
+            let running = self.drain.running.load(std::sync::atomic::Ordering::SeqCst);
+            if running == 0 {
+                return;
+            }
+            tracing::info!(running, "waiting for running steps to finish");
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                tracing::warn!(
+                    running,
+                    "steps still running after the drain timeout are stopped with the engine"
+                );
+                return;
+            }
+        }
+    }
+
+    /// Counts a step as running until the guard drops; `None` when the
+    /// engine is stopping and no step may start.
+    pub(crate) fn step_starting(&self) -> Option<StepGuard<'_>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.drain.running.fetch_add(1, SeqCst);
+        let guard = StepGuard(&self.drain);
+        if self.drain.stopping.load(SeqCst) {
+            return None;
+        }
+        Some(guard)
     }
 
     /// Starts operators for the workflows the store holds as unfinished.

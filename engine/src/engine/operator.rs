@@ -65,6 +65,7 @@ struct Call {
 }
 
 /// How a template's body ended.
+#[derive(Clone)]
 struct Finished {
     phase: NodePhase,
     message: Option<String>,
@@ -942,6 +943,10 @@ async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars)
     if ctx.cancel.is_cancelled() {
         return Finished::failed(shutdown_message(ctx));
     }
+    // A stopping engine starts no step: this one stays Pending for the next.
+    let Some(running) = engine.step_starting() else {
+        return stopping().await;
+    };
     ctx.run.update_node(store, id, |n| n.phase = Some(NodePhase::Running));
     let logs: LogSink = {
         let engine = engine.clone();
@@ -976,9 +981,16 @@ async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars)
     }
     let outcome = engine.executor.run(step, logs, ctx.cancel.clone()).await;
     drop(_permit);
+    // The outcome is stored before the step stops counting as running, so an
+    // engine that drains finds it recorded.
+    let recorded = |f: Finished| {
+        finish(ctx, id, f.clone());
+        drop(running);
+        f
+    };
     if let Some(e) = outcome.start_error {
         let _ = std::fs::remove_dir_all(&step_dir);
-        return Finished::failed(e);
+        return recorded(Finished::failed(e));
     }
     let mut outputs = Outputs {
         result: Some(outcome.result.clone()),
@@ -1032,11 +1044,11 @@ async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars)
         }
     }
     let _ = std::fs::remove_dir_all(&step_dir);
-    Finished {
+    recorded(Finished {
         phase,
         message,
         outputs: Some(outputs),
-    }
+    })
 }
 
 fn truncate(s: &str, n: usize) -> String {
