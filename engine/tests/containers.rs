@@ -502,3 +502,35 @@ fn a_step_outlives_the_engine_and_is_re_attached() {
         assert!(containers_of(&uid).is_empty());
     });
 }
+
+#[tokio::test]
+async fn a_container_set_runs_in_dependency_order_and_shares_its_volume() {
+    let (_d, engine) = engine_with(|_| {});
+    let w = run(
+        &engine,
+        wf(&format!(
+            r#"
+  entrypoint: main
+  templates:
+  - name: main
+    volumes: [{{name: workspace, emptyDir: {{}}}}]
+    containerSet:
+      volumeMounts: [{{name: workspace, mountPath: /workspace}}]
+      containers:
+      - {{name: a, image: {BUSYBOX}, command: [sh, -c, "echo a >> /workspace/order"]}}
+      - {{name: b, image: {BUSYBOX}, command: [sh, -c, "echo b >> /workspace/order"], dependencies: [a]}}
+      - {{name: main, image: {BUSYBOX}, command: [sh, -c, "cat /workspace/order; echo main >> /workspace/order; cp /workspace/order /tmp/order"], dependencies: [b]}}
+    outputs:
+      parameters: [{{name: order, valueFrom: {{path: /tmp/order}}}}]
+"#
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    let name = w.metadata.name.clone().unwrap();
+    let n = node(&w, &name);
+    assert_eq!(result(n), "a\nb");
+    let out = n.outputs.as_ref().unwrap();
+    assert_eq!(out.parameters[0].value_or_default(), Some("a\nb\nmain"));
+}

@@ -828,7 +828,9 @@ fn body<'a>(
     Box::pin(async move {
         let tmpl = &resolved.tmpl;
         match tmpl.kind() {
-            Some(TemplateKind::Container | TemplateKind::Script) => pod(ctx, id, tmpl, inputs, &vars).await,
+            Some(TemplateKind::Container | TemplateKind::Script | TemplateKind::ContainerSet) => {
+                pod(ctx, id, tmpl, inputs, &vars).await
+            }
             Some(TemplateKind::Steps) => steps(ctx, id, name, resolved, &vars).await,
             Some(TemplateKind::Dag) => dag(ctx, id, name, resolved, &vars).await,
             Some(TemplateKind::Suspend) => suspend(ctx, id, tmpl, &vars).await,
@@ -857,9 +859,14 @@ async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars)
     if tmpl.daemon.unwrap_or(false) {
         return Finished::error("daemon steps are not supported by Argon's engine yet");
     }
-    let (container, script) = match (&tmpl.container, &tmpl.script) {
-        (Some(c), _) => (c, None),
-        (None, Some(s)) => (&s.container, Some(s.source.as_str())),
+    let set_main = tmpl.container_set.as_ref().and_then(|set| {
+        let main = set.containers.iter().find(|c| c.container.name == "main");
+        main.or(set.containers.last()).map(|c| &c.container)
+    });
+    let (container, script) = match (&tmpl.container, &tmpl.script, set_main) {
+        (Some(c), _, _) => (c, None),
+        (None, Some(s), _) => (&s.container, Some(s.source.as_str())),
+        (None, None, Some(c)) => (c, None),
         _ => return Finished::error("the template has no container"),
     };
     let owner = StepOwner {
@@ -893,9 +900,23 @@ async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars)
         };
         let volumes = ctx.spec.volumes.iter().cloned().chain(volumes).collect::<Vec<_>>();
         let script = script.map(|s| expr::substitute(s, vars).map_err(|e| e.0)).transpose()?;
-        Ok((main, init, sidecars, volumes, script))
+        let mut set = Vec::new();
+        if let Some(cs) = &tmpl.container_set {
+            for member in &cs.containers {
+                let mut c = member.container.clone();
+                c.volume_mounts
+                    .get_or_insert_with(Vec::new)
+                    .extend(cs.volume_mounts.iter().cloned());
+                set.push((spec_of(&c.name, &c)?, member.dependencies.clone()));
+            }
+        }
+        let main = match set.iter().find(|(c, _)| c.name == "main").or(set.last()) {
+            Some((c, _)) => c.clone(),
+            None => main,
+        };
+        Ok((main, init, sidecars, volumes, script, set))
     })();
-    let (main, init_containers, sidecars, volumes, script) = match prepared {
+    let (main, init_containers, sidecars, volumes, script, container_set) = match prepared {
         Ok(p) => p,
         Err(e) => return Finished::error(e),
     };
@@ -967,6 +988,7 @@ async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars)
         main,
         init_containers,
         sidecars,
+        container_set,
         volumes,
         step_dir: step_dir.clone(),
         script,

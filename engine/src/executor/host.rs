@@ -102,6 +102,9 @@ impl Backend for Host {
 /// Why a process backend cannot run the step's pod: sidecars and init
 /// containers are containers of their own.
 pub(crate) fn needs_containers(step: &StepProcess) -> Option<String> {
+    if !step.container_set.is_empty() {
+        return Some("containerSet templates need a container executor (--executor podman or docker)".to_string());
+    }
     let (what, c) = match (step.sidecars.first(), step.init_containers.first()) {
         (Some(c), _) => ("sidecar", c),
         (None, Some(c)) => ("init container", c),

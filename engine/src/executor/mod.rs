@@ -186,6 +186,10 @@ pub struct StepProcess {
     pub init_containers: Vec<ContainerSpec>,
     /// Containers run beside the main one and stopped when it ends.
     pub sidecars: Vec<ContainerSpec>,
+    /// A `containerSet`: its containers with the names each waits for (the
+    /// main container is the one named `main`, else the last). Empty for
+    /// other templates.
+    pub container_set: Vec<(ContainerSpec, Vec<String>)>,
     /// The volumes the containers mount.
     pub volumes: Vec<Volume>,
     /// The step's private directory under the state dir.
