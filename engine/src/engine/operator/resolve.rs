@@ -1,0 +1,119 @@
+//! Template resolution: the template a step, task or hook calls, from the
+//! workflow's spec or a WorkflowTemplate, with `templateDefaults` applied.
+
+use std::sync::Arc;
+
+use argon_crds::workflow::{Template, TemplateKind, TemplateRef};
+use serde_json::Value;
+
+use super::{Ctx, Resolved, Scope};
+
+/// Finds the template a step, task or hook calls.
+pub(super) async fn resolve(
+    ctx: &Ctx,
+    scope: &Scope,
+    template: Option<&str>,
+    template_ref: Option<&TemplateRef>,
+    inline: Option<&Template>,
+) -> Result<Resolved, String> {
+    let mut resolved = resolve_plain(ctx, scope, template, template_ref, inline).await?;
+    if let Some(defaults) = &ctx.spec.template_defaults {
+        resolved.tmpl = Arc::new(with_defaults(&resolved.tmpl, defaults)?);
+    }
+    Ok(resolved)
+}
+
+/// `templateDefaults` under a template: the template's own fields win; the
+/// defaults' kind fields (container, script...) apply only to a template of
+/// that kind.
+fn with_defaults(tmpl: &Template, defaults: &Template) -> Result<Template, String> {
+    fn merge(base: &mut Value, over: &Value) {
+        match (base, over) {
+            (Value::Object(b), Value::Object(o)) => {
+                for (k, v) in o {
+                    match b.get_mut(k) {
+                        Some(existing) => merge(existing, v),
+                        None => {
+                            b.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            (b, o) => *b = o.clone(),
+        }
+    }
+    let mut base = serde_json::to_value(defaults).map_err(|e| e.to_string())?;
+    if let Value::Object(m) = &mut base {
+        let own: Vec<&str> = tmpl.kinds().iter().map(|k| k.field()).collect();
+        for k in TemplateKind::ALL {
+            if !own.contains(&k.field()) {
+                m.remove(k.field());
+            }
+        }
+        m.remove("name");
+    }
+    merge(&mut base, &serde_json::to_value(tmpl).map_err(|e| e.to_string())?);
+    serde_json::from_value(base).map_err(|e| format!("templateDefaults: {e}"))
+}
+
+async fn resolve_plain(
+    ctx: &Ctx,
+    scope: &Scope,
+    template: Option<&str>,
+    template_ref: Option<&TemplateRef>,
+    inline: Option<&Template>,
+) -> Result<Resolved, String> {
+    if let Some(t) = inline {
+        return Ok(Resolved {
+            tmpl: Arc::new(t.clone()),
+            scope: scope.clone(),
+            template_ref: None,
+        });
+    }
+    if let Some(r) = template_ref {
+        let key = (r.name.clone(), r.cluster_scope);
+        let cached = ctx
+            .run
+            .refs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let spec = match cached {
+            Some(s) => s,
+            None => {
+                let spec = ctx
+                    .engine
+                    .resolve_ref(&ctx.run.namespace, r)
+                    .map_err(|e| format!("templateRef {}/{}: {e}", r.name, r.template))?;
+                let spec = Arc::new(spec);
+                ctx.run
+                    .refs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, spec.clone());
+                spec
+            }
+        };
+        let tmpl = spec
+            .template(&r.template)
+            .cloned()
+            .ok_or_else(|| format!("template '{}' not found in WorkflowTemplate '{}'", r.template, r.name))?;
+        return Ok(Resolved {
+            tmpl: Arc::new(tmpl),
+            scope: Scope { spec },
+            template_ref: Some(r.clone()),
+        });
+    }
+    let name = template.unwrap_or("");
+    let tmpl = scope
+        .spec
+        .template(name)
+        .cloned()
+        .ok_or_else(|| format!("template '{name}' not found"))?;
+    Ok(Resolved {
+        tmpl: Arc::new(tmpl),
+        scope: scope.clone(),
+        template_ref: None,
+    })
+}
