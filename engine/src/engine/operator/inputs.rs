@@ -53,36 +53,38 @@ pub(super) fn resolve_inputs(tmpl: &Template, args: &Arguments) -> Result<Inputs
     Ok(inputs)
 }
 
-pub(super) fn template_vars(ctx: &Ctx, tmpl: &Template, inputs: &Inputs, node_name: &str, id: &str) -> Vars {
-    let mut v = (*ctx.globals).clone();
-    for (k, val) in ctx.run.global_outputs.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        v.insert(format!("workflow.outputs.parameters.{k}"), val.clone());
-    }
-    let mut all = serde_json::Map::new();
-    for p in &inputs.parameters {
-        let value = p.value_or_default().unwrap_or("").to_string();
-        all.insert(p.name.clone(), Value::String(value.clone()));
-        v.insert(format!("inputs.parameters.{}", p.name), value);
-    }
-    if !inputs.parameters.is_empty() {
-        v.insert("inputs.parameters".into(), Value::Object(all).to_string());
-    }
-    for a in &inputs.artifacts {
-        if let Some(path) = &a.path {
-            v.insert(format!("inputs.artifacts.{}.path", a.name), path.clone());
+impl Ctx {
+    pub(super) fn template_vars(&self, tmpl: &Template, inputs: &Inputs, node_name: &str, id: &str) -> Vars {
+        let mut v = (*self.globals).clone();
+        for (k, val) in self.run.global_outputs.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            v.insert(format!("workflow.outputs.parameters.{k}"), val.clone());
         }
-    }
-    for p in &tmpl.outputs.parameters {
-        if let Some(path) = p.value_from.as_ref().and_then(|f| f.path.as_ref()) {
-            v.insert(format!("outputs.parameters.{}.path", p.name), path.clone());
+        let mut all = serde_json::Map::new();
+        for p in &inputs.parameters {
+            let value = p.value_or_default().unwrap_or("").to_string();
+            all.insert(p.name.clone(), Value::String(value.clone()));
+            v.insert(format!("inputs.parameters.{}", p.name), value);
         }
-    }
-    for a in &tmpl.outputs.artifacts {
-        if let Some(path) = &a.path {
-            v.insert(format!("outputs.artifacts.{}.path", a.name), path.clone());
+        if !inputs.parameters.is_empty() {
+            v.insert("inputs.parameters".into(), Value::Object(all).to_string());
         }
+        for a in &inputs.artifacts {
+            if let Some(path) = &a.path {
+                v.insert(format!("inputs.artifacts.{}.path", a.name), path.clone());
+            }
+        }
+        for p in &tmpl.outputs.parameters {
+            if let Some(path) = p.value_from.as_ref().and_then(|f| f.path.as_ref()) {
+                v.insert(format!("outputs.parameters.{}.path", p.name), path.clone());
+            }
+        }
+        for a in &tmpl.outputs.artifacts {
+            if let Some(path) = &a.path {
+                v.insert(format!("outputs.artifacts.{}.path", a.name), path.clone());
+            }
+        }
+        v.insert("node.name".into(), node_name.to_string());
+        v.insert("pod.name".into(), id.to_string());
+        v
     }
-    v.insert("node.name".into(), node_name.to_string());
-    v.insert("pod.name".into(), id.to_string());
-    v
 }

@@ -36,16 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Engine, Run, global_vars};
 use crate::expr::Vars;
-use dag::dag;
-use http::http;
-use inputs::{resolve_inputs, template_vars};
-use nodes::{error_node, failures, kind_type, progress};
-use outputs::export_globals;
-use pod::pod;
-use resolve::resolve;
-use retry::retry_loop;
-use steps::steps;
-use suspend::suspend;
+use inputs::resolve_inputs;
+use nodes::{failures, kind_type, progress};
 
 /// Prefix of the variable values that name an artifact in the repository.
 const ARTIFACT_REF: &str = "argon-artifact:";
@@ -182,22 +174,19 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
     };
     let scope = Scope { spec: spec.clone() };
     let entry = spec.entrypoint.clone().unwrap_or_default();
-    let root = match resolve(&ctx, &scope, Some(&entry), None, None).await {
+    let root = match ctx.resolve(&scope, Some(&entry), None, None).await {
         Ok(resolved) => {
-            execute(
-                ctx.clone(),
-                Call {
-                    name: run.name.clone(),
-                    display: run.name.clone(),
-                    boundary: None,
-                    parent: None,
-                    resolved,
-                    args: spec.arguments.clone(),
-                },
-            )
+            ctx.execute(Call {
+                name: run.name.clone(),
+                display: run.name.clone(),
+                boundary: None,
+                parent: None,
+                resolved,
+                args: spec.arguments.clone(),
+            })
             .await
         }
-        Err(msg) => error_node(&ctx, &run.name, &run.name, None, None, &msg),
+        Err(msg) => ctx.error_node(&run.name, &run.name, None, None, &msg),
     };
     let control = run.control_now();
     let (mut phase, mut message) = match root.phase {
@@ -223,22 +212,20 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
             ..ctx.clone()
         };
         let name = format!("{}.onExit", run.name);
-        let node = match resolve(&exit_ctx, &scope, Some(&on_exit), None, None).await {
+        let node = match exit_ctx.resolve(&scope, Some(&on_exit), None, None).await {
             Ok(resolved) => {
-                execute(
-                    exit_ctx.clone(),
-                    Call {
+                exit_ctx
+                    .execute(Call {
                         name: name.clone(),
                         display: name.clone(),
                         boundary: None,
                         parent: None,
                         resolved,
                         args: Arguments::default(),
-                    },
-                )
-                .await
+                    })
+                    .await
             }
-            Err(msg) => error_node(&exit_ctx, &name, &name, None, None, &msg),
+            Err(msg) => exit_ctx.error_node(&name, &name, None, None, &msg),
         };
         if matches!(node.phase, Some(NodePhase::Failed | NodePhase::Error)) && phase == WorkflowPhase::Succeeded {
             phase = WorkflowPhase::Failed;
@@ -268,156 +255,157 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
     }
 }
 
-/// Runs a template call as a node, with its retries; returns the finished node.
-fn execute(ctx: Ctx, call: Call) -> BoxFuture<'static, NodeStatus> {
-    Box::pin(async move {
-        let store = ctx.engine.store();
-        let run = ctx.run.clone();
-        let id = node_id(&run.name, &call.name);
-        if let Some(parent) = &call.parent {
-            run.add_child(store, parent, &id);
-        }
-        if let Some(existing) = run.node(&id) {
-            if existing.phase.is_some_and(|p| p.is_fulfilled()) {
-                return existing;
+impl Ctx {
+    /// Runs a template call as a node, with its retries; returns the finished node.
+    fn execute(&self, call: Call) -> BoxFuture<'static, NodeStatus> {
+        let ctx = self.clone();
+        Box::pin(async move {
+            let store = ctx.engine.store();
+            let run = ctx.run.clone();
+            let id = node_id(&run.name, &call.name);
+            if let Some(parent) = &call.parent {
+                run.add_child(store, parent, &id);
             }
-            if existing.type_ == Some(NodeType::Pod) && existing.phase == Some(NodePhase::Running) {
-                // Left running by an engine that stopped: the process is gone.
-                // (A step still Pending never started: it simply runs now.)
-                return finish(
-                    &ctx,
-                    &id,
-                    Finished::failed("the engine restarted while this step was running; the step was interrupted"),
+            if let Some(existing) = run.node(&id) {
+                if existing.phase.is_some_and(|p| p.is_fulfilled()) {
+                    return existing;
+                }
+                if existing.type_ == Some(NodeType::Pod) && existing.phase == Some(NodePhase::Running) {
+                    // Left running by an engine that stopped: the process is gone.
+                    // (A step still Pending never started: it simply runs now.)
+                    return ctx.finish(
+                        &id,
+                        Finished::failed("the engine restarted while this step was running; the step was interrupted"),
+                    );
+                }
+            }
+            if ctx.depth >= ctx.engine.config.max_depth {
+                return ctx.error_node(
+                    &call.name,
+                    &call.display,
+                    None,
+                    call.boundary.as_deref(),
+                    &format!(
+                        "maximum recursion depth exceeded: templates nested {} deep; a template that calls \
+                         itself needs a condition that stops it",
+                        ctx.engine.config.max_depth
+                    ),
                 );
             }
-        }
-        if ctx.depth >= ctx.engine.config.max_depth {
-            return error_node(
-                &ctx,
-                &call.name,
-                &call.display,
-                None,
-                call.boundary.as_deref(),
-                &format!(
-                    "maximum recursion depth exceeded: templates nested {} deep; a template that calls itself needs a \
-                     condition that stops it",
-                    ctx.engine.config.max_depth
-                ),
-            );
-        }
-        let tmpl = call.resolved.tmpl.clone();
-        let retry = tmpl.retry_strategy.clone().or_else(|| ctx.spec.retry_strategy.clone());
-        let node_type = if retry.is_some() {
-            NodeType::Retry
-        } else {
-            kind_type(&tmpl)
-        };
-        let t = now();
-        run.update_node(store, &id, |n| {
-            n.name = call.name.clone();
-            n.display_name = Some(call.display.clone());
-            n.type_ = Some(node_type);
-            n.template_name =
-                (!tmpl.name.is_empty() && call.resolved.template_ref.is_none()).then(|| tmpl.name.clone());
-            n.template_ref = call.resolved.template_ref.clone();
-            n.boundary_id = call.boundary.clone();
-            n.phase = Some(if node_type == NodeType::Pod {
-                NodePhase::Pending
+            let tmpl = call.resolved.tmpl.clone();
+            let retry = tmpl.retry_strategy.clone().or_else(|| ctx.spec.retry_strategy.clone());
+            let node_type = if retry.is_some() {
+                NodeType::Retry
             } else {
-                NodePhase::Running
+                kind_type(&tmpl)
+            };
+            let t = now();
+            run.update_node(store, &id, |n| {
+                n.name = call.name.clone();
+                n.display_name = Some(call.display.clone());
+                n.type_ = Some(node_type);
+                n.template_name =
+                    (!tmpl.name.is_empty() && call.resolved.template_ref.is_none()).then(|| tmpl.name.clone());
+                n.template_ref = call.resolved.template_ref.clone();
+                n.boundary_id = call.boundary.clone();
+                n.phase = Some(if node_type == NodeType::Pod {
+                    NodePhase::Pending
+                } else {
+                    NodePhase::Running
+                });
+                n.started_at.get_or_insert(t);
             });
-            n.started_at.get_or_insert(t);
-        });
-        let inputs = match resolve_inputs(&tmpl, &call.args) {
-            Ok(i) => i,
-            Err(msg) => return finish(&ctx, &id, Finished::error(msg)),
-        };
-        if !inputs.is_empty() {
-            run.update_node(store, &id, |n| n.inputs = Some(inputs.clone()));
-        }
-        let vars = template_vars(&ctx, &tmpl, &inputs, &call.name, &id);
-        let child_ctx = Ctx {
-            depth: ctx.depth + 1,
-            ..ctx.clone()
-        };
-        let finished = match retry {
-            Some(strategy) => retry_loop(&child_ctx, &call, &id, &inputs, vars, &strategy).await,
-            None => body(&child_ctx, &id, &call.name, &call.resolved, &inputs, vars).await,
-        };
-        if let Some(outputs) = &finished.outputs {
-            export_globals(&ctx, &tmpl, outputs);
-        }
-        finish(&ctx, &id, finished)
-    })
-}
+            let inputs = match resolve_inputs(&tmpl, &call.args) {
+                Ok(i) => i,
+                Err(msg) => return ctx.finish(&id, Finished::error(msg)),
+            };
+            if !inputs.is_empty() {
+                run.update_node(store, &id, |n| n.inputs = Some(inputs.clone()));
+            }
+            let vars = ctx.template_vars(&tmpl, &inputs, &call.name, &id);
+            let child_ctx = Ctx {
+                depth: ctx.depth + 1,
+                ..ctx.clone()
+            };
+            let finished = match retry {
+                Some(strategy) => child_ctx.retry_loop(&call, &id, &inputs, vars, &strategy).await,
+                None => child_ctx.body(&id, &call.name, &call.resolved, &inputs, vars).await,
+            };
+            if let Some(outputs) = &finished.outputs {
+                ctx.export_globals(&tmpl, outputs);
+            }
+            ctx.finish(&id, finished)
+        })
+    }
 
-fn finish(ctx: &Ctx, id: &str, f: Finished) -> NodeStatus {
-    ctx.run.update_node(ctx.engine.store(), id, |n| {
-        n.phase = Some(f.phase);
-        n.message = f.message;
-        if f.outputs.as_ref().is_some_and(|o| !o.is_empty()) {
-            n.outputs = f.outputs;
-        }
-        n.finished_at = Some(now());
-    })
-}
+    fn finish(&self, id: &str, f: Finished) -> NodeStatus {
+        self.run.update_node(self.engine.store(), id, |n| {
+            n.phase = Some(f.phase);
+            n.message = f.message;
+            if f.outputs.as_ref().is_some_and(|o| !o.is_empty()) {
+                n.outputs = f.outputs;
+            }
+            n.finished_at = Some(now());
+        })
+    }
 
-/// Runs a template's body on node `id`.
-fn body<'a>(
-    ctx: &'a Ctx,
-    id: &'a str,
-    name: &'a str,
-    resolved: &'a Resolved,
-    inputs: &'a Inputs,
-    vars: Vars,
-) -> BoxFuture<'a, Finished> {
-    Box::pin(async move {
-        let tmpl = &resolved.tmpl;
-        match tmpl.kind() {
-            Some(TemplateKind::Container | TemplateKind::Script) => pod(ctx, id, tmpl, inputs, &vars).await,
-            Some(TemplateKind::Steps) => steps(ctx, id, name, resolved, &vars).await,
-            Some(TemplateKind::Dag) => dag(ctx, id, name, resolved, &vars).await,
-            Some(TemplateKind::Suspend) => suspend(ctx, id, tmpl, &vars).await,
-            Some(TemplateKind::Http) => http(ctx, id, tmpl, &vars).await,
-            Some(TemplateKind::Resource) => Finished::error(
-                "resource templates create Kubernetes resources and need a cluster; Argon runs this workflow locally \
-                 without one",
-            ),
-            Some(other) => Finished::error(format!(
-                "{} templates are not supported by Argon's local engine yet",
-                other.field()
-            )),
-            None => Finished::error(format!(
-                "template '{}' has no kind (container, script, steps, dag...)",
-                tmpl.name
-            )),
-        }
-    })
-}
+    /// Runs a template's body on node `id`.
+    fn body<'a>(
+        &'a self,
+        id: &'a str,
+        name: &'a str,
+        resolved: &'a Resolved,
+        inputs: &'a Inputs,
+        vars: Vars,
+    ) -> BoxFuture<'a, Finished> {
+        Box::pin(async move {
+            let tmpl = &resolved.tmpl;
+            match tmpl.kind() {
+                Some(TemplateKind::Container | TemplateKind::Script) => self.pod(id, tmpl, inputs, &vars).await,
+                Some(TemplateKind::Steps) => self.steps(id, name, resolved, &vars).await,
+                Some(TemplateKind::Dag) => self.dag(id, name, resolved, &vars).await,
+                Some(TemplateKind::Suspend) => self.suspend(id, tmpl, &vars).await,
+                Some(TemplateKind::Http) => self.http(id, tmpl, &vars).await,
+                Some(TemplateKind::Resource) => Finished::error(
+                    "resource templates create Kubernetes resources and need a cluster; Argon runs this \
+                     workflow locally without one",
+                ),
+                Some(other) => Finished::error(format!(
+                    "{} templates are not supported by Argon's local engine yet",
+                    other.field()
+                )),
+                None => Finished::error(format!(
+                    "template '{}' has no kind (container, script, steps, dag...)",
+                    tmpl.name
+                )),
+            }
+        })
+    }
 
-/// Waits while the workflow is suspended; an error once it is shut down.
-async fn gate(ctx: &Ctx) -> Result<(), String> {
-    let mut rx = ctx.run.control();
-    loop {
-        if ctx.cancel.is_cancelled() {
-            return Err(shutdown_message(ctx));
-        }
-        if !rx.borrow_and_update().suspended {
-            return Ok(());
-        }
-        tokio::select! {
-            r = rx.changed() => { if r.is_err() { return Err(shutdown_message(ctx)); } }
-            _ = ctx.cancel.cancelled() => {}
+    /// Waits while the workflow is suspended; an error once it is shut down.
+    async fn gate(&self) -> Result<(), String> {
+        let mut rx = self.run.control();
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(self.shutdown_message());
+            }
+            if !rx.borrow_and_update().suspended {
+                return Ok(());
+            }
+            tokio::select! {
+                r = rx.changed() => { if r.is_err() { return Err(self.shutdown_message()); } }
+                _ = self.cancel.cancelled() => {}
+            }
         }
     }
-}
 
-fn shutdown_message(ctx: &Ctx) -> String {
-    ctx.run
-        .control_now()
-        .shutdown
-        .map(|(_, m)| m)
-        .unwrap_or_else(|| "the workflow was stopped".to_string())
+    fn shutdown_message(&self) -> String {
+        self.run
+            .control_now()
+            .shutdown
+            .map(|(_, m)| m)
+            .unwrap_or_else(|| "the workflow was stopped".to_string())
+    }
 }
 
 /// Awaits a step's task. Step tasks are never aborted, so a cancelled one

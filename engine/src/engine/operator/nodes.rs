@@ -61,59 +61,61 @@ impl Run {
     }
 }
 
-pub(super) fn error_node(
-    ctx: &Ctx,
-    name: &str,
-    display: &str,
-    parent: Option<&str>,
-    boundary: Option<&str>,
-    msg: &str,
-) -> NodeStatus {
-    let id = node_id(&ctx.run.name, name);
-    let store = ctx.engine.store();
-    let t = now();
-    let node = ctx.run.update_node(store, &id, |n| {
-        n.name = name.to_string();
-        n.display_name = Some(display.to_string());
-        n.type_.get_or_insert(NodeType::Pod);
-        n.phase = Some(NodePhase::Error);
-        n.message = Some(msg.to_string());
-        n.boundary_id = boundary.map(str::to_string);
-        n.started_at.get_or_insert(t.clone());
-        n.finished_at = Some(t);
-    });
-    if let Some(p) = parent {
-        ctx.run.add_child(store, p, &id);
+impl Ctx {
+    pub(super) fn error_node(
+        &self,
+        name: &str,
+        display: &str,
+        parent: Option<&str>,
+        boundary: Option<&str>,
+        msg: &str,
+    ) -> NodeStatus {
+        let id = node_id(&self.run.name, name);
+        let store = self.engine.store();
+        let t = now();
+        let node = self.run.update_node(store, &id, |n| {
+            n.name = name.to_string();
+            n.display_name = Some(display.to_string());
+            n.type_.get_or_insert(NodeType::Pod);
+            n.phase = Some(NodePhase::Error);
+            n.message = Some(msg.to_string());
+            n.boundary_id = boundary.map(str::to_string);
+            n.started_at.get_or_insert(t.clone());
+            n.finished_at = Some(t);
+        });
+        if let Some(p) = parent {
+            self.run.add_child(store, p, &id);
+        }
+        node
     }
-    node
-}
 
-pub(super) fn skipped_node(
-    ctx: &Ctx,
-    name: &str,
-    display: &str,
-    parent: &str,
-    boundary: &str,
-    msg: String,
-    phase: NodePhase,
-) -> NodeStatus {
-    let store = ctx.engine.store();
-    let id = node_id(&ctx.run.name, name);
-    ctx.run.add_child(store, parent, &id);
-    if let Some(n) = ctx.run.node(&id).filter(|n| n.phase.is_some_and(|p| p.is_fulfilled())) {
-        return n;
+    pub(super) fn skipped_node(
+        &self,
+        name: &str,
+        display: &str,
+        parent: &str,
+        boundary: &str,
+        msg: String,
+        phase: NodePhase,
+    ) -> NodeStatus {
+        let store = self.engine.store();
+        let id = node_id(&self.run.name, name);
+        self.run.add_child(store, parent, &id);
+        if let Some(n) = self.run.node(&id).filter(|n| n.phase.is_some_and(|p| p.is_fulfilled())) {
+            return n;
+        }
+        let t = now();
+        self.run.update_node(store, &id, |n| {
+            n.name = name.to_string();
+            n.display_name = Some(display.to_string());
+            n.type_ = Some(NodeType::Skipped);
+            n.phase = Some(phase);
+            n.message = Some(msg);
+            n.boundary_id = Some(boundary.to_string());
+            n.started_at = Some(t.clone());
+            n.finished_at = Some(t);
+        })
     }
-    let t = now();
-    ctx.run.update_node(store, &id, |n| {
-        n.name = name.to_string();
-        n.display_name = Some(display.to_string());
-        n.type_ = Some(NodeType::Skipped);
-        n.phase = Some(phase);
-        n.message = Some(msg);
-        n.boundary_id = Some(boundary.to_string());
-        n.started_at = Some(t.clone());
-        n.finished_at = Some(t);
-    })
 }
 
 /// Records `steps.NAME.*` (or `tasks.NAME.*`) for the nodes a step ran as.

@@ -8,215 +8,274 @@ use std::time::Duration;
 use argon_crds::workflow::{Inputs, NodePhase, Outputs, Template};
 
 use super::expand::int_or_string;
-use super::outputs::collect_outputs;
-use super::{ARTIFACT_REF, Ctx, Finished, gate, parse_seconds_or_duration, shutdown_message, truncate};
+use super::{ARTIFACT_REF, Ctx, Finished, parse_seconds_or_duration, truncate};
 use crate::executor::{LogSink, StepProcess};
 use crate::expr::{self, Vars};
 
-pub(super) async fn pod(ctx: &Ctx, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars) -> Finished {
-    let engine = &ctx.engine;
-    let store = engine.store();
-    if let Some(s) = tmpl.sidecars.first() {
-        return Finished::error(format!(
-            "sidecars are not run in local mode (sidecar '{}', image {})",
-            s.container.name,
-            s.container.image.clone().unwrap_or_default()
-        ));
-    }
-    if let Some(s) = tmpl.init_containers.first() {
-        return Finished::error(format!(
-            "init containers are not run in local mode (init container '{}', image {})",
-            s.container.name,
-            s.container.image.clone().unwrap_or_default()
-        ));
-    }
-    if tmpl.daemon.unwrap_or(false) {
-        return Finished::error("daemon steps are not supported by Argon's local engine yet");
-    }
-    let (container, script) = match (&tmpl.container, &tmpl.script) {
-        (Some(c), _) => (c, None),
-        (None, Some(s)) => (&s.container, Some(s.source.as_str())),
-        _ => return Finished::error("the template has no container"),
-    };
-    let sub = |s: &str| expr::substitute(s, vars).map_err(|e| e.0);
-    let prepared: Result<_, String> = (|| {
-        let mut argv = Vec::new();
-        for c in container.command.iter().flatten() {
-            argv.push(sub(c)?);
+impl Ctx {
+    pub(super) async fn pod(&self, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars) -> Finished {
+        let engine = &self.engine;
+        let store = engine.store();
+        if let Some(s) = tmpl.sidecars.first() {
+            return Finished::error(format!(
+                "sidecars are not run in local mode (sidecar '{}', image {})",
+                s.container.name,
+                s.container.image.clone().unwrap_or_default()
+            ));
         }
-        for a in container.args.iter().flatten() {
-            argv.push(sub(a)?);
+        if let Some(s) = tmpl.init_containers.first() {
+            return Finished::error(format!(
+                "init containers are not run in local mode (init container '{}', image {})",
+                s.container.name,
+                s.container.image.clone().unwrap_or_default()
+            ));
         }
-        let image = container.image.as_deref().map(sub).transpose()?;
-        let working_dir = container.working_dir.as_deref().map(sub).transpose()?;
-        let script = script.map(sub).transpose()?;
-        let mut env = Vec::new();
-        for e in container.env.iter().flatten() {
-            let value = match (&e.value, &e.value_from) {
-                (Some(v), _) => sub(v)?,
-                (None, Some(from)) => {
-                    if let Some(sel) = &from.secret_key_ref {
-                        match engine.config.secrets.string(sel) {
-                            Ok(Some(v)) => v,
-                            Ok(None) => continue,
-                            Err(err) => return Err(format!("env {}: {err}", e.name)),
-                        }
-                    } else if let Some(f) = &from.field_ref {
-                        match f.field_path.as_str() {
-                            "metadata.name" => id.to_string(),
-                            "metadata.namespace" => ctx.run.namespace.clone(),
-                            other => {
-                                return Err(format!(
-                                    "env {}: fieldRef {other} is not available in local mode",
-                                    e.name
-                                ));
+        if tmpl.daemon.unwrap_or(false) {
+            return Finished::error("daemon steps are not supported by Argon's local engine yet");
+        }
+        let (container, script) = match (&tmpl.container, &tmpl.script) {
+            (Some(c), _) => (c, None),
+            (None, Some(s)) => (&s.container, Some(s.source.as_str())),
+            _ => return Finished::error("the template has no container"),
+        };
+        let sub = |s: &str| expr::substitute(s, vars).map_err(|e| e.0);
+        let prepared: Result<_, String> = (|| {
+            let mut argv = Vec::new();
+            for c in container.command.iter().flatten() {
+                argv.push(sub(c)?);
+            }
+            for a in container.args.iter().flatten() {
+                argv.push(sub(a)?);
+            }
+            let image = container.image.as_deref().map(sub).transpose()?;
+            let working_dir = container.working_dir.as_deref().map(sub).transpose()?;
+            let script = script.map(sub).transpose()?;
+            let mut env = Vec::new();
+            for e in container.env.iter().flatten() {
+                let value = match (&e.value, &e.value_from) {
+                    (Some(v), _) => sub(v)?,
+                    (None, Some(from)) => {
+                        if let Some(sel) = &from.secret_key_ref {
+                            match engine.config.secrets.string(sel) {
+                                Ok(Some(v)) => v,
+                                Ok(None) => continue,
+                                Err(err) => return Err(format!("env {}: {err}", e.name)),
                             }
+                        } else if let Some(f) = &from.field_ref {
+                            match f.field_path.as_str() {
+                                "metadata.name" => id.to_string(),
+                                "metadata.namespace" => self.run.namespace.clone(),
+                                other => {
+                                    return Err(format!(
+                                        "env {}: fieldRef {other} is not available in local mode",
+                                        e.name
+                                    ));
+                                }
+                            }
+                        } else {
+                            return Err(format!(
+                                "env {}: only value, secretKeyRef and fieldRef are supported in local mode",
+                                e.name
+                            ));
                         }
-                    } else {
-                        return Err(format!(
-                            "env {}: only value, secretKeyRef and fieldRef are supported in local mode",
-                            e.name
-                        ));
                     }
-                }
-                (None, None) => String::new(),
-            };
-            env.push((e.name.clone(), value));
-        }
-        Ok((argv, image, working_dir, script, env))
-    })();
-    let (argv, image, working_dir, script, env) = match prepared {
-        Ok(p) => p,
-        Err(e) => return Finished::error(e),
-    };
-    let timeout = match step_timeout(tmpl, vars) {
-        Ok(t) => t,
-        Err(e) => return Finished::error(e),
-    };
-    let step_dir = engine.config.state_dir.join("steps").join(&ctx.run.uid).join(id);
-    let _ = std::fs::remove_dir_all(&step_dir);
-    let mut paths: Vec<String> = Vec::new();
-    paths.extend(
-        tmpl.outputs
-            .parameters
-            .iter()
-            .filter_map(|p| p.value_from.as_ref()?.path.clone()),
-    );
-    paths.extend(tmpl.outputs.artifacts.iter().filter_map(|a| a.path.clone()));
-    paths.extend(inputs.artifacts.iter().filter_map(|a| a.path.clone()));
-    paths.extend(working_dir.clone());
-    if let Err(e) = engine.executor.prepare_paths(&step_dir, &paths) {
-        return Finished::error(format!("cannot prepare the step's directory: {e}"));
-    }
-    if let Err(e) = gate(ctx).await {
-        return Finished::failed(e);
-    }
-    let mounts = match place_inputs(ctx, &step_dir, inputs, vars).await {
-        Ok(m) => m,
-        Err(e) => return Finished::error(e),
-    };
-    let _permit = match &ctx.wf_sem {
-        Some(sem) => tokio::select! {
-            p = sem.clone().acquire_owned() => p.ok(),
-            _ = ctx.cancel.cancelled() => return Finished::failed(shutdown_message(ctx)),
-        },
-        None => None,
-    };
-    if ctx.cancel.is_cancelled() {
-        return Finished::failed(shutdown_message(ctx));
-    }
-    let run_as_user = container
-        .security_context
-        .as_ref()
-        .and_then(|s| s.run_as_user)
-        .or_else(|| tmpl.security_context.as_ref().and_then(|s| s.run_as_user))
-        .or_else(|| ctx.spec.security_context.as_ref().and_then(|s| s.run_as_user));
-    ctx.run.update_node(store, id, |n| n.phase = Some(NodePhase::Running));
-    let logs: LogSink = {
-        let engine = engine.clone();
-        let uid = ctx.run.uid.clone();
-        let id = id.to_string();
-        let run = ctx.run.clone();
-        Arc::new(move |stream: &str, lines: Vec<String>| {
-            if run.is_deleted() {
-                return;
+                    (None, None) => String::new(),
+                };
+                env.push((e.name.clone(), value));
             }
-            if let Err(e) = engine.store().append_logs(&uid, &id, stream, &lines) {
-                tracing::warn!(error = %e, "cannot store step logs");
-            }
-            run.bump();
-        })
-    };
-    let step = StepProcess {
-        argv,
-        env,
-        working_dir,
-        image: image.clone(),
-        step_dir: step_dir.clone(),
-        script,
-        mounts,
-        timeout,
-        run_as_user: run_as_user.filter(|_| engine.executor.sandboxed()),
-    };
-    let outcome = engine.executor.run(step, logs, ctx.cancel.clone()).await;
-    drop(_permit);
-    if let Some(e) = outcome.start_error {
+            Ok((argv, image, working_dir, script, env))
+        })();
+        let (argv, image, working_dir, script, env) = match prepared {
+            Ok(p) => p,
+            Err(e) => return Finished::error(e),
+        };
+        let timeout = match step_timeout(tmpl, vars) {
+            Ok(t) => t,
+            Err(e) => return Finished::error(e),
+        };
+        let step_dir = engine.config.state_dir.join("steps").join(&self.run.uid).join(id);
         let _ = std::fs::remove_dir_all(&step_dir);
-        return Finished::failed(e);
-    }
-    let mut outputs = Outputs {
-        result: Some(outcome.result.clone()),
-        exit_code: outcome.exit_code.map(|c| c.to_string()),
-        ..Default::default()
-    };
-    let (mut phase, mut message) = match outcome.exit_code {
-        _ if outcome.cancelled => (NodePhase::Failed, Some(shutdown_message(ctx))),
-        _ if outcome.timed_out => (
-            NodePhase::Failed,
-            Some(format!(
-                "Pod was active on the node longer than the specified deadline ({}s): the process was killed",
-                timeout.map(|t| t.as_secs_f64()).unwrap_or_default()
-            )),
-        ),
-        Some(0) => (NodePhase::Succeeded, None),
-        Some(127) if outcome.last_stderr.contains("not found") => (
-            NodePhase::Failed,
-            Some(format!(
-                "Error (exit code 127): {}",
-                crate::executor::not_found_message(
-                    outcome
-                        .last_stderr
-                        .trim_end_matches(": not found")
-                        .trim_end_matches(": command not found"),
-                    image.as_deref()
-                )
-            )),
-        ),
-        Some(code) => (
-            NodePhase::Failed,
-            Some(if outcome.last_stderr.is_empty() {
-                format!("Error (exit code {code})")
-            } else {
-                format!("Error (exit code {code}): {}", truncate(&outcome.last_stderr, 300))
-            }),
-        ),
-        None => (NodePhase::Error, Some("the process ended without an exit code".into())),
-    };
-    if outcome.exit_code.is_some() {
-        match collect_outputs(ctx, id, &step_dir, tmpl, vars, &mut outputs) {
-            Ok(()) => {}
-            Err(e) if phase == NodePhase::Succeeded => {
-                phase = NodePhase::Error;
-                message = Some(e);
+        let mut paths: Vec<String> = Vec::new();
+        paths.extend(
+            tmpl.outputs
+                .parameters
+                .iter()
+                .filter_map(|p| p.value_from.as_ref()?.path.clone()),
+        );
+        paths.extend(tmpl.outputs.artifacts.iter().filter_map(|a| a.path.clone()));
+        paths.extend(inputs.artifacts.iter().filter_map(|a| a.path.clone()));
+        paths.extend(working_dir.clone());
+        if let Err(e) = engine.executor.prepare_paths(&step_dir, &paths) {
+            return Finished::error(format!("cannot prepare the step's directory: {e}"));
+        }
+        if let Err(e) = self.gate().await {
+            return Finished::failed(e);
+        }
+        let mounts = match self.place_inputs(&step_dir, inputs, vars).await {
+            Ok(m) => m,
+            Err(e) => return Finished::error(e),
+        };
+        let _permit = match &self.wf_sem {
+            Some(sem) => tokio::select! {
+                p = sem.clone().acquire_owned() => p.ok(),
+                _ = self.cancel.cancelled() => return Finished::failed(self.shutdown_message()),
+            },
+            None => None,
+        };
+        if self.cancel.is_cancelled() {
+            return Finished::failed(self.shutdown_message());
+        }
+        let run_as_user = container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.run_as_user)
+            .or_else(|| tmpl.security_context.as_ref().and_then(|s| s.run_as_user))
+            .or_else(|| self.spec.security_context.as_ref().and_then(|s| s.run_as_user));
+        self.run.update_node(store, id, |n| n.phase = Some(NodePhase::Running));
+        let logs: LogSink = {
+            let engine = engine.clone();
+            let uid = self.run.uid.clone();
+            let id = id.to_string();
+            let run = self.run.clone();
+            Arc::new(move |stream: &str, lines: Vec<String>| {
+                if run.is_deleted() {
+                    return;
+                }
+                if let Err(e) = engine.store().append_logs(&uid, &id, stream, &lines) {
+                    tracing::warn!(error = %e, "cannot store step logs");
+                }
+                run.bump();
+            })
+        };
+        let step = StepProcess {
+            argv,
+            env,
+            working_dir,
+            image: image.clone(),
+            step_dir: step_dir.clone(),
+            script,
+            mounts,
+            timeout,
+            run_as_user: run_as_user.filter(|_| engine.executor.sandboxed()),
+        };
+        let outcome = engine.executor.run(step, logs, self.cancel.clone()).await;
+        drop(_permit);
+        if let Some(e) = outcome.start_error {
+            let _ = std::fs::remove_dir_all(&step_dir);
+            return Finished::failed(e);
+        }
+        let mut outputs = Outputs {
+            result: Some(outcome.result.clone()),
+            exit_code: outcome.exit_code.map(|c| c.to_string()),
+            ..Default::default()
+        };
+        let (mut phase, mut message) = match outcome.exit_code {
+            _ if outcome.cancelled => (NodePhase::Failed, Some(self.shutdown_message())),
+            _ if outcome.timed_out => (
+                NodePhase::Failed,
+                Some(format!(
+                    "Pod was active on the node longer than the specified deadline ({}s): the process was killed",
+                    timeout.map(|t| t.as_secs_f64()).unwrap_or_default()
+                )),
+            ),
+            Some(0) => (NodePhase::Succeeded, None),
+            Some(127) if outcome.last_stderr.contains("not found") => (
+                NodePhase::Failed,
+                Some(format!(
+                    "Error (exit code 127): {}",
+                    crate::executor::not_found_message(
+                        outcome
+                            .last_stderr
+                            .trim_end_matches(": not found")
+                            .trim_end_matches(": command not found"),
+                        image.as_deref()
+                    )
+                )),
+            ),
+            Some(code) => (
+                NodePhase::Failed,
+                Some(if outcome.last_stderr.is_empty() {
+                    format!("Error (exit code {code})")
+                } else {
+                    format!("Error (exit code {code}): {}", truncate(&outcome.last_stderr, 300))
+                }),
+            ),
+            None => (NodePhase::Error, Some("the process ended without an exit code".into())),
+        };
+        if outcome.exit_code.is_some() {
+            match self.collect_outputs(id, &step_dir, tmpl, vars, &mut outputs) {
+                Ok(()) => {}
+                Err(e) if phase == NodePhase::Succeeded => {
+                    phase = NodePhase::Error;
+                    message = Some(e);
+                }
+                Err(_) => {}
             }
-            Err(_) => {}
+        }
+        let _ = std::fs::remove_dir_all(&step_dir);
+        Finished {
+            phase,
+            message,
+            outputs: Some(outputs),
         }
     }
-    let _ = std::fs::remove_dir_all(&step_dir);
-    Finished {
-        phase,
-        message,
-        outputs: Some(outputs),
+
+    /// Places the input artifacts where the step sees them; returns the bind mounts needed.
+    async fn place_inputs(
+        &self,
+        step_dir: &std::path::Path,
+        inputs: &Inputs,
+        vars: &Vars,
+    ) -> Result<Vec<(std::path::PathBuf, String)>, String> {
+        let engine = &self.engine;
+        let mut mounts = Vec::new();
+        for (i, art) in inputs.artifacts.iter().enumerate() {
+            let Some(path) = &art.path else {
+                return Err(format!("inputs.artifacts.{} has no path", art.name));
+            };
+            let path = expr::substitute(path, vars).map_err(|e| e.0)?;
+            let (host, bind) = engine
+                .executor
+                .input_place(step_dir, &path, i)
+                .map_err(|e| format!("input artifact '{}': {e}", art.name))?;
+            let res: Result<(), String> = if let Some(from) = &art.from {
+                let from = expr::substitute(from, vars).map_err(|e| e.0)?;
+                match from.strip_prefix(ARTIFACT_REF) {
+                    Some(key) => engine.repo.load(key, &host),
+                    None => Err(format!("'{from}' does not name an output artifact of an earlier step")),
+                }
+            } else if let Some(raw) = &art.location.raw {
+                let data = expr::substitute(&raw.data, vars).map_err(|e| e.0)?;
+                crate::artifacts::fetch_raw(&data, &host)
+            } else if let Some(h) = &art.location.http {
+                let mut h = h.clone();
+                h.url = expr::substitute(&h.url, vars).map_err(|e| e.0)?;
+                crate::artifacts::fetch_http(&engine.http, &h, &engine.config.secrets, &host).await
+            } else if let Some(g) = &art.location.git {
+                let mut g = g.clone();
+                g.repo = expr::substitute(&g.repo, vars).map_err(|e| e.0)?;
+                g.revision = g.revision.map(|r| expr::substitute(&r, vars).unwrap_or(r));
+                crate::artifacts::fetch_git(&g, &engine.config.secrets, &host, &step_dir.join("git")).await
+            } else if art.optional.unwrap_or(false) {
+                continue;
+            } else if art.location.s3.is_some() && art.location.s3.as_ref().and_then(|s| s.key.as_ref()).is_some() {
+                let key = art.location.s3.as_ref().and_then(|s| s.key.clone()).unwrap_or_default();
+                engine.repo.load(&key, &host)
+            } else {
+                Err(
+                    "this artifact location is not supported in local mode yet (use from, raw, http or git)"
+                        .to_string(),
+                )
+            };
+            res.map_err(|e| format!("input artifact '{}': {e}", art.name))?;
+            if let Some(mode) = art.mode {
+                crate::artifacts::set_mode(&host, mode)?;
+            }
+            if let Some(target) = bind {
+                mounts.push((host, target));
+            }
+        }
+        Ok(mounts)
     }
 }
 
@@ -232,59 +291,4 @@ fn step_timeout(tmpl: &Template, vars: &Vars) -> Result<Option<Duration>, String
         t = Some(t.map_or(d, |x| x.min(d)));
     }
     Ok(t)
-}
-
-/// Places the input artifacts where the step sees them; returns the bind mounts needed.
-async fn place_inputs(
-    ctx: &Ctx,
-    step_dir: &std::path::Path,
-    inputs: &Inputs,
-    vars: &Vars,
-) -> Result<Vec<(std::path::PathBuf, String)>, String> {
-    let engine = &ctx.engine;
-    let mut mounts = Vec::new();
-    for (i, art) in inputs.artifacts.iter().enumerate() {
-        let Some(path) = &art.path else {
-            return Err(format!("inputs.artifacts.{} has no path", art.name));
-        };
-        let path = expr::substitute(path, vars).map_err(|e| e.0)?;
-        let (host, bind) = engine
-            .executor
-            .input_place(step_dir, &path, i)
-            .map_err(|e| format!("input artifact '{}': {e}", art.name))?;
-        let res: Result<(), String> = if let Some(from) = &art.from {
-            let from = expr::substitute(from, vars).map_err(|e| e.0)?;
-            match from.strip_prefix(ARTIFACT_REF) {
-                Some(key) => engine.repo.load(key, &host),
-                None => Err(format!("'{from}' does not name an output artifact of an earlier step")),
-            }
-        } else if let Some(raw) = &art.location.raw {
-            let data = expr::substitute(&raw.data, vars).map_err(|e| e.0)?;
-            crate::artifacts::fetch_raw(&data, &host)
-        } else if let Some(h) = &art.location.http {
-            let mut h = h.clone();
-            h.url = expr::substitute(&h.url, vars).map_err(|e| e.0)?;
-            crate::artifacts::fetch_http(&engine.http, &h, &engine.config.secrets, &host).await
-        } else if let Some(g) = &art.location.git {
-            let mut g = g.clone();
-            g.repo = expr::substitute(&g.repo, vars).map_err(|e| e.0)?;
-            g.revision = g.revision.map(|r| expr::substitute(&r, vars).unwrap_or(r));
-            crate::artifacts::fetch_git(&g, &engine.config.secrets, &host, &step_dir.join("git")).await
-        } else if art.optional.unwrap_or(false) {
-            continue;
-        } else if art.location.s3.is_some() && art.location.s3.as_ref().and_then(|s| s.key.as_ref()).is_some() {
-            let key = art.location.s3.as_ref().and_then(|s| s.key.clone()).unwrap_or_default();
-            engine.repo.load(&key, &host)
-        } else {
-            Err("this artifact location is not supported in local mode yet (use from, raw, http or git)".to_string())
-        };
-        res.map_err(|e| format!("input artifact '{}': {e}", art.name))?;
-        if let Some(mode) = art.mode {
-            crate::artifacts::set_mode(&host, mode)?;
-        }
-        if let Some(target) = bind {
-            mounts.push((host, target));
-        }
-    }
-    Ok(mounts)
 }

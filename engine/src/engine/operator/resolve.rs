@@ -8,19 +8,83 @@ use serde_json::Value;
 
 use super::{Ctx, Resolved, Scope};
 
-/// Finds the template a step, task or hook calls.
-pub(super) async fn resolve(
-    ctx: &Ctx,
-    scope: &Scope,
-    template: Option<&str>,
-    template_ref: Option<&TemplateRef>,
-    inline: Option<&Template>,
-) -> Result<Resolved, String> {
-    let mut resolved = resolve_plain(ctx, scope, template, template_ref, inline).await?;
-    if let Some(defaults) = &ctx.spec.template_defaults {
-        resolved.tmpl = Arc::new(with_defaults(&resolved.tmpl, defaults)?);
+impl Ctx {
+    /// Finds the template a step, task or hook calls.
+    pub(super) async fn resolve(
+        &self,
+        scope: &Scope,
+        template: Option<&str>,
+        template_ref: Option<&TemplateRef>,
+        inline: Option<&Template>,
+    ) -> Result<Resolved, String> {
+        let mut resolved = self.resolve_plain(scope, template, template_ref, inline).await?;
+        if let Some(defaults) = &self.spec.template_defaults {
+            resolved.tmpl = Arc::new(with_defaults(&resolved.tmpl, defaults)?);
+        }
+        Ok(resolved)
     }
-    Ok(resolved)
+
+    async fn resolve_plain(
+        &self,
+        scope: &Scope,
+        template: Option<&str>,
+        template_ref: Option<&TemplateRef>,
+        inline: Option<&Template>,
+    ) -> Result<Resolved, String> {
+        if let Some(t) = inline {
+            return Ok(Resolved {
+                tmpl: Arc::new(t.clone()),
+                scope: scope.clone(),
+                template_ref: None,
+            });
+        }
+        if let Some(r) = template_ref {
+            let key = (r.name.clone(), r.cluster_scope);
+            let cached = self
+                .run
+                .refs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .cloned();
+            let spec = match cached {
+                Some(s) => s,
+                None => {
+                    let spec = self
+                        .engine
+                        .resolve_ref(&self.run.namespace, r)
+                        .map_err(|e| format!("templateRef {}/{}: {e}", r.name, r.template))?;
+                    let spec = Arc::new(spec);
+                    self.run
+                        .refs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key, spec.clone());
+                    spec
+                }
+            };
+            let tmpl = spec
+                .template(&r.template)
+                .cloned()
+                .ok_or_else(|| format!("template '{}' not found in WorkflowTemplate '{}'", r.template, r.name))?;
+            return Ok(Resolved {
+                tmpl: Arc::new(tmpl),
+                scope: Scope { spec },
+                template_ref: Some(r.clone()),
+            });
+        }
+        let name = template.unwrap_or("");
+        let tmpl = scope
+            .spec
+            .template(name)
+            .cloned()
+            .ok_or_else(|| format!("template '{name}' not found"))?;
+        Ok(Resolved {
+            tmpl: Arc::new(tmpl),
+            scope: scope.clone(),
+            template_ref: None,
+        })
+    }
 }
 
 /// `templateDefaults` under a template: the template's own fields win; the
@@ -54,66 +118,4 @@ fn with_defaults(tmpl: &Template, defaults: &Template) -> Result<Template, Strin
     }
     merge(&mut base, &serde_json::to_value(tmpl).map_err(|e| e.to_string())?);
     serde_json::from_value(base).map_err(|e| format!("templateDefaults: {e}"))
-}
-
-async fn resolve_plain(
-    ctx: &Ctx,
-    scope: &Scope,
-    template: Option<&str>,
-    template_ref: Option<&TemplateRef>,
-    inline: Option<&Template>,
-) -> Result<Resolved, String> {
-    if let Some(t) = inline {
-        return Ok(Resolved {
-            tmpl: Arc::new(t.clone()),
-            scope: scope.clone(),
-            template_ref: None,
-        });
-    }
-    if let Some(r) = template_ref {
-        let key = (r.name.clone(), r.cluster_scope);
-        let cached = ctx
-            .run
-            .refs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned();
-        let spec = match cached {
-            Some(s) => s,
-            None => {
-                let spec = ctx
-                    .engine
-                    .resolve_ref(&ctx.run.namespace, r)
-                    .map_err(|e| format!("templateRef {}/{}: {e}", r.name, r.template))?;
-                let spec = Arc::new(spec);
-                ctx.run
-                    .refs
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, spec.clone());
-                spec
-            }
-        };
-        let tmpl = spec
-            .template(&r.template)
-            .cloned()
-            .ok_or_else(|| format!("template '{}' not found in WorkflowTemplate '{}'", r.template, r.name))?;
-        return Ok(Resolved {
-            tmpl: Arc::new(tmpl),
-            scope: Scope { spec },
-            template_ref: Some(r.clone()),
-        });
-    }
-    let name = template.unwrap_or("");
-    let tmpl = scope
-        .spec
-        .template(name)
-        .cloned()
-        .ok_or_else(|| format!("template '{name}' not found"))?;
-    Ok(Resolved {
-        tmpl: Arc::new(tmpl),
-        scope: scope.clone(),
-        template_ref: None,
-    })
 }
