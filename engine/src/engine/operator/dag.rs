@@ -131,7 +131,7 @@ impl Ctx {
         let mut first_failure: Option<(String, NodePhase)> = None;
         loop {
             if !stop_starting && let Err(e) = self.gate().await {
-                first_failure.get_or_insert((e, NodePhase::Failed));
+                first_failure.get_or_insert((e.to_string(), NodePhase::Failed));
                 stop_starting = true;
             }
             if !stop_starting {

@@ -6,6 +6,7 @@ use argon_crds::workflow::{Arguments, Sequence};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
+use super::error::{OperatorError, Result};
 use super::truncate;
 use crate::expr::{self, Vars};
 
@@ -15,7 +16,7 @@ pub(super) fn expand(
     with_param: Option<&str>,
     with_sequence: Option<&Sequence>,
     vars: &Vars,
-) -> Result<Option<Vec<Value>>, String> {
+) -> Result<Option<Vec<Value>>> {
     if !with_items.is_empty() {
         let mut out = Vec::new();
         for item in with_items {
@@ -24,15 +25,18 @@ pub(super) fn expand(
         return Ok(Some(out));
     }
     if let Some(p) = with_param {
-        let text = expr::substitute(p, vars).map_err(|e| e.0)?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("withParam '{p}' gives '{}', not a JSON list: {e}", truncate(&text, 200)))?;
+        let text = expr::substitute(p, vars)?;
+        let v: Value = serde_json::from_str(&text).map_err(|source| OperatorError::WithParamNotJson {
+            param: p.to_string(),
+            text: truncate(&text, 200),
+            source,
+        })?;
         return match v {
             Value::Array(items) => Ok(Some(items)),
-            _ => Err(format!(
-                "withParam '{p}' gives '{}', not a JSON list",
-                truncate(&text, 200)
-            )),
+            _ => Err(OperatorError::WithParamNotList {
+                param: p.to_string(),
+                text: truncate(&text, 200),
+            }),
         };
     }
     if let Some(seq) = with_sequence {
@@ -46,7 +50,7 @@ pub(super) fn expand(
                 start + count - 1
             }
             (None, Some(end)) => end,
-            (None, None) => return Err("withSequence needs count or end".into()),
+            (None, None) => return Err(OperatorError::SequenceUnbounded),
         };
         let numbers: Vec<i64> = if end >= start {
             (start..=end).collect()
@@ -90,14 +94,14 @@ fn format_sequence(format: Option<&str>, n: i64) -> String {
     format!("{}{}{}", &f[..pos], padded, &rest[spec_len..])
 }
 
-fn substitute_value(v: &Value, vars: &Vars) -> Result<Value, String> {
+fn substitute_value(v: &Value, vars: &Vars) -> Result<Value> {
     Ok(match v {
-        Value::String(s) => Value::String(expr::substitute(s, vars).map_err(|e| e.0)?),
+        Value::String(s) => Value::String(expr::substitute(s, vars)?),
         Value::Array(a) => Value::Array(a.iter().map(|x| substitute_value(x, vars)).collect::<Result<_, _>>()?),
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, x)| Ok((k.clone(), substitute_value(x, vars)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_>>()?,
         ),
         other => other.clone(),
     })
@@ -128,40 +132,40 @@ pub(super) fn item_vars(vars: &Vars, item: Option<&Value>) -> Vars {
     v
 }
 
-pub(super) fn substitute_args(args: &Arguments, vars: &Vars) -> Result<Arguments, String> {
+pub(super) fn substitute_args(args: &Arguments, vars: &Vars) -> Result<Arguments> {
     let mut out = args.clone();
     for p in &mut out.parameters {
         if let Some(v) = &p.value {
-            p.value = Some(expr::substitute(&v.0, vars).map_err(|e| e.0)?.into());
+            p.value = Some(expr::substitute(&v.0, vars)?.into());
         }
         if let Some(v) = &p.default {
-            p.default = Some(expr::substitute(&v.0, vars).map_err(|e| e.0)?.into());
+            p.default = Some(expr::substitute(&v.0, vars)?.into());
         }
         if p.value.is_none()
             && let Some(from) = p.value_from.as_ref().and_then(|f| f.expression.clone())
         {
-            let v = expr::eval_expression(&from, vars).map_err(|e| e.0)?;
+            let v = expr::eval_expression(&from, vars)?;
             p.value = Some(expr::to_text(&v).into());
         }
     }
     for a in &mut out.artifacts {
         if let Some(from) = &a.from {
-            a.from = Some(expr::substitute(from, vars).map_err(|e| e.0)?);
+            a.from = Some(expr::substitute(from, vars)?);
         }
         if let Some(e) = a.from_expression.clone() {
-            let v = expr::eval_expression(&e, vars).map_err(|e| e.0)?;
+            let v = expr::eval_expression(&e, vars)?;
             a.from = Some(expr::to_text(&v));
         }
     }
     Ok(out)
 }
 
-pub(super) fn int_or_string(v: &IntOrString, vars: &Vars) -> Result<i64, String> {
+pub(super) fn int_or_string(v: &IntOrString, vars: &Vars) -> Result<i64> {
     match v {
         IntOrString::Int(i) => Ok(*i as i64),
         IntOrString::String(s) => {
-            let s = expr::substitute(s, vars).map_err(|e| e.0)?;
-            s.trim().parse::<i64>().map_err(|_| format!("'{s}' is not a number"))
+            let s = expr::substitute(s, vars)?;
+            s.trim().parse::<i64>().map_err(|_| OperatorError::NotANumber(s))
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use argon_crds::workflow::{NodePhase, Outputs, Template};
 use serde_json::Value;
 
+use super::error::{OperatorError, Result};
 use super::{Ctx, Finished, truncate};
 use crate::expr::{self, Vars};
 
@@ -17,11 +18,11 @@ impl Ctx {
         if let Err(e) = self.gate().await {
             return Finished::failed(e);
         }
-        let sub = |s: &str| expr::substitute(s, vars).map_err(|e| e.0);
-        let prepared: Result<_, String> = (|| {
+        let sub = |s: &str| expr::substitute(s, vars);
+        let prepared: Result<_> = (|| {
             let url = sub(&h.url)?;
             let method = reqwest::Method::from_bytes(h.method.as_deref().unwrap_or("GET").to_uppercase().as_bytes())
-                .map_err(|e| format!("method: {e}"))?;
+                .map_err(|e| OperatorError::InvalidMethod(e.to_string()))?;
             let mut headers = Vec::new();
             for hd in &h.headers {
                 let value = match (
@@ -29,7 +30,7 @@ impl Ctx {
                     hd.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()),
                 ) {
                     (Some(v), _) => sub(v)?,
-                    (None, Some(sel)) => self.engine.config.secrets.require(sel).map_err(|e| e.to_string())?,
+                    (None, Some(sel)) => self.engine.config.secrets.require(sel)?,
                     _ => String::new(),
                 };
                 headers.push((hd.name.clone(), value));

@@ -5,10 +5,11 @@ use argon_crds::workflow::{Arguments, Inputs, Parameter, Template};
 use serde_json::Value;
 
 use super::Ctx;
+use super::error::{OperatorError, Result};
 use crate::expr::Vars;
 
 /// The values of a template's inputs for this call.
-pub(super) fn resolve_inputs(tmpl: &Template, args: &Arguments) -> Result<Inputs, String> {
+pub(super) fn resolve_inputs(tmpl: &Template, args: &Arguments) -> Result<Inputs> {
     let mut inputs = Inputs::default();
     for p in &tmpl.inputs.parameters {
         let value = args
@@ -17,14 +18,14 @@ pub(super) fn resolve_inputs(tmpl: &Template, args: &Arguments) -> Result<Inputs
             .or_else(|| p.value.as_ref().map(|v| v.0.clone()))
             .or_else(|| p.default.as_ref().map(|v| v.0.clone()));
         let Some(value) = value else {
-            return Err(format!("inputs.parameters.{} was not supplied", p.name));
+            return Err(OperatorError::ParameterMissing(p.name.clone()));
         };
         if !p.r#enum.is_empty() && !p.r#enum.iter().any(|e| e.0 == value) {
-            return Err(format!(
-                "inputs.parameters.{}: value '{value}' is not one of [{}]",
-                p.name,
-                p.r#enum.iter().map(|e| e.0.as_str()).collect::<Vec<_>>().join(", ")
-            ));
+            return Err(OperatorError::ParameterNotAllowed {
+                name: p.name.clone(),
+                value,
+                allowed: p.r#enum.iter().map(|e| e.0.as_str()).collect::<Vec<_>>().join(", "),
+            });
         }
         inputs.parameters.push(Parameter {
             value: Some(value.into()),
@@ -46,7 +47,7 @@ pub(super) fn resolve_inputs(tmpl: &Template, args: &Arguments) -> Result<Inputs
         }
         let supplied = art.from.is_some() || !art.location.is_empty();
         if !supplied && !art.optional.unwrap_or(false) {
-            return Err(format!("inputs.artifacts.{} was not supplied", a.name));
+            return Err(OperatorError::ArtifactMissing(a.name.clone()));
         }
         inputs.artifacts.push(art);
     }

@@ -10,6 +10,7 @@
 //! ([`execute`]); each kind of template body lives in its own file.
 
 mod dag;
+mod error;
 mod expand;
 mod hooks;
 mod http;
@@ -36,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Engine, Run, global_vars};
 use crate::expr::Vars;
+use error::{OperatorError, Result};
 use inputs::resolve_inputs;
 use nodes::{failures, kind_type, progress};
 
@@ -92,18 +94,18 @@ impl Finished {
         }
     }
 
-    fn error(msg: impl Into<String>) -> Finished {
+    fn error(msg: impl std::fmt::Display) -> Finished {
         Finished {
             phase: NodePhase::Error,
-            message: Some(msg.into()),
+            message: Some(msg.to_string()),
             outputs: None,
         }
     }
 
-    fn failed(msg: impl Into<String>) -> Finished {
+    fn failed(msg: impl std::fmt::Display) -> Finished {
         Finished {
             phase: NodePhase::Failed,
-            message: Some(msg.into()),
+            message: Some(msg.to_string()),
             outputs: None,
         }
     }
@@ -186,7 +188,7 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
             })
             .await
         }
-        Err(msg) => ctx.error_node(&run.name, &run.name, None, None, &msg),
+        Err(msg) => ctx.error_node(&run.name, &run.name, None, None, msg),
     };
     let control = run.control_now();
     let (mut phase, mut message) = match root.phase {
@@ -225,7 +227,7 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
                     })
                     .await
             }
-            Err(msg) => exit_ctx.error_node(&name, &name, None, None, &msg),
+            Err(msg) => exit_ctx.error_node(&name, &name, None, None, msg),
         };
         if matches!(node.phase, Some(NodePhase::Failed | NodePhase::Error)) && phase == WorkflowPhase::Succeeded {
             phase = WorkflowPhase::Failed;
@@ -383,17 +385,17 @@ impl Ctx {
     }
 
     /// Waits while the workflow is suspended; an error once it is shut down.
-    async fn gate(&self) -> Result<(), String> {
+    async fn gate(&self) -> Result<()> {
         let mut rx = self.run.control();
         loop {
             if self.cancel.is_cancelled() {
-                return Err(self.shutdown_message());
+                return Err(OperatorError::Stopped(self.shutdown_message()));
             }
             if !rx.borrow_and_update().suspended {
                 return Ok(());
             }
             tokio::select! {
-                r = rx.changed() => { if r.is_err() { return Err(self.shutdown_message()); } }
+                r = rx.changed() => { if r.is_err() { return Err(OperatorError::Stopped(self.shutdown_message())); } }
                 _ = self.cancel.cancelled() => {}
             }
         }
@@ -412,11 +414,11 @@ impl Ctx {
 /// means the runtime is shutting down (the engine is stopping): then this
 /// never returns, nothing is written about the interrupted step, and the
 /// engine that opens the state next resumes it.
-async fn joined<T>(h: tokio::task::JoinHandle<T>) -> Result<T, String> {
+async fn joined<T>(h: tokio::task::JoinHandle<T>) -> Result<T> {
     match h.await {
         Ok(v) => Ok(v),
         Err(e) if e.is_cancelled() => stopping().await,
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(OperatorError::Panicked(e)),
     }
 }
 
@@ -426,12 +428,12 @@ async fn stopping<T>() -> T {
 }
 
 /// Parses `"20"` (seconds) or a duration such as `2m`.
-fn parse_seconds_or_duration(s: &str) -> Result<Duration, String> {
+fn parse_seconds_or_duration(s: &str) -> Result<Duration> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
         return Ok(Duration::from_secs_f64(secs.max(0.0)));
     }
-    argon_crds::common::parse_duration(s)
+    argon_crds::common::parse_duration(s).map_err(OperatorError::Duration)
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -450,11 +452,11 @@ mod tests {
     async fn a_step_task_cancelled_by_a_stopping_runtime_is_not_reported() {
         use futures::FutureExt;
         let ok = tokio::spawn(async { 7 });
-        assert_eq!(joined(ok).await, Ok(7));
+        assert_eq!(joined(ok).await.ok(), Some(7));
 
         let panics = tokio::spawn(async { panic!("boom") });
-        let err: Result<(), String> = joined(panics).await;
-        assert!(err.unwrap_err().contains("boom"));
+        let err: Result<()> = joined(panics).await;
+        assert!(err.unwrap_err().to_string().contains("boom"));
 
         // What a stopping runtime does to every task: cancel it.
         let cancelled = tokio::spawn(std::future::pending::<()>());
@@ -465,7 +467,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         // Its result is ready, yet the waiter never gets it as an error to record.
-        assert_eq!(joined(cancelled).now_or_never(), None);
+        assert!(joined(cancelled).now_or_never().is_none());
     }
 
     #[test]

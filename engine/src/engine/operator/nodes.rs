@@ -68,7 +68,7 @@ impl Ctx {
         display: &str,
         parent: Option<&str>,
         boundary: Option<&str>,
-        msg: &str,
+        msg: impl std::fmt::Display,
     ) -> NodeStatus {
         let id = node_id(&self.run.name, name);
         let store = self.engine.store();

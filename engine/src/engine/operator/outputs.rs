@@ -4,6 +4,7 @@
 
 use argon_crds::workflow::{Artifact, Outputs, Parameter, S3Artifact, Template};
 
+use super::error::{OperatorError, Result};
 use super::{ARTIFACT_REF, Ctx};
 use crate::expr::{self, Vars};
 
@@ -16,12 +17,12 @@ impl Ctx {
         tmpl: &Template,
         vars: &Vars,
         outputs: &mut Outputs,
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         let engine = &self.engine;
         for p in &tmpl.outputs.parameters {
             let from = p.value_from.as_ref();
             let value = if let Some(path) = from.and_then(|f| f.path.as_ref()) {
-                let path = expr::substitute(path, vars).map_err(|e| e.0)?;
+                let path = expr::substitute(path, vars)?;
                 let host = engine.executor.host_path(step_dir, &path);
                 match std::fs::read(&host) {
                     Ok(bytes) => {
@@ -34,7 +35,11 @@ impl Ctx {
                     Err(e) => match from.and_then(|f| f.default.as_ref()) {
                         Some(d) => d.0.clone(),
                         None => {
-                            return Err(format!("output parameter '{}': cannot read {path}: {e}", p.name));
+                            return Err(OperatorError::OutputUnreadable {
+                                name: p.name.clone(),
+                                path,
+                                source: e,
+                            });
                         }
                     },
                 }
@@ -43,9 +48,12 @@ impl Ctx {
                 v.insert("outputs.result".into(), outputs.result.clone().unwrap_or_default());
                 expr::eval_expression(expression, &v)
                     .map(|x| expr::to_text(&x))
-                    .map_err(|e| format!("output parameter '{}': {}", p.name, e.0))?
+                    .map_err(|source| OperatorError::OutputExpression {
+                        name: p.name.clone(),
+                        source,
+                    })?
             } else if let Some(v) = &p.value {
-                expr::substitute(&v.0, vars).map_err(|e| e.0)?
+                expr::substitute(&v.0, vars)?
             } else if let Some(d) = from.and_then(|f| f.default.as_ref()) {
                 d.0.clone()
             } else {
@@ -60,19 +68,26 @@ impl Ctx {
         }
         for a in &tmpl.outputs.artifacts {
             let Some(path) = &a.path else { continue };
-            let path = expr::substitute(path, vars).map_err(|e| e.0)?;
+            let path = expr::substitute(path, vars)?;
             let host = engine.executor.host_path(step_dir, &path);
             if !host.exists() {
                 if a.optional.unwrap_or(false) {
                     continue;
                 }
-                return Err(format!("output artifact '{}': {path} does not exist", a.name));
+                return Err(OperatorError::OutputArtifactMissing {
+                    name: a.name.clone(),
+                    path,
+                });
             }
             let key = format!("{}/{id}/{}", self.run.uid, a.name);
-            let stored = engine
-                .repo
-                .save(&key, &host, a.archive.as_ref())
-                .map_err(|e| format!("output artifact '{}': {e}", a.name))?;
+            let stored =
+                engine
+                    .repo
+                    .save(&key, &host, a.archive.as_ref())
+                    .map_err(|e| OperatorError::OutputArtifact {
+                        name: a.name.clone(),
+                        source: Box::new(OperatorError::Artifact(e)),
+                    })?;
             let mut out = Artifact {
                 name: a.name.clone(),
                 path: Some(path),
@@ -106,7 +121,7 @@ impl Ctx {
 }
 
 /// The outputs of a steps or DAG template, from its steps' or tasks' variables.
-pub(super) fn template_outputs(tmpl: &Template, vars: &Vars) -> Result<Option<Outputs>, String> {
+pub(super) fn template_outputs(tmpl: &Template, vars: &Vars) -> Result<Option<Outputs>> {
     if tmpl.outputs.parameters.is_empty() && tmpl.outputs.artifacts.is_empty() {
         return Ok(None);
     }
@@ -114,21 +129,29 @@ pub(super) fn template_outputs(tmpl: &Template, vars: &Vars) -> Result<Option<Ou
     for p in &tmpl.outputs.parameters {
         let from = p.value_from.as_ref();
         let value = if let Some(param) = from.and_then(|f| f.parameter.as_ref()) {
-            let v = expr::substitute(param, vars).map_err(|e| e.0)?;
+            let v = expr::substitute(param, vars)?;
             if v.contains("{{") {
                 match from.and_then(|f| f.default.as_ref()) {
                     Some(d) => d.0.clone(),
-                    None => return Err(format!("output parameter '{}': '{param}' has no value", p.name)),
+                    None => {
+                        return Err(OperatorError::OutputNoValue {
+                            name: p.name.clone(),
+                            reference: param.clone(),
+                        });
+                    }
                 }
             } else {
                 v
             }
         } else if let Some(e) = from.and_then(|f| f.expression.as_ref()) {
             expr::to_text(
-                &expr::eval_expression(e, vars).map_err(|e| format!("output parameter '{}': {}", p.name, e.0))?,
+                &expr::eval_expression(e, vars).map_err(|source| OperatorError::OutputExpression {
+                    name: p.name.clone(),
+                    source,
+                })?,
             )
         } else if let Some(v) = &p.value {
-            expr::substitute(&v.0, vars).map_err(|e| e.0)?
+            expr::substitute(&v.0, vars)?
         } else {
             continue;
         };
@@ -141,7 +164,7 @@ pub(super) fn template_outputs(tmpl: &Template, vars: &Vars) -> Result<Option<Ou
     }
     for a in &tmpl.outputs.artifacts {
         if let Some(from) = &a.from {
-            let v = expr::substitute(from, vars).map_err(|e| e.0)?;
+            let v = expr::substitute(from, vars)?;
             if let Some(key) = v.strip_prefix(ARTIFACT_REF) {
                 let mut art = Artifact {
                     name: a.name.clone(),

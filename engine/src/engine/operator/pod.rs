@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use argon_crds::workflow::{Inputs, NodePhase, Outputs, Template};
 
+use super::error::{OperatorError, Result};
 use super::expand::int_or_string;
 use super::{ARTIFACT_REF, Ctx, Finished, parse_seconds_or_duration, truncate};
 use crate::executor::{LogSink, StepProcess};
@@ -38,8 +39,8 @@ impl Ctx {
             (None, Some(s)) => (&s.container, Some(s.source.as_str())),
             _ => return Finished::error("the template has no container"),
         };
-        let sub = |s: &str| expr::substitute(s, vars).map_err(|e| e.0);
-        let prepared: Result<_, String> = (|| {
+        let sub = |s: &str| expr::substitute(s, vars);
+        let prepared: Result<_> = (|| {
             let mut argv = Vec::new();
             for c in container.command.iter().flatten() {
                 argv.push(sub(c)?);
@@ -59,24 +60,26 @@ impl Ctx {
                             match engine.config.secrets.string(sel) {
                                 Ok(Some(v)) => v,
                                 Ok(None) => continue,
-                                Err(err) => return Err(format!("env {}: {err}", e.name)),
+                                Err(source) => {
+                                    return Err(OperatorError::EnvSecret {
+                                        name: e.name.clone(),
+                                        source,
+                                    });
+                                }
                             }
                         } else if let Some(f) = &from.field_ref {
                             match f.field_path.as_str() {
                                 "metadata.name" => id.to_string(),
                                 "metadata.namespace" => self.run.namespace.clone(),
                                 other => {
-                                    return Err(format!(
-                                        "env {}: fieldRef {other} is not available in local mode",
-                                        e.name
-                                    ));
+                                    return Err(OperatorError::EnvFieldRef {
+                                        name: e.name.clone(),
+                                        field: other.to_string(),
+                                    });
                                 }
                             }
                         } else {
-                            return Err(format!(
-                                "env {}: only value, secretKeyRef and fieldRef are supported in local mode",
-                                e.name
-                            ));
+                            return Err(OperatorError::EnvSource(e.name.clone()));
                         }
                     }
                     (None, None) => String::new(),
@@ -207,7 +210,7 @@ impl Ctx {
                 Ok(()) => {}
                 Err(e) if phase == NodePhase::Succeeded => {
                     phase = NodePhase::Error;
-                    message = Some(e);
+                    message = Some(e.to_string());
                 }
                 Err(_) => {}
             }
@@ -226,50 +229,58 @@ impl Ctx {
         step_dir: &std::path::Path,
         inputs: &Inputs,
         vars: &Vars,
-    ) -> Result<Vec<(std::path::PathBuf, String)>, String> {
+    ) -> Result<Vec<(std::path::PathBuf, String)>> {
         let engine = &self.engine;
         let mut mounts = Vec::new();
         for (i, art) in inputs.artifacts.iter().enumerate() {
             let Some(path) = &art.path else {
-                return Err(format!("inputs.artifacts.{} has no path", art.name));
+                return Err(OperatorError::ArtifactNoPath(art.name.clone()));
             };
-            let path = expr::substitute(path, vars).map_err(|e| e.0)?;
-            let (host, bind) = engine
-                .executor
-                .input_place(step_dir, &path, i)
-                .map_err(|e| format!("input artifact '{}': {e}", art.name))?;
-            let res: Result<(), String> = if let Some(from) = &art.from {
-                let from = expr::substitute(from, vars).map_err(|e| e.0)?;
+            let path = expr::substitute(path, vars)?;
+            let (host, bind) =
+                engine
+                    .executor
+                    .input_place(step_dir, &path, i)
+                    .map_err(|e| OperatorError::InputArtifact {
+                        name: art.name.clone(),
+                        source: Box::new(OperatorError::Artifact(e)),
+                    })?;
+            let res: Result<()> = if let Some(from) = &art.from {
+                let from = expr::substitute(from, vars)?;
                 match from.strip_prefix(ARTIFACT_REF) {
-                    Some(key) => engine.repo.load(key, &host),
-                    None => Err(format!("'{from}' does not name an output artifact of an earlier step")),
+                    Some(key) => engine.repo.load(key, &host).map_err(OperatorError::Artifact),
+                    None => Err(OperatorError::NotAnOutputArtifact(from)),
                 }
             } else if let Some(raw) = &art.location.raw {
-                let data = expr::substitute(&raw.data, vars).map_err(|e| e.0)?;
-                crate::artifacts::fetch_raw(&data, &host)
+                let data = expr::substitute(&raw.data, vars)?;
+                crate::artifacts::fetch_raw(&data, &host).map_err(OperatorError::Artifact)
             } else if let Some(h) = &art.location.http {
                 let mut h = h.clone();
-                h.url = expr::substitute(&h.url, vars).map_err(|e| e.0)?;
-                crate::artifacts::fetch_http(&engine.http, &h, &engine.config.secrets, &host).await
+                h.url = expr::substitute(&h.url, vars)?;
+                crate::artifacts::fetch_http(&engine.http, &h, &engine.config.secrets, &host)
+                    .await
+                    .map_err(OperatorError::Artifact)
             } else if let Some(g) = &art.location.git {
                 let mut g = g.clone();
-                g.repo = expr::substitute(&g.repo, vars).map_err(|e| e.0)?;
+                g.repo = expr::substitute(&g.repo, vars)?;
                 g.revision = g.revision.map(|r| expr::substitute(&r, vars).unwrap_or(r));
-                crate::artifacts::fetch_git(&g, &engine.config.secrets, &host, &step_dir.join("git")).await
+                crate::artifacts::fetch_git(&g, &engine.config.secrets, &host, &step_dir.join("git"))
+                    .await
+                    .map_err(OperatorError::Artifact)
             } else if art.optional.unwrap_or(false) {
                 continue;
             } else if art.location.s3.is_some() && art.location.s3.as_ref().and_then(|s| s.key.as_ref()).is_some() {
                 let key = art.location.s3.as_ref().and_then(|s| s.key.clone()).unwrap_or_default();
-                engine.repo.load(&key, &host)
+                engine.repo.load(&key, &host).map_err(OperatorError::Artifact)
             } else {
-                Err(
-                    "this artifact location is not supported in local mode yet (use from, raw, http or git)"
-                        .to_string(),
-                )
+                Err(OperatorError::UnsupportedLocation)
             };
-            res.map_err(|e| format!("input artifact '{}': {e}", art.name))?;
+            res.map_err(|e| OperatorError::InputArtifact {
+                name: art.name.clone(),
+                source: Box::new(e),
+            })?;
             if let Some(mode) = art.mode {
-                crate::artifacts::set_mode(&host, mode)?;
+                crate::artifacts::set_mode(&host, mode).map_err(OperatorError::Artifact)?;
             }
             if let Some(target) = bind {
                 mounts.push((host, target));
@@ -279,14 +290,14 @@ impl Ctx {
     }
 }
 
-fn step_timeout(tmpl: &Template, vars: &Vars) -> Result<Option<Duration>, String> {
+fn step_timeout(tmpl: &Template, vars: &Vars) -> Result<Option<Duration>> {
     let mut t: Option<Duration> = None;
     if let Some(s) = &tmpl.timeout {
-        let s = expr::substitute(s, vars).map_err(|e| e.0)?;
-        t = Some(parse_seconds_or_duration(&s).map_err(|e| format!("timeout: {e}"))?);
+        let s = expr::substitute(s, vars)?;
+        t = Some(parse_seconds_or_duration(&s).map_err(|e| OperatorError::field("timeout", e))?);
     }
     if let Some(d) = &tmpl.active_deadline_seconds {
-        let secs = int_or_string(d, vars).map_err(|e| format!("activeDeadlineSeconds: {e}"))?;
+        let secs = int_or_string(d, vars).map_err(|e| OperatorError::field("activeDeadlineSeconds", e))?;
         let d = Duration::from_secs(secs.max(0) as u64);
         t = Some(t.map_or(d, |x| x.min(d)));
     }

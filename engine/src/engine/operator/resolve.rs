@@ -6,6 +6,7 @@ use std::sync::Arc;
 use argon_crds::workflow::{Template, TemplateKind, TemplateRef};
 use serde_json::Value;
 
+use super::error::{OperatorError, Result};
 use super::{Ctx, Resolved, Scope};
 
 impl Ctx {
@@ -16,7 +17,7 @@ impl Ctx {
         template: Option<&str>,
         template_ref: Option<&TemplateRef>,
         inline: Option<&Template>,
-    ) -> Result<Resolved, String> {
+    ) -> Result<Resolved> {
         let mut resolved = self.resolve_plain(scope, template, template_ref, inline).await?;
         if let Some(defaults) = &self.spec.template_defaults {
             resolved.tmpl = Arc::new(with_defaults(&resolved.tmpl, defaults)?);
@@ -30,7 +31,7 @@ impl Ctx {
         template: Option<&str>,
         template_ref: Option<&TemplateRef>,
         inline: Option<&Template>,
-    ) -> Result<Resolved, String> {
+    ) -> Result<Resolved> {
         if let Some(t) = inline {
             return Ok(Resolved {
                 tmpl: Arc::new(t.clone()),
@@ -50,10 +51,13 @@ impl Ctx {
             let spec = match cached {
                 Some(s) => s,
                 None => {
-                    let spec = self
-                        .engine
-                        .resolve_ref(&self.run.namespace, r)
-                        .map_err(|e| format!("templateRef {}/{}: {e}", r.name, r.template))?;
+                    let spec = self.engine.resolve_ref(&self.run.namespace, r).map_err(|source| {
+                        OperatorError::TemplateRef {
+                            name: r.name.clone(),
+                            template: r.template.clone(),
+                            source,
+                        }
+                    })?;
                     let spec = Arc::new(spec);
                     self.run
                         .refs
@@ -66,7 +70,10 @@ impl Ctx {
             let tmpl = spec
                 .template(&r.template)
                 .cloned()
-                .ok_or_else(|| format!("template '{}' not found in WorkflowTemplate '{}'", r.template, r.name))?;
+                .ok_or_else(|| OperatorError::TemplateNotInRef {
+                    name: r.name.clone(),
+                    template: r.template.clone(),
+                })?;
             return Ok(Resolved {
                 tmpl: Arc::new(tmpl),
                 scope: Scope { spec },
@@ -78,7 +85,7 @@ impl Ctx {
             .spec
             .template(name)
             .cloned()
-            .ok_or_else(|| format!("template '{name}' not found"))?;
+            .ok_or_else(|| OperatorError::TemplateNotFound(name.to_string()))?;
         Ok(Resolved {
             tmpl: Arc::new(tmpl),
             scope: scope.clone(),
@@ -90,7 +97,7 @@ impl Ctx {
 /// `templateDefaults` under a template: the template's own fields win; the
 /// defaults' kind fields (container, script...) apply only to a template of
 /// that kind.
-fn with_defaults(tmpl: &Template, defaults: &Template) -> Result<Template, String> {
+fn with_defaults(tmpl: &Template, defaults: &Template) -> Result<Template> {
     fn merge(base: &mut Value, over: &Value) {
         match (base, over) {
             (Value::Object(b), Value::Object(o)) => {
@@ -106,7 +113,7 @@ fn with_defaults(tmpl: &Template, defaults: &Template) -> Result<Template, Strin
             (b, o) => *b = o.clone(),
         }
     }
-    let mut base = serde_json::to_value(defaults).map_err(|e| e.to_string())?;
+    let mut base = serde_json::to_value(defaults).map_err(OperatorError::Serialize)?;
     if let Value::Object(m) = &mut base {
         let own: Vec<&str> = tmpl.kinds().iter().map(|k| k.field()).collect();
         for k in TemplateKind::ALL {
@@ -116,6 +123,9 @@ fn with_defaults(tmpl: &Template, defaults: &Template) -> Result<Template, Strin
         }
         m.remove("name");
     }
-    merge(&mut base, &serde_json::to_value(tmpl).map_err(|e| e.to_string())?);
-    serde_json::from_value(base).map_err(|e| format!("templateDefaults: {e}"))
+    merge(
+        &mut base,
+        &serde_json::to_value(tmpl).map_err(OperatorError::Serialize)?,
+    );
+    serde_json::from_value(base).map_err(OperatorError::TemplateDefaults)
 }

@@ -54,7 +54,7 @@ impl Ctx {
                         let n =
                             self.error_node(&format!("{gname}.{}", step.name), &step.name, Some(&gid), Some(id), &e);
                         launched.push((si, false, vec![tokio::spawn(async move { n })]));
-                        group_error.get_or_insert(e);
+                        group_error.get_or_insert(e.to_string());
                         continue;
                     }
                 };
