@@ -383,7 +383,7 @@ impl Ctx {
                         display,
                         Some(parent),
                         Some(dag_id),
-                        &format!("when '{when}': {}", e.0),
+                        format!("when '{when}': {}", e.0),
                     );
                 }
             }

@@ -7,7 +7,8 @@
 //!
 //! This file owns the operator's types, the workflow's run from entrypoint
 //! to exit handler ([`operate`]) and the run of one template call as a node
-//! ([`execute`]); each kind of template body lives in its own file.
+//! ([`Ctx::execute`]: resumption, retries, the dispatch to the body of its
+//! kind); each kind of body lives in its own file.
 
 mod dag;
 mod error;
@@ -287,7 +288,7 @@ impl Ctx {
                     &call.display,
                     None,
                     call.boundary.as_deref(),
-                    &format!(
+                    format!(
                         "maximum recursion depth exceeded: templates nested {} deep; a template that calls \
                          itself needs a condition that stops it",
                         ctx.engine.config.max_depth

@@ -98,7 +98,7 @@ impl Ctx {
                                     &display,
                                     Some(&gid),
                                     Some(id),
-                                    &format!("when '{when}': {}", e.0),
+                                    format!("when '{when}': {}", e.0),
                                 );
                                 handles.push(tokio::spawn(async move { n }));
                                 continue;
