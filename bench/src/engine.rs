@@ -237,13 +237,20 @@ async fn containers(options: &Options, dir: &std::path::Path) -> anyhow::Result<
         }
     };
     let image = std::env::var("ARGON_BENCH_IMAGE").unwrap_or_else(|_| "localhost/argon-test/busybox:1".into());
-    let cli = if engine.executor_kind() == ExecutorKind::Docker { "docker" } else { "podman" };
+    let cli = if engine.executor_kind() == ExecutorKind::Docker {
+        "docker"
+    } else {
+        "podman"
+    };
     println!("engine: {}", engine.executor_description());
     let n = 10;
     spawn_many(cli, &["run", "--rm", &image, "true"], 1)?;
     let bare = spawn_many(cli, &["run", "--rm", &image, "true"], n)?;
     let per_bare = ms(bare) / n as f64;
-    println!("raw      {cli} run --rm x{n}: {:>8.1} ms total, {per_bare:>6.1} ms/step", ms(bare));
+    println!(
+        "raw      {cli} run --rm x{n}: {:>8.1} ms total, {per_bare:>6.1} ms/step",
+        ms(bare)
+    );
     let best = best_of(&engine, options.rounds, &chain(n, &image)).await?;
     let per_step = ms(best) / n as f64;
     println!(
