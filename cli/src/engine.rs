@@ -232,6 +232,17 @@ pub struct ExecutorArgs {
     /// finish (container steps go on and are re-attached at the next start).
     #[arg(long, default_value = "30s", value_parser = crate::run::parse_duration)]
     pub drain_timeout: std::time::Duration,
+    /// Folders of tools for sandbox and host steps (repeat the flag, or
+    /// separate them with `:` in ARGON_STEP_PATH): mounted read-only in the
+    /// sandbox and put first on the steps' PATH. Container steps use their
+    /// image instead.
+    #[arg(
+        long = "step-path",
+        value_name = "DIR",
+        env = "ARGON_STEP_PATH",
+        value_delimiter = ':'
+    )]
+    pub step_path: Vec<std::path::PathBuf>,
 }
 
 impl ExecutorArgs {
@@ -240,6 +251,13 @@ impl ExecutorArgs {
         config.executor = self.executor;
         config.allow_host_path = self.allow_host_path;
         config.drain_timeout = self.drain_timeout;
+        // The sandbox mounts them by their host path, which must not depend
+        // on the engine's working directory.
+        config.extra_path = self
+            .step_path
+            .iter()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            .collect();
     }
 }
 

@@ -46,11 +46,16 @@ pub fn argon_bin() -> PathBuf {
     .clone()
 }
 
+/// The executor the end-to-end tests' steps run on: the sandbox, whatever
+/// container runtime the machine may have (`env` in a test can override it).
+pub const EXECUTOR: &str = "sandbox";
+
 /// Runs `argon ARGS...` to completion.
 pub fn argon(args: &[&str]) -> Output {
     Command::new(argon_bin())
         .args(args)
         .current_dir(repo_root())
+        .env("ARGON_EXECUTOR", EXECUTOR)
         .output()
         .expect("run argon")
 }
@@ -70,6 +75,7 @@ impl Proc {
         let mut cmd = Command::new(argon_bin());
         cmd.args(args)
             .current_dir(repo_root())
+            .env("ARGON_EXECUTOR", EXECUTOR)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
