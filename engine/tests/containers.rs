@@ -534,3 +534,119 @@ async fn a_container_set_runs_in_dependency_order_and_shares_its_volume() {
     let out = n.outputs.as_ref().unwrap();
     assert_eq!(out.parameters[0].value_or_default(), Some("a\nb\nmain"));
 }
+
+/// A daemon step serves the steps after it, by address and by name, once
+/// its readiness probe passes, and is stopped when its steps template ends.
+#[tokio::test]
+async fn a_daemon_serves_later_steps_until_its_scope_ends() {
+    let (_d, engine) = engine_with(|_| {});
+    let manifest = std::fs::read_to_string(repo_root().join("examples/workflows/daemon-step.yaml"))
+        .unwrap()
+        .replace("busybox:1.36", BUSYBOX);
+    let w = run(&engine, workflow_of(manifests(&manifest)), &[]).await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    let server = node(&w, "server");
+    assert_eq!(server.phase, Some(NodePhase::Succeeded), "{}", dump(&w));
+    assert_eq!(server.daemoned, None, "no longer a daemon once stopped");
+    let ip = server.pod_ip.clone().expect("the daemon's address");
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{ip}");
+    assert_eq!(result(node(&w, "by-address")), "served");
+    assert_eq!(result(node(&w, "by-name")), "served");
+    // Stopped after its scope's last step, not before.
+    let last = node(&w, "by-address").finished_at.clone().unwrap();
+    assert!(server.finished_at.clone().unwrap() >= last, "{}", dump(&w));
+    let uid = w.metadata.uid.clone().unwrap();
+    assert!(containers_of(&uid).is_empty(), "{:?}", containers_of(&uid));
+}
+
+/// In a DAG: a daemon task with an exec probe, its dependents see it by
+/// `{{tasks.NAME.ip}}` and `depends: NAME.Daemoned`; a nested steps
+/// template's daemon is gone once that template ends; a daemon that dies
+/// before it is ready fails with its exit code.
+#[tokio::test]
+async fn daemons_in_dags_nested_scopes_and_daemons_that_die() {
+    let (_d, engine) = engine_with(|_| {});
+    let w = run(
+        &engine,
+        wf(&format!(
+            r#"
+  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {{name: db, template: server}}
+      - {{name: use, template: client, depends: db.Daemoned, arguments: {{parameters: [{{name: host, value: "{{{{tasks.db.ip}}}}"}}]}}}}
+      - {{name: inner, template: inner, depends: use}}
+      - {{name: gone, template: gone, depends: inner, arguments: {{parameters: [{{name: host, value: "{{{{tasks.inner.outputs.parameters.ip}}}}"}}]}}}}
+  - name: inner
+    steps:
+    - - {{name: cache, template: server}}
+    - - {{name: probe, template: client, arguments: {{parameters: [{{name: host, value: cache}}]}}}}
+    - - {{name: ip, template: echo, arguments: {{parameters: [{{name: v, value: "{{{{steps.cache.ip}}}}"}}]}}}}
+    outputs:
+      parameters: [{{name: ip, valueFrom: {{parameter: "{{{{steps.ip.outputs.result}}}}"}}}}]
+  - name: server
+    daemon: true
+    container:
+      image: {BUSYBOX}
+      command: [sh, -c, "sleep 0.5; mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www"]
+      readinessProbe: {{exec: {{command: [test, -e, /www/index.html]}}, periodSeconds: 1}}
+  - name: client
+    inputs: {{parameters: [{{name: host}}]}}
+    container: {{image: {BUSYBOX}, command: [wget, -q, -O-, "http://{{{{inputs.parameters.host}}}}:8080/"]}}
+  - name: echo
+    inputs: {{parameters: [{{name: v}}]}}
+    container: {{image: {BUSYBOX}, command: [echo, "{{{{inputs.parameters.v}}}}"]}}
+  - name: gone
+    inputs: {{parameters: [{{name: host}}]}}
+    container: {{image: {BUSYBOX}, command: [sh, -c, "! wget -q -T 2 -O- http://{{{{inputs.parameters.host}}}}:8080/"]}}
+"#
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    assert_eq!(result(node(&w, "use")), "served");
+    assert_eq!(result(node(&w, "probe")), "served");
+    assert_eq!(node(&w, "cache").phase, Some(NodePhase::Succeeded));
+    assert_eq!(node(&w, "db").phase, Some(NodePhase::Succeeded));
+    let uid = w.metadata.uid.clone().unwrap();
+    assert!(containers_of(&uid).is_empty(), "{:?}", containers_of(&uid));
+
+    let w = run(
+        &engine,
+        wf(&format!(
+            r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {{name: flaky, template: flaky}}
+    - - {{name: never, template: echo}}
+  - name: flaky
+    daemon: true
+    container:
+      image: {BUSYBOX}
+      command: [sh, -c, "echo cannot bind >&2; sleep 0.3; exit 3"]
+      readinessProbe: {{exec: {{command: ["false"]}}, periodSeconds: 1}}
+  - name: echo
+    container: {{image: {BUSYBOX}, command: [echo, hi]}}
+"#
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Failed), "{}", dump(&w));
+    let flaky = node(&w, "flaky");
+    assert_eq!(flaky.phase, Some(NodePhase::Failed));
+    assert_eq!(
+        flaky.message.as_deref(),
+        Some("Error (exit code 3): the daemon ended before it was ready: cannot bind"),
+        "{}",
+        dump(&w)
+    );
+    assert!(nodes(&w, "never").is_empty());
+    let uid = w.metadata.uid.clone().unwrap();
+    assert!(containers_of(&uid).is_empty(), "{:?}", containers_of(&uid));
+}

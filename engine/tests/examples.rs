@@ -251,6 +251,18 @@ async fn sidecars_need_a_container_executor() {
 }
 
 #[tokio::test]
+async fn daemon_steps_need_a_container_executor() {
+    let h = harness();
+    let wf = run(&h.engine, workflow_of(example("daemon-step.yaml")), &[]).await;
+    assert_eq!(phase(&wf), Some(WorkflowPhase::Failed), "{}", dump(&wf));
+    assert!(
+        message(&wf).starts_with("daemon steps need a container executor (--executor podman or docker)"),
+        "{}",
+        message(&wf)
+    );
+}
+
+#[tokio::test]
 async fn combined_workflow_calls_workflow_templates() {
     let h = harness();
     store_templates(&h.engine, "whalesay-template.yaml").await;

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argon_crds::secret::Secrets;
-use k8s_openapi::api::core::v1::{Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{Probe, Volume, VolumeMount};
 use tokio_util::sync::CancellationToken;
 
 pub use sandbox::Sandbox;
@@ -168,6 +168,8 @@ pub struct ContainerSpec {
     pub read_only_root: bool,
     /// Volumes mounted into the container.
     pub volume_mounts: Vec<VolumeMount>,
+    /// When a daemon step counts as ready (`exec`, `httpGet`, `tcpSocket`).
+    pub readiness_probe: Option<Probe>,
 }
 
 impl ContainerSpec {
@@ -206,6 +208,8 @@ pub struct StepProcess {
     pub host_network: bool,
     /// Who the step belongs to: labels on its containers.
     pub owner: StepOwner,
+    /// The name later steps reach a daemon step by on the workflow's network.
+    pub network_alias: Option<String>,
 }
 
 /// The workflow and node a step belongs to.
@@ -286,9 +290,38 @@ pub trait Backend: Send + Sync {
         false
     }
 
-    /// Releases what the workflow's steps shared (its network), once it ended.
+    /// Whether this backend runs `daemon: true` steps.
+    fn runs_daemons(&self) -> bool {
+        false
+    }
+
+    /// Starts a daemon step (or re-attaches to it when it already runs),
+    /// streams its logs, and returns its address on the workflow's network
+    /// once it is ready (its readiness probe passed); the outcome when it
+    /// could not start or ended before it was ready.
+    async fn start_daemon(
+        &self,
+        _step: &StepProcess,
+        _logs: LogSink,
+        _cancel: CancellationToken,
+    ) -> Result<String, StepOutcome> {
+        Err(StepOutcome::not_started(DAEMON_NEEDS_CONTAINERS))
+    }
+
+    /// Stops a daemon step at the end of its scope and removes it. The
+    /// outcome has an exit code only when the daemon ended by itself before.
+    async fn stop_daemon(&self, _step: &StepProcess) -> StepOutcome {
+        StepOutcome::default()
+    }
+
+    /// Releases what the workflow's steps shared (its network, daemons
+    /// left behind), once it ended.
     async fn workflow_finished(&self, _workflow_uid: &str) {}
 }
+
+/// Why a daemon step cannot run on a process executor.
+pub const DAEMON_NEEDS_CONTAINERS: &str = "daemon steps need a container executor (--executor podman or docker): a sandbox step has no network \
+     address for later steps to reach";
 
 /// Runs steps with the backend chosen at start.
 pub struct Executor {
@@ -364,6 +397,26 @@ impl Executor {
     /// Whether steps go on when the engine stops (see [`Backend::steps_outlive_engine`]).
     pub fn steps_outlive_engine(&self) -> bool {
         self.backend.steps_outlive_engine()
+    }
+
+    /// Whether `daemon: true` steps can run.
+    pub fn runs_daemons(&self) -> bool {
+        self.backend.runs_daemons()
+    }
+
+    /// Starts a daemon step (see [`Backend::start_daemon`]).
+    pub async fn start_daemon(
+        &self,
+        step: &StepProcess,
+        logs: LogSink,
+        cancel: CancellationToken,
+    ) -> Result<String, StepOutcome> {
+        self.backend.start_daemon(step, logs, cancel).await
+    }
+
+    /// Stops a daemon step (see [`Backend::stop_daemon`]).
+    pub async fn stop_daemon(&self, step: &StepProcess) -> StepOutcome {
+        self.backend.stop_daemon(step).await
     }
 
     /// Releases what a finished workflow's steps shared.

@@ -110,6 +110,7 @@ pub fn container_spec(
         run_as_non_root,
         read_only_root: sc.and_then(|s| s.read_only_root_filesystem).unwrap_or(false),
         volume_mounts: container.volume_mounts.clone().unwrap_or_default(),
+        readiness_probe: container.readiness_probe.clone(),
     })
 }
 

@@ -439,7 +439,7 @@ fn task_has(t: &TaskDone, r: TaskResult) -> bool {
         TaskResult::Errored => phase == Some(NodePhase::Error),
         TaskResult::Skipped => phase == Some(NodePhase::Skipped),
         TaskResult::Omitted => phase == Some(NodePhase::Omitted),
-        TaskResult::Daemoned => false,
+        TaskResult::Daemoned => t.node.daemoned == Some(true),
         TaskResult::AnySucceeded => t.children.iter().any(|c| c.phase == Some(NodePhase::Succeeded)),
         TaskResult::AllFailed => {
             !t.children.is_empty() && t.children.iter().all(|c| c.phase == Some(NodePhase::Failed))

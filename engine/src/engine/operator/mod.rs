@@ -10,6 +10,7 @@
 //! ([`Ctx::execute`]: resumption, retries, the dispatch to the body of its
 //! kind); each kind of body lives in its own file.
 
+mod daemon;
 mod dag;
 mod error;
 mod expand;
@@ -54,6 +55,8 @@ struct Ctx {
     globals: Arc<Vars>,
     wf_sem: Option<Arc<Semaphore>>,
     spec: Arc<WorkflowSpec>,
+    /// The daemon steps of the innermost steps or DAG template running.
+    daemons: Arc<daemon::Daemons>,
 }
 
 /// Where template names resolve: the workflow's spec, or a WorkflowTemplate's.
@@ -178,6 +181,7 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
         globals,
         wf_sem,
         spec: spec.clone(),
+        daemons: Arc::default(),
     };
     let scope = Scope { spec: spec.clone() };
     let entry = spec.entrypoint.clone().unwrap_or_default();
@@ -195,6 +199,8 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
         }
         Err(msg) => ctx.error_node(&run.name, &run.name, None, None, msg),
     };
+    // A daemon entrypoint lives as long as the workflow's main part.
+    ctx.stop_daemons().await;
     let control = run.control_now();
     let (mut phase, mut message) = match root.phase {
         Some(NodePhase::Failed) => (WorkflowPhase::Failed, root.message.clone()),
@@ -234,6 +240,7 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
             }
             Err(msg) => exit_ctx.error_node(&name, &name, None, None, msg),
         };
+        exit_ctx.stop_daemons().await;
         if matches!(node.phase, Some(NodePhase::Failed | NodePhase::Error)) && phase == WorkflowPhase::Succeeded {
             phase = WorkflowPhase::Failed;
             message = Some(format!(
@@ -364,13 +371,22 @@ impl Ctx {
     }
 
     fn finish(&self, id: &str, f: Finished) -> NodeStatus {
+        // A daemon (or the retry node above one) runs on until its scope ends.
+        let daemoned = f.phase == NodePhase::Running;
+        if daemoned {
+            self.daemons.add(id, None);
+        }
         self.run.update_node(self.engine.store(), id, |n| {
             n.phase = Some(f.phase);
             n.message = f.message;
             if f.outputs.as_ref().is_some_and(|o| !o.is_empty()) {
                 n.outputs = f.outputs;
             }
-            n.finished_at = Some(now());
+            if daemoned {
+                n.daemoned = Some(true);
+            } else {
+                n.finished_at = Some(now());
+            }
         })
     }
 
@@ -389,8 +405,18 @@ impl Ctx {
                 Some(TemplateKind::Container | TemplateKind::Script | TemplateKind::ContainerSet) => {
                     self.pod(id, tmpl, inputs, &vars).await
                 }
-                Some(TemplateKind::Steps) => self.steps(id, name, resolved, &vars).await,
-                Some(TemplateKind::Dag) => self.dag(id, name, resolved, &vars).await,
+                Some(TemplateKind::Steps) => {
+                    let scope = self.daemon_scope();
+                    let f = scope.steps(id, name, resolved, &vars).await;
+                    scope.stop_daemons().await;
+                    f
+                }
+                Some(TemplateKind::Dag) => {
+                    let scope = self.daemon_scope();
+                    let f = scope.dag(id, name, resolved, &vars).await;
+                    scope.stop_daemons().await;
+                    f
+                }
                 Some(TemplateKind::Suspend) => self.suspend(id, tmpl, &vars).await,
                 Some(TemplateKind::Http) => self.http(id, tmpl, &vars).await,
                 Some(TemplateKind::Resource) => Finished::error(

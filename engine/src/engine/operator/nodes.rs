@@ -190,6 +190,9 @@ fn record_node(vars: &mut Vars, base: &str, n: &NodeStatus) {
     if let Some(t) = &n.finished_at {
         vars.insert(format!("{base}.finishedAt"), t.0.to_string());
     }
+    if let Some(ip) = &n.pod_ip {
+        vars.insert(format!("{base}.ip"), ip.clone());
+    }
     let Some(o) = &n.outputs else { return };
     if let Some(r) = &o.result {
         vars.insert(format!("{base}.outputs.result"), r.clone());

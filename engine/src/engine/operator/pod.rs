@@ -13,15 +13,16 @@ use super::{ARTIFACT_REF, Ctx, Finished, parse_seconds_or_duration, stopping, tr
 use k8s_openapi::api::core::v1::{Container, Volume};
 
 use crate::executor::spec::container_spec;
-use crate::executor::{ContainerSpec, LogSink, StepOwner, StepProcess};
+use crate::executor::{ContainerSpec, LogSink, StepOutcome, StepOwner, StepProcess};
 use crate::expr::{self, Vars};
 
 impl Ctx {
     pub(super) async fn pod(&self, id: &str, tmpl: &Template, inputs: &Inputs, vars: &Vars) -> Finished {
         let engine = &self.engine;
         let store = engine.store();
-        if tmpl.daemon.unwrap_or(false) {
-            return Finished::error("daemon steps are not supported by Argon's engine yet");
+        let daemon = tmpl.daemon.unwrap_or(false);
+        if daemon && !engine.executor.runs_daemons() {
+            return Finished::failed(crate::executor::DAEMON_NEEDS_CONTAINERS);
         }
         let set_main = tmpl.container_set.as_ref().and_then(|set| {
             let main = set.containers.iter().find(|c| c.container.name == "main");
@@ -132,21 +133,6 @@ impl Ctx {
             return stopping().await;
         };
         self.run.update_node(store, id, |n| n.phase = Some(NodePhase::Running));
-        let logs: LogSink = {
-            let engine = engine.clone();
-            let uid = self.run.uid.clone();
-            let id = id.to_string();
-            let run = self.run.clone();
-            Arc::new(move |stream: &str, lines: Vec<String>| {
-                if run.is_deleted() {
-                    return;
-                }
-                if let Err(e) = engine.store().append_logs(&uid, &id, stream, &lines) {
-                    tracing::warn!(error = %e, "cannot store step logs");
-                }
-                run.bump();
-            })
-        };
         let step = StepProcess {
             main,
             init_containers,
@@ -160,10 +146,34 @@ impl Ctx {
             timeout,
             host_network: self.spec.host_network.unwrap_or(false),
             owner,
+            network_alias: daemon.then(|| self.network_alias(id)),
         };
         if let Err(e) = store.clear_node_logs(&self.run.uid, id) {
             tracing::warn!(error = %e, "cannot clear the logs of a step that starts again");
         }
+        if daemon {
+            // A daemon outlives this call, and an engine that stops leaves it
+            // running to re-attach to: it does not hold up a drain.
+            drop(running);
+            return match self.daemon(id, step).await {
+                Ok(f) => f,
+                Err(outcome) => {
+                    let _ = std::fs::remove_dir_all(&step_dir);
+                    let (phase, message) = match &outcome.start_error {
+                        Some(e) => (NodePhase::Failed, Some(e.clone())),
+                        None => self.outcome_phase(&outcome, timeout),
+                    };
+                    let f = Finished {
+                        phase,
+                        message,
+                        outputs: None,
+                    };
+                    self.finish(id, f.clone());
+                    f
+                }
+            };
+        }
+        let logs = self.log_sink(id);
         let outcome = engine.executor.run(step, logs, self.cancel.clone()).await;
         drop(_permit);
         // The outcome is stored before the step stops counting as running, so an
@@ -182,7 +192,34 @@ impl Ctx {
             exit_code: outcome.exit_code.map(|c| c.to_string()),
             ..Default::default()
         };
-        let (mut phase, mut message) = match outcome.exit_code {
+        let (mut phase, mut message) = self.outcome_phase(&outcome, timeout);
+        if let Some(e) = outcome.output_error.clone()
+            && phase == NodePhase::Succeeded
+        {
+            phase = NodePhase::Error;
+            message = Some(e);
+        }
+        if outcome.exit_code.is_some() && phase != NodePhase::Error {
+            match self.collect_outputs(id, &step_dir, tmpl, vars, &mut outputs) {
+                Ok(()) => {}
+                Err(e) if phase == NodePhase::Succeeded => {
+                    phase = NodePhase::Error;
+                    message = Some(e.to_string());
+                }
+                Err(_) => {}
+            }
+        }
+        let _ = std::fs::remove_dir_all(&step_dir);
+        recorded(Finished {
+            phase,
+            message,
+            outputs: Some(outputs),
+        })
+    }
+
+    /// The node's phase and message for how its main container ended.
+    fn outcome_phase(&self, outcome: &StepOutcome, timeout: Option<Duration>) -> (NodePhase, Option<String>) {
+        match outcome.exit_code {
             _ if outcome.cancelled => (NodePhase::Failed, Some(self.shutdown_message())),
             _ if outcome.timed_out => (
                 NodePhase::Failed,
@@ -211,29 +248,44 @@ impl Ctx {
                 }),
             ),
             None => (NodePhase::Error, Some("the process ended without an exit code".into())),
-        };
-        if let Some(e) = outcome.output_error.clone()
-            && phase == NodePhase::Succeeded
-        {
-            phase = NodePhase::Error;
-            message = Some(e);
         }
-        if outcome.exit_code.is_some() && phase != NodePhase::Error {
-            match self.collect_outputs(id, &step_dir, tmpl, vars, &mut outputs) {
-                Ok(()) => {}
-                Err(e) if phase == NodePhase::Succeeded => {
-                    phase = NodePhase::Error;
-                    message = Some(e.to_string());
-                }
-                Err(_) => {}
+    }
+
+    /// Stores a step's output lines as they come.
+    pub(super) fn log_sink(&self, id: &str) -> LogSink {
+        let engine = self.engine.clone();
+        let uid = self.run.uid.clone();
+        let id = id.to_string();
+        let run = self.run.clone();
+        Arc::new(move |stream: &str, lines: Vec<String>| {
+            if run.is_deleted() {
+                return;
             }
-        }
-        let _ = std::fs::remove_dir_all(&step_dir);
-        recorded(Finished {
-            phase,
-            message,
-            outputs: Some(outputs),
+            if let Err(e) = engine.store().append_logs(&uid, &id, stream, &lines) {
+                tracing::warn!(error = %e, "cannot store step logs");
+            }
+            run.bump();
         })
+    }
+
+    /// The name a daemon step is reached by on the workflow's network: its
+    /// step or task name as a DNS label.
+    fn network_alias(&self, id: &str) -> String {
+        let display = self.run.node(id).and_then(|n| n.display_name).unwrap_or_default();
+        let name = display.split('(').next().unwrap_or("");
+        let mut label: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        label.truncate(63);
+        let label = label.trim_matches('-').to_string();
+        if label.is_empty() { "daemon".to_string() } else { label }
     }
 
     /// Places the input artifacts where the step sees them; returns the bind mounts needed.

@@ -76,7 +76,8 @@ impl Ctx {
                 }
             };
             let phase = node.phase.unwrap_or(NodePhase::Error);
-            if phase == NodePhase::Succeeded {
+            let daemoned = phase == NodePhase::Running && node.daemoned == Some(true);
+            if phase == NodePhase::Succeeded || daemoned {
                 return Finished {
                     phase,
                     message: None,

@@ -26,17 +26,19 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, HostConfig, Mount, MountTmpfsOptions, MountType,
-    NetworkCreateRequest,
+    ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HostConfig, Mount, MountTmpfsOptions, MountType,
+    NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    KillContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
-    UploadToContainerOptionsBuilder, WaitContainerOptions,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptions, UploadToContainerOptionsBuilder, WaitContainerOptions,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Volume;
 use tokio_util::sync::CancellationToken;
+
+mod daemon;
 
 use super::lines::Lines;
 use super::{
@@ -70,6 +72,11 @@ pub struct ContainerBackend {
     secrets: Secrets,
     allow_host_path: bool,
     networks: Mutex<std::collections::HashSet<String>>,
+    /// The log streams of running daemon steps, by container name.
+    daemon_logs: Mutex<HashMap<String, tokio::task::JoinHandle<LogsEnd>>>,
+    /// The client of daemons' `httpGet` readiness probes, made at the first
+    /// probe (the engine installs the TLS provider after the executor).
+    http: std::sync::OnceLock<reqwest::Client>,
 }
 
 /// The sockets tried for a runtime: the environment's first, then the
@@ -144,6 +151,8 @@ impl ContainerBackend {
                         secrets: settings.secrets.clone(),
                         allow_host_path: settings.allow_host_path,
                         networks: Mutex::new(Default::default()),
+                        daemon_logs: Mutex::new(HashMap::new()),
+                        http: std::sync::OnceLock::new(),
                     });
                 }
                 Err(e) => tried.push(format!("{socket}: {e}")),
@@ -411,6 +420,26 @@ impl ContainerBackend {
             host_config: Some(host_config),
             ..Default::default()
         };
+        // A daemon is reachable by its step's name on the workflow's network,
+        // through the container that owns the pod's network namespace.
+        let owns_netns = role == "sidecar-0" || (role == "main" && step.sidecars.is_empty());
+        let body = match &step.network_alias {
+            Some(alias) if owns_netns && network != "host" && !network.starts_with("container:") => {
+                ContainerCreateBody {
+                    networking_config: Some(NetworkingConfig {
+                        endpoints_config: Some(HashMap::from([(
+                            network.to_string(),
+                            EndpointSettings {
+                                aliases: Some(vec![alias.clone()]),
+                                ..Default::default()
+                            },
+                        )])),
+                    }),
+                    ..body
+                }
+            }
+            _ => body,
+        };
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         self.docker
             .create_container(Some(options), body)
@@ -497,8 +526,7 @@ impl ContainerBackend {
     ) -> StepOutcome {
         let mut outcome = StepOutcome::default();
         let started = self
-            .docker
-            .inspect_container(name, None)
+            .inspect(name)
             .await
             .ok()
             .and_then(|c| c.state)
@@ -515,28 +543,7 @@ impl ContainerBackend {
                 .unwrap_or_default();
             t.saturating_sub(ran)
         });
-        let docker = self.docker.clone();
-        let log_name = name.to_string();
-        let log_task = tokio::spawn(async move {
-            let options = LogsOptionsBuilder::default()
-                .follow(true)
-                .stdout(true)
-                .stderr(true)
-                .build();
-            let mut out = Lines::new("stdout", logs.clone(), true);
-            let mut err = Lines::new("stderr", logs, false);
-            let mut stream = docker.logs(&log_name, Some(options));
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(bollard::container::LogOutput::StdOut { message }) => out.feed(&message),
-                    Ok(bollard::container::LogOutput::StdErr { message }) => err.feed(&message),
-                    Ok(bollard::container::LogOutput::Console { message }) => out.feed(&message),
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-            (out.finish(), err.finish())
-        });
+        let log_task = stream_logs(self.docker.clone(), name, logs);
         let deadline = async {
             match remaining {
                 Some(d) => tokio::time::sleep(d).await,
@@ -561,7 +568,7 @@ impl ContainerBackend {
         // The wait may return before the runtime records the exit: ask until it has.
         let mut state = None;
         for _ in 0..100 {
-            match self.docker.inspect_container(name, None).await {
+            match self.inspect(name).await {
                 Ok(c) => {
                     let s = c.state.unwrap_or_default();
                     if s.running == Some(true) {
@@ -590,6 +597,22 @@ impl ContainerBackend {
             }
         }
         outcome
+    }
+
+    /// Inspects a container. Podman reports a state Docker's API does not
+    /// have (`stopped`) for a moment while a container ends, which the
+    /// client cannot read: asked again until the state settles.
+    async fn inspect(&self, name: &str) -> Result<bollard::models::ContainerInspectResponse, DockerError> {
+        let mut tries = 0;
+        loop {
+            match self.docker.inspect_container(name, None).await {
+                Err(DockerError::JsonDataError { .. } | DockerError::JsonSerdeError { .. }) if tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn kill(&self, name: &str) {
@@ -627,7 +650,7 @@ impl ContainerBackend {
     /// The state of the main container when it exists: `Some(true)` when it
     /// was started (re-attach), `Some(false)` when only created.
     async fn existing(&self, name: &str) -> Result<Option<bool>, String> {
-        match self.docker.inspect_container(name, None).await {
+        match self.inspect(name).await {
             Ok(c) => {
                 let status = c.state.and_then(|s| s.status);
                 Ok(Some(!matches!(status, Some(ContainerStateStatusEnum::CREATED) | None)))
@@ -842,7 +865,38 @@ impl Backend for ContainerBackend {
         true
     }
 
+    fn runs_daemons(&self) -> bool {
+        true
+    }
+
+    async fn start_daemon(
+        &self,
+        step: &StepProcess,
+        logs: LogSink,
+        cancel: CancellationToken,
+    ) -> Result<String, StepOutcome> {
+        self.start_daemon_pod(step, logs, cancel).await
+    }
+
+    async fn stop_daemon(&self, step: &StepProcess) -> StepOutcome {
+        self.stop_daemon_pod(step).await
+    }
+
     async fn workflow_finished(&self, uid: &str) {
+        // Containers a step left behind: daemons of a scope that ended in an
+        // error, steps of a workflow stopped while the engine was down.
+        let filters = HashMap::from([("label".to_string(), vec![format!("{WORKFLOW_LABEL}={uid}")])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        if let Ok(list) = self.docker.list_containers(Some(options)).await {
+            for c in list {
+                if let Some(id) = c.id {
+                    self.remove(&id).await;
+                }
+            }
+        }
         let name = format!("argon-{uid}");
         // Also when this engine did not create it (a restart re-attached its steps).
         self.networks.lock().expect("network set").remove(&name);
@@ -883,6 +937,35 @@ impl Backend for ContainerBackend {
         self.clean_up(&step).await;
         outcome
     }
+}
+
+/// What a container's log stream ends with: (stdout capped as the
+/// result, its last line), (stderr in full, its last line).
+type LogsEnd = ((String, String), (String, String));
+
+/// Streams a container's logs from its start into `logs` until it ends.
+fn stream_logs(docker: Docker, name: &str, logs: LogSink) -> tokio::task::JoinHandle<LogsEnd> {
+    let name = name.to_string();
+    tokio::spawn(async move {
+        let options = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut out = Lines::new("stdout", logs.clone(), true);
+        let mut err = Lines::new("stderr", logs, false);
+        let mut stream = docker.logs(&name, Some(options));
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(bollard::container::LogOutput::StdOut { message }) => out.feed(&message),
+                Ok(bollard::container::LogOutput::StdErr { message }) => err.feed(&message),
+                Ok(bollard::container::LogOutput::Console { message }) => out.feed(&message),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        (out.finish(), err.finish())
+    })
 }
 
 fn volume_name(owner: &StepOwner, volume: &str) -> String {
