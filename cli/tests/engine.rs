@@ -56,13 +56,23 @@ fn server(dir: &Path) -> Server {
 
 /// `path`: the `--step-path` folders.
 fn start(state: PathBuf, path: String) -> Server {
+    start_with(state, path, &["--executor", "sandbox", "--allow-host-path"], &[])
+}
+
+fn start_with(state: PathBuf, path: String, args: &[&str], env: &[(&str, &str)]) -> Server {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_argon"))
         .args(["server", "--state-dir"])
         .arg(&state)
         .args(["--api-addr", &format!("127.0.0.1:{port}")])
-        .args(["--executor", "sandbox", "--allow-host-path", "--step-path", &path])
+        .args(args)
+        .args(if path.is_empty() {
+            vec![]
+        } else {
+            vec!["--step-path", path.as_str()]
+        })
+        .envs(env.iter().copied())
         .env_remove("ARGON_AUTH_TOKEN")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -336,6 +346,66 @@ fn a_killed_server_resumes_its_workflow_on_restart() {
     assert!(by("slow(1)").is_none(), "the restart took a retry: {wf:#}");
     assert_eq!(by("last").unwrap()["phase"], "Succeeded");
     assert!(nodes.values().all(|n| n["phase"] != "Running"));
+}
+
+/// `argon server --executor podman` killed with SIGKILL while a step runs:
+/// the container goes on, and the restarted server re-attaches to it,
+/// collects its logs and outputs, and the workflow ends as it would have
+/// without the crash.
+#[test]
+fn a_killed_server_re_attaches_to_its_running_container() {
+    use argon_engine::testing::{BUSYBOX, containers_of, podman};
+    let dir = workdir();
+    let env = [("CONTAINER_HOST", podman().socket())];
+    let args = ["--executor", "podman"];
+    let mut s = start_with(dir.path().join("state"), String::new(), &args, &env);
+    let file = dir.path().join("long.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: long-\nspec:\n  entrypoint: main\n  \
+             templates:\n  - name: main\n    steps:\n    - - {{name: long, template: long}}\n    \
+             - - {{name: after, template: after, arguments: {{parameters: [{{name: v, value: \"{{{{steps.long.outputs.parameters.v}}}}\"}}]}}}}\n  \
+             - name: long\n    container:\n      image: {BUSYBOX}\n      \
+             command: [sh, -c, \"echo started; until [ -e /tmp/go ]; do sleep 0.1; done; echo 42 > /tmp/v; echo finished\"]\n    \
+             outputs: {{parameters: [{{name: v, valueFrom: {{path: /tmp/v}}}}]}}\n  \
+             - name: after\n    inputs: {{parameters: [{{name: v}}]}}\n    \
+             container: {{image: {BUSYBOX}, command: [echo, \"got {{{{inputs.parameters.v}}}}\"]}}\n"
+        ),
+    )
+    .unwrap();
+    let name = ok(&argon(&s, &["submit", file.to_str().unwrap(), "-o", "name"]))
+        .trim()
+        .to_string();
+    let wf = wait_phase(&s, &name, |_| {
+        let out = argon(&s, &["logs", &name]);
+        String::from_utf8_lossy(&out.stdout).contains("started")
+    });
+    let uid = wf["metadata"]["uid"].as_str().unwrap().to_string();
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let state = s.state.clone();
+    drop(s);
+    // The step goes on without the server; let it finish its work.
+    let running = containers_of(&uid);
+    assert_eq!(running.len(), 1, "{running:?}");
+    let touched = Command::new("podman")
+        .args(["exec", &running[0], "touch", "/tmp/go"])
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let s = start_with(state, String::new(), &args, &env);
+    let wf = wait_phase(&s, &name, |w| w["status"]["phase"] != "Running");
+    assert_eq!(wf["status"]["phase"], "Succeeded", "{wf:#}");
+    let nodes = wf["status"]["nodes"].as_object().unwrap();
+    let by = |d: &str| nodes.values().find(|n| n["displayName"] == d).cloned().unwrap();
+    assert_eq!(by("long")["outputs"]["result"], "started\nfinished");
+    assert_eq!(by("after")["outputs"]["result"], "got 42");
+    let pods = nodes.values().filter(|n| n["type"] == "Pod").count();
+    assert_eq!(pods, 2, "no step ran twice: {wf:#}");
+    let logs = ok(&argon(&s, &["logs", &name]));
+    assert_eq!(logs.matches("started").count(), 1, "each line once: {logs}");
+    assert!(containers_of(&uid).is_empty(), "{:?}", containers_of(&uid));
 }
 
 /// SIGTERM stops the server even while a client holds a request open (here

@@ -15,6 +15,8 @@ pub mod expr;
 pub mod http_client;
 pub mod server;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 
 pub use client::{LogEntry, SubmitOptions, Submitted, WorkflowAction, WorkflowAdmin, WorkflowClient};

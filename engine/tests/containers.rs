@@ -4,63 +4,18 @@
 
 mod common;
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use argon_crds::workflow::{NodePhase, NodeType, WorkflowPhase};
 use argon_engine::{Engine, EngineConfig, ExecutorChoice, ExecutorKind, WorkflowAction};
 use common::*;
 
-const BUSYBOX: &str = "localhost/argon-test/busybox:1";
-
-struct Podman {
-    _dir: tempfile::TempDir,
-    socket: String,
-}
-
-/// The Podman service of this test binary. It ends with the binary: its
-/// shell waits on the pipe this process holds open.
-fn podman() -> &'static Podman {
-    static PODMAN: OnceLock<Podman> = OnceLock::new();
-    PODMAN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("podman.sock");
-        let socket = format!("unix://{}", sock.display());
-        let child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "podman system service --time=0 {socket} >{log} 2>&1 & pid=$!; read _; kill $pid",
-                log = dir.path().join("podman.log").display()
-            ))
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("podman is needed for these tests: run ./scripts/test, which installs it");
-        // Keep the pipe open for the life of the binary.
-        std::mem::forget(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !sock.exists() {
-            assert!(Instant::now() < deadline, "podman system service did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for image in [
-            BUSYBOX,
-            "localhost/argon-test/python:1",
-            "localhost/argon-test/greeter:1",
-        ] {
-            let ok = std::process::Command::new("podman")
-                .args(["image", "exists", image])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "image {image} is missing: run ./scripts/test-images");
-        }
-        Podman { _dir: dir, socket }
-    })
-}
+use argon_engine::testing::{BUSYBOX, containers_of, podman};
 
 fn config(dir: &std::path::Path) -> EngineConfig {
     let mut c = EngineConfig::new(dir.join("state"));
     c.executor = ExecutorChoice::Podman;
-    c.container_host = Some(podman().socket.clone());
+    c.container_host = Some(podman().socket().to_string());
     c
 }
 
@@ -83,19 +38,6 @@ fn wf(body: &str) -> argon_crds::workflow::Workflow {
 fn log_lines(engine: &Engine, ns: &str, name: &str) -> Vec<(String, String)> {
     let (_, lines) = engine.logs(ns, name, 0).unwrap();
     lines.into_iter().map(|(l, _)| (l.node_id, l.line)).collect()
-}
-
-/// Containers of the workflow (running or not), by the labels Argon sets.
-fn containers_of(uid: &str) -> Vec<String> {
-    let out = std::process::Command::new("podman")
-        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
-        .arg(format!("label=argon.workflow.uid={uid}"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 #[tokio::test]
