@@ -210,6 +210,9 @@ pub struct StepProcess {
     pub owner: StepOwner,
     /// The name later steps reach a daemon step by on the workflow's network.
     pub network_alias: Option<String>,
+    /// The step was running when an engine stopped: its containers may
+    /// exist, to re-attach to.
+    pub resumed: bool,
 }
 
 /// The workflow and node a step belongs to.

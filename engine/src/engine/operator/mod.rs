@@ -249,6 +249,9 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
             ));
         }
     }
+    // What the steps shared (their network, containers still being removed)
+    // is released before the workflow is reported finished.
+    engine.executor.workflow_finished(&run.uid).await;
     let outputs = run.global_outputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
     run.update_workflow(store, |wf| {
         let s = wf.status.get_or_insert_with(Default::default);
@@ -264,7 +267,6 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
         s.progress = Some(progress(&s.nodes));
     });
     run.exit_cancel.cancel();
-    engine.executor.workflow_finished(&run.uid).await;
     if !run.is_deleted() {
         let _ = std::fs::remove_dir_all(engine.config.state_dir.join("steps").join(&run.uid));
     }
@@ -318,7 +320,10 @@ impl Ctx {
                     (!tmpl.name.is_empty() && call.resolved.template_ref.is_none()).then(|| tmpl.name.clone());
                 n.template_ref = call.resolved.template_ref.clone();
                 n.boundary_id = call.boundary.clone();
-                n.phase = Some(if node_type == NodeType::Pod {
+                // A step an engine left running stays Running (its executor
+                // re-attaches to it); a new one waits as Pending.
+                let resumed = n.phase == Some(NodePhase::Running);
+                n.phase = Some(if node_type == NodeType::Pod && !resumed {
                     NodePhase::Pending
                 } else {
                     NodePhase::Running

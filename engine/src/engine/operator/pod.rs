@@ -132,6 +132,7 @@ impl Ctx {
         let Some(running) = engine.step_starting() else {
             return stopping().await;
         };
+        let resumed = self.run.node(id).is_some_and(|n| n.phase == Some(NodePhase::Running));
         self.run.update_node(store, id, |n| n.phase = Some(NodePhase::Running));
         let step = StepProcess {
             main,
@@ -147,6 +148,7 @@ impl Ctx {
             host_network: self.spec.host_network.unwrap_or(false),
             owner,
             network_alias: daemon.then(|| self.network_alias(id)),
+            resumed,
         };
         if let Err(e) = store.clear_node_logs(&self.run.uid, id) {
             tracing::warn!(error = %e, "cannot clear the logs of a step that starts again");

@@ -67,7 +67,9 @@ impl Ctx {
                                 .then(|| tmpl.name.clone());
                             n.template_ref = call.resolved.template_ref.clone();
                             n.boundary_id = call.boundary.clone();
-                            n.phase = Some(NodePhase::Pending);
+                            if n.phase != Some(NodePhase::Running) {
+                                n.phase = Some(NodePhase::Pending);
+                            }
                             n.started_at.get_or_insert(t);
                         });
                         let f = self.body(&child_id, &name, &call.resolved, inputs, avars.clone()).await;

@@ -39,14 +39,17 @@ impl ContainerBackend {
             return Err(StepOutcome::not_started("the container has no image"));
         }
         let main = Self::container_name(&step.owner, "main");
-        let reattached = match self.existing(&main).await {
-            Ok(Some(true)) => true,
-            Ok(Some(false)) => {
-                self.clean_up(step).await;
-                false
-            }
-            Ok(None) => false,
-            Err(e) => return Err(StepOutcome::not_started(e)),
+        let reattached = match step.resumed {
+            false => false,
+            true => match self.existing(&main).await {
+                Ok(Some(true)) => true,
+                Ok(Some(false)) => {
+                    self.clean_up(step).await;
+                    false
+                }
+                Ok(None) => false,
+                Err(e) => return Err(StepOutcome::not_started(e)),
+            },
         };
         if !reattached && let Err(out) = self.start_pod(step, &logs, &cancel).await {
             self.clean_up(step).await;

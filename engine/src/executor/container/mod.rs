@@ -72,6 +72,10 @@ pub struct ContainerBackend {
     secrets: Secrets,
     allow_host_path: bool,
     networks: Mutex<std::collections::HashSet<String>>,
+    /// Removals of finished steps' containers still going on, by workflow uid.
+    removals: Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
+    /// Images seen present, whose `IfNotPresent` steps need not ask again.
+    present_images: Mutex<std::collections::HashSet<String>>,
     /// The log streams of running daemon steps, by container name.
     daemon_logs: Mutex<HashMap<String, tokio::task::JoinHandle<LogsEnd>>>,
     /// The client of daemons' `httpGet` readiness probes, made at the first
@@ -151,6 +155,8 @@ impl ContainerBackend {
                         secrets: settings.secrets.clone(),
                         allow_host_path: settings.allow_host_path,
                         networks: Mutex::new(Default::default()),
+                        present_images: Mutex::new(Default::default()),
+                        removals: Mutex::new(HashMap::new()),
                         daemon_logs: Mutex::new(HashMap::new()),
                         http: std::sync::OnceLock::new(),
                     });
@@ -220,7 +226,8 @@ impl ContainerBackend {
         let Some(image) = &spec.image else {
             return Err(format!("container '{}' has no image", spec.name));
         };
-        let present = self.docker.inspect_image(image).await.is_ok();
+        let known = self.present_images.lock().expect("image set").contains(image);
+        let present = known || self.docker.inspect_image(image).await.is_ok();
         let policy = spec.pull_policy.clone().unwrap_or_else(|| {
             let tagged = image
                 .rsplit('/')
@@ -240,7 +247,10 @@ impl ContainerBackend {
                     "image {image} is not present and imagePullPolicy is Never (ErrImageNeverPull)"
                 ));
             }
-            "IfNotPresent" if present => return Ok(()),
+            "IfNotPresent" if present => {
+                self.present_images.lock().expect("image set").insert(image.clone());
+                return Ok(());
+            }
             "Always" | "IfNotPresent" => {}
             other => {
                 return Err(format!(
@@ -525,10 +535,13 @@ impl ContainerBackend {
         cancel: &CancellationToken,
     ) -> StepOutcome {
         let mut outcome = StepOutcome::default();
-        let started = self
-            .inspect(name)
-            .await
-            .ok()
+        // Only a deadline needs the start time (a re-attached step's counts
+        // from its start, not from now).
+        let started = match timeout {
+            Some(_) => self.inspect(name).await.ok(),
+            None => None,
+        };
+        let started = started
             .and_then(|c| c.state)
             .and_then(|s| s.started_at)
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
@@ -627,24 +640,37 @@ impl ContainerBackend {
 
     /// Removes every container and volume of the step.
     async fn clean_up(&self, step: &StepProcess) {
-        let main = Self::container_name(&step.owner, "main");
-        self.remove(&main).await;
-        for i in 0..step.sidecars.len() {
-            self.remove(&Self::container_name(&step.owner, &format!("sidecar-{i}")))
-                .await;
-        }
-        for i in 0..step.init_containers.len() {
-            self.remove(&Self::container_name(&step.owner, &format!("init-{i}")))
-                .await;
-        }
-        for v in &step.volumes {
-            if v.empty_dir.is_some() {
-                let _ = self
-                    .docker
-                    .remove_volume(&volume_name(&step.owner, &v.name), None::<RemoveVolumeOptions>)
-                    .await;
-            }
-        }
+        let (containers, volumes) = Self::step_parts(step);
+        remove_all(&self.docker, containers, volumes).await;
+    }
+
+    /// Removes the step's containers and volumes in the background, so the
+    /// step's outcome is recorded without waiting on the runtime;
+    /// [`Backend::workflow_finished`] waits for these removals.
+    fn clean_up_later(&self, step: &StepProcess) {
+        let (containers, volumes) = Self::step_parts(step);
+        let docker = self.docker.clone();
+        let task = tokio::spawn(async move { remove_all(&docker, containers, volumes).await });
+        let mut removals = self.removals.lock().expect("removals");
+        let list = removals.entry(step.owner.workflow_uid.clone()).or_default();
+        list.retain(|t| !t.is_finished());
+        list.push(task);
+    }
+
+    /// The names of a step's containers and of its `emptyDir` volumes.
+    fn step_parts(step: &StepProcess) -> (Vec<String>, Vec<String>) {
+        let mut roles = vec!["main".to_string()];
+        roles.extend((0..step.sidecars.len()).map(|i| format!("sidecar-{i}")));
+        roles.extend((0..step.init_containers.len()).map(|i| format!("init-{i}")));
+        roles.extend(step.container_set.iter().map(|(c, _)| format!("set-{}", c.name)));
+        let containers = roles.iter().map(|r| Self::container_name(&step.owner, r)).collect();
+        let volumes = step
+            .volumes
+            .iter()
+            .filter(|v| v.empty_dir.is_some())
+            .map(|v| volume_name(&step.owner, &v.name))
+            .collect();
+        (containers, volumes)
     }
 
     /// The state of the main container when it exists: `Some(true)` when it
@@ -883,6 +909,10 @@ impl Backend for ContainerBackend {
     }
 
     async fn workflow_finished(&self, uid: &str) {
+        let pending = self.removals.lock().expect("removals").remove(uid).unwrap_or_default();
+        for task in pending {
+            let _ = task.await;
+        }
         // Containers a step left behind: daemons of a scope that ended in an
         // error, steps of a workflow stopped while the engine was down.
         let filters = HashMap::from([("label".to_string(), vec![format!("{WORKFLOW_LABEL}={uid}")])]);
@@ -913,15 +943,19 @@ impl Backend for ContainerBackend {
             return StepOutcome::not_started("the container has no image");
         }
         let main = Self::container_name(&step.owner, "main");
-        let reattached = match self.existing(&main).await {
-            Ok(Some(true)) => true,
-            Ok(Some(false)) => {
-                // Created by an engine that stopped before starting it: start over.
-                self.clean_up(&step).await;
-                false
-            }
-            Ok(None) => false,
-            Err(e) => return StepOutcome::not_started(e),
+        // Only a step an engine left running can have containers already.
+        let reattached = match step.resumed {
+            false => false,
+            true => match self.existing(&main).await {
+                Ok(Some(true)) => true,
+                Ok(Some(false)) => {
+                    // Created by an engine that stopped before starting it: start over.
+                    self.clean_up(&step).await;
+                    false
+                }
+                Ok(None) => false,
+                Err(e) => return StepOutcome::not_started(e),
+            },
         };
         if !reattached && let Err(out) = self.start_pod(&step, &logs, &cancel).await {
             self.clean_up(&step).await;
@@ -934,8 +968,20 @@ impl Backend for ContainerBackend {
         {
             outcome.output_error = Some(e);
         }
-        self.clean_up(&step).await;
+        self.clean_up_later(&step);
         outcome
+    }
+}
+
+/// Removes containers (with their anonymous volumes) and named volumes,
+/// whether they exist or not.
+async fn remove_all(docker: &Docker, containers: Vec<String>, volumes: Vec<String>) {
+    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    for name in containers {
+        let _ = docker.remove_container(&name, Some(options.clone())).await;
+    }
+    for volume in volumes {
+        let _ = docker.remove_volume(&volume, None::<RemoveVolumeOptions>).await;
     }
 }
 
