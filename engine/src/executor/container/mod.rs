@@ -26,19 +26,20 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HostConfig, Mount, MountTmpfsOptions, MountType,
-    NetworkCreateRequest, NetworkingConfig,
+    ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptions, UploadToContainerOptionsBuilder, WaitContainerOptions,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
+    WaitContainerOptions,
 };
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Volume;
 use tokio_util::sync::CancellationToken;
 
 mod daemon;
+mod files;
+mod set;
+mod volumes;
 
 use super::lines::Lines;
 use super::{
@@ -283,95 +284,6 @@ impl ContainerBackend {
         }
     }
 
-    /// The mounts of `spec` from the pod's volumes.
-    fn mounts(&self, spec: &ContainerSpec, volumes: &[Volume], owner: &StepOwner) -> Result<Vec<Mount>, String> {
-        let mut out = Vec::new();
-        for m in &spec.volume_mounts {
-            let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
-                return Err(format!(
-                    "container '{}' mounts volume '{}', which the template does not declare",
-                    spec.name, m.name
-                ));
-            };
-            let read_only = m.read_only.unwrap_or(false);
-            let mut mount = Mount {
-                target: Some(m.mount_path.clone()),
-                read_only: Some(read_only),
-                ..Default::default()
-            };
-            if let Some(e) = &v.empty_dir {
-                if e.medium.as_deref() == Some("Memory") {
-                    mount.typ = Some(MountType::TMPFS);
-                    mount.tmpfs_options = Some(MountTmpfsOptions {
-                        size_bytes: e
-                            .size_limit
-                            .as_ref()
-                            .and_then(|q| super::spec::parse_bytes(&q.0).ok())
-                            .map(|b| b as i64),
-                        ..Default::default()
-                    });
-                } else {
-                    mount.typ = Some(MountType::VOLUME);
-                    mount.source = Some(volume_name(owner, &v.name));
-                }
-            } else if let Some(s) = &v.secret {
-                let name = s.secret_name.clone().unwrap_or_default();
-                mount.typ = Some(MountType::BIND);
-                mount.source = Some(self.secret_dir(&name, "secret")?);
-                mount.read_only = Some(true);
-            } else if let Some(c) = &v.config_map {
-                mount.typ = Some(MountType::BIND);
-                mount.source = Some(self.secret_dir(&c.name, "configMap")?);
-                mount.read_only = Some(true);
-            } else if let Some(h) = &v.host_path {
-                if !self.allow_host_path {
-                    return Err(format!(
-                        "volume '{}' is a hostPath ({}): host folders are only mounted with --allow-host-path",
-                        v.name, h.path
-                    ));
-                }
-                mount.typ = Some(MountType::BIND);
-                mount.source = Some(h.path.clone());
-            } else {
-                return Err(format!(
-                    "volume '{}': only emptyDir, secret, configMap and hostPath volumes are supported outside \
-                     Kubernetes",
-                    v.name
-                ));
-            }
-            if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-                match mount.typ {
-                    Some(MountType::BIND) => {
-                        let source = Path::new(mount.source.as_deref().unwrap_or("/")).join(relative(sub));
-                        mount.source = Some(source.display().to_string());
-                    }
-                    _ => {
-                        return Err(format!(
-                            "volume mount '{}': subPath is only supported on secret, configMap and hostPath volumes",
-                            m.name
-                        ));
-                    }
-                }
-            }
-            out.push(mount);
-        }
-        Ok(out)
-    }
-
-    fn secret_dir(&self, name: &str, what: &str) -> Result<String, String> {
-        let Some(dir) = self.secrets.dir() else {
-            return Err(format!(
-                "{what} volume '{name}' needs a secrets directory (--secrets-dir DIR, with DIR/{name}/KEY files)"
-            ));
-        };
-        let path = dir.join(name);
-        if !path.is_dir() {
-            return Err(format!("{what} '{name}' not found: {} does not exist", path.display()));
-        }
-        let path = path.canonicalize().map_err(|e| format!("{what} '{name}': {e}"))?;
-        Ok(path.display().to_string())
-    }
-
     /// Creates a container of the pod (not started).
     async fn create(
         &self,
@@ -455,73 +367,6 @@ impl ContainerBackend {
             .create_container(Some(options), body)
             .await
             .map_err(|e| format!("cannot create container '{}': {}", spec.name, runtime_message(&e)))?;
-        Ok(())
-    }
-
-    /// Copies the step's inputs (and script) into the created container.
-    async fn upload_inputs(&self, name: &str, step: &StepProcess) -> Result<(), String> {
-        if step.mounts.is_empty() && step.script.is_none() {
-            return Ok(());
-        }
-        let uid = step.main.run_as_user.unwrap_or(0).max(0) as u64;
-        let gid = step.main.run_as_group.unwrap_or(uid as i64).max(0) as u64;
-        let mounts = step.mounts.clone();
-        let script = step.script.clone();
-        let tar = tokio::task::spawn_blocking(move || input_tar(&mounts, script.as_deref(), uid, gid))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot pack the step's inputs: {e}"))?;
-        let options = UploadToContainerOptionsBuilder::default().path("/").build();
-        self.docker
-            .upload_to_container(name, Some(options), bollard::body_full(tar.into()))
-            .await
-            .map_err(|e| format!("cannot copy the inputs into the container: {}", runtime_message(&e)))
-    }
-
-    /// Copies the paths the step hands back out of the finished container,
-    /// under the step's `fs` folder.
-    async fn download_outputs(&self, name: &str, step: &StepProcess) -> Result<(), String> {
-        for path in &step.outputs {
-            let rel = relative(path);
-            let dest = step.step_dir.join("fs").join(rel.parent().unwrap_or(Path::new("")));
-            let options = DownloadFromContainerOptionsBuilder::default().path(path).build();
-            let mut stream = self.docker.download_from_container(name, Some(options));
-            let mut bytes = Vec::new();
-            let mut missing = false;
-            while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(c) => {
-                        bytes.extend_from_slice(&c);
-                        if bytes.len() > OUTPUT_LIMIT {
-                            return Err(format!("output {path} is larger than {} MiB", OUTPUT_LIMIT >> 20));
-                        }
-                    }
-                    Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
-                        missing = true;
-                        break;
-                    }
-                    Err(e) => {
-                        return Err(format!(
-                            "cannot copy {path} out of the container: {}",
-                            runtime_message(&e)
-                        ));
-                    }
-                }
-            }
-            if missing || bytes.is_empty() {
-                continue;
-            }
-            tokio::task::spawn_blocking(move || {
-                std::fs::create_dir_all(&dest)?;
-                let mut archive = tar::Archive::new(std::io::Cursor::new(bytes));
-                archive.set_preserve_permissions(false);
-                archive.set_overwrite(true);
-                archive.unpack(&dest)
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot unpack {path}: {e}"))?;
-        }
         Ok(())
     }
 
@@ -684,97 +529,6 @@ impl ContainerBackend {
             Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(format!("the container runtime failed: {}", runtime_message(&e))),
         }
-    }
-
-    /// Runs a `containerSet`: each container once those it depends on have
-    /// succeeded, the ready ones at the same time, all on the workflow's
-    /// network and sharing the template's volumes. The main container's
-    /// stdout is the result and its paths are the outputs; the first
-    /// container that fails ends the set.
-    async fn run_set(&self, step: &StepProcess, logs: &LogSink, cancel: &CancellationToken) -> StepOutcome {
-        let network = if step.host_network {
-            "host".to_string()
-        } else {
-            match self.network(&step.owner).await {
-                Ok(n) => n,
-                Err(e) => return StepOutcome::not_started(e),
-            }
-        };
-        for (spec, _) in &step.container_set {
-            if let Err(e) = self.ensure_image(spec, logs).await {
-                return StepOutcome::not_started(e);
-            }
-        }
-        let mut done: Vec<String> = Vec::new();
-        let mut main_outcome = None;
-        while done.len() < step.container_set.len() {
-            let ready: Vec<&(ContainerSpec, Vec<String>)> = step
-                .container_set
-                .iter()
-                .filter(|(c, deps)| !done.contains(&c.name) && deps.iter().all(|d| done.contains(d)))
-                .collect();
-            if ready.is_empty() {
-                return StepOutcome::not_started(
-                    "the containerSet's dependencies name a container it lacks, or form a cycle",
-                );
-            }
-            let runs = ready.iter().map(|(spec, _)| {
-                let name = Self::container_name(&step.owner, &format!("set-{}", spec.name));
-                let is_main = spec.name == step.main.name;
-                // Every container's lines are the step's log; only main's stdout is its result.
-                let sink = logs.clone();
-                let network = network.as_str();
-                async move {
-                    self.remove(&name).await;
-                    self.create(&name, &format!("set-{}", spec.name), spec, step, network, None)
-                        .await
-                        .map_err(StepOutcome::not_started)?;
-                    self.upload_inputs(&name, step)
-                        .await
-                        .map_err(StepOutcome::not_started)?;
-                    self.docker.start_container(&name, None).await.map_err(|e| {
-                        StepOutcome::not_started(format!(
-                            "cannot start container '{}': {}",
-                            spec.name,
-                            runtime_message(&e)
-                        ))
-                    })?;
-                    let mut out = self.follow(&name, step.timeout, sink, cancel).await;
-                    if is_main
-                        && out.exit_code.is_some()
-                        && let Err(e) = self.download_outputs(&name, step).await
-                    {
-                        out.output_error = Some(e);
-                    }
-                    Ok::<_, StepOutcome>((spec.name.clone(), out))
-                }
-            });
-            for r in futures::future::join_all(runs).await {
-                let (name, out) = match r {
-                    Ok(x) => x,
-                    Err(out) => return out,
-                };
-                if out.exit_code != Some(0) {
-                    let mut failed = out;
-                    if failed.reason.is_none() && failed.exit_code.is_some() {
-                        failed.reason = Some(format!(
-                            "container '{name}' of the set failed{}",
-                            if failed.last_stderr.is_empty() {
-                                String::new()
-                            } else {
-                                format!(": {}", failed.last_stderr)
-                            }
-                        ));
-                    }
-                    return failed;
-                }
-                if name == step.main.name {
-                    main_outcome = Some(out);
-                }
-                done.push(name);
-            }
-        }
-        main_outcome.unwrap_or_default()
     }
 
     /// Creates and runs the pod of a step up to the start of its main container.
@@ -1052,64 +806,4 @@ fn probe(docker: &Docker) -> Result<(bool, String), String> {
     })
     .join()
     .map_err(|_| "the probe panicked".to_string())?
-}
-
-/// A tar of the inputs at their paths (relative to `/`), owned by the step's user.
-fn input_tar(mounts: &[(PathBuf, String)], script: Option<&str>, uid: u64, gid: u64) -> std::io::Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::new());
-    b.follow_symlinks(false);
-    let header = |size: u64, mode: u32, kind: tar::EntryType| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(size);
-        h.set_mode(mode);
-        h.set_uid(uid);
-        h.set_gid(gid);
-        h.set_entry_type(kind);
-        h.set_mtime(0);
-        h
-    };
-    for (host, path) in mounts {
-        let rel = relative(path);
-        if host.is_dir() {
-            for entry in walk(host)? {
-                let inner = entry.strip_prefix(host).unwrap_or(&entry);
-                let name = rel.join(inner);
-                let meta = std::fs::symlink_metadata(&entry)?;
-                if meta.is_dir() {
-                    let mut h = header(0, 0o755, tar::EntryType::Directory);
-                    b.append_data(&mut h, &name, std::io::empty())?;
-                } else if meta.is_file() {
-                    use std::os::unix::fs::PermissionsExt;
-                    let mut h = header(meta.len(), meta.permissions().mode() & 0o777, tar::EntryType::Regular);
-                    b.append_data(&mut h, &name, std::fs::File::open(&entry)?)?;
-                }
-            }
-        } else {
-            use std::os::unix::fs::PermissionsExt;
-            let meta = std::fs::metadata(host)?;
-            let mut h = header(meta.len(), meta.permissions().mode() & 0o777, tar::EntryType::Regular);
-            b.append_data(&mut h, &rel, std::fs::File::open(host)?)?;
-        }
-    }
-    if let Some(source) = script {
-        let mut h = header(source.len() as u64, 0o755, tar::EntryType::Regular);
-        b.append_data(&mut h, relative(SCRIPT_PATH), source.as_bytes())?;
-    }
-    b.into_inner()
-}
-
-/// `dir` and everything under it, parents first.
-fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = vec![dir.to_path_buf()];
-    let mut i = 0;
-    while i < out.len() {
-        let p = out[i].clone();
-        if std::fs::symlink_metadata(&p)?.is_dir() {
-            let mut children: Vec<PathBuf> = std::fs::read_dir(&p)?.flatten().map(|e| e.path()).collect();
-            children.sort();
-            out.extend(children);
-        }
-        i += 1;
-    }
-    Ok(out)
 }
