@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use argon_client::{SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
 use argon_crds::manifest::{Decoded, Manifest, decode};
 use argon_crds::secret::Secrets;
 use argon_crds::workflow::{Workflow, WorkflowPhase};
-use argon_engine::{Engine, EngineConfig, SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
+use argon_engine::{Engine, EngineConfig};
 use argon_eventbus::{BusConfig, EmbeddedConfig};
 use argon_eventsource::{EventSourceRunner, RunnerConfig};
 use argon_sensor::{SensorRunner, Services};
@@ -103,7 +104,7 @@ impl WorkflowClient for Recorder {
         namespace: &str,
         workflow: Workflow,
         options: SubmitOptions,
-    ) -> argon_engine::Result<Submitted> {
+    ) -> argon_client::Result<Submitted> {
         let id = workflow
             .spec
             .arguments
@@ -117,11 +118,11 @@ impl WorkflowClient for Recorder {
         Ok(submitted)
     }
 
-    async fn act(&self, namespace: &str, name: &str, action: WorkflowAction) -> argon_engine::Result<Workflow> {
+    async fn act(&self, namespace: &str, name: &str, action: WorkflowAction) -> argon_client::Result<Workflow> {
         self.engine.act(namespace, name, action).await
     }
 
-    async fn get(&self, namespace: &str, name: &str) -> argon_engine::Result<Workflow> {
+    async fn get(&self, namespace: &str, name: &str) -> argon_client::Result<Workflow> {
         self.engine.get(namespace, name).await
     }
 }

@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use argon_client::{SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
 use argon_crds::manifest::{Decoded, Manifest, decode};
 use argon_crds::secret::Secrets;
 use argon_crds::workflow::Workflow;
-use argon_engine::{SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
 use argon_eventbus::{BusConfig, ConsumerSpec, EmbeddedConfig, Event, EventBus, SubjectFilter};
 use argon_eventsource::{EventSourceRunner, RunnerConfig};
 use argon_sensor::{SensorRunner, Services};
@@ -112,7 +112,7 @@ struct Counter {
 
 #[async_trait::async_trait]
 impl WorkflowClient for Counter {
-    async fn submit(&self, namespace: &str, _: Workflow, options: SubmitOptions) -> argon_engine::Result<Submitted> {
+    async fn submit(&self, namespace: &str, _: Workflow, options: SubmitOptions) -> argon_client::Result<Submitted> {
         self.submitted.fetch_add(1, Ordering::Relaxed);
         Ok(Submitted {
             namespace: namespace.to_owned(),
@@ -122,16 +122,16 @@ impl WorkflowClient for Counter {
         })
     }
 
-    async fn act(&self, namespace: &str, name: &str, _: WorkflowAction) -> argon_engine::Result<Workflow> {
-        Err(argon_engine::Error::NotFound {
+    async fn act(&self, namespace: &str, name: &str, _: WorkflowAction) -> argon_client::Result<Workflow> {
+        Err(argon_client::Error::NotFound {
             kind: "Workflow",
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         })
     }
 
-    async fn get(&self, namespace: &str, name: &str) -> argon_engine::Result<Workflow> {
-        Err(argon_engine::Error::NotFound {
+    async fn get(&self, namespace: &str, name: &str) -> argon_client::Result<Workflow> {
+        Err(argon_client::Error::NotFound {
             kind: "Workflow",
             namespace: namespace.to_owned(),
             name: name.to_owned(),

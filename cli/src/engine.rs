@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use argon_client::TemplateKind;
+use argon_client::{HttpClient, SubmitOptions, WorkflowAction, WorkflowAdmin, WorkflowClient};
 use argon_crds::manifest::Manifest;
 use argon_crds::workflow::{NodePhase, NodeStatus, NodeType, Workflow, WorkflowPhase};
-use argon_engine::client::TemplateKind;
-use argon_engine::{Engine, EngineConfig, HttpClient, SubmitOptions, WorkflowAction, WorkflowAdmin, WorkflowClient};
+use argon_engine::{Engine, EngineConfig};
 use clap::{Args, Subcommand, ValueEnum};
 
 /// How to reach the server.

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
+use argon_client::WorkflowClient;
 use argon_crds::diag::Severity;
 use argon_crds::eventbus::EventBus as EventBusManifest;
 use argon_crds::eventsource::EventSource;
 use argon_crds::manifest::{Loaded, Manifest, manifest_files};
 use argon_crds::secret::Secrets;
 use argon_crds::sensor::Sensor;
-use argon_engine::{Engine, EngineConfig, WorkflowClient};
+use argon_engine::{Engine, EngineConfig};
 use argon_eventbus::{BusConfig, EventBus, StreamSettings};
 use argon_eventsource::{EventSourceRunner, RunnerConfig};
 use argon_sensor::{SensorRunner, Services};

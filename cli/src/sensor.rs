@@ -128,9 +128,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let bus = argon_eventbus::open(&args.bus)
         .await
         .with_context(|| format!("cannot open the event bus {}", args.bus))?;
-    let client: Option<Arc<dyn argon_engine::WorkflowClient>> = match &args.server {
+    let client: Option<Arc<dyn argon_client::WorkflowClient>> = match &args.server {
         Some(url) => Some(Arc::new(
-            argon_engine::HttpClient::new(url, args.token.clone())
+            argon_client::HttpClient::new(url, args.token.clone())
                 .with_context(|| format!("bad engine server URL {url}"))?,
         )),
         None => None,

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use argon_crds::workflow::{ConcurrencyPolicy, CronWorkflow, CronWorkflowStatus, Workflow, WorkflowPhase};
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::client::{SubmitOptions, WorkflowAction};
 use crate::engine::{CRON_WORKFLOW_LABEL, Engine};
-use crate::store::TemplateKind;
 use crate::{Error, Result};
+use argon_client::TemplateKind;
+use argon_client::{SubmitOptions, WorkflowAction};
 
 /// How late a tick may be noticed and still count as on time.
 const SLACK: chrono::Duration = chrono::Duration::seconds(5);

@@ -18,15 +18,15 @@ use argon_crds::workflow::{
 };
 
 use crate::artifacts::Repository;
-use crate::client::{SubmitOptions, Submitted, WorkflowAction, WorkflowAdmin, WorkflowClient};
 use crate::executor::{Executor, ExecutorChoice, ExecutorKind, ExecutorSettings};
-use crate::store::{LogLine, Store, TemplateKind};
+use crate::store::{LogLine, Store};
 use crate::{Error, Result};
+use argon_client::TemplateKind;
+use argon_client::api::WORKFLOW_TEMPLATE_LABEL;
+use argon_client::{SubmitOptions, Submitted, WorkflowAction, WorkflowAdmin, WorkflowClient};
 
 pub(crate) use run::Run;
 
-/// The label that names the WorkflowTemplate a workflow was submitted from.
-pub const WORKFLOW_TEMPLATE_LABEL: &str = "workflows.argoproj.io/workflow-template";
 /// The label that names the CronWorkflow that submitted a workflow.
 pub const CRON_WORKFLOW_LABEL: &str = "workflows.argoproj.io/cron-workflow";
 
@@ -912,11 +912,11 @@ impl WorkflowAdmin for Engine {
         self.delete_workflow(namespace, name)
     }
 
-    async fn logs(&self, namespace: &str, name: &str, after: i64) -> Result<Vec<crate::client::LogEntry>> {
+    async fn logs(&self, namespace: &str, name: &str, after: i64) -> Result<Vec<argon_client::LogEntry>> {
         let (_, lines) = Engine::logs(self, namespace, name, after)?;
         Ok(lines
             .into_iter()
-            .map(|(l, step)| crate::client::LogEntry {
+            .map(|(l, step)| argon_client::LogEntry {
                 seq: l.seq,
                 step,
                 stream: l.stream,
