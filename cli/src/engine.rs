@@ -231,7 +231,7 @@ pub struct ExecutorArgs {
     pub allow_host_path: bool,
     /// On SIGTERM, how long running sandbox and host steps may take to
     /// finish (container steps go on and are re-attached at the next start).
-    #[arg(long, default_value = "30s", value_parser = crate::run::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = argon_crds::time::parse_duration)]
     pub drain_timeout: std::time::Duration,
     /// Folders of tools for sandbox and host steps (repeat the flag, or
     /// separate them with `:` in ARGON_STEP_PATH): mounted read-only in the

@@ -39,15 +39,11 @@ pub struct RunArgs {
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
     /// Longest wait for the bus to store an event before answering 503.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = argon_crds::time::parse_duration)]
     publish_timeout: Duration,
     /// Address the webhook ports are bound on.
     #[arg(long, default_value = "0.0.0.0")]
     host: IpAddr,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    argon_crds::common::parse_duration(text)
 }
 
 /// Runs the subcommand; errors are printed, the exit code says how it went.

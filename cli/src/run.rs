@@ -48,17 +48,13 @@ pub struct RunArgs {
     #[arg(long, default_value = "0.0.0.0")]
     host: IpAddr,
     /// Longest wait for the bus to store an event before a webhook answers 503.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = argon_crds::time::parse_duration)]
     publish_timeout: Duration,
     /// Require this Bearer token on the API server.
     #[arg(long, env = "ARGON_AUTH_TOKEN")]
     auth_token: Option<String>,
     #[command(flatten)]
     executor: crate::engine::ExecutorArgs,
-}
-
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    argon_crds::common::parse_duration(text)
 }
 
 /// Runs `argon run` until SIGTERM or Ctrl-C.

@@ -52,12 +52,8 @@ pub struct RunArgs {
     metrics_addr: SocketAddr,
     /// How long an event may stay unacknowledged before the bus delivers it
     /// again (how soon the events in flight at a crash come back).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = argon_crds::time::parse_duration)]
     ack_wait: Duration,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    argon_crds::common::parse_duration(text)
 }
 
 /// Options of `argon sensor test`.

@@ -564,7 +564,7 @@ fn cron_schedules_have_five_fields_or_a_descriptor() {
     assert_eq!(
         cron("schedule: '0 * * * * *'"),
         [
-            "error spec.schedule: schedule '0 * * * * *' has 6 fields; a cron schedule has 5 (minute hour day-of-month month day-of-week) or is a descriptor like @hourly"
+            "error spec.schedule: schedule '0 * * * * *' has 6 fields; a cron schedule has 5 (minute hour day-of-month month day-of-week, e.g. '*/5 * * * *'), or use a descriptor such as '@hourly'"
         ]
     );
     assert_eq!(
