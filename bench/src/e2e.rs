@@ -140,7 +140,10 @@ pub async fn run(_options: &Options) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let shutdown = CancellationToken::new();
     let engine = Engine::open(EngineConfig::new(dir.path().join("engine")))?;
-    let engine_task = tokio::spawn(Arc::clone(&engine).run(shutdown.clone().cancelled_owned()));
+    let engine_task = tokio::spawn(argon_engine::serve(
+        Arc::clone(&engine),
+        shutdown.clone().cancelled_owned(),
+    ));
     let bus = argon_eventbus::open_config(BusConfig::Embedded(EmbeddedConfig::new(dir.path().join("bus")))).await?;
 
     let port = argon_eventbus::testing::free_port();

@@ -381,7 +381,9 @@ async fn server(
     });
     let engine_task = {
         let token = shutdown.clone();
-        tokio::spawn(Arc::clone(&engine).run(async move { token.cancelled().await }))
+        tokio::spawn(argon_engine::serve(Arc::clone(&engine), async move {
+            token.cancelled().await
+        }))
     };
     argon_eventsource::server::serve_drained(listener, app, shutdown.clone(), API_DRAIN).await?;
     engine_task.await??;

@@ -306,7 +306,7 @@ async fn run(args: RunArgs) -> Result<()> {
     };
     let engine_task = {
         let token = shutdown.clone();
-        tokio::spawn(Arc::clone(&engine).run(token.cancelled_owned()))
+        tokio::spawn(argon_engine::serve(Arc::clone(&engine), token.cancelled_owned()))
     };
     println!("api http://{api_addr} (argon list --server http://{api_addr})");
 

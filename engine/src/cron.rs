@@ -32,11 +32,6 @@ fn parse_schedules(c: &CronWorkflow) -> std::result::Result<Vec<Schedule>, Strin
     texts.iter().map(|t| Schedule::parse(t, zone)).collect()
 }
 
-/// Checks that a CronWorkflow's schedules and time zone can be used.
-pub fn check(c: &CronWorkflow) -> std::result::Result<(), String> {
-    parse_schedules(c).map(|_| ())
-}
-
 /// The latest time `schedule` came due in (`after`, `now`], if any.
 fn latest_due(schedule: &Schedule, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let mut due = None;
@@ -51,6 +46,19 @@ fn latest_due(schedule: &Schedule, after: DateTime<Utc>, now: DateTime<Utc>) -> 
         }
     }
     due
+}
+
+/// Submits the runs of the CronWorkflows as they come due, every half
+/// second, until the future is dropped.
+pub async fn schedule(engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = self::tick(&engine, Utc::now()).await {
+            tracing::warn!(error = %e, "cron scheduling failed");
+        }
+    }
 }
 
 /// Submits the runs of every CronWorkflow that came due by `now`.
@@ -244,7 +252,7 @@ mod tests {
             latest_due(&s[0], after, now),
             Some(Utc.with_ymd_and_hms(2026, 1, 3, 0, 0, 0).unwrap())
         );
-        assert!(check(&cron("* * * * *", Some("Mars/Base"))).is_err());
+        assert!(parse_schedules(&cron("* * * * *", Some("Mars/Base"))).is_err());
         let every = parse_schedules(&cron("@every 90s", None)).unwrap();
         assert_eq!(every[0].next_after(after), Some(after + chrono::Duration::seconds(90)));
     }

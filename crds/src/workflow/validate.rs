@@ -81,6 +81,11 @@ pub fn validate_cron_workflow(cwf: &CronWorkflow, resolver: &Resolver<'_>) -> Ve
             findings.push(Finding::error(at.key("schedules").index(i), msg));
         }
     }
+    if let Some(zone) = spec.timezone.as_deref().filter(|z| !z.trim().is_empty())
+        && let Err(msg) = crate::time::parse_zone(zone)
+    {
+        findings.push(Finding::error(at.key("timezone"), msg));
+    }
     findings.extend(validate_spec(
         &spec.workflow_spec,
         SpecKind::Workflow,
