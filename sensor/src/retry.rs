@@ -1,5 +1,10 @@
 //! `retryStrategy`: how often and how long a failing trigger is tried again
 //! (steps, duration, factor, jitter), as exponential backoff.
+//!
+//! Written here rather than with a backoff crate: upstream's semantics are
+//! those of Kubernetes' `wait.Backoff` (`steps` counts attempts, `jitter`
+//! adds up to that fraction of the wait, no cap but an hour), which neither
+//! `backon` nor `backoff` reproduces, and the formula is one line.
 
 use std::time::Duration;
 
