@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use argon_client::{SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
-use argon_crds::manifest::{Decoded, Manifest, decode};
+use argon_crds::manifest::Manifest;
 use argon_crds::secret::Secrets;
 use argon_crds::workflow::{Workflow, WorkflowPhase};
 use argon_engine::{Engine, EngineConfig};
@@ -28,15 +28,6 @@ use crate::ingest::{connect, post};
 /// Events per second, and for how long.
 const RATE: u64 = 100;
 const SECONDS: u64 = 30;
-
-fn manifest(yaml: &str) -> anyhow::Result<Manifest> {
-    let docs = argon_crds::source::parse("bench.yaml", yaml).map_err(|d| anyhow::anyhow!("{d}"))?;
-    match decode(&docs[0].value) {
-        Ok(Decoded::Manifest(m)) => Ok(m),
-        Ok(Decoded::Skipped(f)) => anyhow::bail!("{}", f.message),
-        Err(f) => anyhow::bail!("{f:?}"),
-    }
-}
 
 fn event_source(port: u16) -> String {
     format!(
@@ -147,10 +138,10 @@ pub async fn run(_options: &Options) -> anyhow::Result<()> {
     let bus = argon_eventbus::open_config(BusConfig::Embedded(EmbeddedConfig::new(dir.path().join("bus")))).await?;
 
     let port = argon_eventbus::testing::free_port();
-    let Manifest::EventSource(es) = manifest(&event_source(port))? else {
+    let Manifest::EventSource(es) = crate::manifest(&event_source(port))? else {
         anyhow::bail!("not an EventSource")
     };
-    let Manifest::Sensor(sensor) = manifest(SENSOR)? else {
+    let Manifest::Sensor(sensor) = crate::manifest(SENSOR)? else {
         anyhow::bail!("not a Sensor")
     };
     let sources = EventSourceRunner::start(

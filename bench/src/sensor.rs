@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use argon_client::{SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
-use argon_crds::manifest::{Decoded, Manifest, decode};
+use argon_crds::manifest::Manifest;
 use argon_crds::secret::Secrets;
 use argon_crds::workflow::Workflow;
 use argon_eventbus::{BusConfig, ConsumerSpec, EmbeddedConfig, Event, EventBus, SubjectFilter};
@@ -34,17 +34,8 @@ use crate::ingest::{connect, post};
 const E2E_RATE: u64 = 1_000;
 const E2E_SECONDS: u64 = 10;
 
-fn manifest(yaml: &str) -> anyhow::Result<Manifest> {
-    let docs = argon_crds::source::parse("bench.yaml", yaml).map_err(|d| anyhow::anyhow!("{d}"))?;
-    match decode(&docs[0].value) {
-        Ok(Decoded::Manifest(m)) => Ok(m),
-        Ok(Decoded::Skipped(f)) => anyhow::bail!("{}", f.message),
-        Err(f) => anyhow::bail!("{f:?}"),
-    }
-}
-
 fn sensor_manifest(yaml: &str) -> anyhow::Result<argon_crds::sensor::Sensor> {
-    match manifest(yaml)? {
+    match crate::manifest(yaml)? {
         Manifest::Sensor(s) => Ok(*s),
         other => anyhow::bail!("expected a Sensor, got {}", other.kind()),
     }
@@ -377,7 +368,7 @@ async fn end_to_end(_options: &Options) -> anyhow::Result<()> {
     let arrivals = Arc::new(Mutex::new(HashMap::new()));
     let sink_addr = sink(arrivals.clone()).await?;
     let port = argon_eventbus::testing::free_port();
-    let Manifest::EventSource(es) = manifest(&format!(
+    let Manifest::EventSource(es) = crate::manifest(&format!(
         "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata:\n  name: bench\nspec:\n  webhook:\n    e2e:\n      port: \"{port}\"\n      endpoint: /e2e\n      method: POST\n"
     ))?
     else {

@@ -49,23 +49,8 @@ pub struct RunArgs {
 /// Runs the subcommand; errors are printed, the exit code says how it went.
 pub fn dispatch(command: EventsourceCommand) -> ExitCode {
     let EventsourceCommand::Run(args) = command;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
-    let outcome = tokio::runtime::Runtime::new()
-        .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(run(args)));
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::init_tracing();
+    crate::exit_code(crate::block_on(run(args)))
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -60,16 +60,7 @@ pub struct RunArgs {
 /// Runs `argon run` until SIGTERM or Ctrl-C.
 pub fn dispatch(args: RunArgs) -> ExitCode {
     crate::init_tracing();
-    let outcome = tokio::runtime::Runtime::new()
-        .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(run(args)));
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::exit_code(crate::block_on(run(args)))
 }
 
 /// The manifests `argon run` acts on, after a clean lint.

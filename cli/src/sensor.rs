@@ -73,26 +73,11 @@ pub struct TestArgs {
 
 /// Runs the subcommand; errors are printed, the exit code says how it went.
 pub fn dispatch(command: SensorCommand) -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
-    let outcome = match command {
-        SensorCommand::Run(args) => tokio::runtime::Runtime::new()
-            .context("cannot start the async runtime")
-            .and_then(|runtime| runtime.block_on(run(args))),
+    crate::init_tracing();
+    crate::exit_code(match command {
+        SensorCommand::Run(args) => crate::block_on(run(args)),
         SensorCommand::Test(args) => test(args),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 fn load_sensors(files: &[PathBuf]) -> anyhow::Result<Vec<Sensor>> {

@@ -146,11 +146,10 @@ impl Store {
 
     /// The uid of the workflow an idempotency key created.
     pub fn idempotent(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn()
+        self.conn()
             .query_row("SELECT uid FROM idempotency WHERE key = ?1", [key], |r| r.get(0))
             .optional()
-            .db()?)
+            .db()
     }
 
     /// Whether a workflow named `name` exists in `namespace`.
@@ -292,7 +291,7 @@ impl Store {
             .prepare_cached("SELECT uid FROM workflows WHERE phase IN ('', 'Pending', 'Running') ORDER BY created_at")
             .db()?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0)).db()?;
-        Ok(rows.collect::<Result<_, _>>().db()?)
+        rows.collect::<Result<_, _>>().db()
     }
 
     /// Deletes a workflow, its nodes, logs and idempotency keys.
@@ -357,7 +356,7 @@ impl Store {
                 })
             })
             .db()?;
-        Ok(rows.collect::<Result<_, _>>().db()?)
+        rows.collect::<Result<_, _>>().db()
     }
 
     /// Saves a template (or CronWorkflow) document, replacing any of the same name.
