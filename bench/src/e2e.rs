@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use argon_crds::manifest::{Decoded, Manifest, decode};
+use argon_client::{SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
+use argon_crds::manifest::Manifest;
 use argon_crds::secret::Secrets;
 use argon_crds::workflow::{Workflow, WorkflowPhase};
-use argon_engine::{Engine, EngineConfig, SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
+use argon_engine::{Engine, EngineConfig};
 use argon_eventbus::{BusConfig, EmbeddedConfig};
 use argon_eventsource::{EventSourceRunner, RunnerConfig};
 use argon_sensor::{SensorRunner, Services};
@@ -27,15 +28,6 @@ use crate::ingest::{connect, post};
 /// Events per second, and for how long.
 const RATE: u64 = 100;
 const SECONDS: u64 = 30;
-
-fn manifest(yaml: &str) -> anyhow::Result<Manifest> {
-    let docs = argon_crds::source::parse("bench.yaml", yaml).map_err(|d| anyhow::anyhow!("{d}"))?;
-    match decode(&docs[0].value) {
-        Ok(Decoded::Manifest(m)) => Ok(m),
-        Ok(Decoded::Skipped(f)) => anyhow::bail!("{}", f.message),
-        Err(f) => anyhow::bail!("{f:?}"),
-    }
-}
 
 fn event_source(port: u16) -> String {
     format!(
@@ -103,7 +95,7 @@ impl WorkflowClient for Recorder {
         namespace: &str,
         workflow: Workflow,
         options: SubmitOptions,
-    ) -> argon_engine::Result<Submitted> {
+    ) -> argon_client::Result<Submitted> {
         let id = workflow
             .spec
             .arguments
@@ -117,11 +109,11 @@ impl WorkflowClient for Recorder {
         Ok(submitted)
     }
 
-    async fn act(&self, namespace: &str, name: &str, action: WorkflowAction) -> argon_engine::Result<Workflow> {
+    async fn act(&self, namespace: &str, name: &str, action: WorkflowAction) -> argon_client::Result<Workflow> {
         self.engine.act(namespace, name, action).await
     }
 
-    async fn get(&self, namespace: &str, name: &str) -> argon_engine::Result<Workflow> {
+    async fn get(&self, namespace: &str, name: &str) -> argon_client::Result<Workflow> {
         self.engine.get(namespace, name).await
     }
 }
@@ -139,14 +131,17 @@ pub async fn run(_options: &Options) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let shutdown = CancellationToken::new();
     let engine = Engine::open(EngineConfig::new(dir.path().join("engine")))?;
-    let engine_task = tokio::spawn(Arc::clone(&engine).run(shutdown.clone().cancelled_owned()));
+    let engine_task = tokio::spawn(argon_engine::serve(
+        Arc::clone(&engine),
+        shutdown.clone().cancelled_owned(),
+    ));
     let bus = argon_eventbus::open_config(BusConfig::Embedded(EmbeddedConfig::new(dir.path().join("bus")))).await?;
 
     let port = argon_eventbus::testing::free_port();
-    let Manifest::EventSource(es) = manifest(&event_source(port))? else {
+    let Manifest::EventSource(es) = crate::manifest(&event_source(port))? else {
         anyhow::bail!("not an EventSource")
     };
-    let Manifest::Sensor(sensor) = manifest(SENSOR)? else {
+    let Manifest::Sensor(sensor) = crate::manifest(SENSOR)? else {
         anyhow::bail!("not a Sensor")
     };
     let sources = EventSourceRunner::start(

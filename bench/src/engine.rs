@@ -15,8 +15,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use argon_client::SubmitOptions;
 use argon_crds::workflow::{Workflow, WorkflowPhase};
-use argon_engine::{Engine, EngineConfig, ExecutorChoice, ExecutorKind, SubmitOptions};
+use argon_engine::{Engine, EngineConfig, ExecutorChoice, ExecutorKind};
 
 use crate::Options;
 

@@ -39,6 +39,17 @@ pub struct Options {
     pub targets: Option<Vec<String>>,
 }
 
+/// The manifest of a bench's YAML document.
+fn manifest(yaml: &str) -> anyhow::Result<argon_crds::manifest::Manifest> {
+    use argon_crds::manifest::{Decoded, decode};
+    let docs = argon_crds::source::parse("bench.yaml", yaml).map_err(|d| anyhow::anyhow!("{d}"))?;
+    match decode(&docs[0].value) {
+        Ok(Decoded::Manifest(m)) => Ok(m),
+        Ok(Decoded::Skipped(f)) => anyhow::bail!("{}", f.message),
+        Err(f) => anyhow::bail!("{f:?}"),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.iter().any(|a| a == "--help" || a == "-h") {

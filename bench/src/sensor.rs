@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use argon_crds::manifest::{Decoded, Manifest, decode};
+use argon_client::{SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
+use argon_crds::manifest::Manifest;
 use argon_crds::secret::Secrets;
 use argon_crds::workflow::Workflow;
-use argon_engine::{SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
 use argon_eventbus::{BusConfig, ConsumerSpec, EmbeddedConfig, Event, EventBus, SubjectFilter};
 use argon_eventsource::{EventSourceRunner, RunnerConfig};
 use argon_sensor::{SensorRunner, Services};
@@ -34,17 +34,8 @@ use crate::ingest::{connect, post};
 const E2E_RATE: u64 = 1_000;
 const E2E_SECONDS: u64 = 10;
 
-fn manifest(yaml: &str) -> anyhow::Result<Manifest> {
-    let docs = argon_crds::source::parse("bench.yaml", yaml).map_err(|d| anyhow::anyhow!("{d}"))?;
-    match decode(&docs[0].value) {
-        Ok(Decoded::Manifest(m)) => Ok(m),
-        Ok(Decoded::Skipped(f)) => anyhow::bail!("{}", f.message),
-        Err(f) => anyhow::bail!("{f:?}"),
-    }
-}
-
 fn sensor_manifest(yaml: &str) -> anyhow::Result<argon_crds::sensor::Sensor> {
-    match manifest(yaml)? {
+    match crate::manifest(yaml)? {
         Manifest::Sensor(s) => Ok(*s),
         other => anyhow::bail!("expected a Sensor, got {}", other.kind()),
     }
@@ -112,7 +103,7 @@ struct Counter {
 
 #[async_trait::async_trait]
 impl WorkflowClient for Counter {
-    async fn submit(&self, namespace: &str, _: Workflow, options: SubmitOptions) -> argon_engine::Result<Submitted> {
+    async fn submit(&self, namespace: &str, _: Workflow, options: SubmitOptions) -> argon_client::Result<Submitted> {
         self.submitted.fetch_add(1, Ordering::Relaxed);
         Ok(Submitted {
             namespace: namespace.to_owned(),
@@ -122,16 +113,16 @@ impl WorkflowClient for Counter {
         })
     }
 
-    async fn act(&self, namespace: &str, name: &str, _: WorkflowAction) -> argon_engine::Result<Workflow> {
-        Err(argon_engine::Error::NotFound {
+    async fn act(&self, namespace: &str, name: &str, _: WorkflowAction) -> argon_client::Result<Workflow> {
+        Err(argon_client::Error::NotFound {
             kind: "Workflow",
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         })
     }
 
-    async fn get(&self, namespace: &str, name: &str) -> argon_engine::Result<Workflow> {
-        Err(argon_engine::Error::NotFound {
+    async fn get(&self, namespace: &str, name: &str) -> argon_client::Result<Workflow> {
+        Err(argon_client::Error::NotFound {
             kind: "Workflow",
             namespace: namespace.to_owned(),
             name: name.to_owned(),
@@ -377,7 +368,7 @@ async fn end_to_end(_options: &Options) -> anyhow::Result<()> {
     let arrivals = Arc::new(Mutex::new(HashMap::new()));
     let sink_addr = sink(arrivals.clone()).await?;
     let port = argon_eventbus::testing::free_port();
-    let Manifest::EventSource(es) = manifest(&format!(
+    let Manifest::EventSource(es) = crate::manifest(&format!(
         "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata:\n  name: bench\nspec:\n  webhook:\n    e2e:\n      port: \"{port}\"\n      endpoint: /e2e\n      method: POST\n"
     ))?
     else {

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use argon_client::TemplateKind;
+use argon_client::{HttpClient, SubmitOptions, WorkflowAction, WorkflowAdmin, WorkflowClient};
 use argon_crds::manifest::Manifest;
 use argon_crds::workflow::{NodePhase, NodeStatus, NodeType, Workflow, WorkflowPhase};
-use argon_engine::client::TemplateKind;
-use argon_engine::{Engine, EngineConfig, HttpClient, SubmitOptions, WorkflowAction, WorkflowAdmin, WorkflowClient};
+use argon_engine::{Engine, EngineConfig};
 use clap::{Args, Subcommand, ValueEnum};
 
 /// How to reach the server.
@@ -230,7 +231,7 @@ pub struct ExecutorArgs {
     pub allow_host_path: bool,
     /// On SIGTERM, how long running sandbox and host steps may take to
     /// finish (container steps go on and are re-attached at the next start).
-    #[arg(long, default_value = "30s", value_parser = crate::run::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = argon_crds::time::parse_duration)]
     pub drain_timeout: std::time::Duration,
     /// Folders of tools for sandbox and host steps (repeat the flag, or
     /// separate them with `:` in ARGON_STEP_PATH): mounted read-only in the
@@ -380,7 +381,9 @@ async fn server(
     });
     let engine_task = {
         let token = shutdown.clone();
-        tokio::spawn(Arc::clone(&engine).run(async move { token.cancelled().await }))
+        tokio::spawn(argon_engine::serve(Arc::clone(&engine), async move {
+            token.cancelled().await
+        }))
     };
     argon_eventsource::server::serve_drained(listener, app, shutdown.clone(), API_DRAIN).await?;
     engine_task.await??;

@@ -39,37 +39,18 @@ pub struct RunArgs {
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
     /// Longest wait for the bus to store an event before answering 503.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = argon_crds::time::parse_duration)]
     publish_timeout: Duration,
     /// Address the webhook ports are bound on.
     #[arg(long, default_value = "0.0.0.0")]
     host: IpAddr,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    argon_crds::common::parse_duration(text)
-}
-
 /// Runs the subcommand; errors are printed, the exit code says how it went.
 pub fn dispatch(command: EventsourceCommand) -> ExitCode {
     let EventsourceCommand::Run(args) = command;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
-    let outcome = tokio::runtime::Runtime::new()
-        .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(run(args)));
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::init_tracing();
+    crate::exit_code(crate::block_on(run(args)))
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

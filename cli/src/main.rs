@@ -94,6 +94,25 @@ fn lint(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// Runs `f` to its end on a new async runtime.
+fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")?
+        .block_on(f)
+}
+
+/// The exit code of a command's outcome, printing its error.
+fn exit_code(outcome: anyhow::Result<()>) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Logs to stderr, `info` unless `RUST_LOG` says otherwise.
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
+use argon_client::WorkflowClient;
 use argon_crds::diag::Severity;
 use argon_crds::eventbus::EventBus as EventBusManifest;
 use argon_crds::eventsource::EventSource;
 use argon_crds::manifest::{Loaded, Manifest, manifest_files};
 use argon_crds::secret::Secrets;
 use argon_crds::sensor::Sensor;
-use argon_engine::{Engine, EngineConfig, WorkflowClient};
+use argon_engine::{Engine, EngineConfig};
 use argon_eventbus::{BusConfig, EventBus, StreamSettings};
 use argon_eventsource::{EventSourceRunner, RunnerConfig};
 use argon_sensor::{SensorRunner, Services};
@@ -47,7 +48,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "0.0.0.0")]
     host: IpAddr,
     /// Longest wait for the bus to store an event before a webhook answers 503.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = argon_crds::time::parse_duration)]
     publish_timeout: Duration,
     /// Require this Bearer token on the API server.
     #[arg(long, env = "ARGON_AUTH_TOKEN")]
@@ -56,23 +57,10 @@ pub struct RunArgs {
     executor: crate::engine::ExecutorArgs,
 }
 
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    argon_crds::common::parse_duration(text)
-}
-
 /// Runs `argon run` until SIGTERM or Ctrl-C.
 pub fn dispatch(args: RunArgs) -> ExitCode {
     crate::init_tracing();
-    let outcome = tokio::runtime::Runtime::new()
-        .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(run(args)));
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::exit_code(crate::block_on(run(args)))
 }
 
 /// The manifests `argon run` acts on, after a clean lint.
@@ -309,7 +297,7 @@ async fn run(args: RunArgs) -> Result<()> {
     };
     let engine_task = {
         let token = shutdown.clone();
-        tokio::spawn(Arc::clone(&engine).run(token.cancelled_owned()))
+        tokio::spawn(argon_engine::serve(Arc::clone(&engine), token.cancelled_owned()))
     };
     println!("api http://{api_addr} (argon list --server http://{api_addr})");
 

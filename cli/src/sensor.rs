@@ -52,12 +52,8 @@ pub struct RunArgs {
     metrics_addr: SocketAddr,
     /// How long an event may stay unacknowledged before the bus delivers it
     /// again (how soon the events in flight at a crash come back).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = argon_crds::time::parse_duration)]
     ack_wait: Duration,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    argon_crds::common::parse_duration(text)
 }
 
 /// Options of `argon sensor test`.
@@ -77,26 +73,11 @@ pub struct TestArgs {
 
 /// Runs the subcommand; errors are printed, the exit code says how it went.
 pub fn dispatch(command: SensorCommand) -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
-    let outcome = match command {
-        SensorCommand::Run(args) => tokio::runtime::Runtime::new()
-            .context("cannot start the async runtime")
-            .and_then(|runtime| runtime.block_on(run(args))),
+    crate::init_tracing();
+    crate::exit_code(match command {
+        SensorCommand::Run(args) => crate::block_on(run(args)),
         SensorCommand::Test(args) => test(args),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 fn load_sensors(files: &[PathBuf]) -> anyhow::Result<Vec<Sensor>> {
@@ -128,9 +109,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let bus = argon_eventbus::open(&args.bus)
         .await
         .with_context(|| format!("cannot open the event bus {}", args.bus))?;
-    let client: Option<Arc<dyn argon_engine::WorkflowClient>> = match &args.server {
+    let client: Option<Arc<dyn argon_client::WorkflowClient>> = match &args.server {
         Some(url) => Some(Arc::new(
-            argon_engine::HttpClient::new(url, args.token.clone())
+            argon_client::HttpClient::new(url, args.token.clone())
                 .with_context(|| format!("bad engine server URL {url}"))?,
         )),
         None => None,

@@ -456,71 +456,6 @@ pub struct KafkaConsumerGroup {
     pub rebalance_strategy: Option<String>,
 }
 
-/// Parses a duration written the way the manifests write them (Go syntax):
-/// a sequence of decimal numbers with a unit each, `10s`, `1m`, `1h30m`,
-/// `1.5h`, `300ms`; units `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`; `0` alone
-/// is zero. Negative durations are refused. The error says what is wrong.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let s = text.strip_prefix('+').unwrap_or(text);
-    if s.starts_with('-') {
-        return Err(format!("'{text}' is negative"));
-    }
-    if s == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err("the duration is empty".to_string());
-    }
-    if s.contains(char::is_whitespace) {
-        return Err(format!(
-            "'{text}' is not a duration such as 10s, 1m or 1h30m (no spaces)"
-        ));
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number = &rest[..num_len];
-        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-            return Err(format!("'{text}' is not a duration such as 10s, 1m or 1h30m"));
-        }
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("'{text}' is not a duration such as 10s, 1m or 1h30m"))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        let nanos_per_unit = match unit {
-            "ns" => 1.0,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "" => {
-                return Err(format!(
-                    "'{text}' has a number without a unit; add one of ns, us, ms, s, m, h"
-                ));
-            }
-            other => {
-                return Err(format!(
-                    "'{text}' has an unknown unit '{other}'; use ns, us, ms, s, m or h"
-                ));
-            }
-        };
-        total += value * nanos_per_unit;
-        rest = &rest[unit_len..];
-    }
-    if total > u64::MAX as f64 {
-        return Err(format!("'{text}' is too long"));
-    }
-    Ok(std::time::Duration::from_nanos(total as u64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,22 +472,6 @@ mod tests {
         assert_eq!(n, Int64OrString::Int(1_000_000_000));
         assert_eq!(Int64OrString::Str("42".into()).as_i64(), Some(42));
         assert!(serde_json::from_str::<Int64OrString>("true").is_err());
-    }
-
-    #[test]
-    fn durations_in_go_syntax() {
-        use std::time::Duration;
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_duration("10").unwrap_err().contains("without a unit"));
-        assert!(parse_duration("10x").unwrap_err().contains("unknown unit 'x'"));
-        assert!(parse_duration("-1s").unwrap_err().contains("negative"));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("1..2s").is_err());
     }
 
     #[test]

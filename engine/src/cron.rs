@@ -7,96 +7,57 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use argon_crds::time::{Schedule, parse_zone};
 use argon_crds::workflow::{ConcurrencyPolicy, CronWorkflow, CronWorkflowStatus, Workflow, WorkflowPhase};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
-use crate::client::{SubmitOptions, WorkflowAction};
 use crate::engine::{CRON_WORKFLOW_LABEL, Engine};
-use crate::store::TemplateKind;
 use crate::{Error, Result};
+use argon_client::TemplateKind;
+use argon_client::{SubmitOptions, WorkflowAction};
 
 /// How late a tick may be noticed and still count as on time.
 const SLACK: chrono::Duration = chrono::Duration::seconds(5);
 
-/// One schedule of a CronWorkflow.
-enum Schedule {
-    Cron(Box<croner::Cron>, chrono_tz::Tz),
-    Every(chrono::Duration),
-}
-
+/// The schedules of a CronWorkflow, in its `spec.timezone` (UTC by default).
 fn parse_schedules(c: &CronWorkflow) -> std::result::Result<Vec<Schedule>, String> {
-    let zone = match c.spec.timezone.as_deref().filter(|z| !z.is_empty()) {
-        Some(z) => z
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| format!("spec.timezone: unknown time zone '{z}' (use an IANA name such as Europe/Paris)"))?,
+    let zone = match c.spec.timezone.as_deref().filter(|z| !z.trim().is_empty()) {
+        Some(z) => parse_zone(z).map_err(|e| format!("spec.timezone: {e}"))?,
         None => chrono_tz::UTC,
     };
     let mut texts: Vec<String> = c.spec.schedules.clone();
     if let Some(s) = c.spec.schedule.clone().filter(|s| !s.is_empty()) {
         texts.push(s);
     }
-    let mut out = Vec::new();
-    for text in texts {
-        let mut s = text.trim().to_string();
-        let mut tz = zone;
-        if let Some(rest) = s.strip_prefix("CRON_TZ=").or_else(|| s.strip_prefix("TZ=")) {
-            let (z, r) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-            tz = z
-                .parse()
-                .map_err(|_| format!("schedule '{text}': unknown time zone '{z}'"))?;
-            s = r.trim().to_string();
-        }
-        if let Some(every) = s.strip_prefix("@every ") {
-            let d = argon_crds::common::parse_duration(every.trim()).map_err(|e| format!("schedule '{text}': {e}"))?;
-            if d.is_zero() {
-                return Err(format!("schedule '{text}': the interval must be positive"));
-            }
-            out.push(Schedule::Every(
-                chrono::Duration::from_std(d).map_err(|e| e.to_string())?,
-            ));
-            continue;
-        }
-        let cron = croner::parser::CronParser::new()
-            .parse(&s)
-            .map_err(|e| format!("schedule '{text}': {e}"))?;
-        out.push(Schedule::Cron(Box::new(cron), tz));
-    }
-    Ok(out)
+    texts.iter().map(|t| Schedule::parse(t, zone)).collect()
 }
 
-/// Checks that a CronWorkflow's schedules and time zone can be used.
-pub fn check(c: &CronWorkflow) -> std::result::Result<(), String> {
-    parse_schedules(c).map(|_| ())
-}
-
-impl Schedule {
-    /// The first scheduled time after `after`.
-    fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match self {
-            Schedule::Every(d) => Some(after + *d),
-            Schedule::Cron(cron, tz) => {
-                let local = tz.from_utc_datetime(&after.naive_utc());
-                cron.find_next_occurrence(&local, false)
-                    .ok()
-                    .map(|t| t.with_timezone(&Utc))
+/// The latest time `schedule` came due in (`after`, `now`], if any.
+fn latest_due(schedule: &Schedule, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut due = None;
+    let mut t = after;
+    for _ in 0..10_000 {
+        match schedule.next_after(t) {
+            Some(n) if n <= now => {
+                due = Some(n);
+                t = n;
             }
+            _ => break,
         }
     }
+    due
+}
 
-    /// The latest scheduled time in (`after`, `now`], if any.
-    fn latest_due(&self, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut due = None;
-        let mut t = after;
-        for _ in 0..10_000 {
-            match self.next_after(t) {
-                Some(n) if n <= now => {
-                    due = Some(n);
-                    t = n;
-                }
-                _ => break,
-            }
+/// Submits the runs of the CronWorkflows as they come due, every half
+/// second, until the future is dropped.
+pub async fn schedule(engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = self::tick(&engine, Utc::now()).await {
+            tracing::warn!(error = %e, "cron scheduling failed");
         }
-        due
     }
 }
 
@@ -130,7 +91,7 @@ async fn tick_one(engine: &Arc<Engine>, mut cron: CronWorkflow, now: DateTime<Ut
         .map(crate::time::to_chrono)
         .or_else(|| cron.metadata.creation_timestamp.as_ref().map(crate::time::to_chrono))
         .unwrap_or(now);
-    let Some(due) = schedules.iter().filter_map(|s| s.latest_due(last, now)).max() else {
+    let Some(due) = schedules.iter().filter_map(|s| latest_due(s, last, now)).max() else {
         return Ok(());
     };
     let mut new_status = CronWorkflowStatus {
@@ -254,6 +215,8 @@ fn prune_history(engine: &Engine, cron: &CronWorkflow, namespace: &str, runs: &[
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
 
     fn cron(schedule: &str, tz: Option<&str>) -> CronWorkflow {
@@ -286,10 +249,10 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 1, 3, 1, 0, 0).unwrap();
         // 09:00 in Tokyo is 00:00 UTC.
         assert_eq!(
-            s[0].latest_due(after, now),
+            latest_due(&s[0], after, now),
             Some(Utc.with_ymd_and_hms(2026, 1, 3, 0, 0, 0).unwrap())
         );
-        assert!(check(&cron("* * * * *", Some("Mars/Base"))).is_err());
+        assert!(parse_schedules(&cron("* * * * *", Some("Mars/Base"))).is_err());
         let every = parse_schedules(&cron("@every 90s", None)).unwrap();
         assert_eq!(every[0].next_after(after), Some(after + chrono::Duration::seconds(90)));
     }

@@ -2,25 +2,31 @@
 //! submit, each step a real process, with a store, an API server and the
 //! client API the sensor and the CLI use.
 //!
-//! Embed it with [`Engine::open`] and [`Engine::run`]; serve it with
-//! [`server::router`]; reach a remote one with [`HttpClient`].
+//! Embed it with [`Engine::open`] and [`serve`]; serve its API with
+//! [`server::router`]. It implements the client API of `argon-client`
+//! in process; `argon_client::HttpClient` reaches a remote one.
 
 pub mod artifacts;
-pub mod client;
 pub mod cron;
 mod engine;
-pub mod error;
 pub mod executor;
 pub mod expr;
-pub mod http_client;
 pub mod server;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
 
-pub use client::{LogEntry, SubmitOptions, Submitted, WorkflowAction, WorkflowAdmin, WorkflowClient};
-pub use engine::{CRON_WORKFLOW_LABEL, Engine, EngineConfig, WORKFLOW_TEMPLATE_LABEL};
-pub use error::{Error, Result};
+pub use argon_client::{Error, Result};
+pub use engine::{CRON_WORKFLOW_LABEL, Engine, EngineConfig};
 pub use executor::{ExecutorChoice, ExecutorKind};
-pub use http_client::HttpClient;
+
+/// Runs the engine ([`Engine::run`]) and its CronWorkflow scheduler
+/// ([`cron::schedule`]) until `shutdown` completes.
+pub async fn serve(engine: std::sync::Arc<Engine>, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    let scheduler = cron::schedule(engine.clone());
+    tokio::select! {
+        r = engine.run(shutdown) => r,
+        _ = scheduler => Ok(()),
+    }
+}

@@ -17,13 +17,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::Error;
-use crate::client::{SubmitOptions, WorkflowAction, WorkflowAdmin};
-use crate::engine::{Engine, WORKFLOW_TEMPLATE_LABEL};
-use crate::store::TemplateKind;
+use crate::engine::Engine;
+use argon_client::api::{CREATED_HEADER, CreateRequest};
+use argon_client::{Error, SubmitOptions, TemplateKind, WorkflowAction, WorkflowAdmin};
 
 /// What the router serves.
 #[derive(Clone)]
@@ -167,33 +166,6 @@ async fn list_workflows(
     let items = s.engine.list_workflows(ns(&namespace), label)?;
     Ok(Json(json!({"metadata": {}, "items": items})))
 }
-
-/// The body of a create request.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CreateRequest {
-    pub workflow: Workflow,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub submit_options: Option<SubmitOpts>,
-}
-
-/// Submission options of a create request.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubmitOpts {
-    /// `NAME=VALUE` overrides of workflow parameters.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub parameters: Vec<String>,
-    /// Labels, `k=v,k2=v2`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<String>,
-    /// Makes the submission idempotent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
-}
-
-/// The header saying whether a create made a new workflow (`false` for a repeated idempotency key).
-pub const CREATED_HEADER: &str = "x-argon-created";
 
 async fn create_workflow(State(s): State<ApiState>, Path(namespace): Path<String>, body: Bytes) -> ApiResult<Response> {
     let req: CreateRequest = serde_json::from_slice(&body)
@@ -391,9 +363,4 @@ async fn delete_template(
 ) -> ApiResult<Json<Value>> {
     s.engine.delete_template(kind, ns(&namespace), &name)?;
     Ok(Json(json!({})))
-}
-
-/// The label selector for the runs of a WorkflowTemplate.
-pub fn template_selector(name: &str) -> String {
-    format!("{WORKFLOW_TEMPLATE_LABEL}={name}")
 }

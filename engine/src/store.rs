@@ -10,7 +10,19 @@ use std::sync::Mutex;
 use argon_crds::workflow::{NodeStatus, Workflow};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::Result;
+use crate::{Error, Result};
+use argon_client::TemplateKind;
+
+/// The store's errors as the engine's: the store could not be used.
+trait Db<T> {
+    fn db(self) -> Result<T>;
+}
+
+impl<T> Db<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T> {
+        self.map_err(|e| Error::Unavailable(format!("workflow store: {e}")))
+    }
+}
 
 /// One line of a step's output.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,24 +45,6 @@ pub struct WorkflowRow {
     pub name: String,
     pub phase: String,
     pub doc: Workflow,
-}
-
-/// The kinds of stored templates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TemplateKind {
-    WorkflowTemplate,
-    ClusterWorkflowTemplate,
-    CronWorkflow,
-}
-
-impl TemplateKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TemplateKind::WorkflowTemplate => "WorkflowTemplate",
-            TemplateKind::ClusterWorkflowTemplate => "ClusterWorkflowTemplate",
-            TemplateKind::CronWorkflow => "CronWorkflow",
-        }
-    }
 }
 
 /// The SQLite store. Calls are short and synchronous; the connection is
@@ -101,11 +95,11 @@ CREATE TABLE IF NOT EXISTS idempotency (
 impl Store {
     /// Opens (creating) the store at `path`.
     pub fn open(path: &Path) -> Result<Store> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
+        let conn = Connection::open(path).db()?;
+        conn.pragma_update(None, "journal_mode", "WAL").db()?;
+        conn.pragma_update(None, "synchronous", "NORMAL").db()?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).db()?;
+        conn.execute_batch(SCHEMA).db()?;
         Ok(Store { conn: Mutex::new(conn) })
     }
 
@@ -118,11 +112,12 @@ impl Store {
     /// uid of the workflow it created is returned.
     pub fn insert_workflow(&self, wf: &Workflow, idempotency_key: Option<&str>) -> Result<Option<String>> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction().db()?;
         if let Some(key) = idempotency_key {
             let existing: Option<String> = tx
                 .query_row("SELECT uid FROM idempotency WHERE key = ?1", [key], |r| r.get(0))
-                .optional()?;
+                .optional()
+                .db()?;
             if let Some(uid) = existing {
                 return Ok(Some(uid));
             }
@@ -139,29 +134,34 @@ impl Store {
                 phase_of(wf),
                 doc
             ],
-        )?;
+        )
+        .db()?;
         if let Some(key) = idempotency_key {
-            tx.execute("INSERT INTO idempotency (key, uid) VALUES (?1, ?2)", params![key, uid])?;
+            tx.execute("INSERT INTO idempotency (key, uid) VALUES (?1, ?2)", params![key, uid])
+                .db()?;
         }
-        tx.commit()?;
+        tx.commit().db()?;
         Ok(None)
     }
 
     /// The uid of the workflow an idempotency key created.
     pub fn idempotent(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn()
+        self.conn()
             .query_row("SELECT uid FROM idempotency WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+            .optional()
+            .db()
     }
 
     /// Whether a workflow named `name` exists in `namespace`.
     pub fn name_taken(&self, namespace: &str, name: &str) -> Result<bool> {
-        let n: i64 = self.conn().query_row(
-            "SELECT COUNT(*) FROM workflows WHERE namespace = ?1 AND name = ?2",
-            params![namespace, name],
-            |r| r.get(0),
-        )?;
+        let n: i64 = self
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM workflows WHERE namespace = ?1 AND name = ?2",
+                params![namespace, name],
+                |r| r.get(0),
+            )
+            .db()?;
         Ok(n > 0)
     }
 
@@ -172,15 +172,17 @@ impl Store {
             .as_ref()
             .and_then(|s| s.finished_at.as_ref())
             .map(|t| t.0.to_string());
-        self.conn().execute(
-            "UPDATE workflows SET phase = ?2, finished_at = ?3, doc = ?4 WHERE uid = ?1",
-            params![
-                wf.metadata.uid.clone().unwrap_or_default(),
-                phase_of(wf),
-                finished,
-                workflow_doc(wf)?
-            ],
-        )?;
+        self.conn()
+            .execute(
+                "UPDATE workflows SET phase = ?2, finished_at = ?3, doc = ?4 WHERE uid = ?1",
+                params![
+                    wf.metadata.uid.clone().unwrap_or_default(),
+                    phase_of(wf),
+                    finished,
+                    workflow_doc(wf)?
+                ],
+            )
+            .db()?;
         Ok(())
     }
 
@@ -189,18 +191,19 @@ impl Store {
         self.conn().execute(
             "INSERT INTO nodes (uid, id, doc) VALUES (?1, ?2, ?3) ON CONFLICT (uid, id) DO UPDATE SET doc = excluded.doc",
             params![uid, node.id, serde_json::to_string(node)?],
-        )?;
+        ).db()?;
         Ok(())
     }
 
     /// Removes nodes (a retry forgets the failed ones).
     pub fn delete_nodes(&self, uid: &str, ids: &[String]) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction().db()?;
         for id in ids {
-            tx.execute("DELETE FROM nodes WHERE uid = ?1 AND id = ?2", params![uid, id])?;
+            tx.execute("DELETE FROM nodes WHERE uid = ?1 AND id = ?2", params![uid, id])
+                .db()?;
         }
-        tx.commit()?;
+        tx.commit().db()?;
         Ok(())
     }
 
@@ -209,14 +212,15 @@ impl Store {
         let conn = self.conn();
         let doc: Option<String> = conn
             .query_row("SELECT doc FROM workflows WHERE uid = ?1", [uid], |r| r.get(0))
-            .optional()?;
+            .optional()
+            .db()?;
         let Some(doc) = doc else { return Ok(None) };
         let mut wf: Workflow = serde_json::from_str(&doc)?;
-        let mut stmt = conn.prepare_cached("SELECT doc FROM nodes WHERE uid = ?1")?;
-        let nodes = stmt.query_map([uid], |r| r.get::<_, String>(0))?;
+        let mut stmt = conn.prepare_cached("SELECT doc FROM nodes WHERE uid = ?1").db()?;
+        let nodes = stmt.query_map([uid], |r| r.get::<_, String>(0)).db()?;
         let status = wf.status.get_or_insert_with(Default::default);
         for n in nodes {
-            let node: NodeStatus = serde_json::from_str(&n?)?;
+            let node: NodeStatus = serde_json::from_str(&n.db()?)?;
             status.nodes.insert(node.id.clone(), node);
         }
         Ok(Some(wf))
@@ -227,43 +231,48 @@ impl Store {
     pub fn find(&self, namespace: &str, name: &str) -> Result<Option<String>> {
         let conn = self.conn();
         let any_ns = namespace.is_empty();
-        let uid = if name == "@latest" {
-            conn.query_row(
+        let uid =
+            if name == "@latest" {
+                conn.query_row(
                 "SELECT uid FROM workflows WHERE (?1 OR namespace = ?2) ORDER BY created_at DESC, rowid DESC LIMIT 1",
                 params![any_ns, namespace],
                 |r| r.get(0),
             )
-            .optional()?
-        } else {
-            conn.query_row(
+            .optional().db()?
+            } else {
+                conn.query_row(
                 "SELECT uid FROM workflows WHERE (?1 OR namespace = ?2) AND name = ?3 ORDER BY created_at DESC LIMIT 1",
                 params![any_ns, namespace, name],
                 |r| r.get(0),
             )
-            .optional()?
-        };
+            .optional().db()?
+            };
         Ok(uid)
     }
 
     /// Workflows (without nodes), newest first, in `namespace` (all when empty).
     pub fn list(&self, namespace: &str) -> Result<Vec<WorkflowRow>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT uid, namespace, name, phase, doc FROM workflows WHERE (?1 OR namespace = ?2) \
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT uid, namespace, name, phase, doc FROM workflows WHERE (?1 OR namespace = ?2) \
              ORDER BY created_at DESC, rowid DESC",
-        )?;
-        let rows = stmt.query_map(params![namespace.is_empty(), namespace], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?;
+            )
+            .db()?;
+        let rows = stmt
+            .query_map(params![namespace.is_empty(), namespace], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .db()?;
         let mut out = Vec::new();
         for row in rows {
-            let (uid, namespace, name, phase, doc) = row?;
+            let (uid, namespace, name, phase, doc) = row.db()?;
             out.push(WorkflowRow {
                 uid,
                 namespace,
@@ -278,22 +287,22 @@ impl Store {
     /// The uids of workflows in a phase that is not finished.
     pub fn unfinished(&self) -> Result<Vec<String>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT uid FROM workflows WHERE phase IN ('', 'Pending', 'Running') ORDER BY created_at",
-        )?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut stmt = conn
+            .prepare_cached("SELECT uid FROM workflows WHERE phase IN ('', 'Pending', 'Running') ORDER BY created_at")
+            .db()?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).db()?;
+        rows.collect::<Result<_, _>>().db()
     }
 
     /// Deletes a workflow, its nodes, logs and idempotency keys.
     pub fn delete_workflow(&self, uid: &str) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute("DELETE FROM workflows WHERE uid = ?1", [uid])?;
-        tx.execute("DELETE FROM nodes WHERE uid = ?1", [uid])?;
-        tx.execute("DELETE FROM logs WHERE uid = ?1", [uid])?;
-        tx.execute("DELETE FROM idempotency WHERE uid = ?1", [uid])?;
-        tx.commit()?;
+        let tx = conn.transaction().db()?;
+        tx.execute("DELETE FROM workflows WHERE uid = ?1", [uid]).db()?;
+        tx.execute("DELETE FROM nodes WHERE uid = ?1", [uid]).db()?;
+        tx.execute("DELETE FROM logs WHERE uid = ?1", [uid]).db()?;
+        tx.execute("DELETE FROM idempotency WHERE uid = ?1", [uid]).db()?;
+        tx.commit().db()?;
         Ok(())
     }
 
@@ -304,52 +313,61 @@ impl Store {
         }
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction().db()?;
         {
-            let mut stmt =
-                tx.prepare_cached("INSERT INTO logs (uid, node_id, time, stream, line) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO logs (uid, node_id, time, stream, line) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .db()?;
             for line in lines {
-                stmt.execute(params![uid, node_id, now, stream, line])?;
+                stmt.execute(params![uid, node_id, now, stream, line]).db()?;
             }
         }
-        tx.commit()?;
+        tx.commit().db()?;
         Ok(())
     }
 
     /// Forgets the log lines of a node (a step that starts again from the start).
     pub fn clear_node_logs(&self, uid: &str, node_id: &str) -> Result<()> {
-        self.conn().execute(
-            "DELETE FROM logs WHERE uid = ?1 AND node_id = ?2",
-            params![uid, node_id],
-        )?;
+        self.conn()
+            .execute(
+                "DELETE FROM logs WHERE uid = ?1 AND node_id = ?2",
+                params![uid, node_id],
+            )
+            .db()?;
         Ok(())
     }
 
     /// Log lines of a workflow after position `after`, in order.
     pub fn logs(&self, uid: &str, after: i64) -> Result<Vec<LogLine>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, node_id, stream, time, line FROM logs WHERE uid = ?1 AND seq > ?2 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map(params![uid, after], |r| {
-            Ok(LogLine {
-                seq: r.get(0)?,
-                node_id: r.get(1)?,
-                stream: r.get(2)?,
-                time: r.get(3)?,
-                line: r.get(4)?,
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, node_id, stream, time, line FROM logs WHERE uid = ?1 AND seq > ?2 ORDER BY seq",
+            )
+            .db()?;
+        let rows = stmt
+            .query_map(params![uid, after], |r| {
+                Ok(LogLine {
+                    seq: r.get(0)?,
+                    node_id: r.get(1)?,
+                    stream: r.get(2)?,
+                    time: r.get(3)?,
+                    line: r.get(4)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .db()?;
+        rows.collect::<Result<_, _>>().db()
     }
 
     /// Saves a template (or CronWorkflow) document, replacing any of the same name.
     pub fn put_template(&self, kind: TemplateKind, namespace: &str, name: &str, doc: &serde_json::Value) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO templates (kind, namespace, name, doc) VALUES (?1, ?2, ?3, ?4) \
+        self.conn()
+            .execute(
+                "INSERT INTO templates (kind, namespace, name, doc) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (kind, namespace, name) DO UPDATE SET doc = excluded.doc",
-            params![kind.as_str(), namespace, name, doc.to_string()],
-        )?;
+                params![kind.as_str(), namespace, name, doc.to_string()],
+            )
+            .db()?;
         Ok(())
     }
 
@@ -362,7 +380,8 @@ impl Store {
                 params![kind.as_str(), namespace, name],
                 |r| r.get(0),
             )
-            .optional()?;
+            .optional()
+            .db()?;
         Ok(match doc {
             Some(d) => Some(serde_json::from_str(&d)?),
             None => None,
@@ -372,25 +391,32 @@ impl Store {
     /// Stored templates of a kind in `namespace` (all namespaces when empty), by name.
     pub fn templates(&self, kind: TemplateKind, namespace: &str) -> Result<Vec<serde_json::Value>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT doc FROM templates WHERE kind = ?1 AND (?2 OR namespace = ?3) ORDER BY namespace, name",
-        )?;
-        let rows = stmt.query_map(params![kind.as_str(), namespace.is_empty(), namespace], |r| {
-            r.get::<_, String>(0)
-        })?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT doc FROM templates WHERE kind = ?1 AND (?2 OR namespace = ?3) ORDER BY namespace, name",
+            )
+            .db()?;
+        let rows = stmt
+            .query_map(params![kind.as_str(), namespace.is_empty(), namespace], |r| {
+                r.get::<_, String>(0)
+            })
+            .db()?;
         let mut out = Vec::new();
         for r in rows {
-            out.push(serde_json::from_str(&r?)?);
+            out.push(serde_json::from_str(&r.db()?)?);
         }
         Ok(out)
     }
 
     /// Deletes a stored template; false when there was none.
     pub fn delete_template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<bool> {
-        let n = self.conn().execute(
-            "DELETE FROM templates WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
-            params![kind.as_str(), namespace, name],
-        )?;
+        let n = self
+            .conn()
+            .execute(
+                "DELETE FROM templates WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                params![kind.as_str(), namespace, name],
+            )
+            .db()?;
         Ok(n > 0)
     }
 }

@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use argon_client::{HttpClient, SubmitOptions, WorkflowAction, WorkflowAdmin, WorkflowClient};
 use argon_crds::workflow::WorkflowPhase;
 use argon_engine::server::{ApiState, router};
-use argon_engine::{HttpClient, SubmitOptions, WorkflowAction, WorkflowAdmin, WorkflowClient};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
@@ -232,9 +232,9 @@ async fn the_http_client_speaks_to_a_real_server() {
     assert_eq!(logs[0].line, "hello world");
     assert_eq!(logs[0].step, a.name);
     let err = client.act("default", &a.name, WorkflowAction::Stop).await.unwrap_err();
-    assert!(matches!(err, argon_engine::Error::Conflict { .. }), "{err}");
+    assert!(matches!(err, argon_client::Error::Conflict { .. }), "{err}");
     let err = client.get("default", "nope").await.unwrap_err();
-    assert!(matches!(err, argon_engine::Error::NotFound { .. }), "{err}");
+    assert!(matches!(err, argon_client::Error::NotFound { .. }), "{err}");
     let mut bad = wf.clone();
     bad.spec.entrypoint = Some("missing".into());
     let err = client
@@ -242,7 +242,7 @@ async fn the_http_client_speaks_to_a_real_server() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, argon_engine::Error::Invalid(m) if m.contains("missing")),
+        matches!(&err, argon_client::Error::Invalid(m) if m.contains("missing")),
         "{err}"
     );
     assert_eq!(client.list("", None).await.unwrap().len(), 1);
@@ -257,7 +257,7 @@ async fn the_http_client_speaks_to_a_real_server() {
     let down = HttpClient::new("127.0.0.1:1", None).unwrap();
     assert!(matches!(
         down.get("default", "x").await.unwrap_err(),
-        argon_engine::Error::Unavailable(_)
+        argon_client::Error::Unavailable(_)
     ));
 }
 
@@ -281,7 +281,7 @@ async fn logs_follow_until_the_workflow_ends_and_cluster_templates_resolve() {
     client.put_template("", cwt).await.unwrap();
     assert_eq!(
         client
-            .list_templates(argon_engine::client::TemplateKind::ClusterWorkflowTemplate, "")
+            .list_templates(argon_client::TemplateKind::ClusterWorkflowTemplate, "")
             .await
             .unwrap()
             .len(),

@@ -6,8 +6,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use argon_client::{SubmitOptions, WorkflowAction};
 use argon_crds::workflow::{NodePhase, NodeType, WorkflowPhase};
-use argon_engine::{Engine, EngineConfig, SubmitOptions, WorkflowAction};
+use argon_engine::{Engine, EngineConfig};
 use common::*;
 
 fn wf(body: &str) -> argon_crds::workflow::Workflow {
@@ -365,7 +366,7 @@ async fn invalid_workflows_are_refused_with_the_lint_message() {
     ];
     for (body, expected) in cases {
         let err = h.engine.submit_workflow("", wf(body), Default::default()).unwrap_err();
-        assert!(matches!(err, argon_engine::Error::Invalid(_)), "{err}");
+        assert!(matches!(err, argon_client::Error::Invalid(_)), "{err}");
         assert!(err.to_string().contains(expected), "{err} should say {expected}");
         assert!(err.to_string().contains("spec.templates"), "{err} names the field");
     }

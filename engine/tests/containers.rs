@@ -6,8 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use argon_client::WorkflowAction;
 use argon_crds::workflow::{NodePhase, NodeType, WorkflowPhase};
-use argon_engine::{Engine, EngineConfig, ExecutorChoice, ExecutorKind, WorkflowAction};
+use argon_engine::{Engine, EngineConfig, ExecutorChoice, ExecutorKind};
 use common::*;
 
 use argon_engine::testing::{BUSYBOX, containers_of, podman};

@@ -220,7 +220,7 @@ async fn suspend_template_waits_for_resume_then_its_delay() {
     assert_eq!(node(&wf, "build").phase, Some(NodePhase::Succeeded));
     assert!(nodes(&wf, "delay").is_empty(), "nothing runs past the suspend");
     h.engine
-        .act_on(&ns, &name, argon_engine::WorkflowAction::Resume)
+        .act_on(&ns, &name, argon_client::WorkflowAction::Resume)
         .await
         .unwrap();
     let wf = wait_done(&h.engine, &ns, &name).await;
@@ -383,11 +383,11 @@ async fn build_image_template_needs_its_git_credentials() {
             .labels
             .as_ref()
             .unwrap()
-            .get(argon_engine::WORKFLOW_TEMPLATE_LABEL)
+            .get(argon_client::api::WORKFLOW_TEMPLATE_LABEL)
             .map(String::as_str),
         Some("build-image")
     );
-    let runs = argon_engine::WorkflowAdmin::list(h.engine.as_ref(), "", Some("build-image"))
+    let runs = argon_client::WorkflowAdmin::list(h.engine.as_ref(), "", Some("build-image"))
         .await
         .unwrap();
     assert_eq!(runs.len(), 1);

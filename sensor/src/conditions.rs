@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use argon_crds::sensor::{Condition, ConditionsResetByTime};
+use argon_crds::time::{Schedule, parse_zone};
 use argon_eventbus::{Event, KeyValue};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -151,10 +152,7 @@ impl StateStore {
 
 /// A `conditionsReset.byTime` schedule.
 #[derive(Clone, Debug)]
-pub struct ResetSchedule {
-    cron: croner::Cron,
-    zone: Tz,
-}
+pub struct ResetSchedule(Schedule);
 
 impl ResetSchedule {
     /// Parses the cron expression (5 fields or a descriptor like `@daily`) and the time zone.
@@ -162,25 +160,17 @@ impl ResetSchedule {
         let Some(cron) = by_time.cron.as_deref().filter(|c| !c.trim().is_empty()) else {
             return Ok(None);
         };
-        let parsed: croner::Cron = cron
-            .parse()
-            .map_err(|e| Error::Parameter(format!("conditionsReset cron {cron:?}: {e}")))?;
         let zone = match by_time.timezone.as_deref().map(str::trim) {
             None | Some("") => Tz::UTC,
-            Some(name) => name
-                .parse()
-                .map_err(|_| Error::Parameter(format!("conditionsReset time zone {name:?} is not an IANA name")))?,
+            Some(name) => parse_zone(name).map_err(|e| Error::Parameter(format!("conditionsReset: {e}")))?,
         };
-        Ok(Some(ResetSchedule { cron: parsed, zone }))
+        let schedule = Schedule::parse(cron, zone).map_err(|e| Error::Parameter(format!("conditionsReset: {e}")))?;
+        Ok(Some(ResetSchedule(schedule)))
     }
 
     /// The first reset strictly after `now`.
     pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = now.with_timezone(&self.zone);
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
+        self.0.next_after(now)
     }
 }
 

@@ -32,7 +32,7 @@ pub enum Error {
     Bus(#[from] argon_eventbus::Error),
     /// The workflow engine refused or failed.
     #[error(transparent)]
-    Engine(#[from] argon_engine::Error),
+    Engine(#[from] argon_client::Error),
     /// A secret the trigger needs could not be read.
     #[error(transparent)]
     Secret(#[from] SecretError),
@@ -70,7 +70,7 @@ impl Error {
         match self {
             Error::Trigger { retryable, .. } => *retryable,
             Error::Bus(_) => true,
-            Error::Engine(argon_engine::Error::Unavailable(_)) => true,
+            Error::Engine(argon_client::Error::Unavailable(_)) => true,
             _ => false,
         }
     }

@@ -1,54 +1,37 @@
 //! `rateLimit`: at most `requestsPerUnit` firings per second, minute or hour
-//! for one trigger; a firing over the limit waits for its turn.
+//! for one trigger; a firing over the limit waits for its turn. A token
+//! bucket as `governor` keeps it (GCRA): a burst of `requestsPerUnit`, then
+//! one firing every unit / `requestsPerUnit`.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use argon_crds::sensor::{RateLimit, RateLimitUnit};
-use tokio::sync::Mutex;
-use tokio::time::Instant;
+use governor::clock::DefaultClock;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter as Governor};
 
-/// A token bucket that refills continuously.
+/// The rate limiter of one trigger.
 #[derive(Debug)]
-pub struct RateLimiter {
-    per_token: Duration,
-    capacity: f64,
-    state: Mutex<(f64, Instant)>,
-}
+pub struct RateLimiter(Governor<NotKeyed, InMemoryState, DefaultClock>);
 
 impl RateLimiter {
     /// The limiter of a trigger; `None` when no positive limit is set.
     pub fn new(limit: Option<&RateLimit>) -> Option<Self> {
         let limit = limit?;
-        let n = limit.requests_per_unit.filter(|n| *n > 0)? as f64;
+        let n = NonZeroU32::new(u32::try_from(limit.requests_per_unit.filter(|n| *n > 0)?).unwrap_or(u32::MAX))?;
         let unit = match limit.unit.unwrap_or_default() {
             RateLimitUnit::Second => 1.0,
             RateLimitUnit::Minute => 60.0,
             RateLimitUnit::Hour => 3600.0,
         };
-        Some(RateLimiter {
-            per_token: Duration::from_secs_f64(unit / n),
-            capacity: n,
-            state: Mutex::new((n, Instant::now())),
-        })
+        let quota = Quota::with_period(Duration::from_secs_f64(unit / f64::from(n.get())))?.allow_burst(n);
+        Some(RateLimiter(Governor::direct(quota)))
     }
 
     /// Waits until a firing is allowed, then takes its token.
     pub async fn acquire(&self) {
-        loop {
-            let wait = {
-                let mut state = self.state.lock().await;
-                let now = Instant::now();
-                let refill = now.duration_since(state.1).as_secs_f64() / self.per_token.as_secs_f64();
-                state.0 = (state.0 + refill).min(self.capacity);
-                state.1 = now;
-                if state.0 >= 1.0 {
-                    state.0 -= 1.0;
-                    return;
-                }
-                self.per_token.mul_f64(1.0 - state.0)
-            };
-            tokio::time::sleep(wait).await;
-        }
+        self.0.until_ready().await;
     }
 }
 
@@ -56,21 +39,21 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn limits_the_rate() {
         let limiter = RateLimiter::new(Some(&RateLimit {
             unit: Some(RateLimitUnit::Second),
-            requests_per_unit: Some(5),
+            requests_per_unit: Some(20),
         }))
         .unwrap();
-        let start = Instant::now();
-        for _ in 0..15 {
+        let start = std::time::Instant::now();
+        for _ in 0..30 {
             limiter.acquire().await;
         }
-        // 5 at once, then 10 more at 5 per second
+        // 20 at once, then 10 more at 20 per second.
         let elapsed = start.elapsed();
         assert!(
-            elapsed >= Duration::from_millis(1990) && elapsed < Duration::from_millis(2100),
+            elapsed >= Duration::from_millis(480) && elapsed < Duration::from_millis(1500),
             "{elapsed:?}"
         );
         assert!(

@@ -1,5 +1,10 @@
 //! `retryStrategy`: how often and how long a failing trigger is tried again
 //! (steps, duration, factor, jitter), as exponential backoff.
+//!
+//! Written here rather than with a backoff crate: upstream's semantics are
+//! those of Kubernetes' `wait.Backoff` (`steps` counts attempts, `jitter`
+//! adds up to that fraction of the wait, no cap but an hour), which neither
+//! `backon` nor `backoff` reproduces, and the formula is one line.
 
 use std::time::Duration;
 
@@ -29,29 +34,15 @@ impl Default for Retry {
     }
 }
 
-/// A duration from an integer (nanoseconds) or a string like `1s`, `500ms`, `2m`.
+/// A duration from an integer (nanoseconds, as Go's `time.Duration`) or a
+/// string like `1s`, `500ms`, `1h30m`.
 pub fn parse_duration(v: &Int64OrString) -> Option<Duration> {
     match v {
         Int64OrString::Int(n) => u64::try_from(*n).ok().map(Duration::from_nanos),
-        Int64OrString::Str(s) => {
-            let s = s.trim();
-            if let Ok(n) = s.parse::<u64>() {
-                return Some(Duration::from_nanos(n));
-            }
-            let split = s.find(|c: char| c.is_ascii_alphabetic())?;
-            let (num, unit) = s.split_at(split);
-            let n: f64 = num.parse().ok()?;
-            let secs = match unit {
-                "ns" => n / 1e9,
-                "us" | "µs" => n / 1e6,
-                "ms" => n / 1e3,
-                "s" => n,
-                "m" => n * 60.0,
-                "h" => n * 3600.0,
-                _ => return None,
-            };
-            Some(Duration::from_secs_f64(secs))
-        }
+        Int64OrString::Str(s) => match s.trim().parse::<u64>() {
+            Ok(n) => Some(Duration::from_nanos(n)),
+            Err(_) => argon_crds::time::parse_duration(s.trim()).ok(),
+        },
     }
 }
 

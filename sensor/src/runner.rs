@@ -24,9 +24,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use argon_client::WorkflowClient;
 use argon_crds::secret::Secrets;
 use argon_crds::sensor::{Sensor, TriggerKind};
-use argon_engine::WorkflowClient;
 use argon_eventbus::{ConsumerSpec, Delivery, EventBus, SubjectFilter, consumer_name, kv_bucket_name};
 use futures::StreamExt;
 use tokio::sync::{Mutex, Semaphore};

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use argon_client::{SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
 use argon_crds::manifest::{Decoded, Manifest, decode};
 use argon_crds::secret::Secrets;
 use argon_crds::sensor::Sensor;
 use argon_crds::workflow::Workflow;
-use argon_engine::{Engine, EngineConfig, SubmitOptions, Submitted, WorkflowAction, WorkflowClient};
+use argon_engine::{Engine, EngineConfig};
 use argon_eventbus::{BusConfig, EmbeddedConfig, Event, EventBus};
 use argon_sensor::metrics::Metrics;
 use argon_sensor::{RunnerOptions, SensorRunner, Services};
@@ -50,7 +51,7 @@ struct FailsOnceAfterSubmit {
 
 #[async_trait::async_trait]
 impl WorkflowClient for FailsOnceAfterSubmit {
-    async fn submit(&self, namespace: &str, wf: Workflow, options: SubmitOptions) -> argon_engine::Result<Submitted> {
+    async fn submit(&self, namespace: &str, wf: Workflow, options: SubmitOptions) -> argon_client::Result<Submitted> {
         let key = options.idempotency_key.clone();
         let submitted = self.engine.submit(namespace, wf, options).await?;
         let first = {
@@ -59,16 +60,16 @@ impl WorkflowClient for FailsOnceAfterSubmit {
             calls.len() == 1
         };
         if first {
-            return Err(argon_engine::Error::Unavailable("connection lost after submit".into()));
+            return Err(argon_client::Error::Unavailable("connection lost after submit".into()));
         }
         Ok(submitted)
     }
 
-    async fn act(&self, namespace: &str, name: &str, action: WorkflowAction) -> argon_engine::Result<Workflow> {
+    async fn act(&self, namespace: &str, name: &str, action: WorkflowAction) -> argon_client::Result<Workflow> {
         self.engine.act(namespace, name, action).await
     }
 
-    async fn get(&self, namespace: &str, name: &str) -> argon_engine::Result<Workflow> {
+    async fn get(&self, namespace: &str, name: &str) -> argon_client::Result<Workflow> {
         self.engine.get(namespace, name).await
     }
 }

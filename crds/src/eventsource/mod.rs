@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::{Condition, Service, Template};
 
 pub use kinds::*;
-pub use validate::{check_cron_schedule, validate};
+pub use validate::validate;
 
 /// Configuration of events kept as written, for the kinds Argon does not run yet.
 pub type RawEvents = BTreeMap<String, serde_json::Value>;

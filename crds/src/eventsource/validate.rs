@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use super::{
     CalendarEventSource, DeclaredEvent, EventConfig, EventSource, EventSourceKind, GithubEventSource, WebhookContext,
 };
-use crate::common::parse_duration;
 use crate::diag::{FieldPath, Finding};
+use crate::time::parse_duration;
 
 /// The HTTP methods a webhook endpoint can accept.
 const HTTP_METHODS: [&str; 9] = [
@@ -175,7 +175,7 @@ fn check_calendar(cal: &CalendarEventSource, path: &FieldPath, findings: &mut Ve
         ));
     }
     if let Some(schedule) = schedule
-        && let Err(why) = check_cron_schedule(schedule)
+        && let Err(why) = crate::time::check_schedule(schedule)
     {
         findings.push(Finding::error(path.key("schedule"), why));
     }
@@ -203,122 +203,6 @@ fn check_calendar(cal: &CalendarEventSource, path: &FieldPath, findings: &mut Ve
             format!("maxDuration {why}"),
         ));
     }
-}
-
-/// The descriptors a schedule may use instead of five cron fields.
-const DESCRIPTORS: [&str; 7] = [
-    "@yearly",
-    "@annually",
-    "@monthly",
-    "@weekly",
-    "@daily",
-    "@midnight",
-    "@hourly",
-];
-
-/// Checks a calendar schedule: five cron fields (minute hour day-of-month
-/// month day-of-week), a descriptor such as `@hourly`, or `@every <duration>`,
-/// optionally preceded by `TZ=<zone>` / `CRON_TZ=<zone>`. The error says what
-/// is wrong and quotes the schedule.
-pub fn check_cron_schedule(schedule: &str) -> Result<(), String> {
-    let mut text = schedule.trim();
-    if text.starts_with("TZ=") || text.starts_with("CRON_TZ=") {
-        text = text
-            .split_once(char::is_whitespace)
-            .map(|(_, rest)| rest.trim())
-            .unwrap_or("");
-    }
-    if let Some(every) = text.strip_prefix("@every") {
-        if every.is_empty() || !every.starts_with(char::is_whitespace) {
-            return Err(format!(
-                "schedule '{schedule}': '@every' needs a duration, e.g. '@every 1h30m'"
-            ));
-        }
-        return parse_duration(every.trim())
-            .map(|_| ())
-            .map_err(|why| format!("schedule '{schedule}': @every {why}"));
-    }
-    if text.starts_with('@') {
-        if DESCRIPTORS.contains(&text) {
-            return Ok(());
-        }
-        return Err(format!(
-            "schedule '{schedule}' is not a known descriptor; use one of {}, or '@every <duration>'",
-            DESCRIPTORS.join(", ")
-        ));
-    }
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!(
-            "schedule '{schedule}' has {} fields; a cron schedule has 5 (minute hour \
-             day-of-month month day-of-week, e.g. '*/5 * * * *'), or use a descriptor such as \
-             '@hourly'",
-            fields.len()
-        ));
-    }
-    const MONTHS: [&str; 12] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
-    const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-    let specs: [(&str, u32, u32, &[&str], u32); 5] = [
-        ("minute", 0, 59, &[], 0),
-        ("hour", 0, 23, &[], 0),
-        ("day-of-month", 1, 31, &[], 0),
-        ("month", 1, 12, &MONTHS, 1),
-        ("day-of-week", 0, 6, &DAYS, 0),
-    ];
-    for (field, (name, min, max, names, first)) in fields.iter().zip(specs) {
-        check_cron_field(field, min, max, names, first)
-            .map_err(|why| format!("schedule '{schedule}': {name} field '{field}' {why}"))?;
-    }
-    Ok(())
-}
-
-/// Checks one cron field: comma-separated parts, each `*`, `?`, a value or a
-/// range `a-b`, optionally with a step `/n`. Values are numbers in
-/// `min..=max` or (month, day-of-week) names; `names[i]` stands for `first + i`.
-fn check_cron_field(field: &str, min: u32, max: u32, names: &[&str], first: u32) -> Result<(), String> {
-    let value = |v: &str| -> Result<u32, String> {
-        if let Ok(n) = v.parse::<u32>() {
-            if (min..=max).contains(&n) {
-                return Ok(n);
-            }
-            return Err(format!("has {n}, outside {min}-{max}"));
-        }
-        let lower = v.to_ascii_lowercase();
-        match names.iter().position(|n| *n == lower) {
-            Some(i) => Ok(first + i as u32),
-            None if v.is_empty() => Err("has an empty value".to_string()),
-            None => Err(format!("has '{v}', which is neither a number nor a known name")),
-        }
-    };
-    for part in field.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((range, step)) => (range, Some(step)),
-            None => (part, None),
-        };
-        if let Some(step) = step {
-            match step.parse::<u32>() {
-                Ok(n) if n > 0 => {}
-                _ => return Err(format!("has step '{step}', which is not a positive number")),
-            }
-        }
-        if range == "*" || range == "?" {
-            continue;
-        }
-        match range.split_once('-') {
-            Some((lo, hi)) => {
-                let (lo, hi) = (value(lo)?, value(hi)?);
-                if lo > hi {
-                    return Err(format!("has a range that ends before it starts ({lo}-{hi})"));
-                }
-            }
-            None => {
-                value(range)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -544,8 +428,8 @@ mod tests {
             check("@fortnightly"),
             vec![(
                 "spec.calendar.tick.schedule".to_string(),
-                "schedule '@fortnightly' is not a known descriptor; use one of @yearly, \
-                 @annually, @monthly, @weekly, @daily, @midnight, @hourly, or '@every <duration>'"
+                "schedule '@fortnightly': unknown descriptor '@fortnightly' (known: @yearly, @annually, @monthly, \
+                 @weekly, @daily, @midnight, @hourly, @every DURATION)"
                     .to_string()
             )]
         );

@@ -148,7 +148,7 @@ impl Validator<'_> {
         for (i, reset) in template.conditions_reset.iter().enumerate() {
             let Some(by_time) = &reset.by_time else { continue };
             let cron_path = tpath.key("conditionsReset").index(i).key("byTime").key("cron");
-            if let Err(msg) = check_cron(by_time.cron.as_deref().unwrap_or_default()) {
+            if let Err(msg) = crate::time::check_schedule(by_time.cron.as_deref().unwrap_or_default()) {
                 self.out.push(Finding::error(cron_path, msg));
             }
         }
@@ -310,46 +310,6 @@ fn is_time_of_day(s: &str) -> bool {
         len.contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| n <= max)
     };
     num(h, 1..=2, 23) && num(m, 2..=2, 59) && num(sec, 2..=2, 59)
-}
-
-/// A standard cron schedule: five fields, a descriptor (`@daily`,
-/// `@every 1h`), optionally after a `CRON_TZ=` or `TZ=` prefix.
-fn check_cron(cron: &str) -> Result<(), String> {
-    let trimmed = cron.trim();
-    if trimmed.is_empty() {
-        return Err("conditions reset cron is empty; write a 5-field cron expression such as '0 0 * * *'".to_string());
-    }
-    let mut fields: Vec<&str> = trimmed.split_whitespace().collect();
-    if fields[0].starts_with("CRON_TZ=") || fields[0].starts_with("TZ=") {
-        fields.remove(0);
-    }
-    match fields.first() {
-        Some(d) if d.starts_with('@') => {
-            const DESCRIPTORS: [&str; 7] = [
-                "@yearly",
-                "@annually",
-                "@monthly",
-                "@weekly",
-                "@daily",
-                "@midnight",
-                "@hourly",
-            ];
-            if *d == "@every" && fields.len() == 2 || DESCRIPTORS.contains(d) && fields.len() == 1 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "cron '{cron}' is not a known descriptor; use one of {} or '@every <duration>'",
-                    DESCRIPTORS.join(", ")
-                ))
-            }
-        }
-        _ if fields.len() == 5 => Ok(()),
-        _ => Err(format!(
-            "cron '{cron}' has {} field{}; expected 5 (minute hour day-of-month month day-of-week)",
-            fields.len(),
-            if fields.len() == 1 { "" } else { "s" }
-        )),
-    }
 }
 
 /// A parameter `dest`: dot-separated keys, none empty (`\.` is a literal dot).
@@ -712,13 +672,13 @@ spec:
             one_error(&with_cron("0 0 * * * *")),
             (
                 "spec.triggers[0].template.conditionsReset[0].byTime.cron".into(),
-                "cron '0 0 * * * *' has 6 fields; expected 5 (minute hour day-of-month month day-of-week)".into()
+                "schedule '0 0 * * * *' has 6 fields; a cron schedule has 5 (minute hour day-of-month month day-of-week, e.g. '*/5 * * * *'), or use a descriptor such as '@hourly'".into()
             )
         );
         assert!(
             one_error(&with_cron("@sometimes"))
                 .1
-                .starts_with("cron '@sometimes' is not a known descriptor")
+                .starts_with("schedule '@sometimes': unknown descriptor '@sometimes'")
         );
         for ok in ["0 23 * * *", "@daily", "@every 1h", "CRON_TZ=UTC 0 0 * * *"] {
             assert_eq!(validate(&with_cron(ok)), vec![], "cron {ok:?}");

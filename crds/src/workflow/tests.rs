@@ -562,9 +562,13 @@ fn cron_schedules_have_five_fields_or_a_descriptor() {
     assert!(cron("schedule: '*/5 * * * *'").is_empty());
     assert!(cron("schedules: ['@hourly', '@every 1h30m', 'CRON_TZ=Asia/Tokyo 0 9 * * MON-FRI']").is_empty());
     assert_eq!(
+        cron("schedule: '@daily'\n  timezone: Mars/Base"),
+        ["error spec.timezone: unknown time zone 'Mars/Base' (use an IANA name such as Europe/Paris)"]
+    );
+    assert_eq!(
         cron("schedule: '0 * * * * *'"),
         [
-            "error spec.schedule: schedule '0 * * * * *' has 6 fields; a cron schedule has 5 (minute hour day-of-month month day-of-week) or is a descriptor like @hourly"
+            "error spec.schedule: schedule '0 * * * * *' has 6 fields; a cron schedule has 5 (minute hour day-of-month month day-of-week, e.g. '*/5 * * * *'), or use a descriptor such as '@hourly'"
         ]
     );
     assert_eq!(

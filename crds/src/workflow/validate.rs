@@ -72,14 +72,19 @@ pub fn validate_cron_workflow(cwf: &CronWorkflow, resolver: &Resolver<'_>) -> Ve
         ));
     }
     if let Some(s) = spec.schedule.as_deref().filter(|s| !s.is_empty())
-        && let Err(msg) = check_schedule(s)
+        && let Err(msg) = crate::time::check_schedule(s)
     {
         findings.push(Finding::error(at.key("schedule"), msg));
     }
     for (i, s) in spec.schedules.iter().enumerate() {
-        if let Err(msg) = check_schedule(s) {
+        if let Err(msg) = crate::time::check_schedule(s) {
             findings.push(Finding::error(at.key("schedules").index(i), msg));
         }
+    }
+    if let Some(zone) = spec.timezone.as_deref().filter(|z| !z.trim().is_empty())
+        && let Err(msg) = crate::time::parse_zone(zone)
+    {
+        findings.push(Finding::error(at.key("timezone"), msg));
     }
     findings.extend(validate_spec(
         &spec.workflow_spec,
@@ -88,61 +93,6 @@ pub fn validate_cron_workflow(cwf: &CronWorkflow, resolver: &Resolver<'_>) -> Ve
         resolver,
     ));
     findings
-}
-
-/// Checks a cron schedule: 5 fields (minute hour day-of-month month
-/// day-of-week), or a descriptor (`@hourly`, `@every 1h30m`), optionally
-/// prefixed by `CRON_TZ=ZONE`.
-pub fn check_schedule(schedule: &str) -> Result<(), String> {
-    let mut s = schedule.trim();
-    if let Some(rest) = s.strip_prefix("CRON_TZ=").or_else(|| s.strip_prefix("TZ=")) {
-        s = rest
-            .split_once(char::is_whitespace)
-            .map(|(_, r)| r.trim())
-            .unwrap_or("");
-    }
-    if let Some(descriptor) = s.strip_prefix('@') {
-        const DESCRIPTORS: [&str; 7] = ["yearly", "annually", "monthly", "weekly", "daily", "midnight", "hourly"];
-        if DESCRIPTORS.contains(&descriptor) {
-            return Ok(());
-        }
-        if let Some(every) = descriptor.strip_prefix("every ") {
-            let every = every.trim();
-            let valid = !every.is_empty()
-                && every.starts_with(|c: char| c.is_ascii_digit())
-                && every.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
-            if valid {
-                return Ok(());
-            }
-            return Err(format!(
-                "schedule '{schedule}': '@every' needs a duration such as 1h30m"
-            ));
-        }
-        let hint = suggest(descriptor, DESCRIPTORS)
-            .map(|d| format!("; did you mean '@{d}'?"))
-            .unwrap_or_default();
-        return Err(format!(
-            "schedule '{schedule}': unknown descriptor '@{descriptor}'{hint} (known: @yearly, @annually, \
-             @monthly, @weekly, @daily, @midnight, @hourly, @every DURATION)"
-        ));
-    }
-    let fields: Vec<&str> = s.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!(
-            "schedule '{schedule}' has {} fields; a cron schedule has 5 (minute hour day-of-month month \
-             day-of-week) or is a descriptor like @hourly",
-            fields.len()
-        ));
-    }
-    for field in fields {
-        if let Some(bad) = field
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '*' | ',' | '-' | '/' | '?')))
-        {
-            return Err(format!("schedule '{schedule}': unexpected '{bad}' in field '{field}'"));
-        }
-    }
-    Ok(())
 }
 
 /// Validates a workflow spec found at `at` (`spec`, or

@@ -18,15 +18,15 @@ use argon_crds::workflow::{
 };
 
 use crate::artifacts::Repository;
-use crate::client::{SubmitOptions, Submitted, WorkflowAction, WorkflowAdmin, WorkflowClient};
 use crate::executor::{Executor, ExecutorChoice, ExecutorKind, ExecutorSettings};
-use crate::store::{LogLine, Store, TemplateKind};
+use crate::store::{LogLine, Store};
 use crate::{Error, Result};
+use argon_client::TemplateKind;
+use argon_client::api::WORKFLOW_TEMPLATE_LABEL;
+use argon_client::{SubmitOptions, Submitted, WorkflowAction, WorkflowAdmin, WorkflowClient};
 
 pub(crate) use run::Run;
 
-/// The label that names the WorkflowTemplate a workflow was submitted from.
-pub const WORKFLOW_TEMPLATE_LABEL: &str = "workflows.argoproj.io/workflow-template";
 /// The label that names the CronWorkflow that submitted a workflow.
 pub const CRON_WORKFLOW_LABEL: &str = "workflows.argoproj.io/cron-workflow";
 
@@ -92,7 +92,8 @@ impl Drop for StepGuard<'_> {
 
 /// The workflow engine. Open it with [`Engine::open`]; submitted workflows
 /// start at once; [`Engine::run`] resumes the workflows a previous process
-/// left unfinished, runs CronWorkflows and deletes expired workflows.
+/// left unfinished and deletes expired workflows (`crate::serve` also runs
+/// the CronWorkflows).
 pub struct Engine {
     config: EngineConfig,
     store: Store,
@@ -162,9 +163,10 @@ impl Engine {
         }
     }
 
-    /// Resumes unfinished workflows, then runs CronWorkflows and the TTL
-    /// clean-up until `shutdown` completes. Running steps are left to be
-    /// killed with the process.
+    /// Resumes unfinished workflows, then runs the TTL clean-up until
+    /// `shutdown` completes, then drains the running steps
+    /// ([`Engine::drain_steps`]). [`crate::serve`] runs this and the
+    /// CronWorkflow scheduler together.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         self.resume_unfinished()?;
         let engine = self.clone();
@@ -175,9 +177,6 @@ impl Engine {
                 tick.tick().await;
                 if let Err(e) = engine.collect_expired() {
                     tracing::warn!(error = %e, "ttl clean-up failed");
-                }
-                if let Err(e) = crate::cron::tick(&engine, chrono::Utc::now()).await {
-                    tracing::warn!(error = %e, "cron scheduling failed");
                 }
             }
         };
@@ -751,7 +750,6 @@ impl Engine {
             .ok_or_else(|| Error::Invalid("metadata.name: a CronWorkflow needs a name".into()))?;
         let resolver = |r: &TemplateRef| self.resolve_ref(&namespace, r).is_ok();
         check(validate::validate_cron_workflow(&c, &resolver))?;
-        crate::cron::check(&c).map_err(Error::Invalid)?;
         c.metadata.namespace = Some(namespace.clone());
         c.metadata.creation_timestamp.get_or_insert_with(crate::time::now);
         let existing = self.store.template(TemplateKind::CronWorkflow, &namespace, &name)?;
@@ -912,11 +910,11 @@ impl WorkflowAdmin for Engine {
         self.delete_workflow(namespace, name)
     }
 
-    async fn logs(&self, namespace: &str, name: &str, after: i64) -> Result<Vec<crate::client::LogEntry>> {
+    async fn logs(&self, namespace: &str, name: &str, after: i64) -> Result<Vec<argon_client::LogEntry>> {
         let (_, lines) = Engine::logs(self, namespace, name, after)?;
         Ok(lines
             .into_iter()
-            .map(|(l, step)| crate::client::LogEntry {
+            .map(|(l, step)| argon_client::LogEntry {
                 seq: l.seq,
                 step,
                 stream: l.stream,

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use argon_client::{SubmitOptions, WorkflowAdmin};
 use argon_crds::manifest::Manifest;
 use argon_crds::workflow::{NodeStatus, Workflow, WorkflowPhase};
-use argon_engine::{Engine, EngineConfig, SubmitOptions, WorkflowAdmin};
+use argon_engine::{Engine, EngineConfig};
 
 pub struct Harness {
     pub dir: tempfile::TempDir,

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use memmap2::MmapMut;
 
+use super::tables::lock;
 use crate::error::{Error, Result};
 
 /// Alignment of direct writes: a page, which covers every logical block size.
@@ -222,7 +223,7 @@ impl Spare {
             .spawn(move || {
                 for (reuse, size) in rx {
                     match prepare(&helper_dir, reuse.as_deref(), size, &stopped) {
-                        Ok(true) => *super::lock(&slot) = Some(size),
+                        Ok(true) => *lock(&slot) = Some(size),
                         Ok(false) => return,
                         Err(e) => tracing::warn!(error = %e, "embedded bus: could not prepare the next segment; it will grow as it fills"),
                     }
@@ -240,7 +241,7 @@ impl Spare {
     }
 
     pub(super) fn is_ready(&self) -> bool {
-        super::lock(&self.ready).is_some()
+        lock(&self.ready).is_some()
     }
 
     /// Asks for a spare of `size` bytes unless one is ready or being made.
@@ -260,7 +261,7 @@ impl Spare {
 
     /// The ready spare, renamed into place as `path`; its size.
     pub(super) fn take(&mut self, path: &Path) -> Option<u64> {
-        let size = super::lock(&self.ready).take()?;
+        let size = lock(&self.ready).take()?;
         self.pending = false;
         match std::fs::rename(self.dir.join(SPARE), path).and_then(|()| File::open(&self.dir)?.sync_all()) {
             Ok(()) => Some(size),

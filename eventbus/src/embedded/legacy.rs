@@ -9,8 +9,8 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
 
-use super::log::{self, EVENTS_DIR};
-use super::store::{LAST_SEQ, META};
+use super::format;
+use super::tables::{EVENTS_DIR, LAST_SEQ, META};
 use crate::error::{Error, Result};
 
 /// Events by sequence, as the old layout kept them.
@@ -67,7 +67,7 @@ pub(super) fn read(db: &Database, dir: &Path) -> Result<Option<Events>> {
     let mut logged = BTreeMap::new();
     for name in WAL_FILES {
         if let Ok(bytes) = std::fs::read(dir.join(name)) {
-            for (seq, record) in log::decode(&bytes) {
+            for (seq, record) in format::decode(&bytes) {
                 logged.insert(seq, record.to_vec());
             }
         }
@@ -103,11 +103,12 @@ pub(super) fn write_segment(events_dir: &Path, events: Events) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| Error::store(events_dir, e);
     let mut bytes = Vec::new();
     for (i, record) in events.records.iter().enumerate() {
-        log::encode_record(&mut bytes, events.first_seq + i as u64, record);
+        format::encode_record(&mut bytes, events.first_seq + i as u64, record);
     }
-    let path = log::segment_path(events_dir, events.first_seq);
+    let path = format::segment_path(events_dir, events.first_seq);
     let temporary = path.with_extension("log.partial");
-    std::fs::write(&temporary, &bytes)
+    std::fs::create_dir_all(events_dir)
+        .and_then(|()| std::fs::write(&temporary, &bytes))
         .and_then(|()| std::fs::File::open(&temporary)?.sync_all())
         .and_then(|()| std::fs::rename(&temporary, &path))
         .and_then(|()| std::fs::File::open(events_dir)?.sync_all())
@@ -148,7 +149,7 @@ mod tests {
     fn record(n: u64) -> Vec<u8> {
         let event = Event::new("s", "e", "webhook", &serde_json::json!({ "n": n }));
         StoredMessage::encode(
-            super::super::store::now_ms(),
+            super::super::tables::now_ms(),
             &format!("id-{n}"),
             "default.s.e",
             &event.to_json(),
@@ -162,7 +163,7 @@ mod tests {
     async fn old_layout_is_moved_into_the_log() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = Database::create(dir.path().join(super::super::store::FILE_NAME)).unwrap();
+            let db = Database::create(dir.path().join(super::super::tables::FILE_NAME)).unwrap();
             let txn = db.begin_write().unwrap();
             {
                 let mut messages = txn.open_table(MESSAGES).unwrap();
@@ -170,18 +171,18 @@ mod tests {
                     messages.insert(n, record(n).as_slice()).unwrap();
                 }
                 txn.open_table(META).unwrap().insert(LAST_SEQ, 3).unwrap();
-                txn.open_table(super::super::store::CONSUMER_POS)
+                txn.open_table(super::super::tables::CONSUMER_POS)
                     .unwrap()
                     .insert("c", (2, 3))
                     .unwrap();
             }
             txn.commit().unwrap();
             let mut wal = Vec::new();
-            log::encode_record(&mut wal, 3, &record(3));
-            log::encode_record(&mut wal, 4, &record(4));
-            log::encode_record(&mut wal, 5, &record(5));
+            format::encode_record(&mut wal, 3, &record(3));
+            format::encode_record(&mut wal, 4, &record(4));
+            format::encode_record(&mut wal, 5, &record(5));
             let mut torn = Vec::new();
-            log::encode_record(&mut torn, 6, &record(6));
+            format::encode_record(&mut torn, 6, &record(6));
             wal.extend_from_slice(&torn[..torn.len() / 2]);
             std::fs::write(dir.path().join(WAL_FILES[0]), wal).unwrap();
         }

@@ -46,13 +46,12 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
 use super::file::{self, ActiveFile, Spare, ZERO_CHUNK};
-use super::store::{Op, now_ms, read, write};
+use super::format::{HEADER, decode, decode_one, encode_record, segment_path};
+use super::tables::{EVENTS_DIR, Op, now_ms, read, write};
 use crate::PublishAck;
 use crate::config::EmbeddedConfig;
 use crate::error::{Error, Result};
 
-/// The folder of the segments inside the state dir.
-pub(super) const EVENTS_DIR: &str = "events";
 /// The first segment of a new log is prepared to hold this much; each next
 /// one twice the last, up to `segment_bytes`.
 const FIRST_SEGMENT: u64 = 4 << 20;
@@ -68,8 +67,6 @@ const AGE_CHECK: Duration = Duration::from_millis(100);
 /// A moved first sequence is handed to the store for safekeeping at most
 /// this often (it rides on a redb commit).
 const FIRST_SEQ_SAVE: Duration = Duration::from_secs(1);
-/// Length and CRC-32 of a record, before its sequence and body.
-const HEADER: usize = 8;
 /// Segments are read this much at a time when the log is opened.
 const SCAN_CHUNK: usize = 8 << 20;
 
@@ -319,20 +316,11 @@ pub(super) struct Opened {
 /// Opens the log under `config.dir`: scans the segments, rebuilds the index
 /// and the dedup window, zeroes what follows the last whole record, and
 /// creates the first segment when there is none. `saved_first` is the first
-/// sequence the store last recorded; `legacy` are events of an older store
-/// layout that go into the log before anything else (see [`super::legacy`]).
-pub(super) fn open(
-    config: EmbeddedConfig,
-    store: Sender<Op>,
-    saved_first: u64,
-    legacy: Option<super::legacy::Events>,
-) -> Result<Opened> {
+/// sequence the store last recorded.
+pub(super) fn open(config: EmbeddedConfig, store: Sender<Op>, saved_first: u64) -> Result<Opened> {
     let dir = config.dir.join(EVENTS_DIR);
     let err = |e: &dyn std::fmt::Display| Error::store(&dir, e);
     std::fs::create_dir_all(&dir).map_err(|e| err(&e))?;
-    if let Some(legacy) = legacy {
-        super::legacy::write_segment(&dir, legacy)?;
-    }
     let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
         .map_err(|e| err(&e))?
         .filter_map(|entry| {
@@ -482,10 +470,6 @@ fn scan(
         offsets,
         times,
     })
-}
-
-pub(super) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
-    dir.join(format!("{first_seq:020}.log"))
 }
 
 impl LogWriter {
@@ -779,44 +763,6 @@ impl Drop for LogWriter {
             let _ = self.store.send(Op::FirstSeq(first));
         }
     }
-}
-
-/// `len u32 LE | crc32 u32 LE | seq u64 LE | record`, where `len` and the
-/// CRC cover `seq | record`.
-pub(super) fn encode_record(out: &mut Vec<u8>, seq: u64, record: &[u8]) {
-    let seq = seq.to_le_bytes();
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&seq);
-    crc.update(record);
-    out.extend_from_slice(&((seq.len() + record.len()) as u32).to_le_bytes());
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(&seq);
-    out.extend_from_slice(record);
-}
-
-/// The record at the start of `bytes`: `(seq, record, bytes it takes)`;
-/// `None` when it is torn, corrupt, or zeros.
-fn decode_one(bytes: &[u8]) -> Option<(u64, &[u8], usize)> {
-    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-    let crc = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
-    let body = bytes.get(HEADER..HEADER + len)?;
-    if len < 8 || crc32fast::hash(body) != crc {
-        return None;
-    }
-    let seq = u64::from_le_bytes(body[..8].try_into().ok()?);
-    Some((seq, &body[8..], HEADER + len))
-}
-
-/// Splits bytes into `(seq, record)` pairs, stopping at the first torn or
-/// corrupt record (or the zeros past the last one).
-pub(super) fn decode(bytes: &[u8]) -> Vec<(u64, &[u8])> {
-    let mut out = Vec::new();
-    let mut rest = bytes;
-    while let Some((seq, record, size)) = decode_one(rest) {
-        out.push((seq, record));
-        rest = &rest[size..];
-    }
-    out
 }
 
 #[cfg(test)]

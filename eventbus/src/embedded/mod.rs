@@ -20,9 +20,11 @@
 //! `max_age`.
 
 mod file;
+mod format;
 mod legacy;
 mod log;
 mod store;
+mod tables;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -36,7 +38,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use self::log::{Append, Log, StoredMessage};
-use self::store::{CONSUMER_PENDING, CONSUMER_POS, Expect, KV, Op};
+use self::tables::{CONSUMER_PENDING, CONSUMER_POS, Expect, KV, Op, lock};
 use crate::config::EmbeddedConfig;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -79,11 +81,6 @@ impl Drop for Inner {
             let _ = thread.join();
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks leaves consistent data behind.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl EmbeddedBus {

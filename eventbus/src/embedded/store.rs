@@ -8,76 +8,20 @@
 //! commit returned.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase as _, ReadableTable as _, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::legacy;
 use super::log::{self, Log, LogWriter};
+use super::tables::{
+    CONSUMER_PENDING, CONSUMER_POS, EVENTS_DIR, Expect, FILE_NAME, FIRST_SEQ, KV, KV_REVISION, META, Op,
+};
 use crate::config::EmbeddedConfig;
 use crate::error::{Error, Result};
-
-/// Consumer position: (ack floor, next sequence to consider).
-pub(super) const CONSUMER_POS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("consumer_pos");
-/// Delivered, unsettled events of a consumer: (consumer, sequence) -> deliveries so far.
-pub(super) const CONSUMER_PENDING: TableDefinition<(&str, u64), u32> = TableDefinition::new("consumer_pending");
-/// Key-value buckets: (bucket, key) -> revision (8 bytes LE) ++ value.
-pub(super) const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv");
-/// Counters.
-pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const KV_REVISION: &str = "kv_revision";
-/// The first sequence the log keeps, as of the last commit that carried it.
-const FIRST_SEQ: &str = "first_seq";
-/// The last sequence of the layout before the log (see [`super::legacy`]).
-pub(super) const LAST_SEQ: &str = "last_seq";
-
-/// The database file inside the state dir.
-pub(super) const FILE_NAME: &str = "eventbus.redb";
-
-/// What a key-value write expects to find.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Expect {
-    Anything,
-    Absent,
-    Revision(u64),
-}
-
-/// A write handed to the store writer.
-pub(super) enum Op {
-    /// The log's first kept sequence moved (retention); nobody waits.
-    FirstSeq(u64),
-    /// Record a consumer's position and the deliveries it just made. Nobody
-    /// waits: losing it in a crash only means an extra redelivery.
-    Delivered {
-        consumer: String,
-        deliveries: Vec<(u64, u32)>,
-        pos: (u64, u64),
-    },
-    /// A consumer settled `seq` (ack, term, or max deliveries reached).
-    Settled {
-        consumer: String,
-        seq: u64,
-        pos: (u64, u64),
-        reply: Option<oneshot::Sender<Result<()>>>,
-    },
-    /// Create a consumer position.
-    CreateConsumer {
-        consumer: String,
-        pos: (u64, u64),
-        reply: oneshot::Sender<Result<()>>,
-    },
-    /// Put (`Some`) or delete (`None`) a key.
-    Kv {
-        bucket: String,
-        key: String,
-        value: Option<Vec<u8>>,
-        expect: Expect,
-        reply: oneshot::Sender<Result<u64>>,
-    },
-}
 
 /// Opens (creating) the database, retrying briefly while a previous instance
 /// in this process is still closing.
@@ -139,7 +83,10 @@ pub(super) fn open_writers(db: Arc<Database>, config: EmbeddedConfig) -> Result<
         (get(KV_REVISION)?, get(FIRST_SEQ)?)
     };
     let (store_tx, store_rx) = std::sync::mpsc::channel();
-    let opened = log::open(config.clone(), store_tx.clone(), saved_first, legacy_events)?;
+    if let Some(events) = legacy_events {
+        legacy::write_segment(&dir.join(EVENTS_DIR), events)?;
+    }
+    let opened = log::open(config.clone(), store_tx.clone(), saved_first)?;
     legacy::finish(&db, &dir)?;
     let store = StoreWriter {
         db,
@@ -317,20 +264,4 @@ impl Reply {
             Reply::Kv(tx, _) => drop(tx.send(Err(e.to_store()))),
         }
     }
-}
-
-pub(super) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    // Readers and the writer leave the queue consistent at every step.
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-pub(super) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Milliseconds since the Unix epoch.
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -6,17 +6,15 @@
 //! dropped by the bus dedup window.
 
 use std::collections::BTreeMap;
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use argon_crds::common::parse_duration;
 use argon_crds::eventsource::CalendarEventSource;
+use argon_crds::time::{Schedule, parse_duration, parse_zone};
 use argon_eventbus::{Event, KeyValue};
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use croner::Cron;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -106,13 +104,6 @@ impl Clock for ManualClock {
     }
 }
 
-/// When ticks fall.
-#[derive(Clone, Debug)]
-enum Schedule {
-    Cron(Box<Cron>),
-    Interval(chrono::Duration),
-}
-
 /// One calendar event, ready to run.
 #[derive(Debug)]
 pub struct CalendarEvent {
@@ -130,38 +121,20 @@ impl CalendarEvent {
     /// Checks and compiles the configuration.
     pub fn new(source: &str, event: &str, config: &CalendarEventSource) -> Result<Self> {
         let bad = |reason: String| Error::config(source, event, reason);
-        let mut timezone = match config.timezone.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            Some(name) => name.parse::<Tz>().map_err(|_| {
-                bad(format!(
-                    "timezone {name:?} is not an IANA time zone such as Europe/Paris"
-                ))
-            })?,
+        let zone = match config.timezone.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            Some(name) => parse_zone(name).map_err(|e| bad(format!("timezone: {e}")))?,
             None => Tz::UTC,
         };
         let schedule = match (config.schedule.as_deref().map(str::trim), config.interval.as_deref()) {
-            (Some(schedule), _) if !schedule.is_empty() => {
-                let mut text = schedule;
-                for prefix in ["CRON_TZ=", "TZ="] {
-                    if let Some(rest) = text.strip_prefix(prefix) {
-                        let (zone, cron) = rest.split_once(' ').unwrap_or((rest, ""));
-                        timezone = zone
-                            .parse()
-                            .map_err(|_| bad(format!("schedule time zone {zone:?} is not an IANA time zone")))?;
-                        text = cron.trim();
-                    }
-                }
-                let cron = Cron::from_str(text).map_err(|e| bad(format!("schedule {schedule:?}: {e}")))?;
-                Schedule::Cron(Box::new(cron))
-            }
+            (Some(schedule), _) if !schedule.is_empty() => Schedule::parse(schedule, zone).map_err(bad)?,
             (_, Some(interval)) if !interval.trim().is_empty() => {
                 let every = parse_duration(interval.trim()).map_err(|e| bad(format!("interval: {e}")))?;
-                if every.is_zero() {
-                    return Err(bad("interval must be longer than zero".into()));
-                }
-                Schedule::Interval(chrono::Duration::from_std(every).map_err(|e| bad(format!("interval: {e}")))?)
+                Schedule::every(every).map_err(|e| bad(format!("interval: {e}")))?
             }
             _ => return Err(bad("a calendar event needs a schedule or an interval".into())),
         };
+        // A `CRON_TZ=` prefix names the zone the exclusion dates are in too.
+        let timezone = schedule.zone();
         let exclusions = config
             .exclusion_dates
             .iter()
@@ -211,13 +184,7 @@ impl CalendarEvent {
 
     /// The first tick strictly after `after`.
     fn next_tick(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match &self.schedule {
-            Schedule::Cron(cron) => cron
-                .find_next_occurrence(&after.with_timezone(&self.timezone), false)
-                .ok()
-                .map(|t| t.with_timezone(&Utc)),
-            Schedule::Interval(every) => after.checked_add_signed(*every),
-        }
+        self.schedule.next_after(after)
     }
 
     fn excluded(&self, tick: DateTime<Utc>) -> bool {

@@ -29,10 +29,9 @@ impl TimeWindow {
     pub fn compile(f: &TimeFilter) -> Result<Self> {
         let zone = match f.timezone.as_deref().map(str::trim) {
             None | Some("") => Tz::UTC,
-            Some(name) => name.parse::<Tz>().map_err(|_| Error::Filter {
-                kind: "time",
-                message: format!("unknown time zone {name:?} (use an IANA name such as Europe/Paris)"),
-            })?,
+            Some(name) => {
+                argon_crds::time::parse_zone(name).map_err(|message| Error::Filter { kind: "time", message })?
+            }
         };
         Ok(TimeWindow {
             start: parse_time("start", &f.start)?,

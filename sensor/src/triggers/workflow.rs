@@ -36,8 +36,8 @@ pub fn operation_name(op: ArgoWorkflowOperation) -> &'static str {
 }
 
 /// The engine action of an operation other than submit.
-pub fn action(op: &str) -> Option<argon_engine::WorkflowAction> {
-    use argon_engine::WorkflowAction as A;
+pub fn action(op: &str) -> Option<argon_client::WorkflowAction> {
+    use argon_client::WorkflowAction as A;
     Some(match op {
         "resubmit" => A::Resubmit,
         "resume" => A::Resume,
@@ -143,7 +143,7 @@ pub fn decode(trigger: &str, resource: &Value) -> Result<argon_crds::workflow::W
 /// `namespace/name` of the workflow.
 pub async fn execute(
     trigger: &str,
-    client: &dyn argon_engine::WorkflowClient,
+    client: &dyn argon_client::WorkflowClient,
     request: &Request,
     key: &str,
     labels: &[(&str, &str)],
@@ -160,7 +160,7 @@ pub async fn execute(
     if let Some(resource) = workflow {
         let wf: argon_crds::workflow::Workflow = serde_json::from_value(resource.clone())
             .map_err(|e| Error::permanent(trigger, format!("invalid workflow: {e}")))?;
-        let options = argon_engine::SubmitOptions {
+        let options = argon_client::SubmitOptions {
             idempotency_key: Some(key.to_owned()),
             labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             ..Default::default()
@@ -181,9 +181,9 @@ pub async fn execute(
     Ok(format!("{namespace}/{name}"))
 }
 
-fn engine_error(trigger: &str, e: argon_engine::Error) -> Error {
+fn engine_error(trigger: &str, e: argon_client::Error) -> Error {
     match e {
-        argon_engine::Error::Unavailable(m) => Error::transient(trigger, format!("workflow engine unavailable: {m}")),
+        argon_client::Error::Unavailable(m) => Error::transient(trigger, format!("workflow engine unavailable: {m}")),
         other => Error::permanent(trigger, other.to_string()),
     }
 }

@@ -485,11 +485,7 @@ pub(super) async fn stopping<T>() -> T {
 
 /// Parses `"20"` (seconds) or a duration such as `2m`.
 fn parse_seconds_or_duration(s: &str) -> Result<Duration> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok(Duration::from_secs_f64(secs.max(0.0)));
-    }
-    argon_crds::common::parse_duration(s).map_err(OperatorError::Duration)
+    argon_crds::time::parse_seconds_or_duration(s).map_err(OperatorError::Duration)
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -8,8 +8,8 @@ use argon_crds::workflow::Workflow;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::api::{CREATED_HEADER, CreateRequest, SubmitOpts};
 use crate::client::{LogEntry, SubmitOptions, Submitted, TemplateKind, WorkflowAction, WorkflowAdmin, WorkflowClient};
-use crate::server::{CREATED_HEADER, CreateRequest, SubmitOpts};
 use crate::{Error, Result};
 
 /// A client of an `argon server`.
@@ -224,7 +224,7 @@ impl WorkflowAdmin for HttpClient {
         let mut path = format!("/api/v1/workflows/{}", path_ns(namespace));
         if let Some(t) = template {
             path.push_str("?listOptions.labelSelector=");
-            path.push_str(&encode(&crate::server::template_selector(t)));
+            path.push_str(&encode(&crate::api::template_selector(t)));
         }
         let req = self.request(Method::GET, &path);
         let v: Value = self.json(req).await?;

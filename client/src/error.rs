@@ -1,4 +1,4 @@
-//! Errors of the workflow engine and its clients.
+//! Errors of the workflow engine as its clients see them.
 
 /// What went wrong, said so that the caller knows what to do.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +24,6 @@ pub enum Error {
     /// retrying later may succeed.
     #[error("workflow engine unavailable: {0}")]
     Unavailable(String),
-}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Unavailable(format!("workflow store: {e}"))
-    }
 }
 
 impl From<serde_json::Error> for Error {

@@ -1,6 +1,6 @@
 //! The client API of the engine: what the sensor (its workflow triggers) and
 //! the CLI use, implemented in process by the engine itself and over HTTP
-//! against `argon server`.
+//! against `argon server` ([`crate::HttpClient`]).
 
 use std::collections::BTreeMap;
 
@@ -116,4 +116,20 @@ pub trait WorkflowAdmin: WorkflowClient {
     async fn delete_template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<()>;
 }
 
-pub use crate::store::TemplateKind;
+/// The kinds of stored templates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TemplateKind {
+    WorkflowTemplate,
+    ClusterWorkflowTemplate,
+    CronWorkflow,
+}
+
+impl TemplateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateKind::WorkflowTemplate => "WorkflowTemplate",
+            TemplateKind::ClusterWorkflowTemplate => "ClusterWorkflowTemplate",
+            TemplateKind::CronWorkflow => "CronWorkflow",
+        }
+    }
+}
