@@ -401,16 +401,39 @@ impl ContainerBackend {
                 .unwrap_or_default();
             t.saturating_sub(ran)
         });
-        let log_task = stream_logs(self.docker.clone(), name, logs);
+        let (ended_tx, ended) = tokio::sync::oneshot::channel();
+        let log_task = stream_logs(self.docker.clone(), name, logs, Some(ended_tx));
         let deadline = async {
             match remaining {
                 Some(d) => tokio::time::sleep(d).await,
                 None => std::future::pending().await,
             }
         };
+        // The log stream ends when the container does, often well before
+        // the runtime's wait answers (Podman's compatible wait polls its
+        // state): once the stream has ended, the state is asked directly,
+        // and the runtime's wait decides when the stream ended early.
         let wait = async {
-            let mut s = self.docker.wait_container(name, None::<WaitContainerOptions>);
-            while s.next().await.is_some() {}
+            let waited = async {
+                let mut s = self.docker.wait_container(name, None::<WaitContainerOptions>);
+                while s.next().await.is_some() {}
+            };
+            tokio::pin!(waited);
+            tokio::select! {
+                _ = &mut waited => return,
+                _ = ended => {}
+            }
+            for _ in 0..50 {
+                if self
+                    .inspect(name)
+                    .await
+                    .is_ok_and(|c| c.state.and_then(|s| s.running) != Some(true))
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            waited.await
         };
         tokio::select! {
             _ = wait => {}
@@ -744,7 +767,13 @@ async fn remove_all(docker: &Docker, containers: Vec<String>, volumes: Vec<Strin
 type LogsEnd = ((String, String), (String, String));
 
 /// Streams a container's logs from its start into `logs` until it ends.
-fn stream_logs(docker: Docker, name: &str, logs: LogSink) -> tokio::task::JoinHandle<LogsEnd> {
+/// `ended` hears when the stream has ended.
+fn stream_logs(
+    docker: Docker,
+    name: &str,
+    logs: LogSink,
+    ended: Option<tokio::sync::oneshot::Sender<()>>,
+) -> tokio::task::JoinHandle<LogsEnd> {
     let name = name.to_string();
     tokio::spawn(async move {
         let options = LogsOptionsBuilder::default()
@@ -763,6 +792,9 @@ fn stream_logs(docker: Docker, name: &str, logs: LogSink) -> tokio::task::JoinHa
                 Ok(_) => {}
                 Err(_) => break,
             }
+        }
+        if let Some(ended) = ended {
+            let _ = ended.send(());
         }
         (out.finish(), err.finish())
     })
