@@ -3,8 +3,10 @@
 //! and DAGs, runs leaf steps through the executor and records every node.
 //! A restarted engine picks its unfinished workflows up from the store.
 
+mod client;
 mod operator;
 mod run;
+mod templates;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -687,129 +689,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Stores a WorkflowTemplate (replacing one of the same name) after validating it.
-    pub fn put_workflow_template(&self, namespace: &str, mut t: WorkflowTemplate) -> Result<WorkflowTemplate> {
-        let namespace = t
-            .metadata
-            .namespace
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| self.namespace_or_default(namespace));
-        let name = t
-            .metadata
-            .name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| Error::Invalid("metadata.name: a WorkflowTemplate needs a name".into()))?;
-        let resolver = |r: &TemplateRef| r.name == name || self.resolve_ref(&namespace, r).is_ok();
-        check(validate::validate_workflow_template(&t, &resolver))?;
-        t.metadata.namespace = Some(namespace.clone());
-        t.metadata.creation_timestamp.get_or_insert_with(crate::time::now);
-        self.store.put_template(
-            TemplateKind::WorkflowTemplate,
-            &namespace,
-            &name,
-            &serde_json::to_value(&t)?,
-        )?;
-        Ok(t)
-    }
-
-    /// Stores a ClusterWorkflowTemplate.
-    pub fn put_cluster_workflow_template(&self, mut t: ClusterWorkflowTemplate) -> Result<ClusterWorkflowTemplate> {
-        let name = t
-            .metadata
-            .name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| Error::Invalid("metadata.name: a ClusterWorkflowTemplate needs a name".into()))?;
-        let resolver = |r: &TemplateRef| r.name == name || self.resolve_ref("", r).is_ok();
-        check(validate::validate_cluster_workflow_template(&t, &resolver))?;
-        t.metadata.creation_timestamp.get_or_insert_with(crate::time::now);
-        self.store.put_template(
-            TemplateKind::ClusterWorkflowTemplate,
-            "",
-            &name,
-            &serde_json::to_value(&t)?,
-        )?;
-        Ok(t)
-    }
-
-    /// Stores a CronWorkflow; it is scheduled from the next tick on.
-    pub fn put_cron_workflow(&self, namespace: &str, mut c: CronWorkflow) -> Result<CronWorkflow> {
-        let namespace = c
-            .metadata
-            .namespace
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| self.namespace_or_default(namespace));
-        let name = c
-            .metadata
-            .name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| Error::Invalid("metadata.name: a CronWorkflow needs a name".into()))?;
-        let resolver = |r: &TemplateRef| self.resolve_ref(&namespace, r).is_ok();
-        check(validate::validate_cron_workflow(&c, &resolver))?;
-        c.metadata.namespace = Some(namespace.clone());
-        c.metadata.creation_timestamp.get_or_insert_with(crate::time::now);
-        let existing = self.store.template(TemplateKind::CronWorkflow, &namespace, &name)?;
-        if c.status.is_none()
-            && let Some(old) = existing
-            && let Ok(old) = serde_json::from_value::<CronWorkflow>(old)
-        {
-            c.status = old.status;
-        }
-        self.store.put_template(
-            TemplateKind::CronWorkflow,
-            &namespace,
-            &name,
-            &serde_json::to_value(&c)?,
-        )?;
-        Ok(c)
-    }
-
-    /// Stored template documents of a kind (all namespaces when `namespace` is empty).
-    pub fn templates(&self, kind: TemplateKind, namespace: &str) -> Result<Vec<serde_json::Value>> {
-        self.store.templates(kind, namespace)
-    }
-
-    /// One stored template document.
-    pub fn template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<serde_json::Value> {
-        let ns = if kind == TemplateKind::ClusterWorkflowTemplate {
-            ""
-        } else {
-            namespace
-        };
-        let ns = if ns.is_empty() && kind != TemplateKind::ClusterWorkflowTemplate {
-            self.config.default_namespace.clone()
-        } else {
-            ns.to_string()
-        };
-        self.store.template(kind, &ns, name)?.ok_or_else(|| Error::NotFound {
-            kind: kind.as_str(),
-            namespace: ns,
-            name: name.to_string(),
-        })
-    }
-
-    /// Deletes a stored template.
-    pub fn delete_template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<()> {
-        let ns = if kind == TemplateKind::ClusterWorkflowTemplate {
-            String::new()
-        } else {
-            self.namespace_or_default(namespace)
-        };
-        if self.store.delete_template(kind, &ns, name)? {
-            Ok(())
-        } else {
-            Err(Error::NotFound {
-                kind: kind.as_str(),
-                namespace: ns,
-                name: name.to_string(),
-            })
-        }
-    }
-
     pub(crate) fn store(&self) -> &Store {
         &self.store
     }
@@ -883,76 +762,6 @@ fn merge_template_spec(mut base: WorkflowSpec, wf: &WorkflowSpec) -> WorkflowSpe
     base.templates.extend(wf.templates.iter().cloned());
     base.workflow_template_ref = None;
     base
-}
-
-#[async_trait::async_trait]
-impl WorkflowClient for Engine {
-    async fn submit(&self, namespace: &str, workflow: Workflow, options: SubmitOptions) -> Result<Submitted> {
-        self.submit_workflow(namespace, workflow, options)
-    }
-
-    async fn act(&self, namespace: &str, name: &str, action: WorkflowAction) -> Result<Workflow> {
-        self.act_on(namespace, name, action).await
-    }
-
-    async fn get(&self, namespace: &str, name: &str) -> Result<Workflow> {
-        self.get_workflow(namespace, name)
-    }
-}
-
-#[async_trait::async_trait]
-impl WorkflowAdmin for Engine {
-    async fn list(&self, namespace: &str, template: Option<&str>) -> Result<Vec<Workflow>> {
-        self.list_workflows(namespace, template.map(|t| (WORKFLOW_TEMPLATE_LABEL, t)))
-    }
-
-    async fn delete(&self, namespace: &str, name: &str) -> Result<()> {
-        self.delete_workflow(namespace, name)
-    }
-
-    async fn logs(&self, namespace: &str, name: &str, after: i64) -> Result<Vec<argon_client::LogEntry>> {
-        let (_, lines) = Engine::logs(self, namespace, name, after)?;
-        Ok(lines
-            .into_iter()
-            .map(|(l, step)| argon_client::LogEntry {
-                seq: l.seq,
-                step,
-                stream: l.stream,
-                time: l.time,
-                line: l.line,
-            })
-            .collect())
-    }
-
-    async fn put_template(&self, namespace: &str, manifest: serde_json::Value) -> Result<serde_json::Value> {
-        let kind = manifest.get("kind").and_then(|k| k.as_str()).unwrap_or("").to_string();
-        match kind.as_str() {
-            "WorkflowTemplate" => Ok(serde_json::to_value(
-                self.put_workflow_template(namespace, serde_json::from_value(manifest).map_err(invalid)?)?,
-            )?),
-            "ClusterWorkflowTemplate" => Ok(serde_json::to_value(
-                self.put_cluster_workflow_template(serde_json::from_value(manifest).map_err(invalid)?)?,
-            )?),
-            "CronWorkflow" => Ok(serde_json::to_value(
-                self.put_cron_workflow(namespace, serde_json::from_value(manifest).map_err(invalid)?)?,
-            )?),
-            other => Err(Error::Invalid(format!(
-                "kind '{other}' is not a template: expected WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow"
-            ))),
-        }
-    }
-
-    async fn list_templates(&self, kind: TemplateKind, namespace: &str) -> Result<Vec<serde_json::Value>> {
-        self.templates(kind, namespace)
-    }
-
-    async fn get_template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<serde_json::Value> {
-        self.template(kind, namespace, name)
-    }
-
-    async fn delete_template(&self, kind: TemplateKind, namespace: &str, name: &str) -> Result<()> {
-        Engine::delete_template(self, kind, namespace, name)
-    }
 }
 
 fn invalid(e: serde_json::Error) -> Error {
