@@ -1,5 +1,6 @@
-//! One axum server per port: `/health`, `/metrics`, and the endpoint of every
-//! webhook-family event on that port. Wrong method is 405 with `Allow`, an
+//! One axum server per port: `/health` and the endpoint of every
+//! webhook-family event on that port (`/metrics` is served apart, never on a
+//! webhook port). Wrong method is 405 with `Allow`, an
 //! unknown path 404, a body over `maxPayloadSize` 413; a request is answered
 //! 200 only after its events are durably on the bus. A port whose events
 //! name `serverCertSecret` and `serverKeySecret` serves HTTPS.
@@ -219,11 +220,6 @@ async fn dispatch(State(state): State<ServerState>, request: Request) -> Respons
     let Some(routes) = state.routes.get(request.uri().path()) else {
         return match (request.uri().path(), request.method()) {
             ("/health", &Method::GET | &Method::HEAD) => (StatusCode::OK, "OK\n").into_response(),
-            ("/metrics", &Method::GET) => (
-                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                state.publisher.metrics().render(),
-            )
-                .into_response(),
             _ => {
                 linger(request.into_body());
                 Rejection::NotFound.into_response()
@@ -336,52 +332,27 @@ fn linger(mut body: Body) {
     });
 }
 
+/// Renders the Prometheus text of `/metrics`.
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// The router of the stand-alone metrics address: `/metrics` and `/health`.
-pub fn metrics_router(metrics: crate::Metrics) -> Router {
+pub fn metrics_router(render: RenderMetrics) -> Router {
     Router::new()
         .route("/health", axum::routing::get(|| async { "OK\n" }))
         .route(
             "/metrics",
             axum::routing::get(move || {
-                let metrics = metrics.clone();
-                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()) }
+                let text = render();
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
             }),
         )
 }
 
-/// Serves `router` until `shutdown`, then lets requests in flight finish
-/// for at most `drain`. axum's graceful shutdown alone waits for every
-/// connection: one that holds a request open (half a request, a log
-/// stream that will not end now, or one hyper leaves neither served nor
-/// closed when it was accepted as the shutdown began) would keep the stop,
-/// and the process, waiting for ever.
-pub async fn serve_drained<L>(
-    listener: L,
-    router: axum::Router,
-    shutdown: tokio_util::sync::CancellationToken,
-    drain: std::time::Duration,
-) -> std::io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    tokio::select! {
-        served = std::future::IntoFuture::into_future(serve) => served,
-        () = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(drain).await;
-        } => {
-            tracing::warn!(drain = ?drain, "requests still open after shutdown; closing them");
-            Ok(())
-        }
-    }
-}
-
-/// Serves [`metrics_router`] on `addr` until `shutdown`.
+/// Serves [`metrics_router`] on `addr` within `limits` until `shutdown`.
 pub async fn serve_metrics(
     addr: std::net::SocketAddr,
-    metrics: crate::Metrics,
+    render: RenderMetrics,
+    limits: crate::listener::Limits,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<std::net::SocketAddr> {
     let bind_error = |source| Error::Bind {
@@ -391,10 +362,9 @@ pub async fn serve_metrics(
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind_error)?;
     let local = listener.local_addr().map_err(bind_error)?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, metrics_router(metrics))
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        {
+        let router = metrics_router(render);
+        let drain = std::time::Duration::from_secs(1);
+        if let Err(e) = crate::listener::serve(listener, None, router, limits, shutdown, drain).await {
             tracing::warn!(error = %e, "metrics server stopped");
         }
     });
