@@ -53,6 +53,10 @@ impl Default for Limits {
     }
 }
 
+/// The most a request's line and headers may take (431 beyond), which bounds
+/// the buffer of a client trickling headers.
+const MAX_HEADER_BYTES: usize = 64 << 10;
+
 /// Descriptors no listener may take (for the bus, the store, steps' pipes):
 /// a quarter of the limit, at least this many.
 const MIN_RESERVE: u64 = 512;
@@ -241,6 +245,7 @@ async fn serve_http<I>(
         // hyper starts its header timer when it waits for a request, idle or
         // not: a backstop for the sum; Watched applies each part.
         .header_read_timeout(limits.idle_timeout + limits.header_timeout)
+        .max_header_size(MAX_HEADER_BYTES)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);

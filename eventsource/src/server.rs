@@ -288,8 +288,12 @@ async fn read_body(parts: &axum::http::request::Parts, mut body: Body, limit: u6
     }
     // By hand rather than http_body_util::Limited: Limited consumes the body
     // when the limit is passed, and the rest must stay readable for linger().
-    // Frames are kept as they come; one frame (the usual case) is not copied.
-    let mut frames: Vec<Bytes> = Vec::new();
+    // One frame (the usual case) is kept as it is; from the second on they are
+    // copied into one buffer. Keeping many frames would keep their buffers: a
+    // frame of one byte holds on to the whole read buffer it was cut from, so
+    // a client trickling a body byte by byte would pin kilobytes per byte.
+    let mut first: Option<Bytes> = None;
+    let mut rest = bytes::BytesMut::new();
     let mut size = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Rejection::BadRequest(format!("could not read the request body: {e}")))?;
@@ -299,12 +303,20 @@ async fn read_body(parts: &axum::http::request::Parts, mut body: Body, limit: u6
             linger(body);
             return Err(Rejection::PayloadTooLarge { limit });
         }
-        frames.push(data);
+        match &first {
+            None => first = Some(data),
+            Some(kept) => {
+                if rest.is_empty() {
+                    rest.extend_from_slice(kept);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
     }
-    Ok(match frames.len() {
-        0 => Bytes::new(),
-        1 => frames.pop().unwrap_or_default(),
-        _ => frames.concat().into(),
+    Ok(if rest.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        rest.freeze()
     })
 }
 
