@@ -390,3 +390,103 @@ fn tokens_do_not_show_in_debug_output() {
     let shown = format!("{auth:?}");
     assert!(!shown.contains("secret-value") && !shown.contains("another"), "{shown}");
 }
+
+#[tokio::test]
+async fn names_kubernetes_would_refuse_get_400_with_the_reason() {
+    let h = harness();
+    let app = router(ApiState {
+        engine: h.engine.clone(),
+        auth: ApiAuth::default(),
+        metrics: None,
+    });
+    let long = "a".repeat(100_000);
+    for name in ["../../../../tmp/x", "a/b", "..", long.as_str(), "UPPER", "-a"] {
+        let mut wf = hello();
+        wf["metadata"] = json!({"name": name});
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/api/v1/workflows/default",
+            Some(json!({"workflow": wf})),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name:.40}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("metadata.name"), "{message}");
+        assert!(
+            message.len() < 1000,
+            "the reason repeats the whole name: {} bytes",
+            message.len()
+        );
+
+        let template = json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "WorkflowTemplate",
+            "metadata": {"name": name},
+            "spec": {"templates": [{"name": "main", "container": {"image": "alpine", "command": ["true"]}}]}
+        });
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/api/v1/workflow-templates/default",
+            Some(json!({"template": template})),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "template {name:.40}: {body}");
+    }
+    let mut wf = hello();
+    wf["metadata"] = json!({"generateName": "../x-"});
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/default",
+        Some(json!({"workflow": wf})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("generateName"), "{body}");
+    let mut wf = hello();
+    wf["metadata"]["labels"] = json!({"bad key!": "v"});
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/default",
+        Some(json!({"workflow": wf})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/default",
+        Some(json!({"workflow": hello(), "submitOptions": {"labels": "ok=../x"}})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/a..b",
+        Some(json!({"workflow": hello()})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Good names still go through.
+    let mut wf = hello();
+    wf["metadata"] = json!({"name": "fine.name-1", "labels": {"app.kubernetes.io/name": "x"}});
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/default",
+        Some(json!({"workflow": wf})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
