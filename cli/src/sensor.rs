@@ -50,8 +50,9 @@ pub struct RunArgs {
     #[arg(long, default_value = "127.0.0.1:7777")]
     metrics_addr: SocketAddr,
     /// How long an event may stay unacknowledged before the bus delivers it
-    /// again (how soon the events in flight at a crash come back).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    /// again: how soon the events in flight at a crash come back (an event
+    /// being fired is kept alive with in-progress acks meanwhile).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
     ack_wait: Duration,
     #[command(flatten)]
     listen: crate::listen::ListenArgs,
