@@ -91,7 +91,7 @@ async fn answer_table(kind: BusKind) {
     );
     assert_eq!(endpoints.len(), 6, "{endpoints:?}");
 
-    // Health and metrics share the port.
+    // Health shares the port.
     assert_eq!(h.get("/health").await.status(), StatusCode::OK);
     // Unknown path: 404.
     assert_eq!(h.post("/nowhere", &[], "{}").await.status(), StatusCode::NOT_FOUND);
