@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 /// The limits of one listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// A request's headers (and, on HTTPS, the TLS handshake before the first
-    /// request) must arrive within this of their first byte.
+    /// A request's headers must arrive within this of their first byte; on
+    /// a new connection, of its accept (TLS handshake included).
     pub header_timeout: Duration,
     /// A request's body must arrive within this of its headers.
     pub body_timeout: Duration,
@@ -201,7 +201,9 @@ async fn serve_connection(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
-    let phase = Arc::new(Mutex::new(Phase::Idle { since: Instant::now() }));
+    // A new connection owes its first request's headers at once: the idle
+    // deadline is for kept-alive connections between requests.
+    let phase = Arc::new(Mutex::new(Phase::Head { since: Instant::now() }));
     let io = Watched::new(stream, phase.clone(), limits);
     match tls {
         None => serve_http(io, peer, router, limits, phase, shutdown).await,

@@ -58,7 +58,9 @@ impl Template {
         // gtmpl panics on some inputs (a printf width past 65535, which event
         // data can supply to `printf .Input.format`): a panic here is a
         // failed render, not a dead sensor task.
-        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.inner.render(&context)));
+        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.inner.render(&context).map_err(|e| e.to_string())
+        }));
         match rendered {
             Ok(result) => result.map_err(|e| Error::Template(format!("template {:?}: {e}", self.source))),
             Err(panic) => {

@@ -158,12 +158,12 @@ proptest! {
 
     #[test]
     fn templates_never_panic(source in prop_oneof![joined(TEMPLATE_TOKENS), ".{0,64}"], input in json()) {
-        if let Ok(template) = Template::parse(&source) {
-            if let Ok(out) = template.render(&input) {
-                // Output grows with the template and the input, within bounds.
-                let input_len = input.to_string().len();
-                prop_assert!(out.len() <= (source.len() + 1) * (input_len + 64) + (1 << 20), "{} bytes", out.len());
-            }
+        if let Ok(template) = Template::parse(&source)
+            && let Ok(out) = template.render(&input)
+        {
+            // Output grows with the template and the input, within bounds.
+            let input_len = input.to_string().len();
+            prop_assert!(out.len() <= (source.len() + 1) * (input_len + 64) + (1 << 20), "{} bytes", out.len());
         }
     }
 }
@@ -186,10 +186,10 @@ fn deeply_nested_filters_and_templates_are_errors() {
         "{{ printf \"%.999999999f\" 1.5 }}",
         "{{ printf \"%999999999s\" \"a\" }}",
     ] {
-        if let Ok(t) = Template::parse(wide) {
-            if let Ok(out) = t.render(&Value::Null) {
-                assert!(out.len() <= 1 << 20, "{wide}: {} bytes", out.len());
-            }
+        if let Ok(t) = Template::parse(wide)
+            && let Ok(out) = t.render(&Value::Null)
+        {
+            assert!(out.len() <= 1 << 20, "{wide}: {} bytes", out.len());
         }
     }
     let nested_ifs = "{{ if true }}".repeat(10_000);

@@ -28,7 +28,8 @@ fn rss_mib(pid: u32) -> f64 {
 fn closed(stream: &mut TcpStream) -> bool {
     let mut buf = [0u8; 512];
     match stream.read(&mut buf) {
-        Ok(_) => true,
+        // End of stream, or an answer (a 4xx, a 503) before the close.
+        Ok(_read) => true,
         Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
     }
 }
@@ -139,6 +140,58 @@ fn a_flood_of_slow_connections_leaves_the_webhook_and_the_api_answering() {
     );
     assert!(during - before < 120.0, "RSS grew from {before:.0} to {during:.0} MiB");
     assert!(after - before < 120.0, "RSS grew from {before:.0} to {after:.0} MiB");
+}
+
+#[test]
+fn an_idle_flood_past_the_connection_cap_is_refused_and_the_api_still_answers() {
+    let example = Example::prepare("quickstart", &[]);
+    let port = example.port(12000);
+    let state = tempfile::tempdir().unwrap();
+    let api_addr = format!("127.0.0.1:{}", free_port());
+    let proc = Proc::spawn(
+        "argon run",
+        &[
+            "run",
+            example.path(),
+            "--state-dir",
+            state.path().to_str().unwrap(),
+            "--api-addr",
+            &api_addr,
+            "--host",
+            "127.0.0.1",
+            "--max-connections",
+            "1000",
+        ],
+        &[],
+    );
+    proc.wait_for_output("argon run: ready", START);
+    let before = rss_mib(proc.pid());
+    // Connections that send nothing, past the cap.
+    let mut idle: Vec<TcpStream> = (0..3000)
+        .map(|_| TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect"))
+        .collect();
+    for s in &idle {
+        s.set_nonblocking(true).unwrap();
+    }
+    let mut refused = 0;
+    wait_until(
+        Duration::from_secs(30),
+        "the connections past the cap to be refused",
+        || {
+            refused = idle.iter_mut().map(closed).filter(|c| *c).count();
+            refused >= 2000
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {refused} refused\n{}", proc.output()));
+    let asked = Instant::now();
+    let list = http("GET", &format!("http://{api_addr}/api/v1/workflows/default"), &[], "");
+    assert_eq!(list.map(|a| a.0), Some(200), "{}", proc.output());
+    let api_time = asked.elapsed();
+    assert!(api_time < Duration::from_secs(2), "API took {api_time:?}");
+    let during = rss_mib(proc.pid());
+    eprintln!("idle flood: {refused} of 3000 refused; API {api_time:?}; RSS {before:.0} -> {during:.0} MiB");
+    assert!(during - before < 120.0, "RSS grew from {before:.0} to {during:.0} MiB");
+    assert!(proc.output().contains("connection limit reached"), "{}", proc.output());
 }
 
 /// `argon ARGS` that must fail to start: its exit code and output.
