@@ -389,6 +389,9 @@ fn tokens_do_not_show_in_debug_output() {
     };
     let shown = format!("{auth:?}");
     assert!(!shown.contains("secret-value") && !shown.contains("another"), "{shown}");
+    let client = HttpClient::new("http://127.0.0.1:1", Some("super-secret-value".into())).unwrap();
+    let shown = format!("{client:?}");
+    assert!(!shown.contains("secret-value"), "{shown}");
 }
 
 #[tokio::test]
