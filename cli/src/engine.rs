@@ -24,9 +24,8 @@ pub struct Conn {
     /// The argon server.
     #[arg(long, env = "ARGON_SERVER", default_value = "http://127.0.0.1:2746", global = true)]
     server: String,
-    /// Bearer token for the server.
-    #[arg(long, env = "ARGON_AUTH_TOKEN", global = true, hide_env_values = true)]
-    auth_token: Option<String>,
+    #[command(flatten)]
+    auth: crate::listen::ClientAuthArgs,
     /// Namespace (default: the workflow's own, or any namespace for lookups and lists).
     #[arg(short, long, global = true)]
     namespace: Option<String>,
@@ -48,15 +47,16 @@ pub enum EngineCommand {
         /// Where the store, artifacts and steps' directories live.
         #[arg(long, env = "ARGON_STATE_DIR")]
         state_dir: Option<PathBuf>,
-        /// Address of the API.
-        #[arg(long, default_value = "127.0.0.1:2746")]
+        /// Address of the API (a non-loopback one needs a token).
+        #[arg(long, env = "ARGON_API_ADDR", default_value = "127.0.0.1:2746")]
         api_addr: SocketAddr,
         /// Secrets as DIR/NAME/KEY files (secretKeyRef).
         #[arg(long)]
         secrets_dir: Option<PathBuf>,
-        /// Require this Bearer token on every request.
-        #[arg(long, env = "ARGON_AUTH_TOKEN", hide_env_values = true)]
-        auth_token: Option<String>,
+        #[command(flatten)]
+        auth: crate::listen::ServerAuthArgs,
+        #[command(flatten)]
+        listen: crate::listen::ListenArgs,
         #[command(flatten)]
         executor: ExecutorArgs,
     },
@@ -211,7 +211,7 @@ pub fn dispatch(command: EngineCommand) -> ExitCode {
 }
 
 fn client(conn: &Conn) -> Result<HttpClient> {
-    Ok(HttpClient::new(&conn.server, conn.auth_token.clone())?)
+    Ok(HttpClient::new(&conn.server, conn.auth.token()?)?)
 }
 
 fn ns(conn: &Conn) -> String {
@@ -272,9 +272,10 @@ async fn run(command: EngineCommand) -> Result<ExitCode> {
             state_dir,
             api_addr,
             secrets_dir,
-            auth_token,
+            auth,
+            listen,
             executor,
-        } => server(state_dir, api_addr, secrets_dir, auth_token, executor).await,
+        } => server(state_dir, api_addr, secrets_dir, &auth, &listen, executor).await,
         EngineCommand::Submit {
             files,
             from,
@@ -343,13 +344,16 @@ async fn server(
     state_dir: Option<PathBuf>,
     api_addr: SocketAddr,
     secrets_dir: Option<PathBuf>,
-    auth_token: Option<String>,
+    auth: &crate::listen::ServerAuthArgs,
+    listen: &crate::listen::ListenArgs,
     executor: ExecutorArgs,
 ) -> Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .try_init();
+    let auth = auth.resolve(api_addr)?;
+    crate::listen::raise_fd_limit();
     let state_dir = match state_dir {
         Some(d) => d,
         None => default_state_dir(),
@@ -377,7 +381,8 @@ async fn server(
     }
     let app = argon_engine::server::router(argon_engine::server::ApiState {
         engine: engine.clone(),
-        auth_token,
+        auth,
+        metrics: None,
     });
     let engine_task = {
         let token = shutdown.clone();
@@ -385,7 +390,7 @@ async fn server(
             token.cancelled().await
         }))
     };
-    argon_eventsource::server::serve_drained(listener, app, shutdown.clone(), API_DRAIN).await?;
+    argon_eventsource::listener::serve(listener, None, app, listen.limits(), shutdown.clone(), API_DRAIN).await?;
     engine_task.await??;
     Ok(ExitCode::SUCCESS)
 }

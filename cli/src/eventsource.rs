@@ -34,8 +34,7 @@ pub struct RunArgs {
     /// Directory of secrets: a selector {name, key} reads DIR/name/key.
     #[arg(long, env = "ARGON_SECRETS_DIR")]
     secrets_dir: Option<PathBuf>,
-    /// Also serve /metrics and /health on this address (they are always
-    /// served on every webhook port).
+    /// Serve /metrics and /health on this address (never on the webhook ports).
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
     /// Longest wait for the bus to store an event before answering 503.
@@ -44,6 +43,8 @@ pub struct RunArgs {
     /// Address the webhook ports are bound on.
     #[arg(long, default_value = "0.0.0.0")]
     host: IpAddr,
+    #[command(flatten)]
+    listen: crate::listen::ListenArgs,
 }
 
 /// Runs the subcommand; errors are printed, the exit code says how it went.
@@ -54,6 +55,7 @@ pub fn dispatch(command: EventsourceCommand) -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    crate::listen::raise_fd_limit();
     let report = argon_crds::lint::lint_paths(&args.files);
     for d in &report.diagnostics {
         eprintln!("{d}");
@@ -84,6 +86,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = RunnerConfig {
         publish_timeout: args.publish_timeout,
         host: args.host,
+        limits: args.listen.limits(),
         ..RunnerConfig::default()
     };
     let running = EventSourceRunner::start(
@@ -95,7 +98,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     )
     .await?;
     if let Some(addr) = args.metrics_addr {
-        let local = argon_eventsource::server::serve_metrics(addr, running.metrics().clone(), shutdown.clone()).await?;
+        let metrics = running.metrics().clone();
+        let render = std::sync::Arc::new(move || metrics.render());
+        let local =
+            argon_eventsource::server::serve_metrics(addr, render, args.listen.limits(), shutdown.clone()).await?;
         println!("metrics http://{local}/metrics");
     }
     for endpoint in running.endpoints() {

@@ -15,6 +15,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod engine;
 mod eventsource;
+mod listen;
 mod run;
 mod sensor;
 

@@ -38,7 +38,8 @@ pub struct RunArgs {
     /// under the state dir when not given.
     #[arg(long, env = "ARGON_BUS")]
     bus: Option<String>,
-    /// Address of the engine's API server (what `argon list`, `argon logs` talk to).
+    /// Address of the engine's API server (what `argon list`, `argon logs`
+    /// talk to; it also serves `/metrics`). A non-loopback one needs a token.
     #[arg(long, env = "ARGON_API_ADDR", default_value = "127.0.0.1:2746")]
     api_addr: SocketAddr,
     /// Directory of secrets: a selector {name, key} reads DIR/name/key.
@@ -50,9 +51,13 @@ pub struct RunArgs {
     /// Longest wait for the bus to store an event before a webhook answers 503.
     #[arg(long, default_value = "5s", value_parser = argon_crds::time::parse_duration)]
     publish_timeout: Duration,
-    /// Require this Bearer token on the API server.
-    #[arg(long, env = "ARGON_AUTH_TOKEN")]
-    auth_token: Option<String>,
+    /// Also serve `/metrics` and `/health` on this address (no token).
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    auth: crate::listen::ServerAuthArgs,
+    #[command(flatten)]
+    listen: crate::listen::ListenArgs,
     #[command(flatten)]
     executor: crate::engine::ExecutorArgs,
 }
@@ -190,6 +195,7 @@ async fn start(
     engine: &Arc<Engine>,
     secrets: &Secrets,
     config: &RunnerConfig,
+    sensor_metrics: &argon_sensor::metrics::Metrics,
 ) -> Result<Running> {
     for l in &set.loaded {
         let namespace = l.doc.value["metadata"]["namespace"]
@@ -244,7 +250,7 @@ async fn start(
             bus,
             client: Some(client.clone()),
             secrets: secrets.clone(),
-            metrics: argon_sensor::metrics::Metrics::default(),
+            metrics: sensor_metrics.clone(),
         };
         match SensorRunner::start(sensor, services, shutdown.child_token()).await {
             Ok(runner) => {
@@ -261,6 +267,9 @@ async fn start(
 }
 
 async fn run(args: RunArgs) -> Result<()> {
+    let auth = args.auth.resolve(args.api_addr)?;
+    crate::listen::raise_fd_limit();
+    let limits = args.listen.limits();
     let set = load(&args.paths)?;
     let state_dir = args.state_dir.clone().unwrap_or_else(crate::engine::default_state_dir);
     std::fs::create_dir_all(&state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
@@ -282,15 +291,27 @@ async fn run(args: RunArgs) -> Result<()> {
         )
     })?;
     let api_addr = listener.local_addr()?;
+    let shown = ShownMetrics::default();
+    let render: argon_eventsource::server::RenderMetrics = {
+        let shown = shown.clone();
+        Arc::new(move || shown.render())
+    };
+    if let Some(addr) = args.metrics_addr {
+        let local = argon_eventsource::server::serve_metrics(addr, render.clone(), limits, shutdown.clone()).await?;
+        println!("metrics http://{local}/metrics");
+    }
     let app = argon_engine::server::router(argon_engine::server::ApiState {
         engine: engine.clone(),
-        auth_token: args.auth_token.clone(),
+        auth,
+        metrics: Some(render.clone()),
     });
     let api = {
         let token = shutdown.clone();
-        tokio::spawn(argon_eventsource::server::serve_drained(
+        tokio::spawn(argon_eventsource::listener::serve(
             listener,
+            None,
             app,
+            limits,
             token,
             crate::engine::API_DRAIN,
         ))
@@ -304,6 +325,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let runner_config = RunnerConfig {
         publish_timeout: args.publish_timeout,
         host: args.host,
+        limits,
         ..RunnerConfig::default()
     };
     let mut buses = Buses {
@@ -312,20 +334,25 @@ async fn run(args: RunArgs) -> Result<()> {
         publish_timeout: args.publish_timeout,
         open: HashMap::new(),
     };
-    let mut running = Some(start(&set, &mut buses, &engine, &secrets, &runner_config).await?);
+    let started = start(&set, &mut buses, &engine, &secrets, &runner_config, &shown.sensors).await?;
+    shown.show(&started);
+    let mut running = Some(started);
     println!("argon run: ready (state in {})", state_dir.display());
 
     // Polling a handful of manifest files once a second is cheap and works on
     // every file system (inotify misses edits on some mounts); a change
     // re-lints the set and restarts event sources and sensors with it.
-    let mut seen = snapshot(&args.paths);
+    let mut seen = snapshot(&args.paths).unwrap_or_default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let now = snapshot(&args.paths);
+        // Unreadable now (out of descriptors, a mount gone): no news, not a change.
+        let Some(now) = snapshot(&args.paths) else {
+            continue;
+        };
         if now == seen {
             continue;
         }
@@ -341,8 +368,9 @@ async fn run(args: RunArgs) -> Result<()> {
         if let Some(old) = running.take() {
             old.stop().await;
         }
-        match start(&set, &mut buses, &engine, &secrets, &runner_config).await {
+        match start(&set, &mut buses, &engine, &secrets, &runner_config, &shown.sensors).await {
             Ok(r) => {
+                shown.show(&r);
                 running = Some(r);
                 println!("argon run: reloaded");
             }
@@ -360,14 +388,45 @@ async fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// The manifest files under `paths` with their modification times.
-fn snapshot(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>)> {
+/// The metrics of the event sources and sensors running now, for `/metrics`
+/// (a reload replaces the event sources').
+#[derive(Clone, Default)]
+struct ShownMetrics {
+    sources: Arc<std::sync::Mutex<Vec<argon_eventsource::Metrics>>>,
+    sensors: argon_sensor::metrics::Metrics,
+}
+
+impl ShownMetrics {
+    fn show(&self, running: &Running) {
+        if let Ok(mut sources) = self.sources.lock() {
+            *sources = running.event_sources.iter().map(|es| es.metrics().clone()).collect();
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut text: String = match self.sources.lock() {
+            Ok(sources) => sources.iter().map(|m| m.render()).collect(),
+            Err(_) => String::new(),
+        };
+        text.push_str(&self.sensors.render());
+        text
+    }
+}
+
+/// The manifest files under `paths` with their modification times; `None`
+/// when they cannot be read now.
+fn snapshot(paths: &[PathBuf]) -> Option<Vec<(PathBuf, Option<SystemTime>)>> {
     manifest_files(paths)
-        .unwrap_or_default()
+        .ok()?
         .into_iter()
         .map(|f| {
-            let modified = std::fs::metadata(&f).and_then(|m| m.modified()).ok();
-            (f, modified)
+            let modified = std::fs::metadata(&f).and_then(|m| m.modified());
+            match modified {
+                Ok(m) => Some((f, Some(m))),
+                // Deleted: a change. Any other failure: unknown.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some((f, None)),
+                Err(_) => None,
+            }
         })
         .collect()
 }

@@ -41,9 +41,8 @@ pub struct RunArgs {
     /// The workflow engine (`argon server`) that workflow triggers submit to.
     #[arg(long, env = "ARGON_SERVER")]
     server: Option<String>,
-    /// Bearer token for the engine server.
-    #[arg(long, env = "ARGON_TOKEN")]
-    token: Option<String>,
+    #[command(flatten)]
+    auth: crate::listen::ClientAuthArgs,
     /// Directory of secrets: a selector {name, key} reads DIR/name/key.
     #[arg(long, env = "ARGON_SECRETS_DIR")]
     secrets_dir: Option<PathBuf>,
@@ -51,9 +50,12 @@ pub struct RunArgs {
     #[arg(long, default_value = "127.0.0.1:7777")]
     metrics_addr: SocketAddr,
     /// How long an event may stay unacknowledged before the bus delivers it
-    /// again (how soon the events in flight at a crash come back).
-    #[arg(long, default_value = "60s", value_parser = argon_crds::time::parse_duration)]
+    /// again: how soon the events in flight at a crash come back (an event
+    /// being fired is kept alive with in-progress acks meanwhile).
+    #[arg(long, default_value = "3s", value_parser = argon_crds::time::parse_duration)]
     ack_wait: Duration,
+    #[command(flatten)]
+    listen: crate::listen::ListenArgs,
 }
 
 /// Options of `argon sensor test`.
@@ -105,13 +107,14 @@ fn load_sensors(files: &[PathBuf]) -> anyhow::Result<Vec<Sensor>> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    crate::listen::raise_fd_limit();
     let sensors = load_sensors(&args.files)?;
     let bus = argon_eventbus::open(&args.bus)
         .await
         .with_context(|| format!("cannot open the event bus {}", args.bus))?;
     let client: Option<Arc<dyn argon_client::WorkflowClient>> = match &args.server {
         Some(url) => Some(Arc::new(
-            argon_client::HttpClient::new(url, args.token.clone())
+            argon_client::HttpClient::new(url, args.auth.token()?)
                 .with_context(|| format!("bad engine server URL {url}"))?,
         )),
         None => None,
@@ -136,10 +139,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot start sensor '{name}'"))?;
         runners.push(runner);
     }
-    let local = metrics
-        .serve(args.metrics_addr)
-        .await
-        .context("cannot serve /metrics")?;
+    let render = {
+        let metrics = metrics.clone();
+        Arc::new(move || metrics.render())
+    };
+    let local =
+        argon_eventsource::server::serve_metrics(args.metrics_addr, render, args.listen.limits(), shutdown.clone())
+            .await
+            .context("cannot serve /metrics")?;
     println!("metrics http://{local}/metrics");
     println!("sensor running");
     crate::stop_on_signal(shutdown.clone()).await;

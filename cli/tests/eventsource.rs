@@ -1,5 +1,5 @@
 //! `argon eventsource run` as a process: it prints its endpoints, answers
-//! 200 once the event is on the bus, serves /health and /metrics, exits 0 on
+//! 200 once the event is on the bus, serves /health on its webhook port and /metrics on --metrics-addr, exits 0 on
 //! SIGTERM, and refuses to start without a secret it needs.
 
 use std::io::{BufRead as _, BufReader};

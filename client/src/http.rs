@@ -13,11 +13,21 @@ use crate::client::{LogEntry, SubmitOptions, Submitted, TemplateKind, WorkflowAc
 use crate::{Error, Result};
 
 /// A client of an `argon server`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpClient {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("HttpClient")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 fn path_ns(ns: &str) -> &str {
@@ -153,7 +163,10 @@ fn error_of(status: StatusCode, body: &Value) -> Error {
             reason: s("reason"),
         },
         StatusCode::UNAUTHORIZED => Error::Unavailable(format!(
-            "the argon server refused the request: {message} (set --auth-token or ARGON_AUTH_TOKEN)"
+            "the argon server refused the request: {message} (set --auth-token-file or ARGON_AUTH_TOKEN)"
+        )),
+        StatusCode::FORBIDDEN => Error::Unavailable(format!(
+            "the argon server refused the request: {message} (this needs the read-write token)"
         )),
         _ => Error::Unavailable(format!("the argon server answered {status}: {message}")),
     }

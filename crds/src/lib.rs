@@ -9,6 +9,7 @@ pub mod eventbus;
 pub mod eventsource;
 pub mod lint;
 pub mod manifest;
+pub mod names;
 pub mod secret;
 pub mod sensor;
 pub mod source;

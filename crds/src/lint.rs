@@ -348,4 +348,29 @@ spec:
         assert!(found[0].starts_with("set.yaml:24:"), "{found:?}");
         assert!(found[0].contains("warning:") && found[0].contains("shout"), "{found:?}");
     }
+
+    #[test]
+    fn names_kubernetes_would_refuse_are_errors_at_their_line() {
+        let text = "apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata:
+  name: ../../tmp/x
+  labels:
+    app: -bad
+spec:
+  templates:
+    - name: main
+      container: {image: alpine}
+";
+        let found = lint_text(text);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("set.yaml:4:3: error: name '../../tmp/x' may hold only"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("set.yaml:6:5: error: label value '-bad'"),
+            "{found:?}"
+        );
+    }
 }

@@ -65,15 +65,7 @@ impl Manifest {
     /// `metadata.name` (or `metadata.generateName` for a Workflow that only
     /// has that), empty when neither is set.
     pub fn name(&self) -> String {
-        let meta = match self {
-            Manifest::EventSource(m) => &m.metadata,
-            Manifest::Sensor(m) => &m.metadata,
-            Manifest::EventBus(m) => &m.metadata,
-            Manifest::Workflow(m) => &m.metadata,
-            Manifest::WorkflowTemplate(m) => &m.metadata,
-            Manifest::ClusterWorkflowTemplate(m) => &m.metadata,
-            Manifest::CronWorkflow(m) => &m.metadata,
-        };
+        let meta = self.metadata();
         meta.name
             .clone()
             .or_else(|| meta.generate_name.clone())
@@ -83,7 +75,8 @@ impl Manifest {
     /// Findings about this manifest. `resolver` answers whether a
     /// `templateRef` target exists (see [`crate::workflow::validate::Resolver`]).
     pub fn validate(&self, resolver: &Resolver<'_>) -> Vec<Finding> {
-        match self {
+        let mut findings = crate::names::check_metadata(self.metadata());
+        findings.extend(match self {
             Manifest::EventSource(m) => crate::eventsource::validate(m),
             Manifest::Sensor(m) => crate::sensor::validate(m),
             Manifest::EventBus(_) => Vec::new(),
@@ -91,6 +84,20 @@ impl Manifest {
             Manifest::WorkflowTemplate(m) => validate::validate_workflow_template(m, resolver),
             Manifest::ClusterWorkflowTemplate(m) => validate::validate_cluster_workflow_template(m, resolver),
             Manifest::CronWorkflow(m) => validate::validate_cron_workflow(m, resolver),
+        });
+        findings
+    }
+
+    /// The object metadata of this manifest.
+    pub fn metadata(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        match self {
+            Manifest::EventSource(m) => &m.metadata,
+            Manifest::Sensor(m) => &m.metadata,
+            Manifest::EventBus(m) => &m.metadata,
+            Manifest::Workflow(m) => &m.metadata,
+            Manifest::WorkflowTemplate(m) => &m.metadata,
+            Manifest::ClusterWorkflowTemplate(m) => &m.metadata,
+            Manifest::CronWorkflow(m) => &m.metadata,
         }
     }
 }

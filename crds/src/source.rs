@@ -112,6 +112,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Document>, Diagnostic> {
             ),
         ));
     }
+    shape_check(text).map_err(|(line, col, message)| at(line, col, message))?;
     let docs = MarkedYaml::load_from_str(text).map_err(|e| {
         at(
             e.marker().line(),
@@ -143,6 +144,62 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Document>, Diagnostic> {
         ));
     }
     Ok(out)
+}
+
+/// How deep mappings and sequences may nest in a manifest; the tree is
+/// walked recursively, and no manifest comes near it.
+const MAX_DEPTH: usize = 128;
+/// How many nodes a file may hold once its aliases are expanded (a
+/// "billion laughs" file is small and expands without end).
+const MAX_NODES: u64 = 1 << 20;
+
+/// Refuses, before the tree is built, a file nested deeper than MAX_DEPTH or
+/// expanding to more than MAX_NODES nodes: the line, column and reason.
+/// Syntax errors are left to the loader, which reports them better.
+fn shape_check(text: &str) -> Result<(), (usize, usize, String)> {
+    use saphyr_parser::{Event, Parser};
+    // Per open collection: its anchor and the node count when it opened.
+    let mut open: Vec<(usize, u64)> = Vec::new();
+    let mut anchored: HashMap<usize, u64> = HashMap::new();
+    let mut nodes: u64 = 0;
+    for event in Parser::new_from_str(text) {
+        let Ok((event, span)) = event else {
+            return Ok(());
+        };
+        let at = |message: String| (span.start.line(), span.start.col() + 1, message);
+        match event {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                nodes += 1;
+                open.push((anchor, nodes));
+                if open.len() > MAX_DEPTH {
+                    return Err(at(format!(
+                        "the document nests deeper than {MAX_DEPTH} levels of mappings and lists"
+                    )));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, start)) = open.pop()
+                    && anchor != 0
+                {
+                    anchored.insert(anchor, nodes - start + 1);
+                }
+            }
+            Event::Scalar(_, _, anchor, _) => {
+                nodes += 1;
+                if anchor != 0 {
+                    anchored.insert(anchor, 1);
+                }
+            }
+            Event::Alias(anchor) => nodes = nodes.saturating_add(anchored.get(&anchor).copied().unwrap_or(1)),
+            _ => {}
+        }
+        if nodes > MAX_NODES {
+            return Err(at(format!(
+                "the file expands to more than {MAX_NODES} values (aliases included)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn pos_of(node: &MarkedYaml<'_>) -> Pos {

@@ -139,7 +139,17 @@ fn eval(text: &str, vars: &Vars, mode: Mode) -> Result<Value> {
     if tokens.is_empty() {
         return err("empty expression");
     }
-    let mut p = Parser { tokens, pos: 0 };
+    if tokens.len() > MAX_TOKENS {
+        return err(format!(
+            "the expression has {} tokens; at most {MAX_TOKENS} are allowed",
+            tokens.len()
+        ));
+    }
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let ast = p.ternary()?;
     if p.pos != p.tokens.len() {
         return err(format!("unexpected '{}'", p.tokens[p.pos].show()));
@@ -238,6 +248,9 @@ fn lex(text: &str, mode: Mode) -> Result<Vec<Tok>> {
         }
         if c.is_alphabetic() || c == '_' || c == '$' {
             let start = i;
+            // The first character is taken whatever is_word_char says of it
+            // (`$` is not one in every mode): the lexer always moves on.
+            i += 1;
             while i < chars.len() && is_word_char(chars[i], mode) {
                 i += 1;
             }
@@ -282,9 +295,18 @@ enum Ast {
     Ternary(Box<Ast>, Box<Ast>, Box<Ast>),
 }
 
+/// Bounds that keep parsing and evaluating (both recursive) far from the
+/// end of the stack whatever the text: tokens in one expression, and
+/// nesting of parentheses, brackets, calls, `?:` and prefix operators.
+const MAX_TOKENS: usize = 1000;
+const MAX_DEPTH: usize = 64;
+/// The longest text a function may make (`repeat`).
+const MAX_TEXT: usize = 1 << 20;
+
 struct Parser {
     tokens: Vec<Tok>,
     pos: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -323,7 +345,22 @@ impl Parser {
         }
     }
 
+    /// Runs `parse` one nesting level deeper, refusing past MAX_DEPTH.
+    fn nested(&mut self, parse: fn(&mut Self) -> Result<Ast>) -> Result<Ast> {
+        if self.depth >= MAX_DEPTH {
+            return err(format!("the expression nests deeper than {MAX_DEPTH} levels"));
+        }
+        self.depth += 1;
+        let out = parse(self);
+        self.depth -= 1;
+        out
+    }
+
     fn ternary(&mut self) -> Result<Ast> {
+        self.nested(Self::ternary_level)
+    }
+
+    fn ternary_level(&mut self) -> Result<Ast> {
         let cond = self.or()?;
         if self.eat_op("?") {
             let a = self.ternary()?;
@@ -436,10 +473,10 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Ast> {
         if self.eat_op("!") || self.eat_word("not") {
-            return Ok(Ast::Unary("!", Box::new(self.unary()?)));
+            return Ok(Ast::Unary("!", Box::new(self.nested(Self::unary)?)));
         }
         if self.eat_op("-") {
-            return Ok(Ast::Unary("-", Box::new(self.unary()?)));
+            return Ok(Ast::Unary("-", Box::new(self.nested(Self::unary)?)));
         }
         self.postfix()
     }
@@ -866,9 +903,14 @@ fn call(name: &str, args: &[Value]) -> Result<Value> {
         "contains" => Ok(Value::Bool(text_arg(args, 1, f)?.contains(&text_arg(args, 0, f)?))),
         "hasPrefix" => Ok(Value::Bool(text_arg(args, 1, f)?.starts_with(&text_arg(args, 0, f)?))),
         "hasSuffix" => Ok(Value::Bool(text_arg(args, 1, f)?.ends_with(&text_arg(args, 0, f)?))),
-        "repeat" => Ok(Value::String(
-            text_arg(args, 1, f)?.repeat(as_f64(arg(args, 0, f)?)?.max(0.0) as usize),
-        )),
+        "repeat" => {
+            let count = as_f64(arg(args, 0, f)?)?.max(0.0) as usize;
+            let text = text_arg(args, 1, f)?;
+            match text.len().checked_mul(count) {
+                Some(size) if size <= MAX_TEXT => Ok(Value::String(text.repeat(count))),
+                _ => err(format!("repeat: the result would exceed {MAX_TEXT} bytes")),
+            }
+        }
         "trunc" => {
             let n = as_f64(arg(args, 0, f)?)?.max(0.0) as usize;
             Ok(Value::String(text_arg(args, 1, f)?.chars().take(n).collect()))

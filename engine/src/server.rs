@@ -1,8 +1,10 @@
 //! The engine's HTTP API, modelled on the Argo Server's JSON REST API:
 //! workflows (list, create, get, delete, log, suspend/resume/stop/terminate/
 //! retry/resubmit), WorkflowTemplates, ClusterWorkflowTemplates and
-//! CronWorkflows, with an optional Bearer token. The namespace `-` stands for
-//! every namespace.
+//! CronWorkflows, and `/metrics`. Two optional Bearer tokens: a read token
+//! that may only read (GET), a write token that may do everything. Tokens
+//! are compared in constant time. The namespace `-` stands for every
+//! namespace.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,8 +30,84 @@ use argon_client::{Error, SubmitOptions, TemplateKind, WorkflowAction, WorkflowA
 #[derive(Clone)]
 pub struct ApiState {
     pub engine: Arc<Engine>,
-    /// When set, every request must carry `Authorization: Bearer TOKEN`.
-    pub auth_token: Option<String>,
+    /// Who may call.
+    pub auth: ApiAuth,
+    /// Renders the Prometheus metrics served on `/metrics` (404 when unset).
+    pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+}
+
+/// A Bearer token; never shown by `Debug`.
+#[derive(Clone)]
+pub struct Token(Arc<[u8]>);
+
+impl Token {
+    /// A token; surrounding whitespace (a file's newline) is not part of it.
+    /// `None` for an empty one.
+    pub fn new(text: &str) -> Option<Token> {
+        let text = text.trim();
+        (!text.is_empty()).then(|| Token(text.as_bytes().into()))
+    }
+
+    /// Whether `given` is this token, in time that depends on neither's
+    /// content nor length (both are hashed first).
+    pub fn matches(&self, given: &[u8]) -> bool {
+        use sha2::Digest as _;
+        use subtle::ConstantTimeEq as _;
+        let want = sha2::Sha256::digest(&self.0);
+        let got = sha2::Sha256::digest(given);
+        bool::from(want.ct_eq(&got))
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// The tokens of the API. No write token: anyone may do anything (the CLI
+/// allows that only on a loopback address, or with `--insecure-no-auth`).
+#[derive(Clone, Debug, Default)]
+pub struct ApiAuth {
+    /// May do everything.
+    pub write: Option<Token>,
+    /// May only read: GET and HEAD.
+    pub read: Option<Token>,
+}
+
+impl ApiAuth {
+    /// Whether a request with `method` and `Authorization` header value
+    /// `authorization` may go on; `Err` says why not.
+    fn check(
+        &self,
+        method: &axum::http::Method,
+        authorization: Option<&[u8]>,
+    ) -> Result<(), (StatusCode, &'static str)> {
+        let Some(write) = &self.write else {
+            return Ok(());
+        };
+        let Some(given) = authorization.and_then(|v| v.strip_prefix(b"Bearer ")) else {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "a Bearer token is required (Authorization: Bearer TOKEN)",
+            ));
+        };
+        let given = given.trim_ascii();
+        if write.matches(given) {
+            return Ok(());
+        }
+        if self.read.as_ref().is_some_and(|r| r.matches(given)) {
+            return if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+                Ok(())
+            } else {
+                Err((
+                    StatusCode::FORBIDDEN,
+                    "this token may only read; changes need the read-write token",
+                ))
+            };
+        }
+        Err((StatusCode::UNAUTHORIZED, "the Bearer token is not valid"))
+    }
 }
 
 type St = State<ApiState>;
@@ -84,25 +162,26 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/version",
             get(|| async { Json(json!({"version": env!("CARGO_PKG_VERSION"), "platform": "argon"})) }),
         )
+        .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
 
 async fn auth(State(state): State<ApiState>, headers: HeaderMap, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.auth_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"code": 16, "message": "a Bearer token is required (Authorization: Bearer TOKEN)"})),
-            )
-                .into_response();
-        }
+    let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    if let Err((status, message)) = state.auth.check(req.method(), given) {
+        // gRPC-style codes as the Argo Server: 16 unauthenticated, 7 permission denied.
+        let code = if status == StatusCode::FORBIDDEN { 7 } else { 16 };
+        return (status, Json(json!({"code": code, "message": message}))).into_response();
     }
     next.run(req).await
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    match &state.metrics {
+        Some(render) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// An engine error as an HTTP response; internals stay in the log.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use argon_client::{HttpClient, SubmitOptions, WorkflowAction, WorkflowAdmin, WorkflowClient};
 use argon_crds::workflow::WorkflowPhase;
-use argon_engine::server::{ApiState, router};
+use argon_engine::server::{ApiAuth, ApiState, Token, router};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
@@ -58,7 +58,8 @@ async fn workflows_through_the_router() {
     let h = harness();
     let app = router(ApiState {
         engine: h.engine.clone(),
-        auth_token: None,
+        auth: ApiAuth::default(),
+        metrics: None,
     });
     let (status, wf) = call(
         &app,
@@ -140,7 +141,11 @@ async fn templates_through_the_router_and_bearer_auth() {
     let h = harness();
     let app = router(ApiState {
         engine: h.engine.clone(),
-        auth_token: Some("s3cret".into()),
+        auth: ApiAuth {
+            write: Token::new("s3cret"),
+            read: None,
+        },
+        metrics: None,
     });
     let (status, _) = call(&app, "GET", "/api/v1/workflows/-", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -199,7 +204,11 @@ async fn the_http_client_speaks_to_a_real_server() {
     let addr = listener.local_addr().unwrap();
     let app = router(ApiState {
         engine: h.engine.clone(),
-        auth_token: Some("tok".into()),
+        auth: ApiAuth {
+            write: Token::new("tok"),
+            read: None,
+        },
+        metrics: None,
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = HttpClient::new(&format!("http://{addr}"), Some("tok".into())).unwrap();
@@ -268,7 +277,8 @@ async fn logs_follow_until_the_workflow_ends_and_cluster_templates_resolve() {
     let addr = listener.local_addr().unwrap();
     let app = router(ApiState {
         engine: h.engine.clone(),
-        auth_token: None,
+        auth: ApiAuth::default(),
+        metrics: None,
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = HttpClient::new(&addr.to_string(), None).unwrap();
@@ -308,4 +318,178 @@ async fn logs_follow_until_the_workflow_ends_and_cluster_templates_resolve() {
     assert_eq!(lines, vec!["t: tick 1", "t: tick 2", "t: tick 3"]);
     let done = client.get(&s.namespace, &s.name).await.unwrap();
     assert_eq!(phase(&done), Some(WorkflowPhase::Succeeded));
+}
+
+#[tokio::test]
+async fn a_read_token_reads_and_only_the_write_token_changes() {
+    let h = harness();
+    let app = router(ApiState {
+        engine: h.engine.clone(),
+        auth: ApiAuth {
+            write: Token::new("rw-token"),
+            read: Token::new("ro-token"),
+        },
+        metrics: Some(std::sync::Arc::new(|| "argon_up 1\n".to_string())),
+    });
+    let create = || Some(json!({"workflow": hello()}));
+    let (status, body) = call(&app, "POST", "/api/v1/workflows/default", create(), Some("ro-token")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], 7);
+    let (status, wf) = call(&app, "POST", "/api/v1/workflows/default", create(), Some("rw-token")).await;
+    assert_eq!(status, StatusCode::CREATED, "{wf}");
+    let name = wf["metadata"]["name"].as_str().unwrap().to_string();
+    for token in ["ro-token", "rw-token"] {
+        let (status, _) = call(&app, "GET", "/api/v1/workflows/default", None, Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{token}");
+        let (status, text) = call(&app, "GET", "/metrics", None, Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{token}");
+        assert_eq!(text, Value::String("argon_up 1\n".into()));
+    }
+    let (status, _) = call(&app, "GET", "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for (method, path) in [
+        ("PUT", format!("/api/v1/workflows/default/{name}/stop")),
+        ("PUT", format!("/api/v1/workflows/default/{name}/suspend")),
+        ("PUT", format!("/api/v1/workflows/default/{name}/retry")),
+        ("DELETE", format!("/api/v1/workflows/default/{name}")),
+        ("POST", "/api/v1/workflow-templates/default".to_string()),
+        ("DELETE", "/api/v1/cron-workflows/default/x".to_string()),
+    ] {
+        let (status, body) = call(&app, method, &path, None, Some("ro-token")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+    }
+    // A token that is a prefix or an extension of the real one is no token.
+    for wrong in ["rw-toke", "rw-token2", "", "ro-token "] {
+        let (status, _) = call(
+            &app,
+            "DELETE",
+            &format!("/api/v1/workflows/default/{name}"),
+            None,
+            Some(wrong),
+        )
+        .await;
+        assert_ne!(status, StatusCode::OK, "{wrong:?}");
+    }
+    let (status, _) = call(
+        &app,
+        "DELETE",
+        &format!("/api/v1/workflows/default/{name}"),
+        None,
+        Some("rw-token"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn tokens_do_not_show_in_debug_output() {
+    let auth = ApiAuth {
+        write: Token::new("super-secret-value"),
+        read: Token::new("another-secret"),
+    };
+    let shown = format!("{auth:?}");
+    assert!(!shown.contains("secret-value") && !shown.contains("another"), "{shown}");
+    let client = HttpClient::new("http://127.0.0.1:1", Some("super-secret-value".into())).unwrap();
+    let shown = format!("{client:?}");
+    assert!(!shown.contains("secret-value"), "{shown}");
+}
+
+#[tokio::test]
+async fn names_kubernetes_would_refuse_get_400_with_the_reason() {
+    let h = harness();
+    let app = router(ApiState {
+        engine: h.engine.clone(),
+        auth: ApiAuth::default(),
+        metrics: None,
+    });
+    let long = "a".repeat(100_000);
+    for name in ["../../../../tmp/x", "a/b", "..", long.as_str(), "UPPER", "-a"] {
+        let mut wf = hello();
+        wf["metadata"] = json!({"name": name});
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/api/v1/workflows/default",
+            Some(json!({"workflow": wf})),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name:.40}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("metadata.name"), "{message}");
+        assert!(
+            message.len() < 1000,
+            "the reason repeats the whole name: {} bytes",
+            message.len()
+        );
+
+        let template = json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "WorkflowTemplate",
+            "metadata": {"name": name},
+            "spec": {"templates": [{"name": "main", "container": {"image": "alpine", "command": ["true"]}}]}
+        });
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/api/v1/workflow-templates/default",
+            Some(json!({"template": template})),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "template {name:.40}: {body}");
+    }
+    let mut wf = hello();
+    wf["metadata"] = json!({"generateName": "../x-"});
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/default",
+        Some(json!({"workflow": wf})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("generateName"), "{body}");
+    let mut wf = hello();
+    wf["metadata"]["labels"] = json!({"bad key!": "v"});
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/default",
+        Some(json!({"workflow": wf})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/default",
+        Some(json!({"workflow": hello(), "submitOptions": {"labels": "ok=../x"}})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/a..b",
+        Some(json!({"workflow": hello()})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Good names still go through.
+    let mut wf = hello();
+    wf["metadata"] = json!({"name": "fine.name-1", "labels": {"app.kubernetes.io/name": "x"}});
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/default",
+        Some(json!({"workflow": wf})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }

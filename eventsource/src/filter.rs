@@ -48,7 +48,17 @@ impl Filter {
             message,
         };
         let tokens = lex(expression).map_err(err)?;
-        let mut parser = Parser { tokens, pos: 0 };
+        if tokens.len() > MAX_TOKENS {
+            return Err(err(format!(
+                "the expression has {} tokens; at most {MAX_TOKENS} are allowed",
+                tokens.len()
+            )));
+        }
+        let mut parser = Parser {
+            tokens,
+            pos: 0,
+            depth: 0,
+        };
         let expr = parser.or().map_err(err)?;
         if let Some(t) = parser.peek() {
             return Err(err(format!("unexpected {t} after the end of the expression")));
@@ -180,9 +190,16 @@ enum Expr {
     Binary(&'static str, Box<Expr>, Box<Expr>),
 }
 
+/// Bounds that keep parsing and evaluating (both recursive) far from the
+/// end of the stack whatever the text: tokens in one expression, and
+/// nesting of parentheses, brackets, calls and prefix operators.
+const MAX_TOKENS: usize = 1000;
+const MAX_DEPTH: usize = 64;
+
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -225,7 +242,22 @@ impl Parser {
         }
     }
 
+    /// Runs `parse` one nesting level deeper, refusing past MAX_DEPTH.
+    fn nested(&mut self, parse: fn(&mut Self) -> Result<Expr, String>) -> Result<Expr, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!("the expression nests deeper than {MAX_DEPTH} levels"));
+        }
+        self.depth += 1;
+        let out = parse(self);
+        self.depth -= 1;
+        out
+    }
+
     fn or(&mut self) -> Result<Expr, String> {
+        self.nested(Self::or_level)
+    }
+
+    fn or_level(&mut self) -> Result<Expr, String> {
         let mut left = self.and()?;
         while self.eat_op("||") || self.eat_name("or") {
             left = Expr::Or(Box::new(left), Box::new(self.and()?));
@@ -243,7 +275,7 @@ impl Parser {
 
     fn not(&mut self) -> Result<Expr, String> {
         if self.eat_op("!") || self.eat_name("not") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            return Ok(Expr::Not(Box::new(self.nested(Self::not)?)));
         }
         self.cmp()
     }
@@ -309,7 +341,7 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Expr, String> {
         if self.eat_op("-") {
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+            return Ok(Expr::Neg(Box::new(self.nested(Self::unary)?)));
         }
         self.postfix()
     }

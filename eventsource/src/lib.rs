@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod listener;
 pub mod metrics;
 pub mod server;
 pub mod sources;
@@ -43,6 +44,8 @@ pub struct RunnerConfig {
     pub host: IpAddr,
     /// Time source of calendar events.
     pub clock: Arc<dyn Clock>,
+    /// Deadlines and connection cap of every webhook port.
+    pub limits: listener::Limits,
 }
 
 impl Default for RunnerConfig {
@@ -52,6 +55,7 @@ impl Default for RunnerConfig {
             retry_after: Duration::from_secs(1),
             host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             clock: Arc::new(SystemClock),
+            limits: listener::Limits::default(),
         }
     }
 }
@@ -62,6 +66,7 @@ impl fmt::Debug for RunnerConfig {
             .field("publish_timeout", &self.publish_timeout)
             .field("retry_after", &self.retry_after)
             .field("host", &self.host)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -178,25 +183,15 @@ impl EventSourceRunner {
             // Longer than any request in flight can take (its publish is
             // bounded, a rejected body's rest is read for at most 5 s).
             let drain = config.publish_timeout + Duration::from_secs(10);
-            let bind_error = move |source| Error::Bind {
-                addr: local.to_string(),
-                source,
-            };
-            match tls {
-                None => tasks.spawn(async move {
-                    server::serve_drained(listener, router, token, drain)
-                        .await
-                        .map_err(bind_error)
-                }),
-                Some(config) => {
-                    let listener = tls::TlsListener::new(listener, config).map_err(bind_error)?;
-                    tasks.spawn(async move {
-                        server::serve_drained(listener, router, token, drain)
-                            .await
-                            .map_err(bind_error)
+            let limits = config.limits;
+            tasks.spawn(async move {
+                listener::serve(listener, tls, router, limits, token, drain)
+                    .await
+                    .map_err(|source| Error::Bind {
+                        addr: local.to_string(),
+                        source,
                     })
-                }
-            };
+            });
         }
         for calendar in calendars {
             let publisher = publisher.clone();
@@ -238,7 +233,7 @@ impl Running {
         &self.endpoints
     }
 
-    /// The metrics of these event sources (also served on `/metrics` of every port).
+    /// The metrics of these event sources (serve them with [`server::serve_metrics`]).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

@@ -1,8 +1,6 @@
 //! Prometheus metrics of a sensor, with the names dashboards already use
 //! for argoproj.io sensors, served on `/metrics`.
 
-use std::net::SocketAddr;
-
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// Firings that succeeded.
@@ -83,19 +81,5 @@ impl Metrics {
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
-    }
-
-    /// Serves `/metrics` on `addr` until the process ends; returns the bound address.
-    pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let bound = listener.local_addr()?;
-        let metrics = self.clone();
-        let app = axum::Router::new().route("/metrics", axum::routing::get(move || async move { metrics.render() }));
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!(error = %e, "metrics server stopped");
-            }
-        });
-        Ok(bound)
     }
 }

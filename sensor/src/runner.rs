@@ -46,7 +46,9 @@ use crate::{Error, Result, SensorEvent};
 #[derive(Clone, Debug)]
 pub struct RunnerOptions {
     /// How long a delivery may stay unacknowledged before the bus redelivers
-    /// it (also how soon the events in flight at a crash come back).
+    /// it: how soon the events in flight at a crash come back. Short (3 s by
+    /// default) because a delivery being fired is kept alive by in-progress
+    /// acks every third of it (see `handle`), however long its trigger runs.
     pub ack_wait: Duration,
     /// Deliveries handled at once per dependency.
     pub in_flight: usize,
@@ -55,7 +57,7 @@ pub struct RunnerOptions {
 impl Default for RunnerOptions {
     fn default() -> Self {
         RunnerOptions {
-            ack_wait: Duration::from_secs(60),
+            ack_wait: Duration::from_secs(3),
             in_flight: 256,
         }
     }

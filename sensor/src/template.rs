@@ -33,6 +33,7 @@ impl Template {
     /// Parses `source`; a syntax error or an unknown function is an error.
     pub fn parse(source: &str) -> Result<Self> {
         check_actions_closed(source)?;
+        check_nesting(source)?;
         let mut inner = gtmpl::Template::default();
         inner.add_funcs(SPRIG);
         inner
@@ -53,9 +54,24 @@ impl Template {
     pub fn render(&self, input: &Value) -> Result<String> {
         let mut root = HashMap::new();
         root.insert("Input".to_owned(), to_template_value(input));
-        self.inner
-            .render(&Context::from(TValue::Map(root)))
-            .map_err(|e| Error::Template(format!("template {:?}: {e}", self.source)))
+        let context = Context::from(TValue::Map(root));
+        // gtmpl panics on some inputs (a printf width past 65535, which event
+        // data can supply to `printf .Input.format`): a panic here is a
+        // failed render, not a dead sensor task.
+        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.inner.render(&context).map_err(|e| e.to_string())
+        }));
+        match rendered {
+            Ok(result) => result.map_err(|e| Error::Template(format!("template {:?}: {e}", self.source))),
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "the template engine failed".into());
+                Err(Error::Template(format!("template {:?}: {reason}", self.source)))
+            }
+        }
     }
 
     /// Runs the template; an empty result or Go's `<no value>` is `None`
@@ -85,6 +101,55 @@ fn check_actions_closed(source: &str) -> Result<()> {
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// How deep parentheses and `if`/`range`/`with`/`define`/`block` may nest.
+const MAX_NESTING: usize = 64;
+
+/// Refuses templates nested deeper than [`MAX_NESTING`]: gtmpl parses and
+/// runs them recursively, and a deep enough one would overflow the stack.
+/// Counted on the raw text, so a parenthesis inside a string counts too;
+/// no real template comes near the bound.
+fn check_nesting(source: &str) -> Result<()> {
+    let too_deep = || {
+        Error::Template(format!(
+            "cannot parse template {:?}: it nests deeper than {MAX_NESTING} levels",
+            source.chars().take(64).collect::<String>()
+        ))
+    };
+    let mut blocks = 0usize;
+    let mut rest = source;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let close = after.find("}}").unwrap_or(after.len());
+        let action = &after[..close];
+        let mut parens = 0usize;
+        for c in action.chars() {
+            match c {
+                '(' => {
+                    parens += 1;
+                    if parens > MAX_NESTING {
+                        return Err(too_deep());
+                    }
+                }
+                ')' => parens = parens.saturating_sub(1),
+                _ => {}
+            }
+        }
+        let word = action.trim_start_matches('-').split_whitespace().next().unwrap_or("");
+        match word {
+            "if" | "range" | "with" | "define" | "block" => {
+                blocks += 1;
+                if blocks > MAX_NESTING {
+                    return Err(too_deep());
+                }
+            }
+            "end" => blocks = blocks.saturating_sub(1),
+            _ => {}
+        }
+        rest = after.get(close + 2..).unwrap_or("");
     }
     Ok(())
 }
@@ -406,5 +471,19 @@ mod tests {
         assert!(Template::parse("{{ nosuchfunc .Input }}").is_err());
         let now = Template::parse("{{ now }}").unwrap().render(&json!({})).unwrap();
         assert!(chrono::DateTime::parse_from_rfc3339(&now).is_ok(), "{now}");
+    }
+
+    #[test]
+    fn a_printf_width_from_the_event_is_an_error_not_a_panic() {
+        let t = Template::parse("{{ printf .Input.format 1 }}").unwrap();
+        assert!(t.render(&serde_json::json!({"format": "%999999999d"})).is_err());
+        assert_eq!(t.render(&serde_json::json!({"format": "%3d"})).unwrap(), "  1");
+    }
+
+    #[test]
+    fn templates_nested_too_deep_are_refused() {
+        assert!(Template::parse(&"{{ if true }}".repeat(100)).is_err());
+        assert!(Template::parse(&format!("{{{{ {}1{} }}}}", "(".repeat(100), ")".repeat(100))).is_err());
+        assert!(Template::parse("{{ if true }}{{ if true }}x{{ end }}{{ end }}").is_ok());
     }
 }

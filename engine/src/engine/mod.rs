@@ -361,6 +361,7 @@ impl Engine {
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| self.namespace_or_default(namespace));
+        check_names(&namespace, &wf.metadata)?;
         if let Some(key) = &options.idempotency_key
             && let Some(existing) = self.store_idempotent(key)?
         {
@@ -422,6 +423,8 @@ impl Engine {
             let labels = wf.metadata.labels.get_or_insert_with(Default::default);
             labels.extend(options.labels.clone());
         }
+        // Again: the labels of the submission are on it now.
+        check_names(&namespace, &wf.metadata)?;
         let mut status = WorkflowStatus {
             phase: Some(WorkflowPhase::Pending),
             ..Default::default()
@@ -831,4 +834,23 @@ pub(crate) fn global_vars(wf: &Workflow, spec: &WorkflowSpec) -> BTreeMap<String
         v.insert("workflow.scheduledTime".into(), t.clone());
     }
     v
+}
+
+/// Refuses the names, labels and annotations Kubernetes would refuse
+/// ([`argon_crds::names`]): they become store keys and parts of paths.
+fn check_names(namespace: &str, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Result<()> {
+    let mut problems: Vec<String> = argon_crds::names::check_metadata(meta)
+        .into_iter()
+        .map(|f| format!("{}: {}", f.path, f.message))
+        .collect();
+    if !namespace.is_empty()
+        && let Some(e) = argon_crds::names::namespace_error(namespace)
+    {
+        problems.push(format!("namespace {} {e}", argon_crds::names::shown(namespace)));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(problems.join("; ")))
+    }
 }

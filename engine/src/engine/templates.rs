@@ -18,6 +18,7 @@ impl Engine {
             .clone()
             .filter(|n| !n.is_empty())
             .ok_or_else(|| Error::Invalid("metadata.name: a WorkflowTemplate needs a name".into()))?;
+        check_names(&namespace, &t.metadata)?;
         let resolver = |r: &TemplateRef| r.name == name || self.resolve_ref(&namespace, r).is_ok();
         check(validate::validate_workflow_template(&t, &resolver))?;
         t.metadata.namespace = Some(namespace.clone());
@@ -39,6 +40,7 @@ impl Engine {
             .clone()
             .filter(|n| !n.is_empty())
             .ok_or_else(|| Error::Invalid("metadata.name: a ClusterWorkflowTemplate needs a name".into()))?;
+        check_names("", &t.metadata)?;
         let resolver = |r: &TemplateRef| r.name == name || self.resolve_ref("", r).is_ok();
         check(validate::validate_cluster_workflow_template(&t, &resolver))?;
         t.metadata.creation_timestamp.get_or_insert_with(crate::time::now);
@@ -65,6 +67,7 @@ impl Engine {
             .clone()
             .filter(|n| !n.is_empty())
             .ok_or_else(|| Error::Invalid("metadata.name: a CronWorkflow needs a name".into()))?;
+        check_names(&namespace, &c.metadata)?;
         let resolver = |r: &TemplateRef| self.resolve_ref(&namespace, r).is_ok();
         check(validate::validate_cron_workflow(&c, &resolver))?;
         c.metadata.namespace = Some(namespace.clone());

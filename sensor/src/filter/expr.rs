@@ -140,13 +140,34 @@ fn precedence(op: &str) -> u8 {
     }
 }
 
+/// Bounds that keep parsing and evaluating (both recursive) far from the
+/// end of the stack whatever the text: tokens in one expression, and
+/// nesting of parentheses and prefix operators.
+const MAX_TOKENS: usize = 1000;
+const MAX_DEPTH: usize = 64;
+
 struct Parser<'a> {
     tokens: &'a [Token],
     pos: usize,
     src: &'a str,
+    depth: usize,
 }
 
 impl Parser<'_> {
+    /// Runs `parse` one nesting level deeper, refusing past MAX_DEPTH.
+    fn nested(&mut self, parse: impl FnOnce(&mut Self) -> Result<Expr>) -> Result<Expr> {
+        if self.depth >= MAX_DEPTH {
+            return Err(err(format!(
+                "{:?} nests deeper than {MAX_DEPTH} levels",
+                self.src.chars().take(64).collect::<String>()
+            )));
+        }
+        self.depth += 1;
+        let out = parse(self);
+        self.depth -= 1;
+        out
+    }
+
     fn expr(&mut self, min: u8) -> Result<Expr> {
         let mut left = self.primary()?;
         while let Some(Token::Op(op)) = self.tokens.get(self.pos) {
@@ -167,10 +188,10 @@ impl Parser<'_> {
         match token {
             Some(Token::Value(v)) => Ok(Expr::Literal(v)),
             Some(Token::Name(n)) => Ok(Expr::Name(n)),
-            Some(Token::Op("!")) => Ok(Expr::Unary('!', Box::new(self.primary()?))),
-            Some(Token::Op("-")) => Ok(Expr::Unary('-', Box::new(self.primary()?))),
+            Some(Token::Op("!")) => Ok(Expr::Unary('!', Box::new(self.nested(Self::primary)?))),
+            Some(Token::Op("-")) => Ok(Expr::Unary('-', Box::new(self.nested(Self::primary)?))),
             Some(Token::Open) => {
-                let e = self.expr(1)?;
+                let e = self.nested(|p| p.expr(1))?;
                 match self.tokens.get(self.pos) {
                     Some(Token::Close) => {
                         self.pos += 1;
@@ -188,10 +209,17 @@ impl Expr {
     /// Parses an expression.
     pub fn parse(src: &str) -> Result<Expr> {
         let tokens = tokenize(src)?;
+        if tokens.len() > MAX_TOKENS {
+            return Err(err(format!(
+                "the expression has {} tokens; at most {MAX_TOKENS} are allowed",
+                tokens.len()
+            )));
+        }
         let mut p = Parser {
             tokens: &tokens,
             pos: 0,
             src,
+            depth: 0,
         };
         let e = p.expr(1)?;
         if p.pos != tokens.len() {
