@@ -55,7 +55,7 @@ impl ContainerBackend {
             self.clean_up(step).await;
             return Err(out);
         }
-        let task = stream_logs(self.docker.clone(), &main, logs, None);
+        let task = stream_logs(self.docker.clone(), &main, logs, None, true);
         if let Some(old) = self.daemon_logs.lock().expect("daemon logs").insert(main.clone(), task) {
             old.abort();
         }

@@ -402,7 +402,8 @@ impl ContainerBackend {
             t.saturating_sub(ran)
         });
         let (ended_tx, ended) = tokio::sync::oneshot::channel();
-        let log_task = stream_logs(self.docker.clone(), name, logs, Some(ended_tx));
+        let sink = logs.clone();
+        let log_task = stream_logs(self.docker.clone(), name, logs, Some(ended_tx), true);
         let deadline = async {
             match remaining {
                 Some(d) => tokio::time::sleep(d).await,
@@ -462,10 +463,20 @@ impl ContainerBackend {
             }
             break;
         }
-        let ((result, _), (_, last_err)) = match tokio::time::timeout(Duration::from_secs(10), log_task).await {
+        let mut ended: LogsEnd = match tokio::time::timeout(Duration::from_secs(10), log_task).await {
             Ok(Ok(r)) => r,
             _ => Default::default(),
         };
+        // A follow asked for just before a quick container ended can get an
+        // empty stream from Podman (its log file not written yet): the
+        // finished container's logs are read again, whole.
+        if ended.0.0.is_empty() && ended.1.0.is_empty() && (state.is_some() || outcome.timed_out) {
+            let again = stream_logs(self.docker.clone(), name, sink.clone(), None, false);
+            if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(10), again).await {
+                ended = r;
+            }
+        }
+        let ((result, _), (_, last_err)) = ended;
         outcome.result = result;
         outcome.last_stderr = last_err;
         if let Some(s) = state
@@ -767,17 +778,19 @@ async fn remove_all(docker: &Docker, containers: Vec<String>, volumes: Vec<Strin
 type LogsEnd = ((String, String), (String, String));
 
 /// Streams a container's logs from its start into `logs` until it ends.
-/// `ended` hears when the stream has ended.
+/// `ended` hears when the stream has ended; `follow: false` reads what the
+/// container wrote so far and stops.
 fn stream_logs(
     docker: Docker,
     name: &str,
     logs: LogSink,
     ended: Option<tokio::sync::oneshot::Sender<()>>,
+    follow: bool,
 ) -> tokio::task::JoinHandle<LogsEnd> {
     let name = name.to_string();
     tokio::spawn(async move {
         let options = LogsOptionsBuilder::default()
-            .follow(true)
+            .follow(follow)
             .stdout(true)
             .stderr(true)
             .build();
