@@ -13,4 +13,5 @@ pub mod secret;
 pub mod sensor;
 pub mod source;
 pub mod strict;
+pub mod upstream;
 pub mod workflow;

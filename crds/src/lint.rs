@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::diag::{Diagnostic, Severity};
 use crate::eventsource::EventSourceKind;
-use crate::manifest::{API_VERSION, Decoded, LoadReport, Loaded, Manifest, decode, load_paths};
+use crate::manifest::{API_VERSION, Decoded, LoadReport, Loaded, Manifest, decode_reporting, load_paths};
 use crate::sensor::TriggerKind;
 use crate::workflow::TemplateRef;
 use crate::workflow::validate::Resolver;
@@ -71,15 +71,20 @@ fn inline_workflows(manifests: &[Loaded], resolver: &Resolver<'_>, out: &mut Vec
                     format!("{at}.{path}")
                 }
             };
-            match decode(resource) {
-                Ok(Decoded::Manifest(workflow)) => {
+            match decode_reporting(resource) {
+                Ok((Decoded::Manifest(workflow), warnings)) => {
+                    for f in warnings {
+                        let path = place(&f.path);
+                        let message = f.message.replace(&format!(" at {}", f.path), &format!(" at {path}"));
+                        out.push(l.doc.diagnostic(&path, f.severity, message));
+                    }
                     for f in workflow.validate(resolver) {
                         let path = place(&f.path);
                         let message = format!("in the workflow this trigger submits: {}", f.message);
                         out.push(l.doc.diagnostic(&path, Severity::Warning, message));
                     }
                 }
-                Ok(Decoded::Skipped(_)) => {}
+                Ok((Decoded::Skipped(_), _)) => {}
                 Err(findings) => {
                     for f in findings {
                         let path = place(&f.path);
