@@ -68,7 +68,9 @@ fn json_args(args: &[X]) -> Vec<Value> {
 fn as_int(a: &[Value], name: &str) -> Result<X, expr::Error> {
     let v = a.first().ok_or_else(|| fail(format!("{name} needs 1 argument")))?;
     match v {
-        Value::Number(n) => Ok(X::Integer(n.as_i64().unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64))),
+        Value::Number(n) => Ok(X::Integer(
+            n.as_i64().unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64),
+        )),
         Value::Bool(b) => Ok(X::Integer(i64::from(*b))),
         other => {
             let t = to_text(other);
@@ -102,7 +104,8 @@ pub fn jsonpath(doc: &Value, path: &str) -> Result<Value, String> {
     let parsed;
     let doc = match doc {
         Value::String(s) => {
-            parsed = serde_json::from_str::<Value>(s).map_err(|e| format!("jsonpath: the document is not JSON: {e}"))?;
+            parsed =
+                serde_json::from_str::<Value>(s).map_err(|e| format!("jsonpath: the document is not JSON: {e}"))?;
             &parsed
         }
         other => other,
@@ -114,7 +117,8 @@ pub fn jsonpath(doc: &Value, path: &str) -> Result<Value, String> {
         format!("$.{}", path.trim_start_matches('.'))
     };
     let found = doc.query(&path).map_err(|e| format!("jsonpath '{path}': {e}"))?;
-    let many = path.contains('*') || path.contains("..") || path.contains('?') || path.contains(':') || path.contains(',');
+    let many =
+        path.contains('*') || path.contains("..") || path.contains('?') || path.contains(':') || path.contains(',');
     if many {
         return Ok(Value::Array(found.into_iter().cloned().collect()));
     }

@@ -43,7 +43,8 @@ const OPS: [&str; 22] = [
 
 fn translate(expression: &str, scope: &Scope, bare: BareWords) -> Result<String> {
     let chars: Vec<char> = expression.chars().collect();
-    let word_char = |c: char| c.is_alphanumeric() || c == '_' || (bare == BareWords::Strings && matches!(c, '-' | '.' | '/'));
+    let word_char =
+        |c: char| c.is_alphanumeric() || c == '_' || (bare == BareWords::Strings && matches!(c, '-' | '.' | '/'));
     let mut toks: Vec<Tok> = Vec::new();
     let mut i = 0;
     while i < chars.len() {

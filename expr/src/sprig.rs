@@ -160,7 +160,12 @@ fn run(name: &str, args: &[Value]) -> Result<Value, String> {
             }
             text(out)
         }
-        "nospace" => text(s(&need(name, args, 1)?[0]).chars().filter(|c| !c.is_whitespace()).collect()),
+        "nospace" => text(
+            s(&need(name, args, 1)?[0])
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect(),
+        ),
         "quote" => text(
             args.iter()
                 .map(|a| Value::String(s(a)).to_string())
@@ -195,7 +200,9 @@ fn run(name: &str, args: &[Value]) -> Result<Value, String> {
             let kept: String = if n >= 0 {
                 chars.iter().take(n as usize).collect()
             } else {
-                chars[chars.len().saturating_sub(n.unsigned_abs() as usize)..].iter().collect()
+                chars[chars.len().saturating_sub(n.unsigned_abs() as usize)..]
+                    .iter()
+                    .collect()
             };
             text(kept)
         }
@@ -224,7 +231,10 @@ fn run(name: &str, args: &[Value]) -> Result<Value, String> {
             let a = need(name, args, 2)?;
             let sep = s(&a[0]);
             Ok(Value::Array(
-                s(&a[1]).split(sep.as_str()).map(|p| Value::String(p.to_string())).collect(),
+                s(&a[1])
+                    .split(sep.as_str())
+                    .map(|p| Value::String(p.to_string()))
+                    .collect(),
             ))
         }
         "join" => {
@@ -234,7 +244,11 @@ fn run(name: &str, args: &[Value]) -> Result<Value, String> {
         }
         "default" => match args {
             [fallback] => Ok(fallback.clone()),
-            [fallback, given, ..] => Ok(if is_empty(given) { fallback.clone() } else { given.clone() }),
+            [fallback, given, ..] => Ok(if is_empty(given) {
+                fallback.clone()
+            } else {
+                given.clone()
+            }),
             [] => Err("default needs at least 1 argument".into()),
         },
         "empty" => Ok(Value::Bool(is_empty(&need(name, args, 1)?[0]))),
@@ -250,7 +264,9 @@ fn run(name: &str, args: &[Value]) -> Result<Value, String> {
         "fromJson" => serde_json::from_str(&s(&need(name, args, 1)?[0])).map_err(|e| format!("fromJson: {e}")),
         "toString" => text(s(&need(name, args, 1)?[0])),
         "int" | "int64" | "atoi" => Ok(Value::Number(int_of(&need(name, args, 1)?[0]).into())),
-        "float64" => Ok(Number::from_f64(num(&need(name, args, 1)?[0]).unwrap_or(0.0)).map_or(Value::Null, Value::Number)),
+        "float64" => {
+            Ok(Number::from_f64(num(&need(name, args, 1)?[0]).unwrap_or(0.0)).map_or(Value::Null, Value::Number))
+        }
         "add" => Ok(number(args.iter().map(num).sum::<Result<f64, _>>()?)),
         "mul" => Ok(number(args.iter().map(num).product::<Result<f64, _>>()?)),
         "sub" => {
@@ -275,7 +291,10 @@ fn run(name: &str, args: &[Value]) -> Result<Value, String> {
                 .ok_or_else(|| format!("{name} needs at least 1 argument"))
         }
         "list" => Ok(Value::Array(args.to_vec())),
-        "first" => Ok(list_of(&need(name, args, 1)?[0]).first().cloned().unwrap_or(Value::Null)),
+        "first" => Ok(list_of(&need(name, args, 1)?[0])
+            .first()
+            .cloned()
+            .unwrap_or(Value::Null)),
         "last" => Ok(list_of(&need(name, args, 1)?[0]).last().cloned().unwrap_or(Value::Null)),
         "b64enc" => text(BASE64.encode(s(&need(name, args, 1)?[0]))),
         "b64dec" => {

@@ -12,9 +12,15 @@ use crate::value::to_text;
 pub enum Piece<'a> {
     Text(&'a str),
     /// `{{ name }}`: the trimmed name, and the placeholder as written.
-    Var { name: &'a str, raw: &'a str },
+    Var {
+        name: &'a str,
+        raw: &'a str,
+    },
     /// `{{= expression }}`: the expression, and the tag as written.
-    Expr { source: &'a str, raw: &'a str },
+    Expr {
+        source: &'a str,
+        raw: &'a str,
+    },
 }
 
 /// Splits `text` into its pieces. A `{{` with no closing `}}` is text; a
@@ -126,7 +132,11 @@ pub fn expressions(text: &str) -> Result<Vec<&str>> {
 /// Fills a template: each `{{name}}` that `lookup` knows is replaced (an
 /// unknown one stays as written, for a later stage); each `{{= }}` is
 /// evaluated in the scope `scope` makes (built only when there is one).
-pub fn substitute(text: &str, lookup: impl Fn(&str) -> Option<String>, scope: impl FnOnce() -> Scope) -> Result<String> {
+pub fn substitute(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+    scope: impl FnOnce() -> Scope,
+) -> Result<String> {
     if !text.contains("{{") {
         return Ok(text.to_string());
     }
@@ -181,6 +191,9 @@ mod tests {
             ]
         );
         assert!(pieces("{{= f('x) }}").is_err());
-        assert_eq!(pieces("just {{ text").unwrap(), vec![Piece::Text("just "), Piece::Text("{{ text")]);
+        assert_eq!(
+            pieces("just {{ text").unwrap(),
+            vec![Piece::Text("just "), Piece::Text("{{ text")]
+        );
     }
 }

@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 fn scope() -> Scope {
     Scope::from_flat([
         ("inputs.parameters.x", "2"),
-        ("inputs.parameters.json", r#"{"a": {"b": [10, 20]}, "items": [{"name": "x", "ok": true}, {"name": "y", "ok": false}]}"#),
+        (
+            "inputs.parameters.json",
+            r#"{"a": {"b": [10, 20]}, "items": [{"name": "x", "ok": true}, {"name": "y", "ok": false}]}"#,
+        ),
         ("workflow.name", "wf-1"),
         ("steps.flip-coin.outputs.result", "heads"),
         ("item", r#"{"name": "big", "size": 5}"#),
@@ -33,7 +36,10 @@ const EXPR: &[(&str, &str)] = &[
     ("steps['flip-coin'].outputs.result == 'heads'", "true"),
     ("item.size > 3 && item.name in ['big', 'huge']", "true"),
     // closures and collection functions
-    ("map(filter(jsonpath(inputs.parameters.json, '$.items'), {#.ok}), {#.name})", r#"["x"]"#),
+    (
+        "map(filter(jsonpath(inputs.parameters.json, '$.items'), {#.ok}), {#.name})",
+        r#"["x"]"#,
+    ),
     ("all([1, 2, 3], {# > 0})", "true"),
     ("any([1, 2, 3], {# > 2})", "true"),
     ("len(jsonpath(inputs.parameters.json, '$.items'))", "2"),

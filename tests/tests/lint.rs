@@ -62,7 +62,9 @@ fn colliding_webhooks_are_warnings_in_lint_and_errors_in_run() {
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains("gitlab.yaml:21:9: warning: port 12000 endpoint /push is already used by github/example (github)"),
+        text.contains(
+            "gitlab.yaml:21:9: warning: port 12000 endpoint /push is already used by github/example (github)"
+        ),
         "{text}"
     );
     let state = tempfile::tempdir().unwrap();

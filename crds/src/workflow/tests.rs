@@ -803,7 +803,8 @@ fn valid_references_that_are_not_errors() {
         lines(&found)
     );
     // A step of the same group is still an error outside the hook.
-    let found = check(&("spec:
+    let found = check(
+        &("spec:
   entrypoint: main
   templates:
     - name: main
@@ -814,6 +815,13 @@ fn valid_references_that_are_not_errors() {
           - name: b
             template: echo
             arguments: {parameters: [{name: message, value: '{{steps.a.status}}'}]}
-".to_owned() + &ECHO.replace('\n', "\n  ")));
-    assert!(lines(&found).iter().any(|l| l.contains("runs in the same group")), "{:#?}", lines(&found));
+"
+        .to_owned()
+            + &ECHO.replace('\n', "\n  ")),
+    );
+    assert!(
+        lines(&found).iter().any(|l| l.contains("runs in the same group")),
+        "{:#?}",
+        lines(&found)
+    );
 }

@@ -434,7 +434,7 @@ impl Ctx {
                 dag_id,
                 &local,
             )
-                .await;
+            .await;
         }
         node
     }
