@@ -236,9 +236,8 @@ fn relax_flow_indentation(text: &str) -> (String, Vec<usize>) {
             let next = chars.get(i + 1).copied();
             let spaced = |n: Option<char>| n.is_none_or(char::is_whitespace);
             if let Some(q) = quote {
-                if q == '"' && c == '\\' {
-                    i += 1;
-                } else if q == '\'' && c == '\'' && next == Some('\'') {
+                // An escape in double quotes, a doubled quote in single ones.
+                if (q == '"' && c == '\\') || (q == '\'' && c == '\'' && next == Some('\'')) {
                     i += 1;
                 } else if c == q {
                     quote = None;

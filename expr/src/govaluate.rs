@@ -21,12 +21,48 @@ pub enum BareWords {
 
 /// Evaluates a govaluate expression in `scope`.
 pub fn eval_govaluate(expression: &str, scope: &Scope, bare: BareWords) -> Result<Value> {
-    let source = translate(expression, scope, bare)?;
-    let program = expr::compile(&source).map_err(|e| Error::from_expr(expression, e))?;
+    let mut names = Vec::new();
+    let source = translate(expression, Some(scope), bare, &mut names)?;
+    run(expression, &source, scope)
+}
+
+fn run(expression: &str, source: &str, scope: &Scope) -> Result<Value> {
+    let program = expr::compile(source).map_err(|e| Error::from_expr(expression, e))?;
     let out = crate::functions::environment()
         .run(&program, scope.context())
         .map_err(|e| Error::from_expr(expression, e))?;
     Ok(crate::value::from_expr(out))
+}
+
+/// A govaluate expression whose every name is a variable, parsed once and
+/// evaluated against many scopes (the sensor's `exprs` filters).
+#[derive(Clone, Debug)]
+pub struct Govaluate {
+    expression: String,
+    source: String,
+    names: Vec<String>,
+}
+
+impl Govaluate {
+    /// Parses `expression`; a syntax error is reported here.
+    pub fn compile(expression: &str) -> Result<Self> {
+        let mut names = Vec::new();
+        let source = translate(expression, None, BareWords::Variables, &mut names)?;
+        expr::compile(&source).map_err(|e| Error::from_expr(expression, e))?;
+        Ok(Govaluate {
+            expression: expression.trim().to_string(),
+            source,
+            names,
+        })
+    }
+
+    /// Evaluates against `scope`; a name the scope lacks is an error.
+    pub fn eval(&self, scope: &Scope) -> Result<Value> {
+        if let Some(missing) = self.names.iter().find(|n| scope.lookup(n).is_none()) {
+            return Err(Error::new(&self.expression, format!("no variable '{missing}'")));
+        }
+        run(&self.expression, &self.source, scope)
+    }
 }
 
 #[derive(Debug)]
@@ -41,7 +77,9 @@ const OPS: [&str; 22] = [
     ":",
 ];
 
-fn translate(expression: &str, scope: &Scope, bare: BareWords) -> Result<String> {
+/// The expression as expr-lang source. Without a scope every name is a
+/// variable; the names used are added to `names`.
+fn translate(expression: &str, scope: Option<&Scope>, bare: BareWords, names: &mut Vec<String>) -> Result<String> {
     let chars: Vec<char> = expression.chars().collect();
     let word_char =
         |c: char| c.is_alphanumeric() || c == '_' || (bare == BareWords::Strings && matches!(c, '-' | '.' | '/'));
@@ -113,7 +151,17 @@ fn translate(expression: &str, scope: &Scope, bare: BareWords) -> Result<String>
                 i += 1;
             }
             let w: String = chars[start..i].iter().collect();
-            toks.push(Tok::Atom(word(&w, scope, bare, expression)?));
+            toks.push(Tok::Atom(word(&w, scope, bare, expression, names)?));
+            continue;
+        }
+        if c == '[' && bare == BareWords::Variables {
+            // `[name-with-dashes]`: govaluate's escaped parameter name.
+            let Some(len) = chars[i + 1..].iter().position(|&d| d == ']') else {
+                return Err(Error::new(expression, "a '[' is not closed"));
+            };
+            let w: String = chars[i + 1..i + 1 + len].iter().collect();
+            toks.push(Tok::Atom(word(w.trim(), scope, bare, expression, names)?));
+            i += len + 2;
             continue;
         }
         if c == ',' {
@@ -135,16 +183,26 @@ fn translate(expression: &str, scope: &Scope, bare: BareWords) -> Result<String>
 }
 
 /// A bare word as expr-lang source.
-fn word(w: &str, scope: &Scope, bare: BareWords, expression: &str) -> Result<String> {
+fn word(w: &str, scope: Option<&Scope>, bare: BareWords, expression: &str, names: &mut Vec<String>) -> Result<String> {
     match w {
         "true" | "false" | "nil" | "in" => return Ok(w.to_string()),
         "null" => return Ok("nil".to_string()),
         _ => {}
     }
-    if scope.lookup(w).is_some() {
+    let known = match scope {
+        Some(s) => s.lookup(w).is_some(),
+        None => true,
+    };
+    if known {
+        names.push(w.to_string());
         // A path: each part as an index, so names with `-` work.
         let mut parts = w.split('.');
-        let mut out = parts.next().unwrap_or_default().to_string();
+        let first = parts.next().unwrap_or_default();
+        let mut out = if first.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            first.to_string()
+        } else {
+            format!("$env[{}]", Value::String(first.to_string()))
+        };
         for p in parts {
             out.push_str(&format!("[{}]", Value::String(p.to_string())));
         }
@@ -215,6 +273,26 @@ mod tests {
         assert_eq!(when("hello !~ '^h'"), false);
         assert_eq!(when("3 in (1, 2, 3)"), true);
         assert_eq!(when("Succeeded == Succeeded && !false"), true);
+    }
+
+    #[test]
+    fn a_compiled_expression_runs_against_many_scopes() {
+        let g = Govaluate::compile("[dash-name] == 3 && s =~ '^refs/' && a + 'x' == 'bx'").unwrap();
+        let scope = |n: i64| {
+            Scope::new(
+                json!({"dash-name": n, "s": "refs/heads/main", "a": "b"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            )
+        };
+        assert_eq!(g.eval(&scope(3)).unwrap(), true);
+        assert_eq!(g.eval(&scope(4)).unwrap(), false);
+        let e = g.eval(&Scope::default()).unwrap_err();
+        assert!(e.message.contains("no variable"), "{e}");
+        for bad in ["a ==", "(a == b", "a == 'x", "a @ b", ""] {
+            assert!(Govaluate::compile(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ mod value;
 
 pub use error::{Error, Result};
 pub use functions::jsonpath;
-pub use govaluate::{BareWords, eval_govaluate};
+pub use govaluate::{BareWords, Govaluate, eval_govaluate};
 pub use scope::{Scope, nest};
 pub use value::to_text;
 

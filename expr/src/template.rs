@@ -91,12 +91,8 @@ fn expression_end(s: &str) -> Option<usize> {
                 }
             }
             b'{' => depth += 1,
-            b'}' if depth == 0 => {
-                if b.get(i + 1) == Some(&b'}') {
-                    return Some(i);
-                }
-            }
-            b'}' => depth -= 1,
+            b'}' if depth == 0 && b.get(i + 1) == Some(&b'}') => return Some(i),
+            b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
         i += 1;
