@@ -825,3 +825,38 @@ fn valid_references_that_are_not_errors() {
         lines(&found)
     );
 }
+
+#[test]
+fn an_expression_argon_cannot_evaluate_is_an_error_naming_it() {
+    let found = check(
+        &("spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: a
+            template: echo
+            arguments:
+              parameters:
+                - name: message
+                  value: \"{{=\n  sprig.upper('x',\n}}\"
+        - - name: b
+            template: echo
+            arguments:
+              parameters:
+                - name: message
+                  value: \"{{= filter([1, 2], {# > 1}) }}\"
+"
+        .to_owned()
+            + &ECHO.replace('\n', "\n  ")),
+    );
+    let errors: Vec<String> = lines(&found).into_iter().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with(
+            "error spec.templates[0].steps[0][0].arguments.parameters[0].value: expression 'sprig.upper('x','"
+        ),
+        "{errors:#?}"
+    );
+    assert!(errors[0].contains("syntax error"), "{errors:#?}");
+}

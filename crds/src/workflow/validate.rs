@@ -360,6 +360,17 @@ impl Validator<'_, '_> {
             format!("template '{}'", t.name)
         };
         for (path, s) in template_strings(t, at) {
+            // An expression Argon cannot evaluate fails the step at run time.
+            match argon_expr::template::expressions(&s) {
+                Ok(exprs) => {
+                    for e in exprs {
+                        if let Err(e) = argon_expr::check(e) {
+                            self.error(path.clone(), e.to_string());
+                        }
+                    }
+                }
+                Err(e) => self.error(path.clone(), e.to_string()),
+            }
             for var in variables(&s) {
                 let Some(rest) = var.strip_prefix("inputs.") else {
                     continue;
