@@ -1246,9 +1246,10 @@ async fn expressions_with_closures_span_lines_and_a_bad_one_is_an_error() {
     assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
     assert_eq!(result(node(&w, "use")), "30,40");
 
-    let w = run(
-        &h.engine,
-        wf(r#"
+    // One that does not parse is refused at submission, naming it.
+    let bad = |value: &str| {
+        wf(&format!(
+            r#"
   entrypoint: main
   templates:
   - name: main
@@ -1258,19 +1259,31 @@ async fn expressions_with_closures_span_lines_and_a_bad_one_is_an_error() {
         arguments:
           parameters:
           - name: msg
-            value: |-
-              {{=
-                jsonpath(inputs.parameters.x,
-              }}
+            value: "{value}"
   - name: echo
-    inputs: {parameters: [{name: msg}]}
-    container: {image: alpine, command: [echo, "{{inputs.parameters.msg}}"]}
-"#),
-        &[],
-    )
-    .await;
+    inputs: {{parameters: [{{name: msg}}]}}
+    container: {{image: alpine, command: [echo, "{{{{inputs.parameters.msg}}}}"]}}
+"#
+        ))
+    };
+    let e = h
+        .engine
+        .submit_workflow(
+            "",
+            bad("{{=\\n  jsonpath(inputs.parameters.x,\\n}}"),
+            SubmitOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expression 'jsonpath(inputs.parameters.x,'"), "{e}");
+    assert!(e.contains("syntax error"), "{e}");
+    assert!(!e.contains("key must be a string"), "{e}");
+    // One that parses but cannot be evaluated fails the step, naming it.
+    let w = run(&h.engine, bad("{{= nosuchfunction(1) }}"), &[]).await;
     assert_ne!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
-    let msg = message(&w);
-    assert!(msg.contains("jsonpath(inputs.parameters.x,"), "{msg}");
-    assert!(!msg.contains("key must be a string"), "{msg}");
+    let msg = dump(&w);
+    assert!(
+        msg.contains("nosuchfunction(1)") && msg.contains("Unknown function"),
+        "{msg}"
+    );
 }
