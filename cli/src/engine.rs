@@ -1,6 +1,9 @@
 //! The workflow commands: `argon server`, and the argo-style client verbs
 //! (`submit`, `list`, `get`, `logs`, `delete`, `suspend`, `resume`, `stop`,
 //! `terminate`, `retry`, `template ...`) that talk to it over HTTP.
+//!
+//! Longer than most files: the workflow verbs of the CLI with their options
+//! and their output (Argo's `get` and `list` layouts).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;

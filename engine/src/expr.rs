@@ -3,6 +3,9 @@
 //! `{{=expression}}` with the common subset of the expression language:
 //! comparisons, `&&`, `||`, `!`, arithmetic, `in`, `?:`, string and list
 //! literals, `asInt`, `asFloat`, `string`, `jsonpath` and `sprig.*` functions.
+//!
+//! Longer than most files: the lexer, parser and evaluator of one language;
+//! issue 23 replaces it with one expression crate for the whole workspace.
 
 use std::collections::BTreeMap;
 

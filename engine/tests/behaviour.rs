@@ -1,5 +1,8 @@
 //! How workflows fail, retry, time out, pause and stop; what is refused at
 //! submission; idempotent submission; exit handlers; parallelism; restarts.
+//!
+//! Longer than most files: one test per behaviour, sharing the harness, kept
+//! together as the engine's behaviour spec.
 
 mod common;
 

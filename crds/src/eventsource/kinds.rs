@@ -1,5 +1,9 @@
 //! The configuration of each event source kind Argon runs: one plain serde
 //! struct per kind, named after the manifest key it sits under.
+//!
+//! Longer than most files because it is upstream's schema of the event source
+//! kinds, field for field, one struct per kind: one table, read top to
+//! bottom.
 
 use std::collections::BTreeMap;
 

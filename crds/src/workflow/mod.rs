@@ -5,6 +5,9 @@
 //! The types mirror the upstream JSON shape exactly (field names, nesting,
 //! which fields are required), so unmodified manifests load and a field that
 //! upstream does not know is reported by the loader.
+//!
+//! Longer than most files because it is upstream's Workflow, WorkflowTemplate
+//! and CronWorkflow types and their status, field for field.
 
 pub mod artifact;
 pub mod depends;

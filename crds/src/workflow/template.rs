@@ -1,5 +1,8 @@
 //! Templates, the units of work of a workflow, and what they are made of:
 //! steps and DAG tasks, inputs, outputs, parameters and retry strategies.
+//!
+//! Longer than most files because it is upstream's Template type and its
+//! parts, field for field.
 
 use std::collections::BTreeMap;
 

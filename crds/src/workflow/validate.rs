@@ -7,6 +7,10 @@
 //! gives: it answers whether the target is among the manifests being linted.
 //! When it is not, that is a warning only, since the template may live in the
 //! cluster.
+//!
+//! Longer than most files: every check of a workflow spec, in the order one
+//! walk meets them, sharing that walk's context (the templates by name, the
+//! variables in scope).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -2,6 +2,11 @@
 //! with an operator task (see [`operator`]) that walks its templates, steps
 //! and DAGs, runs leaf steps through the executor and records every node.
 //! A restarted engine picks its unfinished workflows up from the store.
+//!
+//! Longer than most files: the engine's state and its API operations (submit,
+//! get, list, delete, logs, actions, TTL), which share the store and the live
+//! runs; stored templates and the in-process client are in files of their
+//! own.
 
 mod client;
 mod operator;

@@ -32,6 +32,10 @@
 //! The log is ours rather than a crate's because it shares its sequence
 //! numbers with the consumers and the dedup window and must hand events to
 //! readers as soon as they are durable; it is plain checksummed records.
+//!
+//! Longer than most files: the writer's batching, retention, recovery scan
+//! and the readers' cache share the log's state and its invariants, which
+//! read best in one place.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;

@@ -17,6 +17,11 @@
 //! that restarts finds a step's container still running or finished and
 //! re-attaches to it (logs from the start, exit code, outputs), so a step
 //! outlives the engine.
+//!
+//! Longer than most files: the pod's life cycle (image, create, start,
+//! follow, re-attach, clean-up), whose steps share the runtime client and its
+//! bookkeeping; what crosses the boundary, volumes, containerSets and daemons
+//! are in files of their own.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
