@@ -78,7 +78,8 @@ struct ManifestSet {
 
 /// Lints the paths; errors stop here with the lint output.
 fn load(paths: &[PathBuf]) -> Result<ManifestSet> {
-    let report = argon_crds::lint::lint_paths(paths);
+    // The manifests run together here: clashes between them are errors.
+    let report = argon_crds::lint::lint_paths_for(paths, argon_crds::lint::Deployment::Together);
     for d in &report.diagnostics {
         eprintln!("{d}");
     }

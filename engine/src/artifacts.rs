@@ -125,6 +125,27 @@ fn move_into(src: &Path, dest: &Path) -> std::io::Result<()> {
     copy_tree(src, dest)
 }
 
+/// Places the part `sub_path` of an artifact fetched to `full` at `dest`
+/// (an input artifact's `subPath`), then removes `full`.
+pub fn take_sub_path(full: &Path, sub_path: &str, dest: &Path) -> Result<(), String> {
+    let rel = Path::new(sub_path.trim_start_matches('/'));
+    if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+        return Err(format!("subPath '{sub_path}' must be a path inside the artifact"));
+    }
+    let src = full.join(rel);
+    let res = if !src.exists() {
+        Err(format!("subPath '{sub_path}' is not in the artifact"))
+    } else {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        move_into(&src, dest).map_err(|e| format!("cannot place artifact at {}: {e}", dest.display()))
+    };
+    let _ = std::fs::remove_dir_all(full);
+    let _ = std::fs::remove_file(full);
+    res
+}
+
 /// Copies a file, or a directory recursively.
 pub fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {
     let meta = std::fs::metadata(src)?;

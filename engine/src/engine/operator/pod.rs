@@ -312,36 +312,50 @@ impl Ctx {
                         name: art.name.clone(),
                         source: Box::new(OperatorError::Artifact(e)),
                     })?;
+            // With a subPath, the whole artifact is fetched beside the step's
+            // files and only that part is placed.
+            let sub_path = match &art.sub_path {
+                Some(s) => Some(expr::substitute(s, vars)?).filter(|s| !s.trim_matches('/').is_empty()),
+                None => None,
+            };
+            let fetch_to = match &sub_path {
+                Some(_) => step_dir.join(format!("input-{i}-whole")),
+                None => host.clone(),
+            };
             let res: Result<()> = if let Some(from) = &art.from {
                 let from = expr::substitute(from, vars)?;
                 match from.strip_prefix(ARTIFACT_REF) {
-                    Some(key) => engine.repo.load(key, &host).map_err(OperatorError::Artifact),
+                    Some(key) => engine.repo.load(key, &fetch_to).map_err(OperatorError::Artifact),
                     None => Err(OperatorError::NotAnOutputArtifact(from)),
                 }
             } else if let Some(raw) = &art.location.raw {
                 let data = expr::substitute(&raw.data, vars)?;
-                crate::artifacts::fetch_raw(&data, &host).map_err(OperatorError::Artifact)
+                crate::artifacts::fetch_raw(&data, &fetch_to).map_err(OperatorError::Artifact)
             } else if let Some(h) = &art.location.http {
                 let mut h = h.clone();
                 h.url = expr::substitute(&h.url, vars)?;
-                crate::artifacts::fetch_http(&engine.http, &h, &engine.config.secrets, &host)
+                crate::artifacts::fetch_http(&engine.http, &h, &engine.config.secrets, &fetch_to)
                     .await
                     .map_err(OperatorError::Artifact)
             } else if let Some(g) = &art.location.git {
                 let mut g = g.clone();
                 g.repo = expr::substitute(&g.repo, vars)?;
                 g.revision = g.revision.map(|r| expr::substitute(&r, vars).unwrap_or(r));
-                crate::artifacts::fetch_git(&g, &engine.config.secrets, &host, &step_dir.join("git"))
+                crate::artifacts::fetch_git(&g, &engine.config.secrets, &fetch_to, &step_dir.join("git"))
                     .await
                     .map_err(OperatorError::Artifact)
             } else if art.optional.unwrap_or(false) {
                 continue;
             } else if art.location.s3.is_some() && art.location.s3.as_ref().and_then(|s| s.key.as_ref()).is_some() {
                 let key = art.location.s3.as_ref().and_then(|s| s.key.clone()).unwrap_or_default();
-                engine.repo.load(&key, &host).map_err(OperatorError::Artifact)
+                engine.repo.load(&key, &fetch_to).map_err(OperatorError::Artifact)
             } else {
                 Err(OperatorError::UnsupportedLocation)
             };
+            let res = res.and_then(|()| match &sub_path {
+                Some(sub) => crate::artifacts::take_sub_path(&fetch_to, sub, &host).map_err(OperatorError::Artifact),
+                None => Ok(()),
+            });
             res.map_err(|e| OperatorError::InputArtifact {
                 name: art.name.clone(),
                 source: Box::new(e),
