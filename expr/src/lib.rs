@@ -11,7 +11,10 @@
 //!   sensor's `exprs` filters: bare words are strings, `=~` matches.
 //! - **templates**: Argo's `{{name}}` and `{{= expression}}` in text.
 //! - one **JSONPath** (jsonpath-rust) and one **sprig** table.
+//! - the **boolean form** of a DAG task's `depends` and a sensor trigger's
+//!   `conditions`: names with `&&`, `||`, `!` and parentheses.
 
+pub mod boolean;
 mod bounds;
 mod error;
 mod functions;

@@ -419,7 +419,7 @@ fn dependencies_and_depends_name_known_tasks() {
         [
             "error spec.templates[0].dag.tasks[1].dependencies[0]: dependencies of task 'test' names unknown task 'biuld'; did you mean 'build'?",
             "error spec.templates[0].dag.tasks[2].depends: depends of task 'ship' names unknown task 'pakage'",
-            "error spec.templates[0].dag.tasks[3].depends: depends 'test &' does not parse: '&' must be doubled: '&&' at column 6",
+            "error spec.templates[0].dag.tasks[3].depends: depends 'test &' does not parse: expected '&&', found '&' at column 6",
             "error spec.templates[0].dag.tasks[4]: task 'y' sets both depends and dependencies: use one",
         ]
     );
