@@ -56,6 +56,9 @@ pub enum EngineCommand {
         /// Secrets as DIR/NAME/KEY files (secretKeyRef).
         #[arg(long)]
         secrets_dir: Option<PathBuf>,
+        /// Manifest files or folders whose ConfigMaps hold artifact
+        /// repositories (`artifact-repositories`, `workflow-controller-configmap`).
+        paths: Vec<PathBuf>,
         #[command(flatten)]
         auth: crate::listen::ServerAuthArgs,
         #[command(flatten)]
@@ -247,9 +250,25 @@ pub struct ExecutorArgs {
         value_delimiter = ':'
     )]
     pub step_path: Vec<std::path::PathBuf>,
+    /// The engine's config, as Argo's controller config: a YAML file with
+    /// `artifactRepository:` (the default artifact repository), or the
+    /// `workflow-controller-configmap` ConfigMap.
+    #[arg(long = "config", value_name = "FILE", env = "ARGON_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 impl ExecutorArgs {
+    /// Puts the artifact repositories into the engine's configuration: the
+    /// default one of `--config`, and the ConfigMaps among `paths`.
+    pub fn apply_artifacts(&self, config: &mut EngineConfig, paths: &[std::path::PathBuf]) -> Result<()> {
+        if let Some(file) = &self.config {
+            config.artifact_repository =
+                argon_engine::artifacts::repository::engine_config(file).map_err(anyhow::Error::msg)?;
+        }
+        config.config_maps = argon_engine::artifacts::repository::config_maps(paths).map_err(anyhow::Error::msg)?;
+        Ok(())
+    }
+
     /// Puts the options into the engine's configuration.
     pub fn apply(&self, config: &mut EngineConfig) {
         config.executor = self.executor;
@@ -275,10 +294,11 @@ async fn run(command: EngineCommand) -> Result<ExitCode> {
             state_dir,
             api_addr,
             secrets_dir,
+            paths,
             auth,
             listen,
             executor,
-        } => server(state_dir, api_addr, secrets_dir, &auth, &listen, executor).await,
+        } => server(state_dir, api_addr, secrets_dir, &paths, &auth, &listen, executor).await,
         EngineCommand::Submit {
             files,
             from,
@@ -347,6 +367,7 @@ async fn server(
     state_dir: Option<PathBuf>,
     api_addr: SocketAddr,
     secrets_dir: Option<PathBuf>,
+    paths: &[PathBuf],
     auth: &crate::listen::ServerAuthArgs,
     listen: &crate::listen::ListenArgs,
     executor: ExecutorArgs,
@@ -364,6 +385,7 @@ async fn server(
     let mut config = EngineConfig::new(&state_dir);
     config.secrets = argon_crds::secret::Secrets::new(secrets_dir);
     executor.apply(&mut config);
+    executor.apply_artifacts(&mut config, paths)?;
     let engine = Engine::open(config).with_context(|| format!("opening the engine in {}", state_dir.display()))?;
     eprintln!("argon: {}", engine.executor_description());
     let listener = tokio::net::TcpListener::bind(api_addr)
