@@ -19,6 +19,14 @@ pub use archive::Packing;
 pub use repository::{ArtifactRepository, Chosen, Repositories};
 pub use store::{Bucket, Missing};
 
+/// A stored output artifact as the API hands it out.
+pub enum StoredArtifact {
+    /// The object, as stored.
+    Object(futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>),
+    /// A directory stored as it is: its files, relative to it.
+    Directory(Vec<String>),
+}
+
 /// Where an artifact's object is: a key in the local repository, or an S3
 /// location with every field it needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +56,18 @@ impl Place {
                 ..Default::default()
             },
             Place::S3(s) => s.clone(),
+        }
+    }
+
+    /// The place of file `rel` of a directory stored as it is at this place.
+    pub fn child(&self, rel: &str) -> Place {
+        let key = format!("{}/{rel}", self.key().trim_end_matches('/'));
+        match self {
+            Place::Local(_) => Place::Local(key),
+            Place::S3(s) => Place::S3(S3Artifact {
+                key: Some(key),
+                ..s.clone()
+            }),
         }
     }
 

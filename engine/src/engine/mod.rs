@@ -607,16 +607,18 @@ impl Engine {
         self.artifacts.set_config_maps(config_maps);
     }
 
-    /// The stored object of output artifact `artifact` of node `node_id` of
-    /// a workflow, as it is stored (a `.tgz` stays packed), for `argon cp`;
-    /// a directory stored as it is comes as a tar of its files.
+    /// Output artifact `artifact` of node `node_id` of a workflow, as it is
+    /// stored (a `.tgz` stays packed), for `argon cp`: its object, or, for
+    /// a directory stored as it is, the list of its files; `file` names one
+    /// of those.
     pub async fn artifact_object(
         &self,
         namespace: &str,
         name: &str,
         node_id: &str,
         artifact: &str,
-    ) -> Result<futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>> {
+        file: Option<&str>,
+    ) -> Result<crate::artifacts::StoredArtifact> {
         let wf = self.get_workflow(namespace, name)?;
         let not_found = |what: String| Error::NotFound {
             kind: "artifact",
@@ -638,11 +640,25 @@ impl Engine {
         let Some(location) = a.location.s3.as_ref().filter(|_| a.deleted != Some(true)) else {
             return Err(not_found(format!("{name}/{node_id}/{artifact} (deleted by its artifactGC)")));
         };
-        let place = chosen.place_of(location);
+        let mut place = chosen.place_of(location);
+        if let Some(file) = file {
+            if file.split('/').any(|p| p == ".." || p.is_empty()) {
+                return Err(Error::Invalid(format!("'{file}' is not a file of the artifact")));
+            }
+            place = place.child(file);
+        }
+        let unavailable = |m: String| Error::Unavailable(m);
         match self.artifacts.stream(&place).await {
-            Ok(s) => Ok(s),
+            Ok(s) => Ok(crate::artifacts::StoredArtifact::Object(s)),
+            Err(crate::artifacts::Missing::NotFound(m)) if file.is_none() => {
+                let files = self.artifacts.list_under(&place).await.map_err(unavailable)?;
+                if files.is_empty() {
+                    return Err(not_found(m));
+                }
+                Ok(crate::artifacts::StoredArtifact::Directory(files))
+            }
             Err(crate::artifacts::Missing::NotFound(m)) => Err(not_found(m)),
-            Err(crate::artifacts::Missing::Failed(m)) => Err(Error::Unavailable(m)),
+            Err(crate::artifacts::Missing::Failed(m)) => Err(unavailable(m)),
         }
     }
 
