@@ -883,7 +883,11 @@ fn artifacts_table(nodes: &BTreeMap<String, NodeStatus>, out: &mut String) {
             if a.deleted == Some(true) {
                 location.push_str(" [deleted]");
             }
-            rows.push([n.display_name.clone().unwrap_or_else(|| n.name.clone()), a.name.clone(), location]);
+            rows.push([
+                n.display_name.clone().unwrap_or_else(|| n.name.clone()),
+                a.name.clone(),
+                location,
+            ]);
         }
     }
     if rows.is_empty() {
@@ -892,7 +896,13 @@ fn artifacts_table(nodes: &BTreeMap<String, NodeStatus>, out: &mut String) {
     rows.sort();
     let header = ["STEP".to_string(), "ARTIFACT".into(), "LOCATION".into()];
     let w: Vec<usize> = (0..2)
-        .map(|i| rows.iter().chain(std::iter::once(&header)).map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .chain(std::iter::once(&header))
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     out.push('\n');
     for r in std::iter::once(&header).chain(rows.iter()) {
@@ -1020,7 +1030,13 @@ struct CpFilter {
 
 /// Downloads the output artifacts of `wf` that `filter` lets through under
 /// `dir` (`argon cp`); returns how many.
-async fn copy_artifacts(c: &HttpClient, wf: &Workflow, filter: &CpFilter, dir: &std::path::Path, pattern: &str) -> Result<usize> {
+async fn copy_artifacts(
+    c: &HttpClient,
+    wf: &Workflow,
+    filter: &CpFilter,
+    dir: &std::path::Path,
+    pattern: &str,
+) -> Result<usize> {
     let namespace = wf.metadata.namespace.clone().unwrap_or_default();
     let name = wf.metadata.name.clone().unwrap_or_default();
     let mut copied = 0;
@@ -1031,12 +1047,16 @@ async fn copy_artifacts(c: &HttpClient, wf: &Workflow, filter: &CpFilter, dir: &
             .clone()
             .or_else(|| node.template_ref.as_ref().map(|r| r.template.clone()))
             .unwrap_or_default();
-        if filter.node_id.as_ref().is_some_and(|n| n != id) || filter.template_name.as_ref().is_some_and(|t| *t != template) {
+        if filter.node_id.as_ref().is_some_and(|n| n != id)
+            || filter.template_name.as_ref().is_some_and(|t| *t != template)
+        {
             continue;
         }
         let Some(outputs) = &node.outputs else { continue };
         for a in &outputs.artifacts {
-            let Some(key) = a.location.s3.as_ref().and_then(|s| s.key.clone()) else { continue };
+            let Some(key) = a.location.s3.as_ref().and_then(|s| s.key.clone()) else {
+                continue;
+            };
             if filter.artifact_name.as_ref().is_some_and(|n| *n != a.name) || a.deleted == Some(true) {
                 continue;
             }

@@ -140,6 +140,13 @@ pub fn decode(value: &Value) -> Result<Decoded, Vec<Finding>> {
             )]);
         }
     };
+    if kind == "ConfigMap" && api_version == "v1" {
+        return Ok(Decoded::Skipped(Finding::warning(
+            "kind",
+            "ConfigMap (v1) is not run; the engine reads the artifact repositories of the ConfigMaps named \
+             artifact-repositories (or what spec.artifactRepositoryRef names) and workflow-controller-configmap",
+        )));
+    }
     if !api_version.starts_with("argoproj.io/") {
         return Ok(Decoded::Skipped(Finding::warning(
             "kind",

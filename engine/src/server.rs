@@ -319,7 +319,10 @@ async fn artifact_response(
     artifact: &str,
     file: Option<&str>,
 ) -> ApiResult<Response> {
-    let stored = s.engine.artifact_object(ns(namespace), name, node, artifact, file).await?;
+    let stored = s
+        .engine
+        .artifact_object(ns(namespace), name, node, artifact, file)
+        .await?;
     Ok(match stored {
         crate::artifacts::StoredArtifact::Object(stream) => (
             [(header::CONTENT_TYPE, "application/octet-stream")],

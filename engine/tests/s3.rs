@@ -67,7 +67,10 @@ async fn the_seed_example_passes_its_artifact_through_the_default_s3_repository(
     let name = wf.metadata.name.clone().unwrap();
     let key = loc.key.clone().unwrap();
     // Argo's default key format: {{workflow.name}}/{{pod.name}}/NAME.tgz.
-    assert!(key.starts_with(&format!("{name}/{name}-")) && key.ends_with("/hello-art.tgz"), "{key}");
+    assert!(
+        key.starts_with(&format!("{name}/{name}-")) && key.ends_with("/hello-art.tgz"),
+        "{key}"
+    );
     assert_eq!(loc.bucket.as_deref(), Some("argon-seed"));
     assert_eq!(loc.endpoint.as_deref(), Some(s3().endpoint.as_str()));
     assert!(s3().keys("argon-seed").contains(&key), "{:?}", s3().keys("argon-seed"));
@@ -155,7 +158,11 @@ async fn files_directories_archive_strategies_and_key_only_artifacts_round_trip_
     cm.data = Some(
         [(
             "moto".to_string(),
-            repo_yaml(&s3().endpoint, "argon-kinds", "  keyFormat: \"runs/{{workflow.name}}/{{pod.name}}\"\n"),
+            repo_yaml(
+                &s3().endpoint,
+                "argon-kinds",
+                "  keyFormat: \"runs/{{workflow.name}}/{{pod.name}}\"\n",
+            ),
         )]
         .into(),
     );
@@ -181,8 +188,14 @@ async fn files_directories_archive_strategies_and_key_only_artifacts_round_trip_
     ] {
         assert!(keys.contains(&k), "{k} not in {keys:?}");
     }
-    assert_eq!(s3().get("argon-kinds", &format!("fixed/{name}/custom.txt")), b"custom\n");
-    assert_eq!(&s3().get("argon-kinds", &format!("runs/{name}/{made}/zipped.zip"))[..2], b"PK");
+    assert_eq!(
+        s3().get("argon-kinds", &format!("fixed/{name}/custom.txt")),
+        b"custom\n"
+    );
+    assert_eq!(
+        &s3().get("argon-kinds", &format!("runs/{name}/{made}/zipped.zip"))[..2],
+        b"PK"
+    );
     let status = wf.status.as_ref().unwrap().artifact_repository_ref.clone().unwrap();
     assert_eq!(status["configMap"], "artifact-repositories");
     assert_eq!(status["key"], "moto");
@@ -216,7 +229,10 @@ async fn a_missing_bucket_bad_credentials_and_an_unknown_repository_are_clear_er
     let (h, secrets) = s3_harness("argon-never-made", "");
     let wf = run(&h.engine, workflow_of(manifests(ONE_STEP)), &[]).await;
     assert_eq!(phase(&wf), Some(WorkflowPhase::Error), "{}", dump(&wf));
-    let m = node(&wf, &wf.metadata.name.clone().unwrap()).message.clone().unwrap_or_default();
+    let m = node(&wf, &wf.metadata.name.clone().unwrap())
+        .message
+        .clone()
+        .unwrap_or_default();
     assert!(
         m.contains("output artifact 'out'") && m.contains("s3://argon-never-made/") && m.contains("NoSuchBucket"),
         "{m}"
@@ -228,7 +244,11 @@ async fn a_missing_bucket_bad_credentials_and_an_unknown_repository_are_clear_er
     std::fs::write(secrets2.path().join("s3-creds/secretkey"), "not-the-secret").unwrap();
     let wf = run(&h.engine, workflow_of(manifests(ONE_STEP)), &[]).await;
     assert_eq!(phase(&wf), Some(WorkflowPhase::Error), "{}", dump(&wf));
-    assert!(message_of_root(&wf).contains("credentials were refused"), "{}", dump(&wf));
+    assert!(
+        message_of_root(&wf).contains("credentials were refused"),
+        "{}",
+        dump(&wf)
+    );
 
     // A secret that is not there.
     std::fs::remove_file(secrets.path().join("s3-creds/accesskey")).unwrap();
@@ -253,13 +273,14 @@ async fn a_missing_bucket_bad_credentials_and_an_unknown_repository_are_clear_er
 
     // GCS is not supported yet, and says so.
     let h = harness();
-    let gcs = ONE_STEP.replace(
-        "path: /tmp/out.txt}",
-        "path: /tmp/out.txt, gcs: {bucket: b, key: k}}",
-    );
+    let gcs = ONE_STEP.replace("path: /tmp/out.txt}", "path: /tmp/out.txt, gcs: {bucket: b, key: k}}");
     let wf = run(&h.engine, workflow_of(manifests(&gcs)), &[]).await;
     assert_eq!(phase(&wf), Some(WorkflowPhase::Error), "{}", dump(&wf));
-    assert!(message_of_root(&wf).contains("GCS (gcs) artifact locations are not supported yet"), "{}", dump(&wf));
+    assert!(
+        message_of_root(&wf).contains("GCS (gcs) artifact locations are not supported yet"),
+        "{}",
+        dump(&wf)
+    );
 }
 
 fn h_with_secrets(secrets: &tempfile::TempDir) -> Arc<argon_engine::Engine> {
@@ -336,10 +357,16 @@ async fn artifact_gc_deletes_objects_when_the_workflow_completes_and_when_it_is_
     // Completion's GC runs before the workflow is reported finished.
     let keys = s3().keys("argon-gc");
     assert!(!keys.contains(&key("on-completion")), "{keys:?}");
-    assert!(keys.contains(&key("on-deletion")) && keys.contains(&key("kept")), "{keys:?}");
+    assert!(
+        keys.contains(&key("on-deletion")) && keys.contains(&key("kept")),
+        "{keys:?}"
+    );
     let wf = h.engine.get_workflow("", &name).unwrap();
     let arts = node(&wf, &name).outputs.clone().unwrap().artifacts;
-    assert_eq!(arts.iter().find(|a| a.name == "on-completion").unwrap().deleted, Some(true));
+    assert_eq!(
+        arts.iter().find(|a| a.name == "on-completion").unwrap().deleted,
+        Some(true)
+    );
     h.engine.delete_workflow("", &name).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -363,7 +390,9 @@ async fn flaky_proxy(failures: usize) -> (String, Arc<AtomicUsize>) {
     let count = failed.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut client, _)) = listener.accept().await else { return };
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
             let count = count.clone();
             tokio::spawn(async move {
                 if count.fetch_add(1, Ordering::SeqCst) < failures {
@@ -382,7 +411,8 @@ async fn flaky_proxy(failures: usize) -> (String, Arc<AtomicUsize>) {
                                 .lines()
                                 .find_map(|l| {
                                     let (k, v) = l.split_once(':')?;
-                                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                                    k.eq_ignore_ascii_case("content-length")
+                                        .then(|| v.trim().parse::<usize>().ok())?
                                 })
                                 .unwrap_or(0);
                             if buf.len() >= end + 4 + len {
@@ -391,12 +421,16 @@ async fn flaky_proxy(failures: usize) -> (String, Arc<AtomicUsize>) {
                         }
                     }
                     let _ = client
-                        .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
                         .await;
                     return;
                 }
                 count.fetch_sub(1, Ordering::SeqCst);
-                let Ok(mut server) = tokio::net::TcpStream::connect(&s3().endpoint).await else { return };
+                let Ok(mut server) = tokio::net::TcpStream::connect(&s3().endpoint).await else {
+                    return;
+                };
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
             });
         }

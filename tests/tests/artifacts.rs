@@ -90,3 +90,47 @@ fn the_server_stores_the_seed_examples_artifact_on_s3_and_argon_cp_downloads_it(
     let (ok, text) = argon_at(&url, &["cp", "no-such-workflow", out.to_str().unwrap()]);
     assert!(!ok && text.contains("no-such-workflow"), "{text}");
 }
+
+#[test]
+fn use_sdk_creds_takes_the_credentials_from_the_environment() {
+    let s3 = argon_engine::testing::s3();
+    s3.create_bucket("argon-sdk-creds");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "artifactRepository:\n  s3:\n    endpoint: {}\n    bucket: argon-sdk-creds\n    insecure: true\n    \
+             useSDKCreds: true\n",
+            s3.endpoint
+        ),
+    )
+    .unwrap();
+    let api = format!("127.0.0.1:{}", free_port());
+    let state = dir.path().join("state");
+    let server = Proc::spawn(
+        "argon server",
+        &[
+            "server",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--api-addr",
+            &api,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", s3.access_key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", s3.secret_key.as_str()),
+        ],
+    );
+    server.wait_for_output("listening on", Duration::from_secs(30));
+    let url = format!("http://{api}");
+    let (ok, text) = argon_at(&url, &["submit", "examples/workflows/artifact-passing.yaml", "--watch"]);
+    assert!(ok && text.contains("Succeeded"), "{text}\n{}", server.output());
+    let keys = s3.keys("argon-sdk-creds");
+    assert!(
+        keys.iter().any(|k| k.ends_with("/hello-art.tgz")),
+        "{keys:?}"
+    );
+}

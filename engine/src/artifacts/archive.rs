@@ -99,7 +99,11 @@ fn zip_tree<W: Write + Seek>(src: &Path, name: &str, is_dir: bool, out: W) -> zi
             children.sort_by_key(|e| e.file_name());
             for e in children.into_iter().rev() {
                 let child_dir = e.file_type()?.is_dir();
-                todo.push((e.path(), format!("{rel}/{}", e.file_name().to_string_lossy()), child_dir));
+                todo.push((
+                    e.path(),
+                    format!("{rel}/{}", e.file_name().to_string_lossy()),
+                    child_dir,
+                ));
             }
         } else {
             zip.start_file(rel, options(mode))?;

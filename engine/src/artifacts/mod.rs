@@ -34,7 +34,7 @@ pub enum Place {
     /// A key under the state dir's `artifacts` folder.
     Local(String),
     /// An object in an S3-compatible bucket.
-    S3(S3Artifact),
+    S3(Box<S3Artifact>),
 }
 
 impl Place {
@@ -55,7 +55,7 @@ impl Place {
                 key: Some(k.clone()),
                 ..Default::default()
             },
-            Place::S3(s) => s.clone(),
+            Place::S3(s) => (**s).clone(),
         }
     }
 
@@ -64,10 +64,10 @@ impl Place {
         let key = format!("{}/{rel}", self.key().trim_end_matches('/'));
         match self {
             Place::Local(_) => Place::Local(key),
-            Place::S3(s) => Place::S3(S3Artifact {
+            Place::S3(s) => Place::S3(Box::new(S3Artifact {
                 key: Some(key),
-                ..s.clone()
-            }),
+                ..(**s).clone()
+            })),
         }
     }
 
@@ -75,7 +75,11 @@ impl Place {
     pub fn url(&self) -> String {
         match self {
             Place::Local(k) => format!("local:{k}"),
-            Place::S3(s) => format!("s3://{}/{}", s.bucket.as_deref().unwrap_or(""), s.key.as_deref().unwrap_or("")),
+            Place::S3(s) => format!(
+                "s3://{}/{}",
+                s.bucket.as_deref().unwrap_or(""),
+                s.key.as_deref().unwrap_or("")
+            ),
         }
     }
 }
@@ -106,7 +110,10 @@ fn merged(s3: &S3Artifact, repo: &repository::S3ArtifactRepository) -> S3Artifac
         session_token_secret: s3.session_token_secret.clone().or(base.session_token_secret),
         role_arn: s3.role_arn.clone().or(base.role_arn),
         use_sdk_creds: s3.use_sdk_creds.or(base.use_sdk_creds),
-        create_bucket_if_not_present: s3.create_bucket_if_not_present.clone().or(base.create_bucket_if_not_present),
+        create_bucket_if_not_present: s3
+            .create_bucket_if_not_present
+            .clone()
+            .or(base.create_bucket_if_not_present),
         encryption_options: s3.encryption_options.clone().or(base.encryption_options),
         ca_secret: s3.ca_secret.clone().or(base.ca_secret),
         key: s3.key.clone(),
@@ -118,8 +125,8 @@ impl Chosen {
     /// (key only) the repository's bucket, or the local repository.
     pub fn place_of(&self, s3: &S3Artifact) -> Place {
         match (self.s3(), s3.bucket.is_some()) {
-            (Some(repo), _) => Place::S3(merged(s3, repo)),
-            (None, true) => Place::S3(s3.clone()),
+            (Some(repo), _) => Place::S3(Box::new(merged(s3, repo))),
+            (None, true) => Place::S3(Box::new(s3.clone())),
             (None, false) => Place::Local(s3.key.clone().unwrap_or_default()),
         }
     }
@@ -185,7 +192,11 @@ impl Artifacts {
     }
 
     /// The repository of a workflow (see [`Repositories::choose`]).
-    pub fn choose(&self, namespace: &str, r: Option<&argon_crds::workflow::ArtifactRepositoryRef>) -> Result<Chosen, String> {
+    pub fn choose(
+        &self,
+        namespace: &str,
+        r: Option<&argon_crds::workflow::ArtifactRepositoryRef>,
+    ) -> Result<Chosen, String> {
         self.repositories
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -494,4 +505,3 @@ pub fn set_mode(path: &Path, mode: i32) -> Result<(), String> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode as u32))
         .map_err(|e| format!("cannot set mode of {}: {e}", path.display()))
 }
-

@@ -151,7 +151,9 @@ impl ArtifactRepository {
             return Err("the s3 artifact repository has no bucket: set s3.bucket".into());
         }
         if s3.role_arn.is_some() {
-            return Err("s3.roleARN is not supported yet: give accessKeySecret and secretKeySecret, or useSDKCreds".into());
+            return Err(
+                "s3.roleARN is not supported yet: give accessKeySecret and secretKeySecret, or useSDKCreds".into(),
+            );
         }
         Ok(())
     }
@@ -185,7 +187,8 @@ pub fn engine_config(path: &Path) -> Result<Option<ArtifactRepository>, String> 
     }
     let config: ControllerConfig = serde_json::from_value(value).map_err(|e| format!("{}: {e}", path.display()))?;
     if let Some(repo) = &config.artifact_repository {
-        repo.check().map_err(|e| format!("{}: artifactRepository: {e}", path.display()))?;
+        repo.check()
+            .map_err(|e| format!("{}: artifactRepository: {e}", path.display()))?;
     }
     Ok(config.artifact_repository)
 }
@@ -203,9 +206,13 @@ pub fn config_maps(paths: &[PathBuf]) -> Result<Vec<ConfigMap>, String> {
     let files = argon_crds::manifest::manifest_files(paths).map_err(|d| d.to_string())?;
     let mut out = Vec::new();
     for file in files {
-        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
         let name = file.display().to_string();
-        let Ok(docs) = argon_crds::source::parse(&name, &text) else { continue };
+        let Ok(docs) = argon_crds::source::parse(&name, &text) else {
+            continue;
+        };
         for doc in docs {
             let v = &doc.value;
             if v.get("apiVersion").and_then(|a| a.as_str()) != Some("v1")
@@ -355,13 +362,18 @@ mod tests {
         cm
     }
 
-    const MINIO: &str = "s3:\n  bucket: my-bucket\n  endpoint: minio:9000\n  insecure: true\n  keyFormat: \"a/{{workflow.name}}\"\n";
+    const MINIO: &str =
+        "s3:\n  bucket: my-bucket\n  endpoint: minio:9000\n  insecure: true\n  keyFormat: \"a/{{workflow.name}}\"\n";
 
     #[test]
     fn a_workflow_gets_the_ref_then_the_annotated_default_then_the_engine_default() {
         let repos = Repositories {
             default: None,
-            config_maps: vec![cm(DEFAULT_CONFIG_MAP, Some("minio"), &[("minio", MINIO), ("other", "s3: {bucket: b2}")])],
+            config_maps: vec![cm(
+                DEFAULT_CONFIG_MAP,
+                Some("minio"),
+                &[("minio", MINIO), ("other", "s3: {bucket: b2}")],
+            )],
             default_namespace: "default".into(),
         };
         let chosen = repos.choose("default", None).unwrap();
@@ -371,7 +383,16 @@ mod tests {
             config_map: None,
             key: Some("other".into()),
         };
-        assert_eq!(repos.choose("default", Some(&r)).unwrap().s3().unwrap().bucket.as_deref(), Some("b2"));
+        assert_eq!(
+            repos
+                .choose("default", Some(&r))
+                .unwrap()
+                .s3()
+                .unwrap()
+                .bucket
+                .as_deref(),
+            Some("b2")
+        );
         // Another namespace has no such ConfigMap: the local repository.
         assert!(repos.choose("elsewhere", None).unwrap().repository.is_none());
     }
@@ -380,7 +401,11 @@ mod tests {
     fn bad_refs_and_repositories_are_clear_errors() {
         let repos = Repositories {
             default: None,
-            config_maps: vec![cm(DEFAULT_CONFIG_MAP, None, &[("gcs", "gcs: {bucket: x}"), ("typo", "s3: {bucket: b, endpont: x}")])],
+            config_maps: vec![cm(
+                DEFAULT_CONFIG_MAP,
+                None,
+                &[("gcs", "gcs: {bucket: x}"), ("typo", "s3: {bucket: b, endpont: x}")],
+            )],
             default_namespace: "default".into(),
         };
         let missing = ArtifactRepositoryRef {
@@ -403,7 +428,10 @@ mod tests {
             key: Some("gcs".into()),
         };
         let e = repos.choose("default", Some(&gcs)).unwrap_err();
-        assert!(e.contains("GCS (gcs) artifact repositories are not supported yet"), "{e}");
+        assert!(
+            e.contains("GCS (gcs) artifact repositories are not supported yet"),
+            "{e}"
+        );
         let typo = ArtifactRepositoryRef {
             config_map: None,
             key: Some("typo".into()),
@@ -417,7 +445,11 @@ mod tests {
     fn the_engine_config_is_a_plain_file_or_the_controller_config_map() {
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("config.yaml");
-        std::fs::write(&plain, format!("artifactRepository:\n  {}", MINIO.replace('\n', "\n  "))).unwrap();
+        std::fs::write(
+            &plain,
+            format!("artifactRepository:\n  {}", MINIO.replace('\n', "\n  ")),
+        )
+        .unwrap();
         let repo = engine_config(&plain).unwrap().unwrap();
         assert_eq!(repo.s3.unwrap().endpoint.as_deref(), Some("minio:9000"));
         let cm = dir.path().join("cm.yaml");

@@ -135,7 +135,10 @@ impl Bucket {
             let _ = writer.abort().await;
             return Err(e);
         }
-        writer.finish().await.map_err(|e| self.failure("finish uploading", k, e))?;
+        writer
+            .finish()
+            .await
+            .map_err(|e| self.failure("finish uploading", k, e))?;
         Ok(len)
     }
 
@@ -243,7 +246,11 @@ struct S3Settings {
     sse_c: Option<String>,
 }
 
-fn read_secret(secrets: &Secrets, what: &str, sel: &k8s_openapi::api::core::v1::SecretKeySelector) -> Result<String, String> {
+fn read_secret(
+    secrets: &Secrets,
+    what: &str,
+    sel: &k8s_openapi::api::core::v1::SecretKeySelector,
+) -> Result<String, String> {
     secrets
         .require(sel)
         .map(|v| v.trim_end_matches('\n').to_string())
@@ -258,14 +265,20 @@ impl S3Settings {
                 .to_string()
         })?;
         if s3.role_arn.is_some() {
-            return Err("s3.roleARN is not supported yet: give accessKeySecret and secretKeySecret, or useSDKCreds".into());
+            return Err(
+                "s3.roleARN is not supported yet: give accessKeySecret and secretKeySecret, or useSDKCreds".into(),
+            );
         }
         let insecure = s3.insecure.unwrap_or(false);
         let url = s3.endpoint.as_ref().filter(|e| !e.is_empty()).map(|e| {
             if e.contains("://") {
                 e.trim_end_matches('/').to_string()
             } else {
-                format!("{}://{}", if insecure { "http" } else { "https" }, e.trim_end_matches('/'))
+                format!(
+                    "{}://{}",
+                    if insecure { "http" } else { "https" },
+                    e.trim_end_matches('/')
+                )
             }
         });
         let access = if s3.use_sdk_creds.unwrap_or(false) {
@@ -293,9 +306,17 @@ impl S3Settings {
         Ok(S3Settings {
             url,
             bucket,
-            region: s3.region.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "us-east-1".into()),
+            region: s3
+                .region
+                .clone()
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "us-east-1".into()),
             access,
-            ca: s3.ca_secret.as_ref().map(|c| read_secret(secrets, "caSecret", c)).transpose()?,
+            ca: s3
+                .ca_secret
+                .as_ref()
+                .map(|c| read_secret(secrets, "caSecret", c))
+                .transpose()?,
             sse_kms: enc
                 .filter(|e| e.enable_encryption.unwrap_or(false))
                 .and_then(|e| e.kms_key_id.clone()),

@@ -584,9 +584,10 @@ impl Engine {
             run.deleted();
             run.shutdown(ShutdownStrategy::Terminate, "the workflow was deleted".into());
         }
-        let garbage = self.workflow_by_uid(&uid).ok().map(|wf| {
-            operator::garbage(&wf, argon_crds::workflow::ArtifactGcStrategy::OnWorkflowDeletion)
-        });
+        let garbage = self
+            .workflow_by_uid(&uid)
+            .ok()
+            .map(|wf| operator::garbage(&wf, argon_crds::workflow::ArtifactGcStrategy::OnWorkflowDeletion));
         self.store.delete_workflow(&uid)?;
         let _ = std::fs::remove_dir_all(self.config.state_dir.join("steps").join(&uid));
         let _ = std::fs::remove_dir_all(self.config.state_dir.join("artifacts").join(&uid));
@@ -638,7 +639,9 @@ impl Engine {
             .and_then(crate::artifacts::Chosen::from_status)
             .unwrap_or_default();
         let Some(location) = a.location.s3.as_ref().filter(|_| a.deleted != Some(true)) else {
-            return Err(not_found(format!("{name}/{node_id}/{artifact} (deleted by its artifactGC)")));
+            return Err(not_found(format!(
+                "{name}/{node_id}/{artifact} (deleted by its artifactGC)"
+            )));
         };
         let mut place = chosen.place_of(location);
         if let Some(file) = file {

@@ -68,13 +68,19 @@ impl Ctx {
                 Some(k) => templated(k)?,
                 None => format!(
                     "{}/{file}",
-                    templated(key_format.as_deref().unwrap_or(crate::artifacts::repository::DEFAULT_KEY_FORMAT))?
+                    templated(
+                        key_format
+                            .as_deref()
+                            .unwrap_or(crate::artifacts::repository::DEFAULT_KEY_FORMAT)
+                    )?
                 ),
             });
             return Ok(self.repo.place_of(&s3));
         }
         match (self.repo.s3(), key_format) {
-            (Some(repo), Some(format)) => Ok(Place::S3(repo.location(Some(format!("{}/{file}", templated(&format)?))))),
+            (Some(repo), Some(format)) => Ok(Place::S3(Box::new(
+                repo.location(Some(format!("{}/{file}", templated(&format)?))),
+            ))),
             _ => Ok(Place::Local(format!("{}/{id}/{file}", self.run.uid))),
         }
     }
