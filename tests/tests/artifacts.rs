@@ -129,8 +129,5 @@ fn use_sdk_creds_takes_the_credentials_from_the_environment() {
     let (ok, text) = argon_at(&url, &["submit", "examples/workflows/artifact-passing.yaml", "--watch"]);
     assert!(ok && text.contains("Succeeded"), "{text}\n{}", server.output());
     let keys = s3.keys("argon-sdk-creds");
-    assert!(
-        keys.iter().any(|k| k.ends_with("/hello-art.tgz")),
-        "{keys:?}"
-    );
+    assert!(keys.iter().any(|k| k.ends_with("/hello-art.tgz")), "{keys:?}");
 }
