@@ -505,7 +505,7 @@ metadata:
     );
     assert!(
         stderr.contains(&format!(
-            "{f}:33: skipped: ConfigMap (v1) is not an argoproj.io manifest"
+            "{f}:33: skipped: ConfigMap (v1): Argon skips it as a manifest"
         )),
         "{stderr}"
     );

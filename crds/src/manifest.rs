@@ -160,6 +160,14 @@ fn decode_kind(value: &Value, warnings: &mut Vec<Finding>) -> Result<Decoded, Ve
             )]);
         }
     };
+    if kind == "ConfigMap" && api_version == "v1" {
+        return Ok(Decoded::Skipped(Finding::warning(
+            "kind",
+            "ConfigMap (v1): Argon skips it as a manifest; argon run and argon server read the artifact \
+             repositories of the ConfigMaps named artifact-repositories (or what spec.artifactRepositoryRef \
+             names) and workflow-controller-configmap",
+        )));
+    }
     if !api_version.starts_with("argoproj.io/") {
         return Ok(Decoded::Skipped(Finding::warning(
             "kind",
