@@ -6,7 +6,6 @@
 //! and their output (Argo's `get` and `list` layouts).
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,9 +16,12 @@ use anyhow::{Context, Result, bail};
 use argon_client::TemplateKind;
 use argon_client::{HttpClient, SubmitOptions, WorkflowAction, WorkflowAdmin, WorkflowClient};
 use argon_crds::manifest::Manifest;
-use argon_crds::workflow::{NodePhase, NodeStatus, NodeType, Workflow, WorkflowPhase};
+use argon_crds::workflow::{Workflow, WorkflowPhase};
 use argon_engine::{Engine, EngineConfig};
 use clap::{Args, Subcommand, ValueEnum};
+
+use crate::cp::{CpFilter, copy_artifacts};
+use crate::render::{render_summary, render_workflow};
 
 /// How to reach the server.
 #[derive(Args, Clone, Debug)]
@@ -32,6 +34,9 @@ pub struct Conn {
     /// Namespace (default: the workflow's own, or any namespace for lookups and lists).
     #[arg(short, long, global = true)]
     namespace: Option<String>,
+    /// Every namespace (the default when no --namespace is given).
+    #[arg(short = 'A', long, global = true, conflicts_with = "namespace")]
+    all_namespaces: bool,
 }
 
 /// Output formats.
@@ -41,6 +46,8 @@ pub enum Output {
     Yaml,
     Wide,
     Name,
+    /// The summary without the tree of steps.
+    Short,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,37 +73,67 @@ pub enum EngineCommand {
         #[command(flatten)]
         executor: ExecutorArgs,
     },
-    /// Submit workflows: argon submit FILE [-p NAME=VALUE]... [--watch].
+    /// Submit workflows: argon submit FILE [-p NAME=VALUE]... [--watch | -w].
     Submit {
         /// Workflow manifests.
         #[arg(required_unless_present = "from")]
         files: Vec<PathBuf>,
-        /// Run a stored WorkflowTemplate: workflowtemplate/NAME (or clusterworkflowtemplate/NAME).
+        #[command(flatten)]
+        submit: SubmitArgs,
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List workflows, newest first.
+    List {
+        #[command(flatten)]
+        selection: crate::verbs::Selection,
+        /// How many workflows to ask the server for at a time (0: all at once).
+        #[arg(long, default_value_t = 500)]
+        chunk_size: usize,
+        /// No header line.
         #[arg(long)]
-        from: Option<String>,
-        /// Workflow parameter overrides.
-        #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
-        parameters: Vec<String>,
-        /// Labels for the workflow.
-        #[arg(short = 'l', long = "labels", value_name = "KEY=VALUE")]
-        labels: Vec<String>,
-        /// Follow the workflow until it ends, showing its tree.
+        no_headers: bool,
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Follow a workflow until it ends, showing its tree (@latest: the newest).
+    Watch {
+        name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Wait until workflows end; fails unless all succeeded.
+    Wait {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// A workflow that does not exist is not an error.
+        #[arg(long)]
+        ignore_not_found: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Submit a workflow again, as a new workflow.
+    Resubmit {
+        name: String,
+        /// Wait until the new workflow ends.
         #[arg(short, long)]
+        wait: bool,
+        /// Follow the new workflow until it ends, showing its tree.
+        #[arg(long)]
         watch: bool,
         #[arg(short, long, value_enum)]
         output: Option<Output>,
         #[command(flatten)]
         conn: Conn,
     },
-    /// List workflows.
-    List {
-        /// Only the runs of this WorkflowTemplate.
-        #[arg(long)]
-        template: Option<String>,
-        #[arg(short, long, value_enum)]
-        output: Option<Output>,
-        #[command(flatten)]
-        conn: Conn,
+    /// CronWorkflows: list, get, create, delete, suspend, resume.
+    Cron {
+        #[command(subcommand)]
+        command: crate::verbs::CronCommand,
     },
     /// Show a workflow (@latest: the newest).
     Get {
@@ -130,16 +167,24 @@ pub enum EngineCommand {
     /// Print a workflow's logs, each line prefixed by its step.
     Logs {
         name: String,
-        /// Keep printing until the workflow ends.
-        #[arg(short, long)]
-        follow: bool,
+        /// Only this step's lines (its name as `argon get` shows it).
+        step: Option<String>,
+        #[command(flatten)]
+        args: crate::verbs::LogArgs,
         #[command(flatten)]
         conn: Conn,
     },
-    /// Delete workflows.
+    /// Delete workflows: by name, or those the flags select.
     Delete {
-        #[arg(required = true)]
         names: Vec<String>,
+        /// Every workflow (narrowed by the other flags).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        selection: crate::verbs::Selection,
+        /// Say what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         conn: Conn,
     },
@@ -228,6 +273,44 @@ pub enum TemplateCommand {
     },
 }
 
+/// How `argon submit` builds and follows its workflows (argo's flags).
+#[derive(Args, Clone, Debug, Default)]
+pub struct SubmitArgs {
+    /// Run a stored WorkflowTemplate: workflowtemplate/NAME (or clusterworkflowtemplate/NAME).
+    #[arg(long)]
+    from: Option<String>,
+    /// Workflow parameter overrides.
+    #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
+    parameters: Vec<String>,
+    /// A YAML or JSON file of parameter values (NAME: VALUE); -p wins over it.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    parameter_file: Option<PathBuf>,
+    /// Start from this template instead of spec.entrypoint.
+    #[arg(short = 'e', long)]
+    entrypoint: Option<String>,
+    /// The workflow's name.
+    #[arg(long, conflicts_with = "generate_name")]
+    name: Option<String>,
+    /// A prefix the server completes into a unique name.
+    #[arg(long)]
+    generate_name: Option<String>,
+    /// Labels for the workflow.
+    #[arg(short = 'l', long = "labels", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Print the workflows as they would be submitted; submit nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Wait until the workflow ends; fail unless it succeeded.
+    #[arg(short, long)]
+    wait: bool,
+    /// Follow the workflow until it ends, showing its tree.
+    #[arg(long)]
+    watch: bool,
+    /// Print the workflow's logs as they come, until it ends.
+    #[arg(long)]
+    log: bool,
+}
+
 /// Runs an engine command.
 pub fn dispatch(command: EngineCommand) -> ExitCode {
     let rt = match tokio::runtime::Runtime::new() {
@@ -246,11 +329,15 @@ pub fn dispatch(command: EngineCommand) -> ExitCode {
     }
 }
 
-fn client(conn: &Conn) -> Result<HttpClient> {
+pub(crate) fn client(conn: &Conn) -> Result<HttpClient> {
     Ok(HttpClient::new(&conn.server, conn.auth.token()?)?)
 }
 
-fn ns(conn: &Conn) -> String {
+/// The namespace to use: `""` for all.
+pub(crate) fn ns(conn: &Conn) -> String {
+    if conn.all_namespaces {
+        return String::new();
+    }
     conn.namespace.clone().unwrap_or_default()
 }
 
@@ -331,28 +418,56 @@ async fn run(command: EngineCommand) -> Result<ExitCode> {
         } => server(state_dir, api_addr, secrets_dir, &paths, &auth, &listen, executor).await,
         EngineCommand::Submit {
             files,
-            from,
-            parameters,
-            labels,
+            submit: args,
+            output,
+            conn,
+        } => submit(files, args, output, conn).await,
+        EngineCommand::List {
+            selection,
+            chunk_size,
+            no_headers,
+            output,
+            conn,
+        } => crate::verbs::list(&conn, &selection, chunk_size, output, no_headers).await,
+        EngineCommand::Watch { name, conn } => {
+            let c = client(&conn)?;
+            let wf = c.get(&ns(&conn), &name).await?;
+            let done = crate::verbs::watch(
+                &c,
+                &wf.metadata.namespace.clone().unwrap_or_default(),
+                &wf.metadata.name.clone().unwrap_or_default(),
+            )
+            .await?;
+            Ok(exit_of(&done))
+        }
+        EngineCommand::Wait {
+            names,
+            ignore_not_found,
+            conn,
+        } => crate::verbs::wait(&conn, &names, ignore_not_found).await,
+        EngineCommand::Resubmit {
+            name,
+            wait,
             watch,
             output,
             conn,
-        } => submit(files, from, parameters, labels, watch, output, conn).await,
-        EngineCommand::List { template, output, conn } => {
+        } => {
             let c = client(&conn)?;
-            let list = c.list(&ns(&conn), template.as_deref()).await?;
-            match output {
-                Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&list)?),
-                Some(Output::Yaml) => print!("{}", serde_norway::to_string(&list)?),
-                Some(Output::Name) => {
-                    for w in &list {
-                        println!("{}", w.metadata.name.clone().unwrap_or_default());
-                    }
-                }
-                _ => print!("{}", render_list(&list, output == Some(Output::Wide))),
-            }
-            Ok(ExitCode::SUCCESS)
+            let wf = c.get(&ns(&conn), &name).await?;
+            let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+            let new = c
+                .act(
+                    &namespace,
+                    &wf.metadata.name.clone().unwrap_or_default(),
+                    WorkflowAction::Resubmit,
+                )
+                .await?;
+            let new_name = new.metadata.name.clone().unwrap_or_default();
+            let old_name = wf.metadata.name.clone().unwrap_or_default();
+            eprintln!("Workflow '{old_name}' resubmitted as '{new_name}'");
+            follow(&c, &namespace, &new_name, new, wait, watch, false, output).await
         }
+        EngineCommand::Cron { command } => crate::verbs::cron(command).await,
         EngineCommand::Get { name, output, conn } => {
             let wf = client(&conn)?.get(&ns(&conn), &name).await?;
             print_workflow(&wf, output)?;
@@ -380,32 +495,16 @@ async fn run(command: EngineCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        EngineCommand::Logs { name, follow, conn } => {
-            let c = client(&conn)?;
-            let wf = c.get(&ns(&conn), &name).await?;
-            let namespace = wf.metadata.namespace.clone().unwrap_or_default();
-            let name = wf.metadata.name.clone().unwrap_or_default();
-            c.stream_logs(&namespace, &name, 0, follow, |l| {
-                use std::io::Write as _;
-                // A closed pipe (`argon logs X | head`) ends the command quietly.
-                if writeln!(std::io::stdout(), "{}: {}", l.step, l.line).is_err() {
-                    std::process::exit(0);
-                }
-            })
-            .await?;
-            Ok(ExitCode::SUCCESS)
+        EngineCommand::Logs { name, step, args, conn } => {
+            crate::verbs::logs(&conn, &name, step.as_deref(), &args).await
         }
-        EngineCommand::Delete { names, conn } => {
-            let c = client(&conn)?;
-            for n in names {
-                let wf = c.get(&ns(&conn), &n).await?;
-                let name = wf.metadata.name.clone().unwrap_or_default();
-                c.delete(&wf.metadata.namespace.clone().unwrap_or_default(), &name)
-                    .await?;
-                println!("Workflow '{name}' deleted");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        EngineCommand::Delete {
+            names,
+            all,
+            selection,
+            dry_run,
+            conn,
+        } => crate::verbs::delete(&conn, &names, all, &selection, dry_run).await,
         EngineCommand::Suspend { name, conn } => act(conn, name, WorkflowAction::Suspend, "suspended").await,
         EngineCommand::Resume { name, conn } => act(conn, name, WorkflowAction::Resume, "resumed").await,
         EngineCommand::Stop { name, conn } => act(conn, name, WorkflowAction::Stop, "stopped").await,
@@ -508,29 +607,44 @@ fn key_value(s: &str, what: &str) -> Result<(String, String)> {
     }
 }
 
-async fn submit(
-    files: Vec<PathBuf>,
-    from: Option<String>,
-    parameters: Vec<String>,
-    labels: Vec<String>,
-    watch: bool,
-    output: Option<Output>,
-    conn: Conn,
-) -> Result<ExitCode> {
-    let c = client(&conn)?;
+/// The parameter values of `--parameter-file` then `-p` (later ones win).
+fn submit_parameters(args: &SubmitArgs) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    if let Some(file) = &args.parameter_file {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let values: BTreeMap<String, serde_json::Value> = serde_norway::from_str(&text)
+            .with_context(|| format!("{}: a parameter file is a map of NAME: VALUE", file.display()))?;
+        for (k, v) in values {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                // Argo takes non-string values as their JSON text.
+                other => other.to_string(),
+            };
+            out.push((k, v));
+        }
+    }
+    for p in &args.parameters {
+        let (k, v) = key_value(p, "parameter")?;
+        out.retain(|(n, _)| *n != k);
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+async fn submit(files: Vec<PathBuf>, args: SubmitArgs, output: Option<Output>, conn: Conn) -> Result<ExitCode> {
     let options = SubmitOptions {
         idempotency_key: None,
-        parameters: parameters
+        parameters: submit_parameters(&args)?,
+        labels: args
+            .labels
             .iter()
-            .map(|p| key_value(p, "parameter"))
-            .collect::<Result<_>>()?,
-        labels: labels
-            .iter()
+            .flat_map(|l| l.split(','))
+            .filter(|l| !l.is_empty())
             .map(|l| key_value(l, "label"))
             .collect::<Result<BTreeMap<_, _>>>()?,
     };
     let mut workflows = Vec::new();
-    if let Some(from) = from {
+    if let Some(from) = &args.from {
         let (kind, name) = from
             .split_once('/')
             .with_context(|| format!("--from '{from}': use workflowtemplate/NAME or clusterworkflowtemplate/NAME"))?;
@@ -551,20 +665,9 @@ async fn submit(
     // Where each workflow came from, to say what was submitted.
     let mut sources: Vec<String> = vec![String::new(); workflows.len()];
     if !files.is_empty() {
-        let report = argon_crds::lint::lint_paths(&files);
-        let mut failed = false;
-        for d in &report.diagnostics {
-            if d.severity == argon_crds::diag::Severity::Error {
-                failed = true;
-                eprintln!("{d}");
-            } else if d.message.contains("skip") {
-                // Documents the loader leaves out (other API groups, kinds Argon does not run yet).
-                eprintln!("{}:{}: skipped: {}", d.file, d.line, d.message);
-            }
-        }
-        if failed {
+        let Some(report) = checked(&files) else {
             return Ok(ExitCode::FAILURE);
-        }
+        };
         for m in report.manifests {
             let at = format!("{}:{}", m.doc.file, m.doc.start.line);
             let name = m.manifest.name();
@@ -580,6 +683,50 @@ async fn submit(
     if workflows.is_empty() {
         bail!("no Workflow to submit");
     }
+    if workflows.len() > 1 && args.name.is_some() {
+        bail!("--name names one workflow, and there are {} to submit", workflows.len());
+    }
+    for wf in &mut workflows {
+        if let Some(e) = &args.entrypoint {
+            wf.spec.entrypoint = Some(e.clone());
+        }
+        if let Some(n) = &args.name {
+            wf.metadata.name = Some(n.clone());
+            wf.metadata.generate_name = None;
+        }
+        if let Some(g) = &args.generate_name {
+            wf.metadata.generate_name = Some(g.clone());
+            wf.metadata.name = None;
+        }
+    }
+    if args.dry_run {
+        for mut wf in workflows {
+            // What the server would be sent: parameters and labels applied here.
+            for (k, v) in &options.parameters {
+                let params = &mut wf.spec.arguments.parameters;
+                match params.iter_mut().find(|p| p.name == *k) {
+                    Some(p) => p.value = Some(v.clone().into()),
+                    None => params.push(argon_crds::workflow::Parameter {
+                        name: k.clone(),
+                        value: Some(v.clone().into()),
+                        ..Default::default()
+                    }),
+                }
+            }
+            if !options.labels.is_empty() {
+                wf.metadata
+                    .labels
+                    .get_or_insert_with(Default::default)
+                    .extend(options.labels.clone());
+            }
+            match output {
+                Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&wf)?),
+                _ => print!("---\n{}", serde_norway::to_string(&wf)?),
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let c = client(&conn)?;
     let mut code = ExitCode::SUCCESS;
     for (wf, at) in workflows.into_iter().zip(sources) {
         let s = c.submit(&ns(&conn), wf, options.clone()).await?;
@@ -587,45 +734,73 @@ async fn submit(
             eprintln!("{at}: submitted Workflow '{}'", s.name);
         }
         let wf = c.get(&s.namespace, &s.name).await?;
-        if watch {
-            let done = watch_workflow(&c, &s.namespace, &s.name).await?;
-            if output.is_some() {
-                print_workflow(&done, output)?;
-            }
-            if phase(&done) != Some(WorkflowPhase::Succeeded) {
-                code = ExitCode::FAILURE;
-            }
-        } else {
-            print_workflow(&wf, output)?;
+        let done = follow(&c, &s.namespace, &s.name, wf, args.wait, args.watch, args.log, output).await?;
+        if done != ExitCode::SUCCESS {
+            code = done;
         }
     }
     Ok(code)
 }
 
-async fn watch_workflow(c: &HttpClient, namespace: &str, name: &str) -> Result<Workflow> {
-    let tty = std::io::stdout().is_terminal();
-    let mut last = String::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        tick.tick().await;
-        let wf = c.get(namespace, name).await?;
-        let text = render_workflow(&wf, false);
-        // Durations change every tick on a terminal; elsewhere print when the tree changes.
-        let shape = render_shape(&wf);
-        if tty {
-            print!("\x1b[H\x1b[2J{text}");
-        } else if shape != last {
-            println!("{text}");
+/// The exit code for a finished workflow: success only if it succeeded.
+fn exit_of(wf: &Workflow) -> ExitCode {
+    if phase(wf) == Some(WorkflowPhase::Succeeded) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// After a submission: prints the workflow, and with `watch`, `wait` or
+/// `log` follows it to its end (failing unless it succeeded).
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    c: &HttpClient,
+    namespace: &str,
+    name: &str,
+    wf: Workflow,
+    wait: bool,
+    watch: bool,
+    log: bool,
+    output: Option<Output>,
+) -> Result<ExitCode> {
+    if watch {
+        let done = crate::verbs::watch(c, namespace, name).await?;
+        if output.is_some() {
+            print_workflow(&done, output)?;
         }
-        last = shape;
-        if phase(&wf).is_some_and(|p| p.is_completed()) {
-            if !tty {
-                // The final state, durations included.
-                println!("{}", render_workflow(&wf, false));
-            }
-            return Ok(wf);
+        return Ok(exit_of(&done));
+    }
+    print_workflow(&wf, output)?;
+    if log {
+        // Lines as they come, until the workflow ends.
+        c.stream_logs(namespace, name, 0, true, |l| println!("{}: {}", l.step, l.line))
+            .await?;
+    }
+    if wait || log {
+        let done = crate::verbs::until_done(c, namespace, name, |_| {}).await?;
+        let p = phase(&done).unwrap_or(WorkflowPhase::Error);
+        println!("{name} {p:?}");
+        return Ok(exit_of(&done));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The manifests of `files` when they lint without error (the errors are
+/// printed otherwise, and documents left out are listed as skipped).
+fn checked(files: &[PathBuf]) -> Option<argon_crds::manifest::LoadReport> {
+    let report = argon_crds::lint::lint_paths(files);
+    let mut failed = false;
+    for d in &report.diagnostics {
+        if d.severity == argon_crds::diag::Severity::Error {
+            failed = true;
+            eprintln!("{d}");
+        } else if d.message.contains("skip") {
+            // Documents the loader leaves out (other API groups, kinds Argon does not run yet).
+            eprintln!("{}:{}: skipped: {}", d.file, d.line, d.message);
         }
     }
+    (!failed).then_some(report)
 }
 
 /// Why `argon submit` leaves a manifest of another kind alone, and what to do with it.
@@ -643,29 +818,29 @@ fn not_submitted(m: &Manifest) -> &'static str {
 
 /// `argon apply FILE...`: stores the templates and cron workflows of files.
 async fn apply(files: Vec<PathBuf>, conn: Conn) -> Result<ExitCode> {
+    store_templates(files, conn, &TEMPLATE_KINDS).await
+}
+
+/// The kinds the engine stores.
+const TEMPLATE_KINDS: [&str; 3] = ["WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow"];
+
+/// Stores the manifests of `files` whose kind is one of `kinds` (created,
+/// or replaced when they exist: "configured") and says why it leaves the others.
+pub(crate) async fn store_templates(files: Vec<PathBuf>, conn: Conn, kinds: &[&str]) -> Result<ExitCode> {
     let c = client(&conn)?;
-    let report = argon_crds::lint::lint_paths(&files);
-    let mut failed = false;
-    for d in &report.diagnostics {
-        if d.severity == argon_crds::diag::Severity::Error {
-            failed = true;
-            eprintln!("{d}");
-        } else if d.message.contains("skip") {
-            eprintln!("{}:{}: skipped: {}", d.file, d.line, d.message);
-        }
-    }
-    if failed {
+    let Some(report) = checked(&files) else {
         return Ok(ExitCode::FAILURE);
-    }
+    };
     let mut stored_any = false;
     for m in report.manifests {
         let at = format!("{}:{}", m.doc.file, m.doc.start.line);
         let name = m.manifest.name();
         let kind = m.manifest.kind();
+        let wanted = kinds.contains(&kind);
         let doc = match m.manifest {
-            Manifest::WorkflowTemplate(t) => serde_json::to_value(*t)?,
-            Manifest::ClusterWorkflowTemplate(t) => serde_json::to_value(*t)?,
-            Manifest::CronWorkflow(t) => serde_json::to_value(*t)?,
+            Manifest::WorkflowTemplate(t) if wanted => serde_json::to_value(*t)?,
+            Manifest::ClusterWorkflowTemplate(t) if wanted => serde_json::to_value(*t)?,
+            Manifest::CronWorkflow(t) if wanted => serde_json::to_value(*t)?,
             Manifest::Workflow(_) => {
                 eprintln!("{at}: skipped Workflow '{name}': a Workflow runs once; start it with argon submit");
                 continue;
@@ -674,18 +849,35 @@ async fn apply(files: Vec<PathBuf>, conn: Conn) -> Result<ExitCode> {
                 eprintln!("{at}: skipped {kind} '{name}': the engine does not store it; run it with argon run");
                 continue;
             }
+            _ => {
+                eprintln!(
+                    "{at}: skipped {kind} '{name}': this command stores {}",
+                    kinds.join(", ")
+                );
+                continue;
+            }
         };
+        let existed = c.get_template(template_kind(kind), &ns(&conn), &name).await.is_ok();
         let stored = c.put_template(&ns(&conn), doc).await?;
         println!(
-            "{kind} '{}' stored",
-            stored["metadata"]["name"].as_str().unwrap_or_default()
+            "{kind} '{}' {}",
+            stored["metadata"]["name"].as_str().unwrap_or_default(),
+            if existed { "configured" } else { "created" }
         );
         stored_any = true;
     }
     if !stored_any {
-        bail!("nothing to apply: no WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow in the files");
+        bail!("nothing to apply: no {} in the files", kinds.join(", "));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn template_kind(kind: &str) -> TemplateKind {
+    match kind {
+        "ClusterWorkflowTemplate" => TemplateKind::ClusterWorkflowTemplate,
+        "CronWorkflow" => TemplateKind::CronWorkflow,
+        _ => TemplateKind::WorkflowTemplate,
+    }
 }
 
 fn phase(wf: &Workflow) -> Option<WorkflowPhase> {
@@ -711,39 +903,7 @@ async fn template(command: TemplateCommand) -> Result<ExitCode> {
         }
     };
     match command {
-        TemplateCommand::Create { files, conn } => {
-            let c = client(&conn)?;
-            let report = argon_crds::lint::lint_paths(&files);
-            let mut failed = false;
-            for d in &report.diagnostics {
-                if d.severity == argon_crds::diag::Severity::Error {
-                    failed = true;
-                    eprintln!("{d}");
-                }
-            }
-            if failed {
-                return Ok(ExitCode::FAILURE);
-            }
-            for m in report.manifests {
-                let (doc, kind) = match m.manifest {
-                    Manifest::WorkflowTemplate(t) => (serde_json::to_value(*t)?, "WorkflowTemplate"),
-                    Manifest::ClusterWorkflowTemplate(t) => (serde_json::to_value(*t)?, "ClusterWorkflowTemplate"),
-                    Manifest::CronWorkflow(t) => (serde_json::to_value(*t)?, "CronWorkflow"),
-                    other => bail!(
-                        "{} is a {}: argon template create takes WorkflowTemplates, ClusterWorkflowTemplates and \
-                         CronWorkflows",
-                        m.doc.file,
-                        other.kind()
-                    ),
-                };
-                let stored = c.put_template(&ns(&conn), doc).await?;
-                println!(
-                    "{kind} '{}' created",
-                    stored["metadata"]["name"].as_str().unwrap_or_default()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        TemplateCommand::Create { files, conn } => store_templates(files, conn, &TEMPLATE_KINDS).await,
         TemplateCommand::List { cluster, output, conn } => {
             let c = client(&conn)?;
             let items = c.list_templates(kind(cluster), &ns(&conn)).await?;
@@ -795,391 +955,8 @@ fn print_workflow(wf: &Workflow, output: Option<Output>) -> Result<()> {
         Some(Output::Yaml) => print!("{}", serde_norway::to_string(wf)?),
         Some(Output::Name) => println!("{}", wf.metadata.name.clone().unwrap_or_default()),
         Some(Output::Wide) => print!("{}", render_workflow(wf, true)),
+        Some(Output::Short) => print!("{}", render_summary(wf)),
         None => print!("{}", render_workflow(wf, false)),
     }
-    Ok(())
-}
-
-// ---------------------------------------------------------------- rendering
-
-fn symbol(n: &NodeStatus) -> &'static str {
-    match n.phase {
-        Some(NodePhase::Succeeded) => "✔",
-        Some(NodePhase::Failed) => "✖",
-        Some(NodePhase::Error) => "⚠",
-        Some(NodePhase::Skipped) | Some(NodePhase::Omitted) => "○",
-        Some(NodePhase::Running) if n.type_ == Some(NodeType::Suspend) => "ǁ",
-        Some(NodePhase::Running) => "●",
-        Some(NodePhase::Pending) | None => "◷",
-    }
-}
-
-fn human(d: chrono::Duration) -> String {
-    let s = d.num_seconds().max(0);
-    if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m{}s", s / 60, s % 60)
-    } else if s < 86400 {
-        format!("{}h{}m", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{}d{}h", s / 86400, (s % 86400) / 3600)
-    }
-}
-
-fn span(start: Option<chrono::DateTime<chrono::Utc>>, end: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    match start {
-        Some(s) => human(end.unwrap_or_else(chrono::Utc::now) - s),
-        None => String::new(),
-    }
-}
-
-/// The workflow as `argo get` shows it: a summary and the tree of its nodes.
-fn render_workflow(wf: &Workflow, wide: bool) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let status = wf.status.clone().unwrap_or_default();
-    let start = status.started_at.as_ref().map(argon_engine::time::to_chrono);
-    let end = status.finished_at.as_ref().map(argon_engine::time::to_chrono);
-    let row = |out: &mut String, k: &str, v: String| {
-        let _ = writeln!(out, "{:<20} {v}", format!("{k}:"));
-    };
-    row(&mut out, "Name", wf.metadata.name.clone().unwrap_or_default());
-    row(&mut out, "Namespace", wf.metadata.namespace.clone().unwrap_or_default());
-    row(
-        &mut out,
-        "Status",
-        status
-            .phase
-            .map(|p| format!("{p:?}"))
-            .unwrap_or_else(|| "Pending".into()),
-    );
-    if let Some(m) = &status.message {
-        row(&mut out, "Message", m.clone());
-    }
-    if let Some(t) = &wf.metadata.creation_timestamp {
-        row(&mut out, "Created", argon_engine::time::to_chrono(t).to_rfc3339());
-    }
-    if let Some(s) = start {
-        row(&mut out, "Started", s.to_rfc3339());
-    }
-    if let Some(e) = end {
-        row(&mut out, "Finished", e.to_rfc3339());
-    }
-    if start.is_some() {
-        row(&mut out, "Duration", span(start, end));
-    }
-    if let Some(p) = &status.progress {
-        row(&mut out, "Progress", p.clone());
-    }
-    let params = &wf.spec.arguments.parameters;
-    if !params.is_empty() {
-        out.push_str("Parameters:\n");
-        for p in params {
-            let _ = writeln!(
-                out,
-                "  {:<18} {}",
-                format!("{}:", p.name),
-                p.value_or_default().unwrap_or("")
-            );
-        }
-    }
-    if let Some(o) = &status.outputs {
-        out.push_str("Outputs:\n");
-        for p in &o.parameters {
-            let _ = writeln!(
-                out,
-                "  {:<18} {}",
-                format!("{}:", p.name),
-                p.value_or_default().unwrap_or("")
-            );
-        }
-    }
-    let root = wf.metadata.name.clone().unwrap_or_default();
-    let mut rows: Vec<[String; 5]> = Vec::new();
-    if status.nodes.contains_key(&root) {
-        tree(&status.nodes, &root, "", "", &mut rows);
-    }
-    let exit = format!("{root}.onExit");
-    let exit_id = status.nodes.values().find(|n| n.name == exit).map(|n| n.id.clone());
-    if let Some(id) = exit_id {
-        tree(&status.nodes, &id, "", "", &mut rows);
-    }
-    if rows.is_empty() {
-        return out;
-    }
-    out.push('\n');
-    let header = [
-        "STEP".to_string(),
-        "TEMPLATE".into(),
-        "PODNAME".into(),
-        "DURATION".into(),
-        "MESSAGE".into(),
-    ];
-    let widths: Vec<usize> = (0..4)
-        .map(|i| {
-            rows.iter()
-                .chain(std::iter::once(&header))
-                .map(|r| r[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for r in std::iter::once(&header).chain(rows.iter()) {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            if i == 2 && !wide {
-                continue;
-            }
-            if i < 4 {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad + 2));
-            } else {
-                line.push_str(cell);
-            }
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
-    artifacts_table(&status.nodes, &mut out);
-    out
-}
-
-/// The output artifacts of the nodes with their locations, for `argon get`.
-fn artifacts_table(nodes: &BTreeMap<String, NodeStatus>, out: &mut String) {
-    use std::fmt::Write as _;
-    let mut rows: Vec<[String; 3]> = Vec::new();
-    for n in nodes.values() {
-        let Some(o) = &n.outputs else { continue };
-        for a in &o.artifacts {
-            let Some(s3) = &a.location.s3 else { continue };
-            let key = s3.key.clone().unwrap_or_default();
-            let mut location = match (&s3.bucket, &s3.endpoint) {
-                (Some(b), Some(e)) => format!("s3://{b}/{key} ({e})"),
-                (Some(b), None) => format!("s3://{b}/{key}"),
-                _ => format!("local:{key}"),
-            };
-            if a.deleted == Some(true) {
-                location.push_str(" [deleted]");
-            }
-            rows.push([
-                n.display_name.clone().unwrap_or_else(|| n.name.clone()),
-                a.name.clone(),
-                location,
-            ]);
-        }
-    }
-    if rows.is_empty() {
-        return;
-    }
-    rows.sort();
-    let header = ["STEP".to_string(), "ARTIFACT".into(), "LOCATION".into()];
-    let w: Vec<usize> = (0..2)
-        .map(|i| {
-            rows.iter()
-                .chain(std::iter::once(&header))
-                .map(|r| r[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    out.push('\n');
-    for r in std::iter::once(&header).chain(rows.iter()) {
-        let _ = writeln!(out, "{:<w0$}  {:<w1$}  {}", r[0], r[1], r[2], w0 = w[0], w1 = w[1]);
-    }
-}
-
-/// What the tree looks like without times: to tell when it changed.
-fn render_shape(wf: &Workflow) -> String {
-    let status = wf.status.clone().unwrap_or_default();
-    let mut s = format!("{:?}", status.phase);
-    for n in status.nodes.values() {
-        s.push_str(&format!("{}{:?}{:?}", n.id, n.phase, n.message));
-    }
-    s
-}
-
-fn tree(nodes: &BTreeMap<String, NodeStatus>, id: &str, prefix: &str, child_prefix: &str, rows: &mut Vec<[String; 5]>) {
-    let Some(n) = nodes.get(id) else { return };
-    let children: Vec<&String> = n.children.iter().collect();
-    let template = n
-        .template_ref
-        .as_ref()
-        .map(|r| format!("{}/{}", r.name, r.template))
-        .or_else(|| n.template_name.clone())
-        .unwrap_or_default();
-    let duration = if n.type_ == Some(NodeType::Pod) || n.type_ == Some(NodeType::Suspend) {
-        span(
-            n.started_at.as_ref().map(argon_engine::time::to_chrono),
-            n.finished_at.as_ref().map(argon_engine::time::to_chrono),
-        )
-    } else {
-        String::new()
-    };
-    let pod = if n.type_ == Some(NodeType::Pod) {
-        n.id.clone()
-    } else {
-        String::new()
-    };
-    rows.push([
-        format!(
-            "{prefix}{} {}",
-            symbol(n),
-            n.display_name.clone().unwrap_or_else(|| n.name.clone())
-        ),
-        template,
-        pod,
-        duration,
-        n.message.clone().unwrap_or_default(),
-    ]);
-    let mut visible: Vec<&String> = children.iter().copied().filter(|c| nodes.contains_key(*c)).collect();
-    let groups_only = !visible.is_empty()
-        && visible
-            .iter()
-            .all(|c| nodes.get(*c).is_some_and(|x| x.type_ == Some(NodeType::StepGroup)));
-    if groups_only {
-        // Steps: the steps of every group, in order, as this node's children (as `argo get` shows them).
-        visible = visible
-            .iter()
-            .filter_map(|g| nodes.get(*g))
-            .flat_map(|g| g.children.iter())
-            .filter(|c| nodes.contains_key(*c))
-            .collect();
-    }
-    for (i, c) in visible.iter().enumerate() {
-        let last = i + 1 == visible.len();
-        let (p, cp) = if last {
-            (format!("{child_prefix}└─"), format!("{child_prefix}  "))
-        } else {
-            (format!("{child_prefix}├─"), format!("{child_prefix}│ "))
-        };
-        tree(nodes, c, &p, &cp, rows);
-    }
-}
-
-fn render_list(list: &[Workflow], wide: bool) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<36} {:<10} {:<8} {:<9} {}",
-        "NAME",
-        "STATUS",
-        "AGE",
-        "DURATION",
-        if wide { "NAMESPACE  MESSAGE" } else { "MESSAGE" }
-    );
-    let now = chrono::Utc::now();
-    for w in list {
-        let s = w.status.clone().unwrap_or_default();
-        let age = w
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| human(now - argon_engine::time::to_chrono(t)))
-            .unwrap_or_default();
-        let duration = span(
-            s.started_at.as_ref().map(argon_engine::time::to_chrono),
-            s.finished_at.as_ref().map(argon_engine::time::to_chrono),
-        );
-        let mut msg = s.message.clone().unwrap_or_default();
-        if wide {
-            msg = format!("{:<10} {msg}", w.metadata.namespace.clone().unwrap_or_default());
-        }
-        let _ = writeln!(
-            out,
-            "{:<36} {:<10} {:<8} {:<9} {}",
-            w.metadata.name.clone().unwrap_or_default(),
-            s.phase.map(|p| format!("{p:?}")).unwrap_or_else(|| "Pending".into()),
-            age,
-            duration,
-            msg
-        )
-        .map(|_| ());
-    }
-    out
-}
-
-/// Which artifacts `argon cp` copies.
-struct CpFilter {
-    node_id: Option<String>,
-    template_name: Option<String>,
-    artifact_name: Option<String>,
-}
-
-/// Downloads the output artifacts of `wf` that `filter` lets through under
-/// `dir` (`argon cp`); returns how many.
-async fn copy_artifacts(
-    c: &HttpClient,
-    wf: &Workflow,
-    filter: &CpFilter,
-    dir: &std::path::Path,
-    pattern: &str,
-) -> Result<usize> {
-    let namespace = wf.metadata.namespace.clone().unwrap_or_default();
-    let name = wf.metadata.name.clone().unwrap_or_default();
-    let mut copied = 0;
-    let Some(status) = &wf.status else { return Ok(0) };
-    for (id, node) in &status.nodes {
-        let template = node
-            .template_name
-            .clone()
-            .or_else(|| node.template_ref.as_ref().map(|r| r.template.clone()))
-            .unwrap_or_default();
-        if filter.node_id.as_ref().is_some_and(|n| n != id)
-            || filter.template_name.as_ref().is_some_and(|t| *t != template)
-        {
-            continue;
-        }
-        let Some(outputs) = &node.outputs else { continue };
-        for a in &outputs.artifacts {
-            let Some(key) = a.location.s3.as_ref().and_then(|s| s.key.clone()) else {
-                continue;
-            };
-            if filter.artifact_name.as_ref().is_some_and(|n| *n != a.name) || a.deleted == Some(true) {
-                continue;
-            }
-            let sub = pattern
-                .replace("{namespace}", &namespace)
-                .replace("{workflowName}", &name)
-                .replace("{nodeId}", id)
-                .replace("{templateName}", &template)
-                .replace("{artifactName}", &a.name);
-            let target_dir = dir.join(sub);
-            tokio::fs::create_dir_all(&target_dir)
-                .await
-                .with_context(|| format!("cannot create {}", target_dir.display()))?;
-            let file_name = key.rsplit('/').next().unwrap_or(&a.name).to_string();
-            let target = target_dir.join(&file_name);
-            let resp = c.artifact(&namespace, &name, id, &a.name, None).await?;
-            if resp.headers().contains_key("x-argon-artifact-directory") {
-                let listing = resp.text().await.context("reading the artifact's file list")?;
-                for rel in listing.lines().filter(|l| !l.is_empty()) {
-                    let resp = c.artifact(&namespace, &name, id, &a.name, Some(rel)).await?;
-                    save_body(resp, &target.join(rel)).await?;
-                }
-            } else {
-                save_body(resp, &target).await?;
-            }
-            eprintln!("Created {}", target.display());
-            copied += 1;
-        }
-    }
-    Ok(copied)
-}
-
-/// Writes a response's body to `path`, chunk by chunk.
-async fn save_body(mut resp: reqwest::Response, path: &std::path::Path) -> Result<()> {
-    use tokio::io::AsyncWriteExt;
-    if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent).await?;
-    }
-    let mut f = tokio::fs::File::create(path)
-        .await
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    while let Some(chunk) = resp.chunk().await.context("downloading the artifact")? {
-        f.write_all(&chunk).await?;
-    }
-    f.flush().await?;
     Ok(())
 }

@@ -13,11 +13,14 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+mod cp;
 mod engine;
 mod eventsource;
 mod listen;
+mod render;
 mod run;
 mod sensor;
+mod verbs;
 
 /// Argon: event-driven automation for argoproj.io manifests.
 #[derive(Parser)]
@@ -49,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: sensor::SensorCommand,
     },
+    /// Print a shell completion script: `source <(argon completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Run everything under PATH... in one process: event sources, sensors,
     /// templates, the event bus (embedded unless --bus) and the engine with its API.
     Run(run::RunArgs),
@@ -69,6 +77,15 @@ fn main() -> ExitCode {
         Command::Eventsource { command } => eventsource::dispatch(command),
         Command::Sensor { command } => sensor::dispatch(command),
         Command::Run(args) => run::dispatch(args),
+        Command::Completion { shell } => {
+            use clap::CommandFactory as _;
+            use std::io::Write as _;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "argon", &mut script);
+            // A closed pipe (`argon completion bash | head`) is not an error.
+            let _ = std::io::stdout().write_all(&script);
+            ExitCode::SUCCESS
+        }
         Command::Engine(command) => engine::dispatch(command),
     }
 }

@@ -495,8 +495,8 @@ metadata:
     let out = argon(&s, &["apply", f]);
     let stdout = ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stdout.contains("WorkflowTemplate 'lib' stored"), "{stdout}");
-    assert!(stdout.contains("CronWorkflow 'nightly' stored"), "{stdout}");
+    assert!(stdout.contains("WorkflowTemplate 'lib' created"), "{stdout}");
+    assert!(stdout.contains("CronWorkflow 'nightly' created"), "{stdout}");
     assert!(
         stderr.contains(&format!(
             "{f}:20: skipped Workflow 'use-lib-': a Workflow runs once; start it with argon submit"
@@ -548,4 +548,211 @@ metadata:
     let out = argon(&s, &["apply", only_wf.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to apply"));
+}
+
+fn fails(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "argon should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// argo's verbs and flags: submit's --name, --entrypoint, --parameter-file,
+/// --dry-run, -w (--wait) and --log; list's selection flags and paging;
+/// get -o short; logs --tail, --grep, --timestamps and a step; wait;
+/// watch; resubmit; delete by selection; cron; shell completion.
+#[test]
+fn argo_verbs_and_flags() {
+    let dir = workdir();
+    let s = server(dir.path());
+    let params = dir.path().join("params.yaml");
+    std::fs::write(&params, "message: from-file\nwho: nobody\n").unwrap();
+
+    // --dry-run prints what would be sent and submits nothing.
+    let text = ok(&argon(
+        &s,
+        &[
+            "submit",
+            &example("webhook-whalesay.yaml"),
+            "--name",
+            "dry",
+            "--parameter-file",
+            params.to_str().unwrap(),
+            "-p",
+            "who=cli",
+            "--dry-run",
+        ],
+    ));
+    assert!(
+        text.contains("name: dry") && text.contains("value: from-file") && text.contains("value: cli"),
+        "{text}"
+    );
+    assert!(ok(&argon(&s, &["list", "-o", "name"])).trim().is_empty());
+
+    // -w waits and says how it ended; --log prints the lines on the way.
+    let out = argon(
+        &s,
+        &[
+            "submit",
+            &example("webhook-whalesay.yaml"),
+            "--name",
+            "greet-1",
+            "-l",
+            "team=a",
+            "--parameter-file",
+            params.to_str().unwrap(),
+            "-p",
+            "who=cli",
+            "--log",
+        ],
+    );
+    let text = ok(&out);
+    assert!(text.contains("greet-1: < from-file cli >"), "{text}");
+    assert!(text.trim_end().ends_with("greet-1 Succeeded"), "{text}");
+    let text = ok(&argon(
+        &s,
+        &[
+            "submit",
+            &example("dag-diamond.yaml"),
+            "--generate-name",
+            "diamond-",
+            "-l",
+            "team=b",
+            "-w",
+        ],
+    ));
+    assert!(text.contains("Succeeded"), "{text}");
+    let out = argon(&s, &["submit", &example("resource-job.yaml"), "--name", "broken", "-w"]);
+    fails(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("broken Error"));
+
+    // list: selectors, phases, prefix, since, paging one at a time.
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["list", "-o", "name"];
+        a.extend_from_slice(args);
+        ok(&argon(&s, &a)).lines().map(str::to_string).collect()
+    };
+    assert_eq!(names(&[]).len(), 3);
+    assert_eq!(names(&["-l", "team=a"]), vec!["greet-1"]);
+    assert_eq!(names(&["-l", "team in (a,b)"]).len(), 2);
+    assert_eq!(names(&["--status", "Error"]), vec!["broken"]);
+    assert_eq!(names(&["--status", "error,succeeded"]).len(), 3);
+    assert!(names(&["--status", "Failed"]).is_empty());
+    assert_eq!(names(&["--completed"]).len(), 3);
+    assert!(names(&["--running"]).is_empty());
+    assert_eq!(names(&["--prefix", "diamond-"]).len(), 1);
+    assert_eq!(names(&["--since", "1h"]).len(), 3);
+    assert!(names(&["--older", "1h"]).is_empty());
+    assert_eq!(names(&["--chunk-size", "1"]), names(&[]));
+    assert_eq!(names(&["--field-selector", "metadata.name=broken"]), vec!["broken"]);
+    let table = ok(&argon(&s, &["list", "--chunk-size", "1"]));
+    assert_eq!(table.lines().filter(|l| l.starts_with("NAME")).count(), 1, "{table}");
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(!ok(&argon(&s, &["list", "--no-headers"])).contains("NAME"));
+    let err = fails(&argon(&s, &["list", "--status", "Sleeping"]));
+    assert!(err.contains("not a phase"), "{err}");
+    let err = fails(&argon(&s, &["list", "-l", "team in (a"]));
+    assert!(err.contains("not closed"), "{err}");
+
+    // get -o short: the summary without the tree.
+    let short = ok(&argon(&s, &["get", "greet-1", "-o", "short"]));
+    assert!(
+        short.contains("Status:              Succeeded") && !short.contains("STEP"),
+        "{short}"
+    );
+
+    // logs: a step, --tail, --grep, --timestamps, -c.
+    let diamond = names(&["--prefix", "diamond-"]).remove(0);
+    let lines = ok(&argon(&s, &["logs", &diamond]));
+    assert_eq!(lines.lines().count(), 4, "{lines}");
+    assert_eq!(ok(&argon(&s, &["logs", &diamond, "--tail", "2"])).lines().count(), 2);
+    assert_eq!(ok(&argon(&s, &["logs", &diamond, "A"])).trim(), "A: A");
+    assert_eq!(
+        ok(&argon(&s, &["logs", &diamond, "--grep", "^[BC]$"])).lines().count(),
+        2
+    );
+    let stamped = ok(&argon(&s, &["logs", &diamond, "A", "--timestamps"]));
+    assert!(
+        stamped.starts_with("A: 20") && stamped.trim_end().ends_with(" A"),
+        "{stamped}"
+    );
+    let err = fails(&argon(&s, &["logs", &diamond, "-c", "wait"]));
+    assert!(err.contains("main container"), "{err}");
+
+    // wait, watch and resubmit.
+    let text = ok(&argon(&s, &["wait", "greet-1", &diamond]));
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        vec!["greet-1 Succeeded".to_string(), format!("{diamond} Succeeded")]
+    );
+    fails(&argon(&s, &["wait", "broken"]));
+    ok(&argon(&s, &["wait", "missing", "--ignore-not-found"]));
+    let watched = ok(&argon(&s, &["watch", "greet-1"]));
+    assert!(watched.contains("Status:              Succeeded"), "{watched}");
+    let out = argon(&s, &["resubmit", "greet-1", "-w"]);
+    let text = ok(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Workflow 'greet-1' resubmitted as 'greet-1-"),
+        "{out:?}"
+    );
+    assert!(text.trim_end().ends_with("Succeeded"), "{text}");
+    assert_eq!(
+        names(&["-l", "team=a"]).len(),
+        2,
+        "the resubmitted run keeps the labels"
+    );
+
+    // delete by selection, with --dry-run first.
+    let err = fails(&argon(&s, &["delete"]));
+    assert!(err.contains("--all"), "{err}");
+    let text = ok(&argon(&s, &["delete", "--status", "Error", "--dry-run"]));
+    assert_eq!(text.trim(), "Workflow 'broken' deleted (dry-run)");
+    assert_eq!(names(&[]).len(), 4);
+    let text = ok(&argon(&s, &["delete", "--completed", "-l", "team=a"]));
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert_eq!(names(&[]).len(), 2);
+    ok(&argon(&s, &["delete", "--all"]));
+    assert!(names(&[]).is_empty());
+
+    // cron: create, list with the next run, suspend, resume, get, delete.
+    let cron = dir.path().join("cron.yaml");
+    std::fs::write(
+        &cron,
+        "apiVersion: argoproj.io/v1alpha1\nkind: CronWorkflow\nmetadata:\n  name: nightly\nspec:\n  schedule: \"0 3 * * *\"\n  \
+         workflowSpec:\n    entrypoint: main\n    templates:\n    - name: main\n      container: {image: alpine, command: [\"true\"]}\n",
+    )
+    .unwrap();
+    assert!(ok(&argon(&s, &["cron", "create", cron.to_str().unwrap()])).contains("CronWorkflow 'nightly' created"));
+    let list = ok(&argon(&s, &["cron", "list"]));
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("nightly"))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        row.contains("0 3 * * *") && row.trim_end().ends_with("false") && !row.contains("N/A          N/A"),
+        "{list}"
+    );
+    assert!(ok(&argon(&s, &["cron", "suspend", "nightly"])).contains("suspended"));
+    let got = ok(&argon(&s, &["cron", "get", "nightly"]));
+    assert!(
+        got.contains("Suspended:           true") && got.contains("NextScheduledTime:   N/A"),
+        "{got}"
+    );
+    ok(&argon(&s, &["cron", "resume", "nightly"]));
+    let got = ok(&argon(&s, &["cron", "get", "nightly"]));
+    assert!(
+        got.contains("Suspended:           false") && !got.contains("NextScheduledTime:   N/A"),
+        "{got}"
+    );
+    ok(&argon(&s, &["cron", "delete", "nightly"]));
+    fails(&argon(&s, &["cron", "get", "nightly"]));
+
+    // Shell completion knows the verbs.
+    let script = ok(&argon(&s, &["completion", "bash"]));
+    assert!(
+        script.contains("resubmit") && script.contains("--chunk-size"),
+        "completion script"
+    );
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use argon_crds::workflow::Workflow;
 
 use crate::Result;
+use crate::list::{ListOptions, WorkflowPage};
 
 /// Options of a submission.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -92,9 +93,9 @@ pub struct LogEntry {
 /// contract (and its test doubles) need not provide them.
 #[async_trait::async_trait]
 pub trait WorkflowAdmin: WorkflowClient {
-    /// Workflows in `namespace` (all namespaces when empty), newest first,
-    /// without their nodes; `template` keeps the runs of that WorkflowTemplate.
-    async fn list(&self, namespace: &str, template: Option<&str>) -> Result<Vec<Workflow>>;
+    /// A page of the workflows in `namespace` (all namespaces when empty)
+    /// that pass `options`, newest first, without their nodes.
+    async fn list(&self, namespace: &str, options: &ListOptions) -> Result<WorkflowPage>;
 
     /// Deletes a workflow (stopping it when it runs), its nodes and logs.
     async fn delete(&self, namespace: &str, name: &str) -> Result<()>;

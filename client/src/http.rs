@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::api::{CREATED_HEADER, CreateRequest, SubmitOpts};
 use crate::client::{LogEntry, SubmitOptions, Submitted, TemplateKind, WorkflowAction, WorkflowAdmin, WorkflowClient};
+use crate::list::{ListOptions, WorkflowPage};
 use crate::{Error, Result};
 
 /// A client of an `argon server`.
@@ -128,6 +129,52 @@ impl HttpClient {
             }
         }
         Ok(())
+    }
+
+    /// Watches the workflows that pass `options` (Argo's
+    /// `/api/v1/workflow-events/{ns}`): `each` is called with every event,
+    /// first an ADDED for each matching workflow, and the watch goes on
+    /// while it returns true. An error when the stream breaks.
+    pub async fn watch(
+        &self,
+        namespace: &str,
+        options: &ListOptions,
+        mut each: impl FnMut(WatchEvent) -> bool,
+    ) -> Result<()> {
+        let path = format!("/api/v1/workflow-events/{}{}", path_ns(namespace), query(options));
+        let mut resp = self.send(self.request(Method::GET, &path)).await?;
+        let mut buf = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| Error::Unavailable(format!("watch stream: {e}")))?
+        {
+            buf.extend_from_slice(&chunk);
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                let Ok(mut v) = serde_json::from_slice::<Value>(&line) else {
+                    continue;
+                };
+                let kind = v["result"]["type"].as_str().unwrap_or("").to_string();
+                let Ok(workflow) = serde_json::from_value::<Workflow>(v["result"]["object"].take()) else {
+                    continue;
+                };
+                if !each(WatchEvent { kind, workflow }) {
+                    return Ok(());
+                }
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "the argon server at {} ended the watch stream",
+            self.base
+        )))
+    }
+
+    /// Suspends (or resumes) a CronWorkflow; returns it as stored.
+    pub async fn suspend_cron(&self, namespace: &str, name: &str, suspend: bool) -> Result<Value> {
+        let action = if suspend { "suspend" } else { "resume" };
+        let path = format!("/api/v1/cron-workflows/{}/{name}/{action}", path_ns(namespace));
+        self.json(self.request(Method::PUT, &path)).await
     }
 
     /// The response carrying output artifact `artifact` of node `node_id`
@@ -253,16 +300,14 @@ impl WorkflowClient for HttpClient {
 
 #[async_trait::async_trait]
 impl WorkflowAdmin for HttpClient {
-    async fn list(&self, namespace: &str, template: Option<&str>) -> Result<Vec<Workflow>> {
-        let mut path = format!("/api/v1/workflows/{}", path_ns(namespace));
-        if let Some(t) = template {
-            path.push_str("?listOptions.labelSelector=");
-            path.push_str(&encode(&crate::api::template_selector(t)));
-        }
-        let req = self.request(Method::GET, &path);
-        let v: Value = self.json(req).await?;
-        serde_json::from_value(v["items"].clone())
-            .map_err(|e| Error::Unavailable(format!("the server's list is not understood: {e}")))
+    async fn list(&self, namespace: &str, options: &ListOptions) -> Result<WorkflowPage> {
+        let path = format!("/api/v1/workflows/{}{}", path_ns(namespace), query(options));
+        let v: Value = self.json(self.request(Method::GET, &path)).await?;
+        Ok(WorkflowPage {
+            items: serde_json::from_value(v["items"].clone())
+                .map_err(|e| Error::Unavailable(format!("the server's list is not understood: {e}")))?,
+            continue_token: v["metadata"]["continue"].as_str().map(str::to_string),
+        })
     }
 
     async fn delete(&self, namespace: &str, name: &str) -> Result<()> {
@@ -321,6 +366,29 @@ impl WorkflowAdmin for HttpClient {
         let path = format!("{}/{name}", Self::template_path(kind, namespace));
         self.send(self.request(Method::DELETE, &path)).await.map(|_| ())
     }
+}
+
+/// `options` as a query string (`?a=b&c=d`, empty without options).
+fn query(options: &ListOptions) -> String {
+    let pairs: Vec<String> = options
+        .query()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", encode(&v)))
+        .collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", pairs.join("&"))
+    }
+}
+
+/// One event of a watch stream.
+#[derive(Clone, Debug)]
+pub struct WatchEvent {
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub kind: String,
+    /// The workflow as it is now (for DELETED, at least its metadata).
+    pub workflow: Workflow,
 }
 
 /// Percent-encodes a query value.

@@ -8,7 +8,8 @@ pub mod api;
 mod client;
 mod error;
 mod http;
+pub mod list;
 
 pub use client::{LogEntry, SubmitOptions, Submitted, TemplateKind, WorkflowAction, WorkflowAdmin, WorkflowClient};
 pub use error::{Error, Result};
-pub use http::HttpClient;
+pub use http::{HttpClient, WatchEvent};

@@ -32,6 +32,19 @@ fn parse_schedules(c: &CronWorkflow) -> std::result::Result<Vec<Schedule>, Strin
     texts.iter().map(|t| Schedule::parse(t, zone)).collect()
 }
 
+/// When a CronWorkflow's next run is due after `after` (none when it is
+/// suspended, or its schedule does not parse or never comes due).
+pub fn next_run(c: &CronWorkflow, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if c.spec.suspend.unwrap_or(false) {
+        return None;
+    }
+    parse_schedules(c)
+        .ok()?
+        .iter()
+        .filter_map(|s| s.next_after(after))
+        .min()
+}
+
 /// The latest time `schedule` came due in (`after`, `now`], if any.
 fn latest_due(schedule: &Schedule, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let mut due = None;

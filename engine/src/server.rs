@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 use crate::engine::Engine;
 use argon_client::api::{CREATED_HEADER, CreateRequest};
+use argon_client::list::ListOptions;
 use argon_client::{Error, SubmitOptions, TemplateKind, WorkflowAction, WorkflowAdmin};
 
 /// What the router serves.
@@ -123,6 +124,7 @@ pub fn router(state: ApiState) -> Router {
             get(get_workflow).delete(delete_workflow),
         )
         .route("/api/v1/workflows/{ns}/{name}/log", get(workflow_log))
+        .route("/api/v1/workflow-events/{ns}", get(watch_workflows))
         .route("/api/v1/workflows/{ns}/{name}/{action}", put(act))
         .route("/artifacts/{ns}/{name}/{node}/{artifact}", get(artifact_object))
         .route("/artifacts/{ns}/{name}/{node}/{artifact}/{*file}", get(artifact_file))
@@ -160,6 +162,7 @@ pub fn router(state: ApiState) -> Router {
             get(|s: St, p: NsName| get_template(s, p, TemplateKind::CronWorkflow))
                 .delete(|s: St, p: NsName| delete_template(s, p, TemplateKind::CronWorkflow)),
         )
+        .route("/api/v1/cron-workflows/{ns}/{name}/{action}", put(cron_act))
         .route(
             "/api/v1/version",
             get(|| async { Json(json!({"version": env!("CARGO_PKG_VERSION"), "platform": "argon"})) }),
@@ -232,20 +235,257 @@ fn ns(p: &str) -> &str {
     if p == "-" { "" } else { p }
 }
 
-#[derive(Deserialize)]
+/// The query of a list or watch: Argo's `listOptions.*` and Argon's
+/// `namePrefix`, `createdAfter`, `createdBefore` and `template`.
+#[derive(Deserialize, Default)]
 struct ListQuery {
+    #[serde(rename = "listOptions.limit")]
+    limit: Option<String>,
+    #[serde(rename = "listOptions.continue")]
+    continue_token: Option<String>,
     #[serde(rename = "listOptions.labelSelector")]
     label_selector: Option<String>,
+    #[serde(rename = "listOptions.fieldSelector")]
+    field_selector: Option<String>,
+    #[serde(rename = "namePrefix")]
+    name_prefix: Option<String>,
+    #[serde(rename = "createdAfter")]
+    created_after: Option<String>,
+    #[serde(rename = "createdBefore")]
+    created_before: Option<String>,
+    #[serde(rename = "finishedBefore")]
+    finished_before: Option<String>,
+    /// The runs of this WorkflowTemplate.
+    template: Option<String>,
 }
 
+/// The most a page may hold; a larger `listOptions.limit` is lowered to it.
+const MAX_PAGE: usize = 10_000;
+
+impl ListQuery {
+    fn options(self) -> Result<ListOptions, Error> {
+        let limit = match self.limit.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+            None => None,
+            Some(l) => match l.parse::<usize>() {
+                // Kubernetes: 0 means no limit.
+                Ok(0) => None,
+                Ok(n) => Some(n.min(MAX_PAGE)),
+                Err(_) => {
+                    return Err(Error::Invalid(format!("listOptions.limit '{l}' is not a whole number")));
+                }
+            },
+        };
+        let mut o = ListOptions {
+            limit,
+            continue_token: self.continue_token,
+            label_selector: self.label_selector,
+            field_selector: self.field_selector,
+            name_prefix: self.name_prefix,
+            created_after: self.created_after,
+            created_before: self.created_before,
+            finished_before: self.finished_before,
+        };
+        if let Some(t) = self.template.filter(|t| !t.is_empty()) {
+            o.and_label(&argon_client::api::template_selector(&t));
+        }
+        Ok(o)
+    }
+}
+
+/// A page of workflows: `{"metadata": {"continue": TOKEN}, "items": [...]}`
+/// as the Argo Server answers; without `listOptions.limit`, all of them.
 async fn list_workflows(
     State(s): State<ApiState>,
     Path(namespace): Path<String>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let label = q.label_selector.as_deref().and_then(|l| l.split_once('='));
-    let items = s.engine.list_workflows(ns(&namespace), label)?;
-    Ok(Json(json!({"metadata": {}, "items": items})))
+) -> ApiResult<Response> {
+    let options = q.options()?;
+    let engine = s.engine.clone();
+    let page = tokio::task::spawn_blocking(move || engine.list_page(ns(&namespace), &options))
+        .await
+        .map_err(|e| Error::Unavailable(format!("listing workflows: {e}")))??;
+    let mut metadata = serde_json::Map::new();
+    if let Some(t) = page.continue_token {
+        metadata.insert("continue".into(), Value::String(t));
+    }
+    let body = serde_json::to_vec(&json!({"metadata": metadata, "items": page.items}))
+        .map_err(|e| Error::Unavailable(format!("rendering the list: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The events of a watch, as Argo's `/api/v1/workflow-events/{ns}` streams
+/// them: `{"result": {"type": "ADDED"|"MODIFIED"|"DELETED", "object": WORKFLOW}}`,
+/// one a line (newline-delimited JSON), or as server-sent events
+/// (`data: ...`) when the request accepts `text/event-stream`. The
+/// workflows that already match come first as ADDED, then every change;
+/// a workflow that stops matching is DELETED. `listOptions.limit` and
+/// `continue` do not apply.
+async fn watch_workflows(
+    State(s): State<ApiState>,
+    Path(namespace): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let mut options = q.options()?;
+    options.limit = None;
+    options.continue_token = None;
+    let filter = argon_client::list::Filter::parse(&options)?;
+    let sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    let namespace = ns(&namespace).to_string();
+    // Subscribed before the first read: no change falls between the two.
+    let changes = s.engine.subscribe();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let engine = s.engine.clone();
+    tokio::spawn(async move {
+        let mut w = Watch {
+            engine,
+            namespace,
+            filter,
+            options,
+            sse,
+            seen: std::collections::HashSet::new(),
+            tx,
+        };
+        let _ = w.run(changes).await;
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    let content_type = if sse {
+        "text/event-stream"
+    } else {
+        "application/x-ndjson"
+    };
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .map_err(|e| Error::Unavailable(e.to_string()))?)
+}
+
+/// One watch stream's state.
+struct Watch {
+    engine: Arc<Engine>,
+    namespace: String,
+    filter: argon_client::list::Filter,
+    options: ListOptions,
+    sse: bool,
+    /// The workflows the watcher was told about (and not told are gone).
+    seen: std::collections::HashSet<String>,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+}
+
+/// The watcher went away.
+struct Gone;
+
+/// A deleted workflow as a watch event's object: its metadata.
+fn gone(metadata: Value) -> Value {
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": metadata, "spec": {}})
+}
+
+impl Watch {
+    async fn run(&mut self, mut changes: tokio::sync::broadcast::Receiver<crate::store::Change>) -> Result<(), Gone> {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        self.resync().await?;
+        loop {
+            // Every change waiting is taken at once, and each workflow is
+            // sent once, as it is now: a busy workflow's node updates collapse.
+            let mut pending: Vec<crate::store::Change> = Vec::new();
+            let mut lagged = false;
+            tokio::select! {
+                first = changes.recv() => match first {
+                    Ok(c) => pending.push(c),
+                    Err(RecvError::Lagged(_)) => lagged = true,
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+                _ = self.tx.closed() => return Err(Gone),
+            }
+            loop {
+                match changes.try_recv() {
+                    Ok(c) => pending.push(c),
+                    Err(TryRecvError::Lagged(_)) => lagged = true,
+                    Err(_) => break,
+                }
+            }
+            if lagged {
+                self.resync().await?;
+                continue;
+            }
+            let mut done = std::collections::HashSet::new();
+            for c in pending.into_iter().rev() {
+                if !done.insert(c.uid.clone()) {
+                    continue;
+                }
+                if !self.namespace.is_empty() && c.namespace != self.namespace {
+                    continue;
+                }
+                self.send_current(&c.uid, Some((&c.namespace, &c.name))).await?;
+            }
+        }
+    }
+
+    /// Sends every matching workflow (ADDED when new to the watcher).
+    async fn resync(&mut self) -> Result<(), Gone> {
+        let mut options = self.options.clone();
+        options.limit = Some(500);
+        loop {
+            let engine = self.engine.clone();
+            let namespace = self.namespace.clone();
+            let o = options.clone();
+            let page = tokio::task::spawn_blocking(move || engine.list_page(&namespace, &o))
+                .await
+                .map_err(|_| Gone)?
+                .map_err(|_| Gone)?;
+            for wf in &page.items {
+                let uid = wf.metadata.uid.clone().unwrap_or_default();
+                self.send_current(&uid, None).await?;
+            }
+            match page.continue_token {
+                Some(t) => options.continue_token = Some(t),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Tells the watcher how workflow `uid` is now.
+    async fn send_current(&mut self, uid: &str, names: Option<(&str, &str)>) -> Result<(), Gone> {
+        let wf = self.engine.workflow_now(uid).ok().flatten();
+        match wf {
+            Some(wf) if self.filter.matches(&wf) => {
+                let kind = if self.seen.insert(uid.to_string()) {
+                    "ADDED"
+                } else {
+                    "MODIFIED"
+                };
+                self.send(kind, &serde_json::to_value(&wf).unwrap_or(Value::Null)).await
+            }
+            other => {
+                if !self.seen.remove(uid) {
+                    return Ok(());
+                }
+                // A workflow gone from the store is told as its metadata.
+                let object = match (other, names) {
+                    (Some(wf), _) => serde_json::to_value(&wf).unwrap_or(Value::Null),
+                    (None, Some((namespace, name))) => gone(json!({"name": name, "namespace": namespace, "uid": uid})),
+                    (None, None) => gone(json!({"uid": uid})),
+                };
+                self.send("DELETED", &object).await
+            }
+        }
+    }
+
+    async fn send(&self, kind: &str, object: &Value) -> Result<(), Gone> {
+        let event = json!({"result": {"type": kind, "object": object}}).to_string();
+        let text = if self.sse {
+            format!("data: {event}\n\n")
+        } else {
+            format!("{event}\n")
+        };
+        self.tx.send(Bytes::from(text)).await.map_err(|_| Gone)
+    }
 }
 
 async fn create_workflow(State(s): State<ApiState>, Path(namespace): Path<String>, body: Bytes) -> ApiResult<Response> {
@@ -375,6 +615,27 @@ struct LogQuery {
     follow: Option<bool>,
     /// Lines after this position only.
     after: Option<i64>,
+}
+
+/// `PUT /api/v1/cron-workflows/{ns}/{name}/suspend|resume`, as the Argo Server.
+async fn cron_act(
+    State(s): State<ApiState>,
+    Path((namespace, name, action)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let suspend = match action.as_str() {
+        "suspend" => true,
+        "resume" => false,
+        other => {
+            return Err(Error::Invalid(format!(
+                "'{other}' is not an action on a CronWorkflow; use suspend or resume"
+            ))
+            .into());
+        }
+    };
+    Ok(Json(
+        serde_json::to_value(s.engine.suspend_cron_workflow(ns(&namespace), &name, suspend)?)
+            .map_err(|e| Error::Unavailable(e.to_string()))?,
+    ))
 }
 
 /// Streams log lines as newline-delimited JSON `{"result": {"content", "podName", "seq", ...}}`.

@@ -12,6 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Error, Result};
 use argon_client::TemplateKind;
+use argon_client::list::{Field, Filter, LabelRequirement};
 
 /// The store's errors as the engine's: the store could not be used.
 trait Db<T> {
@@ -51,7 +52,29 @@ pub struct WorkflowRow {
 /// shared behind a mutex.
 pub struct Store {
     conn: Mutex<Connection>,
+    changes: tokio::sync::broadcast::Sender<Change>,
 }
+
+/// A workflow was created, changed or deleted: what watchers of the store
+/// hear (the API's watch stream). Sent after the change is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub kind: ChangeKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// How many changes a slow watcher may fall behind before it is told it
+/// lagged (it then reads the current state again).
+const CHANGE_BACKLOG: usize = 4096;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS workflows (
@@ -62,8 +85,19 @@ CREATE TABLE IF NOT EXISTS workflows (
     phase TEXT NOT NULL,
     finished_at TEXT,
     doc TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    expires_at TEXT,
     UNIQUE (namespace, name)
 );
+CREATE INDEX IF NOT EXISTS workflows_by_created ON workflows (created_at);
+CREATE INDEX IF NOT EXISTS workflows_by_expiry ON workflows (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS workflow_labels (
+    uid TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (key, value, uid)
+);
+CREATE INDEX IF NOT EXISTS workflow_labels_by_uid ON workflow_labels (uid);
 CREATE TABLE IF NOT EXISTS nodes (
     uid TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -99,8 +133,49 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL").db()?;
         conn.pragma_update(None, "synchronous", "NORMAL").db()?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).db()?;
+        let columns: Vec<String> = {
+            let mut stmt = conn.prepare("PRAGMA table_info(workflows)").db()?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(1)).db()?;
+            names.collect::<Result<_, _>>().db()?
+        };
+        // A store from before label selectors and expiry times: the columns
+        // and the label table are filled from the documents once.
+        let old = !columns.is_empty() && !columns.iter().any(|n| n == "expires_at");
+        if old {
+            if !columns.iter().any(|n| n == "labels") {
+                conn.execute_batch("ALTER TABLE workflows ADD COLUMN labels TEXT NOT NULL DEFAULT '{}'")
+                    .db()?;
+            }
+            conn.execute_batch("ALTER TABLE workflows ADD COLUMN expires_at TEXT")
+                .db()?;
+        }
         conn.execute_batch(SCHEMA).db()?;
-        Ok(Store { conn: Mutex::new(conn) })
+        if old {
+            backfill(&conn)?;
+        }
+        Ok(Store {
+            conn: Mutex::new(conn),
+            changes: tokio::sync::broadcast::channel(CHANGE_BACKLOG).0,
+        })
+    }
+
+    /// Hears every change stored from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self, wf: &Workflow, kind: ChangeKind) {
+        self.notify(Change {
+            uid: wf.metadata.uid.clone().unwrap_or_default(),
+            namespace: wf.metadata.namespace.clone().unwrap_or_default(),
+            name: wf.metadata.name.clone().unwrap_or_default(),
+            kind,
+        });
+    }
+
+    fn notify(&self, change: Change) {
+        // No watcher is not an error.
+        let _ = self.changes.send(change);
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -124,23 +199,35 @@ impl Store {
         }
         let uid = wf.metadata.uid.clone().unwrap_or_default();
         let doc = workflow_doc(wf)?;
+        let created = wf
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(crate::time::to_chrono)
+            .unwrap_or_else(chrono::Utc::now);
+        let labels = labels_of(wf);
         tx.execute(
-            "INSERT INTO workflows (uid, namespace, name, created_at, phase, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO workflows (uid, namespace, name, created_at, phase, doc, labels) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 uid,
                 wf.metadata.namespace.clone().unwrap_or_default(),
                 wf.metadata.name.clone().unwrap_or_default(),
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                stored_time(created),
                 phase_of(wf),
-                doc
+                doc,
+                serde_json::to_string(&labels)?
             ],
         )
         .db()?;
+        put_labels(&tx, &uid, &labels)?;
         if let Some(key) = idempotency_key {
             tx.execute("INSERT INTO idempotency (key, uid) VALUES (?1, ?2)", params![key, uid])
                 .db()?;
         }
         tx.commit().db()?;
+        drop(conn);
+        self.changed(wf, ChangeKind::Added);
         Ok(None)
     }
 
@@ -172,26 +259,67 @@ impl Store {
             .as_ref()
             .and_then(|s| s.finished_at.as_ref())
             .map(|t| t.0.to_string());
-        self.conn()
+        let uid = wf.metadata.uid.clone().unwrap_or_default();
+        let labels = labels_of(wf);
+        let labels_text = serde_json::to_string(&labels)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().db()?;
+        let n = tx
             .execute(
-                "UPDATE workflows SET phase = ?2, finished_at = ?3, doc = ?4 WHERE uid = ?1",
+                "UPDATE workflows SET phase = ?2, finished_at = ?3, doc = ?4, expires_at = ?5 WHERE uid = ?1",
                 params![
-                    wf.metadata.uid.clone().unwrap_or_default(),
+                    uid,
                     phase_of(wf),
                     finished,
-                    workflow_doc(wf)?
+                    workflow_doc(wf)?,
+                    expiry(wf).map(stored_time)
                 ],
             )
             .db()?;
+        // Labels rarely change: the label rows are rewritten only when they did.
+        let relabel = tx
+            .execute(
+                "UPDATE workflows SET labels = ?2 WHERE uid = ?1 AND labels != ?2",
+                params![uid, labels_text],
+            )
+            .db()?;
+        if relabel > 0 {
+            tx.execute("DELETE FROM workflow_labels WHERE uid = ?1", [&uid]).db()?;
+            put_labels(&tx, &uid, &labels)?;
+        }
+        tx.commit().db()?;
+        drop(conn);
+        if n > 0 {
+            self.changed(wf, ChangeKind::Modified);
+        }
         Ok(())
     }
 
     /// Saves one node.
     pub fn put_node(&self, uid: &str, node: &NodeStatus) -> Result<()> {
-        self.conn().execute(
+        let conn = self.conn();
+        conn.execute(
             "INSERT INTO nodes (uid, id, doc) VALUES (?1, ?2, ?3) ON CONFLICT (uid, id) DO UPDATE SET doc = excluded.doc",
             params![uid, node.id, serde_json::to_string(node)?],
         ).db()?;
+        let names: Option<(String, String)> = if self.changes.receiver_count() > 0 {
+            conn.query_row("SELECT namespace, name FROM workflows WHERE uid = ?1", [uid], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .db()?
+        } else {
+            None
+        };
+        drop(conn);
+        if let Some((namespace, name)) = names {
+            self.notify(Change {
+                uid: uid.to_string(),
+                namespace,
+                name,
+                kind: ChangeKind::Modified,
+            });
+        }
         Ok(())
     }
 
@@ -250,38 +378,137 @@ impl Store {
         Ok(uid)
     }
 
-    /// Workflows (without nodes), newest first, in `namespace` (all when empty).
-    pub fn list(&self, namespace: &str) -> Result<Vec<WorkflowRow>> {
+    /// One page of workflows (without nodes), newest first, in `namespace`
+    /// (all when empty), that pass `filter`: at most `limit` of them (all
+    /// when `None`), after the position `after` that a previous page ended
+    /// at. Returns the rows and, when more follow, the position to go on from.
+    pub fn list_page(
+        &self,
+        namespace: &str,
+        filter: &Filter,
+        limit: Option<usize>,
+        after: Option<&Position>,
+    ) -> Result<(Vec<WorkflowRow>, Option<Position>)> {
+        use rusqlite::types::Value as V;
+        let mut sql = String::from(
+            "SELECT w.uid, w.namespace, w.name, w.phase, w.doc, w.created_at, w.rowid FROM workflows w WHERE 1",
+        );
+        let mut args: Vec<V> = Vec::new();
+        let arg = |args: &mut Vec<V>, v: V| {
+            args.push(v);
+            format!("?{}", args.len())
+        };
+        if !namespace.is_empty() {
+            sql += &format!(" AND w.namespace = {}", arg(&mut args, V::Text(namespace.into())));
+        }
+        let list = |args: &mut Vec<V>, values: &[String]| -> String {
+            let parts: Vec<String> = values.iter().map(|v| arg(args, V::Text(v.clone()))).collect();
+            format!("({})", parts.join(", "))
+        };
+        for r in &filter.labels {
+            let key = arg(&mut args, V::Text(r.key().into()));
+            let exists = "EXISTS (SELECT 1 FROM workflow_labels l WHERE l.uid = w.uid AND l.key = ";
+            match r {
+                LabelRequirement::In(_, vs) => {
+                    sql += &format!(" AND {exists}{key} AND l.value IN {})", list(&mut args, vs))
+                }
+                LabelRequirement::NotIn(_, vs) => {
+                    sql += &format!(" AND NOT {exists}{key} AND l.value IN {})", list(&mut args, vs))
+                }
+                LabelRequirement::Exists(_) => sql += &format!(" AND {exists}{key})"),
+                LabelRequirement::NotExists(_) => sql += &format!(" AND NOT {exists}{key})"),
+            }
+        }
+        for r in &filter.fields {
+            let column = match r.field {
+                Field::Name => "w.name",
+                Field::Namespace => "w.namespace",
+                Field::Phase => "w.phase",
+            };
+            let op = if r.equal { "=" } else { "!=" };
+            sql += &format!(" AND {column} {op} {}", arg(&mut args, V::Text(r.value.clone())));
+        }
+        if let Some(phases) = &filter.phases {
+            sql += &format!(" AND w.phase IN {}", list(&mut args, phases));
+        }
+        if !filter.not_phases.is_empty() {
+            sql += &format!(" AND w.phase NOT IN {}", list(&mut args, &filter.not_phases));
+        }
+        if let Some(prefix) = &filter.name_prefix {
+            // substr, not LIKE: a prefix may hold `%` or `_`.
+            let p = arg(&mut args, V::Text(prefix.clone()));
+            sql += &format!(" AND substr(w.name, 1, length({p})) = {p}");
+        }
+        if let Some(t) = filter.created_after {
+            sql += &format!(" AND w.created_at >= {}", arg(&mut args, V::Text(stored_time(t))));
+        }
+        if let Some(t) = filter.created_before {
+            sql += &format!(" AND w.created_at < {}", arg(&mut args, V::Text(stored_time(t))));
+        }
+        if let Some(t) = filter.finished_before {
+            // Finish times are kept as the manifest prints them (fractions of
+            // varying length): compared to the second.
+            let t = arg(&mut args, V::Text(stored_time(t)));
+            sql += &format!(" AND w.finished_at IS NOT NULL AND substr(w.finished_at, 1, 19) < substr({t}, 1, 19)");
+        }
+        if let Some(p) = after {
+            let c = arg(&mut args, V::Text(p.created_at.clone()));
+            let r = arg(&mut args, V::Integer(p.rowid));
+            sql += &format!(" AND (w.created_at < {c} OR (w.created_at = {c} AND w.rowid < {r}))");
+        }
+        sql += " ORDER BY w.created_at DESC, w.rowid DESC";
+        if let Some(n) = limit {
+            // One more than asked tells whether another page follows.
+            sql += &format!(" LIMIT {}", arg(&mut args, V::Integer(n as i64 + 1)));
+        }
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT uid, namespace, name, phase, doc FROM workflows WHERE (?1 OR namespace = ?2) \
-             ORDER BY created_at DESC, rowid DESC",
-            )
-            .db()?;
+        let mut stmt = conn.prepare_cached(&sql).db()?;
         let rows = stmt
-            .query_map(params![namespace.is_empty(), namespace], |r| {
+            .query_map(rusqlite::params_from_iter(args), |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
+                    WorkflowRow {
+                        uid: r.get(0)?,
+                        namespace: r.get(1)?,
+                        name: r.get(2)?,
+                        phase: r.get(3)?,
+                        doc: Workflow::new("", Default::default()),
+                    },
                     r.get::<_, String>(4)?,
+                    Position {
+                        created_at: r.get(5)?,
+                        rowid: r.get(6)?,
+                    },
                 ))
             })
             .db()?;
         let mut out = Vec::new();
+        let mut last = None;
         for row in rows {
-            let (uid, namespace, name, phase, doc) = row.db()?;
-            out.push(WorkflowRow {
-                uid,
-                namespace,
-                name,
-                phase,
-                doc: serde_json::from_str(&doc)?,
-            });
+            let (mut row, doc, position) = row.db()?;
+            if limit.is_some_and(|n| out.len() == n) {
+                return Ok((out, last));
+            }
+            row.doc = serde_json::from_str(&doc)?;
+            out.push(row);
+            last = Some(position);
         }
-        Ok(out)
+        Ok((out, None))
+    }
+
+    /// The (namespace, name) of finished workflows whose `ttlStrategy`
+    /// time has come by `now`.
+    pub fn expired(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<(String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT namespace, name FROM workflows WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+                 ORDER BY expires_at LIMIT 1000",
+            )
+            .db()?;
+        let rows = stmt
+            .query_map([stored_time(now)], |r| Ok((r.get(0)?, r.get(1)?)))
+            .db()?;
+        rows.collect::<Result<_, _>>().db()
     }
 
     /// The uids of workflows in a phase that is not finished.
@@ -298,11 +525,27 @@ impl Store {
     pub fn delete_workflow(&self, uid: &str) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction().db()?;
+        let names: Option<(String, String)> = tx
+            .query_row("SELECT namespace, name FROM workflows WHERE uid = ?1", [uid], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .db()?;
         tx.execute("DELETE FROM workflows WHERE uid = ?1", [uid]).db()?;
+        tx.execute("DELETE FROM workflow_labels WHERE uid = ?1", [uid]).db()?;
         tx.execute("DELETE FROM nodes WHERE uid = ?1", [uid]).db()?;
         tx.execute("DELETE FROM logs WHERE uid = ?1", [uid]).db()?;
         tx.execute("DELETE FROM idempotency WHERE uid = ?1", [uid]).db()?;
         tx.commit().db()?;
+        drop(conn);
+        if let Some((namespace, name)) = names {
+            self.notify(Change {
+                uid: uid.to_string(),
+                namespace,
+                name,
+                kind: ChangeKind::Deleted,
+            });
+        }
         Ok(())
     }
 
@@ -436,4 +679,96 @@ fn workflow_doc(wf: &Workflow) -> Result<String> {
         status.remove("nodes");
     }
     Ok(v.to_string())
+}
+
+/// Where a page of the list ended: the creation time and row of its last
+/// workflow. The API hands it out as the opaque `continue` token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    created_at: String,
+    rowid: i64,
+}
+
+impl Position {
+    /// The position as a `continue` token.
+    pub fn token(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}\n{}", self.rowid, self.created_at))
+    }
+
+    /// The position a `continue` token stands for.
+    pub fn from_token(token: &str) -> Result<Position> {
+        use base64::Engine as _;
+        let bad = || {
+            Error::Invalid(format!(
+                "listOptions.continue '{token}' is not a token this server gave"
+            ))
+        };
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(bad)?;
+        let (rowid, created_at) = text.split_once('\n').ok_or_else(bad)?;
+        Ok(Position {
+            created_at: created_at.to_string(),
+            rowid: rowid.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// A time as the store keeps it: RFC 3339 in UTC with microseconds, so
+/// that text order is time order.
+fn stored_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn labels_of(wf: &Workflow) -> std::collections::BTreeMap<String, String> {
+    wf.metadata.labels.clone().unwrap_or_default()
+}
+
+fn put_labels(tx: &Connection, uid: &str, labels: &std::collections::BTreeMap<String, String>) -> Result<()> {
+    let mut stmt = tx
+        .prepare_cached("INSERT OR REPLACE INTO workflow_labels (uid, key, value) VALUES (?1, ?2, ?3)")
+        .db()?;
+    for (k, v) in labels {
+        stmt.execute(params![uid, k, v]).db()?;
+    }
+    Ok(())
+}
+
+/// When a finished workflow's `ttlStrategy` lets it be deleted.
+fn expiry(wf: &Workflow) -> Option<chrono::DateTime<chrono::Utc>> {
+    use argon_crds::workflow::WorkflowPhase;
+    let ttl = wf.spec.ttl_strategy.as_ref()?;
+    let status = wf.status.as_ref()?;
+    let finished = crate::time::to_chrono(status.finished_at.as_ref()?);
+    let secs = match status.phase? {
+        WorkflowPhase::Succeeded => ttl.seconds_after_success.or(ttl.seconds_after_completion),
+        WorkflowPhase::Failed | WorkflowPhase::Error => ttl.seconds_after_failure.or(ttl.seconds_after_completion),
+        _ => None,
+    }?;
+    Some(finished + chrono::Duration::seconds(secs.max(0) as i64))
+}
+
+/// Fills the label and expiry columns and the label table of a store made
+/// before they existed.
+fn backfill(conn: &Connection) -> Result<()> {
+    let rows: Vec<(String, String)> = {
+        let mut stmt = conn.prepare("SELECT uid, doc FROM workflows").db()?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).db()?;
+        rows.collect::<Result<_, _>>().db()?
+    };
+    conn.execute_batch("BEGIN").db()?;
+    for (uid, doc) in rows {
+        let wf: Workflow = serde_json::from_str(&doc)?;
+        let labels = labels_of(&wf);
+        conn.execute(
+            "UPDATE workflows SET labels = ?2, expires_at = ?3 WHERE uid = ?1",
+            params![uid, serde_json::to_string(&labels)?, expiry(&wf).map(stored_time)],
+        )
+        .db()?;
+        put_labels(conn, &uid, &labels)?;
+    }
+    conn.execute_batch("COMMIT").db()
 }

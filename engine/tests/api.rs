@@ -254,11 +254,14 @@ async fn the_http_client_speaks_to_a_real_server() {
         matches!(&err, argon_client::Error::Invalid(m) if m.contains("missing")),
         "{err}"
     );
-    assert_eq!(client.list("", None).await.unwrap().len(), 1);
+    assert_eq!(client.list("", &Default::default()).await.unwrap().items.len(), 1);
     let resubmitted = client.act("default", &a.name, WorkflowAction::Resubmit).await.unwrap();
     assert_ne!(resubmitted.metadata.name.as_deref(), Some(a.name.as_str()));
     client.delete("default", &a.name).await.unwrap();
-    assert_eq!(client.list("default", None).await.unwrap().len(), 1);
+    assert_eq!(
+        client.list("default", &Default::default()).await.unwrap().items.len(),
+        1
+    );
 
     let unauthorized = HttpClient::new(&format!("http://{addr}"), None).unwrap();
     let err = unauthorized.get("default", "x").await.unwrap_err();
@@ -492,4 +495,243 @@ async fn names_kubernetes_would_refuse_get_400_with_the_reason() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Argo's list semantics: pages that cover every workflow once, label and
+/// field selectors, the phase labels, name prefixes and creation times, and
+/// clear errors for what the server cannot read.
+#[tokio::test]
+async fn lists_page_and_select_as_argo_does() {
+    let h = harness();
+    let app = router(ApiState {
+        engine: h.engine.clone(),
+        auth: ApiAuth::default(),
+        metrics: None,
+    });
+    let mut names = Vec::new();
+    for i in 0..23 {
+        let labels = [("batch".to_string(), format!("b{}", i % 3))].into();
+        let ns = if i % 2 == 0 { "even" } else { "odd" };
+        let wf: argon_crds::workflow::Workflow = serde_json::from_value(hello()).unwrap();
+        let s = h
+            .engine
+            .submit_workflow(
+                ns,
+                wf,
+                SubmitOptions {
+                    labels,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        names.push((s.namespace, s.name));
+    }
+    for (ns, name) in &names {
+        wait_done(&h.engine, ns, name).await;
+    }
+    // Pages of 5 cover the 23 once, newest first, the last without a token.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut uri = "/api/v1/workflows/-?listOptions.limit=5".to_string();
+        if let Some(t) = &token {
+            uri.push_str(&format!("&listOptions.continue={t}"));
+        }
+        let (status, page) = call(&app, "GET", &uri, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        pages += 1;
+        for item in page["items"].as_array().unwrap() {
+            assert!(item["status"]["nodes"].is_null(), "a list has no nodes");
+            seen.push(item["metadata"]["name"].as_str().unwrap().to_string());
+        }
+        match page["metadata"]["continue"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 5);
+    let newest_first: Vec<String> = names.iter().rev().map(|(_, n)| n.clone()).collect();
+    assert_eq!(seen, newest_first);
+
+    let count = |v: &Value| v["items"].as_array().map(|a| a.len()).unwrap_or(usize::MAX);
+    let (_, v) = call(&app, "GET", "/api/v1/workflows/even", None, None).await;
+    assert_eq!(count(&v), 12);
+    for (selector, want) in [
+        ("batch%3Db1", 8),
+        ("batch%20in%20(b0%2Cb2)", 15),
+        ("batch!%3Db0", 15),
+        ("batch%20notin%20(b0%2Cb1)", 7),
+        ("batch", 23),
+        ("!batch", 0),
+        ("workflows.argoproj.io%2Fcompleted%3Dtrue", 23),
+        ("workflows.argoproj.io%2Fcompleted!%3Dtrue", 0),
+        ("workflows.argoproj.io%2Fphase%20in%20(Running%2CFailed)", 0),
+        ("workflows.argoproj.io%2Fphase%3DSucceeded%2Cbatch%3Db2", 7),
+    ] {
+        let (status, v) = call(
+            &app,
+            "GET",
+            &format!("/api/v1/workflows/-?listOptions.labelSelector={selector}"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{selector}: {v}");
+        assert_eq!(count(&v), want, "{selector}");
+    }
+    let (_, last) = names.last().unwrap();
+    for (query, want) in [
+        (format!("listOptions.fieldSelector=metadata.name%3D{last}"), 1),
+        (format!("listOptions.fieldSelector=metadata.name!%3D{last}"), 22),
+        (
+            "listOptions.fieldSelector=status.phase%3DSucceeded,metadata.namespace%3Dodd".to_string(),
+            11,
+        ),
+        ("namePrefix=hello-".to_string(), 23),
+        ("namePrefix=nope".to_string(), 0),
+        (
+            "createdAfter=2000-01-01T00:00:00Z&createdBefore=2999-01-01T00:00:00Z".to_string(),
+            23,
+        ),
+        ("createdAfter=2999-01-01T00:00:00Z".to_string(), 0),
+        ("finishedBefore=2999-01-01T00:00:00Z".to_string(), 23),
+        ("finishedBefore=2000-01-01T00:00:00Z".to_string(), 0),
+    ] {
+        let (status, v) = call(&app, "GET", &format!("/api/v1/workflows/-?{query}"), None, None).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {v}");
+        assert_eq!(count(&v), want, "{query}");
+    }
+    for (query, says) in [
+        ("listOptions.limit=ten", "not a whole number"),
+        ("listOptions.continue=bm9wZQ", "not a token this server gave"),
+        ("listOptions.labelSelector=a%20in%20(b", "not closed"),
+        ("listOptions.fieldSelector=spec.entrypoint%3Dx", "not supported"),
+        ("createdAfter=yesterday", "not an RFC 3339 time"),
+    ] {
+        let (status, v) = call(&app, "GET", &format!("/api/v1/workflows/-?{query}"), None, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(says), "{query}: {v}");
+    }
+}
+
+/// The watch stream: what already matches comes first as ADDED, then each
+/// change of a matching workflow until it ends, then DELETED; workflows
+/// the selector leaves out are never sent.
+#[tokio::test]
+async fn the_watch_stream_follows_a_workflow_to_its_end() {
+    let h = harness();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(ApiState {
+        engine: h.engine.clone(),
+        auth: ApiAuth::default(),
+        metrics: None,
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = HttpClient::new(&format!("http://{addr}"), None).unwrap();
+    let wf: argon_crds::workflow::Workflow = serde_json::from_value(hello()).unwrap();
+    let labelled = |v: &str| SubmitOptions {
+        labels: [("watch".to_string(), v.to_string())].into(),
+        ..Default::default()
+    };
+    let before = client.submit("default", wf.clone(), labelled("yes")).await.unwrap();
+    wait_done(&h.engine, "default", &before.name).await;
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = client.clone();
+    tokio::spawn(async move {
+        let options = argon_client::list::ListOptions {
+            label_selector: Some("watch=yes".into()),
+            ..Default::default()
+        };
+        let _ = watcher
+            .watch("default", &options, |ev| tx.send((ev.kind, ev.workflow)).is_ok())
+            .await;
+    });
+    let next = async |rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, argon_crds::workflow::Workflow)>| {
+        tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no watch event within 20 s"))
+            .expect("the watch goes on")
+    };
+    let (kind, first) = next(&mut rx).await;
+    assert_eq!(kind, "ADDED");
+    assert_eq!(first.metadata.name.as_deref(), Some(before.name.as_str()));
+    assert_eq!(phase(&first), Some(WorkflowPhase::Succeeded));
+
+    client.submit("default", wf.clone(), labelled("no")).await.unwrap();
+    let s = client.submit("default", wf.clone(), labelled("yes")).await.unwrap();
+    let (kind, added) = next(&mut rx).await;
+    assert_eq!(kind, "ADDED", "the other workflow is not sent");
+    assert_eq!(added.metadata.name.as_deref(), Some(s.name.as_str()));
+    let done = loop {
+        let (kind, wf) = next(&mut rx).await;
+        assert_eq!(kind, "MODIFIED");
+        assert_eq!(wf.metadata.name.as_deref(), Some(s.name.as_str()));
+        if phase(&wf).is_some_and(|p| p.is_completed()) {
+            break wf;
+        }
+    };
+    assert_eq!(phase(&done), Some(WorkflowPhase::Succeeded));
+    assert!(
+        !done.status.as_ref().unwrap().nodes.is_empty(),
+        "watch events carry the nodes"
+    );
+    client.delete("default", &s.name).await.unwrap();
+    let (kind, gone) = next(&mut rx).await;
+    assert_eq!(kind, "DELETED");
+    assert_eq!(gone.metadata.name.as_deref(), Some(s.name.as_str()));
+}
+
+/// CronWorkflows are suspended and resumed through the API, as with Argo's
+/// `PUT /api/v1/cron-workflows/{ns}/{name}/suspend|resume`.
+#[tokio::test]
+async fn cron_workflows_suspend_and_resume() {
+    let h = harness();
+    let app = router(ApiState {
+        engine: h.engine.clone(),
+        auth: ApiAuth::default(),
+        metrics: None,
+    });
+    let cron = json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "CronWorkflow",
+        "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 3 * * *", "workflowSpec": hello()["spec"]}
+    });
+    let (status, v) = call(
+        &app,
+        "POST",
+        "/api/v1/cron-workflows/default",
+        Some(json!({"cronWorkflow": cron})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = call(
+        &app,
+        "PUT",
+        "/api/v1/cron-workflows/default/nightly/suspend",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["spec"]["suspend"], true);
+    let (_, v) = call(&app, "GET", "/api/v1/cron-workflows/default/nightly", None, None).await;
+    assert_eq!(v["spec"]["suspend"], true);
+    let (_, v) = call(&app, "PUT", "/api/v1/cron-workflows/default/nightly/resume", None, None).await;
+    assert_eq!(v["spec"]["suspend"], false);
+    let (status, _) = call(&app, "PUT", "/api/v1/cron-workflows/default/nightly/jump", None, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = call(
+        &app,
+        "PUT",
+        "/api/v1/cron-workflows/default/missing/suspend",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -387,10 +387,12 @@ async fn build_image_template_needs_its_git_credentials() {
             .map(String::as_str),
         Some("build-image")
     );
-    let runs = argon_client::WorkflowAdmin::list(h.engine.as_ref(), "", Some("build-image"))
+    let mut runs = argon_client::list::ListOptions::default();
+    runs.and_label(&argon_client::api::template_selector("build-image"));
+    let runs = argon_client::WorkflowAdmin::list(h.engine.as_ref(), "", &runs)
         .await
         .unwrap();
-    assert_eq!(runs.len(), 1);
+    assert_eq!(runs.items.len(), 1);
 }
 
 #[tokio::test]

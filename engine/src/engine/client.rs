@@ -20,8 +20,8 @@ impl WorkflowClient for Engine {
 
 #[async_trait::async_trait]
 impl WorkflowAdmin for Engine {
-    async fn list(&self, namespace: &str, template: Option<&str>) -> Result<Vec<Workflow>> {
-        self.list_workflows(namespace, template.map(|t| (WORKFLOW_TEMPLATE_LABEL, t)))
+    async fn list(&self, namespace: &str, options: &ListOptions) -> Result<WorkflowPage> {
+        self.list_page(namespace, options)
     }
 
     async fn delete(&self, namespace: &str, name: &str) -> Result<()> {

@@ -30,6 +30,7 @@ use crate::store::{LogLine, Store};
 use crate::{Error, Result};
 use argon_client::TemplateKind;
 use argon_client::api::WORKFLOW_TEMPLATE_LABEL;
+use argon_client::list::{Filter, LabelRequirement, ListOptions, WorkflowPage};
 use argon_client::{SubmitOptions, Submitted, WorkflowAction, WorkflowAdmin, WorkflowClient};
 
 pub(crate) use run::Run;
@@ -549,32 +550,61 @@ impl Engine {
     /// Workflows in `namespace` (all when empty), newest first, without their nodes;
     /// `label` filters on `key=value`.
     pub fn list_workflows(&self, namespace: &str, label: Option<(&str, &str)>) -> Result<Vec<Workflow>> {
-        let mut out = Vec::new();
-        for row in self.store.list(namespace)? {
-            let wf = match self.live(&row.uid) {
-                Some(run) => {
-                    let mut w = run.snapshot();
-                    if let Some(s) = w.status.as_mut() {
-                        s.nodes.clear();
-                    }
-                    w
-                }
-                None => row.doc,
-            };
-            if let Some((k, v)) = label {
-                let has = wf
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(k))
-                    .is_some_and(|x| x == v);
-                if !has {
-                    continue;
-                }
-            }
-            out.push(wf);
+        let mut filter = Filter::default();
+        if let Some((k, v)) = label {
+            filter
+                .labels
+                .push(LabelRequirement::In(k.to_string(), vec![v.to_string()]));
         }
-        Ok(out)
+        let (rows, _) = self.store.list_page(namespace, &filter, None, None)?;
+        Ok(rows.into_iter().map(|row| self.current(row)).collect())
+    }
+
+    /// A page of the workflows in `namespace` (all when empty) that pass
+    /// `options`, newest first, without their nodes (Argo's list semantics).
+    pub fn list_page(&self, namespace: &str, options: &ListOptions) -> Result<WorkflowPage> {
+        let filter = Filter::parse(options)?;
+        let after = options
+            .continue_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(crate::store::Position::from_token)
+            .transpose()?;
+        let (rows, next) = self
+            .store
+            .list_page(namespace, &filter, options.limit, after.as_ref())?;
+        Ok(WorkflowPage {
+            items: rows.into_iter().map(|row| self.current(row)).collect(),
+            continue_token: next.map(|p| p.token()),
+        })
+    }
+
+    /// A listed workflow as it is now: a running one's live state, without nodes.
+    fn current(&self, row: crate::store::WorkflowRow) -> Workflow {
+        match self.live(&row.uid) {
+            Some(run) => {
+                let mut w = run.snapshot();
+                if let Some(s) = w.status.as_mut() {
+                    s.nodes.clear();
+                }
+                w
+            }
+            None => row.doc,
+        }
+    }
+
+    /// The workflow with uid `uid` as it is now (nodes included), if it exists.
+    pub fn workflow_now(&self, uid: &str) -> Result<Option<Workflow>> {
+        match self.workflow_by_uid(uid) {
+            Ok(wf) => Ok(Some(wf)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Hears every stored change of a workflow from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::store::Change> {
+        self.store.subscribe()
     }
 
     /// Deletes a workflow, stopping it first when it runs.
@@ -758,31 +788,14 @@ impl Engine {
         }
     }
 
-    /// Deletes finished workflows whose `ttlStrategy` says so.
+    /// Deletes finished workflows whose `ttlStrategy` says so (the store
+    /// keeps each one's expiry time, indexed: a tick reads only those due).
     fn collect_expired(&self) -> Result<()> {
-        let now = chrono::Utc::now();
-        for row in self.store.list("")? {
-            let Some(ttl) = row.doc.spec.ttl_strategy.as_ref() else {
-                continue;
-            };
-            let Some(status) = row.doc.status.as_ref() else {
-                continue;
-            };
-            let Some(finished) = status.finished_at.as_ref() else {
-                continue;
-            };
-            let secs = match status.phase {
-                Some(WorkflowPhase::Succeeded) => ttl.seconds_after_success.or(ttl.seconds_after_completion),
-                Some(WorkflowPhase::Failed | WorkflowPhase::Error) => {
-                    ttl.seconds_after_failure.or(ttl.seconds_after_completion)
-                }
-                _ => None,
-            };
-            if let Some(secs) = secs
-                && crate::time::to_chrono(finished) + chrono::Duration::seconds(secs.max(0) as i64) <= now
-            {
-                tracing::info!(workflow = %row.name, "deleting workflow past its ttl");
-                self.delete_workflow(&row.namespace, &row.name)?;
+        for (namespace, name) in self.store.expired(chrono::Utc::now())? {
+            tracing::info!(workflow = %name, "deleting workflow past its ttl");
+            match self.delete_workflow(&namespace, &name) {
+                Ok(()) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())

@@ -88,6 +88,19 @@ impl Engine {
         Ok(c)
     }
 
+    /// Suspends (or resumes) a CronWorkflow: no run is scheduled while it is
+    /// suspended, and a run that came due meanwhile starts on resume only within the
+    /// tick's slack or `startingDeadlineSeconds`, as a late tick does.
+    pub fn suspend_cron_workflow(&self, namespace: &str, name: &str, suspend: bool) -> Result<CronWorkflow> {
+        let doc = self.template(TemplateKind::CronWorkflow, namespace, name)?;
+        let mut c: CronWorkflow = serde_json::from_value(doc)?;
+        let namespace = c.metadata.namespace.clone().unwrap_or_default();
+        c.spec.suspend = Some(suspend);
+        self.store
+            .put_template(TemplateKind::CronWorkflow, &namespace, name, &serde_json::to_value(&c)?)?;
+        Ok(c)
+    }
+
     /// Stored template documents of a kind (all namespaces when `namespace` is empty).
     pub fn templates(&self, kind: TemplateKind, namespace: &str) -> Result<Vec<serde_json::Value>> {
         self.store.templates(kind, namespace)
