@@ -4,6 +4,7 @@
 //! `cargo run --release -p argon-bench -- SCENARIO [options]`; `--help` lists
 //! the scenarios and options.
 
+mod api;
 mod bus;
 mod e2e;
 mod engine;
@@ -20,7 +21,7 @@ use anyhow::{Context as _, bail};
 
 const USAGE: &str = "usage: argon-bench SCENARIO [--events N] [--max-secs S] [--size BYTES] [--rounds R] \
                      [--in-flight N] [--targets a,x,b,c,raw,paced,rss]\n\
-                     scenarios: bus, ingest, sensor, engine, e2e";
+                     scenarios: bus, ingest, sensor, engine, e2e, api";
 
 /// Options shared by the scenarios.
 #[derive(Clone, Debug)]
@@ -80,6 +81,7 @@ fn main() -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match scenario.as_str() {
+        "api" => runtime.block_on(api::run(&options)),
         "bus" => runtime.block_on(bus::run(&options)),
         "e2e" => runtime.block_on(e2e::run(&options)),
         "engine" => runtime.block_on(engine::run(&options)),

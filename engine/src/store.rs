@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS workflows (
     UNIQUE (namespace, name)
 );
 CREATE INDEX IF NOT EXISTS workflows_by_created ON workflows (created_at);
+CREATE INDEX IF NOT EXISTS workflows_by_namespace ON workflows (namespace, created_at);
 CREATE INDEX IF NOT EXISTS workflows_by_expiry ON workflows (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS workflow_labels (
     uid TEXT NOT NULL,
@@ -454,7 +455,9 @@ impl Store {
         if let Some(p) = after {
             let c = arg(&mut args, V::Text(p.created_at.clone()));
             let r = arg(&mut args, V::Integer(p.rowid));
-            sql += &format!(" AND (w.created_at < {c} OR (w.created_at = {c} AND w.rowid < {r}))");
+            // A row value: the index on the creation time (with the row id
+            // as its last column) starts the scan right after the position.
+            sql += &format!(" AND (w.created_at, w.rowid) < ({c}, {r})");
         }
         sql += " ORDER BY w.created_at DESC, w.rowid DESC";
         if let Some(n) = limit {
@@ -771,4 +774,74 @@ fn backfill(conn: &Connection) -> Result<()> {
         put_labels(conn, &uid, &labels)?;
     }
     conn.execute_batch("COMMIT").db()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written before label selectors and expiry times existed is
+    /// brought up to date when opened: its workflows answer label selectors
+    /// and their ttl comes due.
+    #[test]
+    fn an_old_store_is_migrated_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sqlite");
+        let mut wf = Workflow::new("old", Default::default());
+        wf.metadata.namespace = Some("default".into());
+        wf.metadata.uid = Some("u1".into());
+        wf.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
+        wf.spec.ttl_strategy = Some(argon_crds::workflow::TtlStrategy {
+            seconds_after_completion: Some(0),
+            ..Default::default()
+        });
+        wf.status = Some(argon_crds::workflow::WorkflowStatus {
+            phase: Some(argon_crds::workflow::WorkflowPhase::Succeeded),
+            finished_at: Some(crate::time::now()),
+            ..Default::default()
+        });
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE workflows (uid TEXT PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL, \
+                 created_at TEXT NOT NULL, phase TEXT NOT NULL, finished_at TEXT, doc TEXT NOT NULL, \
+                 UNIQUE (namespace, name));",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO workflows VALUES ('u1', 'default', 'old', '2026-01-01T00:00:00.000000Z', 'Succeeded', \
+                 '2026-01-01T00:00:01Z', ?1)",
+                [workflow_doc(&wf).unwrap()],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let filter = Filter {
+            labels: vec![LabelRequirement::In("team".into(), vec!["a".into()])],
+            ..Default::default()
+        };
+        let (rows, _) = store.list_page("", &filter, None, None).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].name, "old");
+        assert_eq!(
+            store.expired(chrono::Utc::now()).unwrap(),
+            vec![("default".to_string(), "old".to_string())]
+        );
+        drop(store);
+        // Opening it again changes nothing.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.list_page("", &filter, None, None).unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn continue_tokens_round_trip_and_refuse_garbage() {
+        let p = Position {
+            created_at: "2026-12-07T10:00:00.000001Z".into(),
+            rowid: 42,
+        };
+        assert_eq!(Position::from_token(&p.token()).unwrap(), p);
+        for bad in ["", "x", "!!!", "NDI"] {
+            assert!(Position::from_token(bad).is_err(), "{bad}");
+        }
+    }
 }
