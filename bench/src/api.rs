@@ -89,7 +89,7 @@ fn finished(i: usize) -> Workflow {
     wf.metadata.creation_timestamp = Some(argon_engine::time::now());
     wf.spec.entrypoint = Some("main".into());
     wf.status = Some(WorkflowStatus {
-        phase: Some(if i % 10 == 0 {
+        phase: Some(if i.is_multiple_of(10) {
             WorkflowPhase::Failed
         } else {
             WorkflowPhase::Succeeded
