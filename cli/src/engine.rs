@@ -130,6 +130,11 @@ pub enum EngineCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// The archive of finished workflows: list, get, delete.
+    Archive {
+        #[command(subcommand)]
+        command: crate::verbs::ArchiveCommand,
+    },
     /// CronWorkflows: list, get, create, delete, suspend, resume.
     Cron {
         #[command(subcommand)]
@@ -372,6 +377,12 @@ pub struct ExecutorArgs {
     /// `workflow-controller-configmap` ConfigMap.
     #[arg(long = "config", value_name = "FILE", env = "ARGON_CONFIG")]
     pub config: Option<std::path::PathBuf>,
+    /// Keep no archive of finished workflows (`argon archive ...`).
+    #[arg(long)]
+    pub no_archive: bool,
+    /// How long archived workflows are kept after they finished (30d, 12h); for ever when unset.
+    #[arg(long, value_parser = argon_crds::time::parse_duration, value_name = "DURATION")]
+    pub archive_ttl: Option<std::time::Duration>,
 }
 
 impl ExecutorArgs {
@@ -391,6 +402,8 @@ impl ExecutorArgs {
         config.executor = self.executor;
         config.allow_host_path = self.allow_host_path;
         config.drain_timeout = self.drain_timeout;
+        config.archive = !self.no_archive;
+        config.archive_ttl = self.archive_ttl;
         // The sandbox mounts them by their host path, which must not depend
         // on the engine's working directory.
         config.extra_path = self
@@ -468,6 +481,7 @@ async fn run(command: EngineCommand) -> Result<ExitCode> {
             follow(&c, &namespace, &new_name, new, wait, watch, false, output).await
         }
         EngineCommand::Cron { command } => crate::verbs::cron(command).await,
+        EngineCommand::Archive { command } => crate::verbs::archive(command).await,
         EngineCommand::Get { name, output, conn } => {
             let wf = client(&conn)?.get(&ns(&conn), &name).await?;
             print_workflow(&wf, output)?;
@@ -949,7 +963,7 @@ async fn template(command: TemplateCommand) -> Result<ExitCode> {
     }
 }
 
-fn print_workflow(wf: &Workflow, output: Option<Output>) -> Result<()> {
+pub(crate) fn print_workflow(wf: &Workflow, output: Option<Output>) -> Result<()> {
     match output {
         Some(Output::Json) => println!("{}", serde_json::to_string_pretty(wf)?),
         Some(Output::Yaml) => print!("{}", serde_norway::to_string(wf)?),

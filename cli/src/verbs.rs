@@ -12,7 +12,7 @@ use argon_client::{HttpClient, LogEntry, TemplateKind, WorkflowAdmin, WorkflowCl
 use argon_crds::workflow::{CronWorkflow, Workflow, WorkflowPhase};
 use clap::{Args, Subcommand};
 
-use crate::engine::{Conn, Output, client, ns};
+use crate::engine::{Conn, Output, client, ns, print_workflow};
 use crate::render::{human, render_list, render_shape, render_workflow};
 
 /// Which workflows `list` and `delete` take: argo's selection flags.
@@ -603,6 +603,91 @@ pub async fn cron(command: CronCommand) -> Result<ExitCode> {
         CronCommand::Resume { name, conn } => {
             client(&conn)?.suspend_cron(&ns(&conn), &name, false).await?;
             println!("CronWorkflow '{name}' resumed");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ArchiveCommand {
+    /// List archived workflows, newest first.
+    List {
+        #[command(flatten)]
+        selection: Selection,
+        /// How many workflows to ask the server for at a time (0: all at once).
+        #[arg(long, default_value_t = 500)]
+        chunk_size: usize,
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show an archived workflow (by uid or name) with its steps.
+    Get {
+        id: String,
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove workflows (by uid or name) from the archive.
+    Delete {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// `argon archive ...`.
+pub async fn archive(command: ArchiveCommand) -> Result<ExitCode> {
+    match command {
+        ArchiveCommand::List {
+            selection,
+            chunk_size,
+            output,
+            conn,
+        } => {
+            let c = client(&conn)?;
+            let mut options = selection.options()?;
+            options.limit = (chunk_size > 0).then_some(chunk_size);
+            let mut all = Vec::new();
+            let mut first = true;
+            loop {
+                let page = c.archived(&ns(&conn), &options).await?;
+                match output {
+                    Some(Output::Json) | Some(Output::Yaml) => all.extend(page.items),
+                    Some(Output::Name) => {
+                        for w in &page.items {
+                            println!("{}", w.metadata.name.clone().unwrap_or_default());
+                        }
+                    }
+                    _ => print!("{}", render_list(&page.items, output == Some(Output::Wide), first)),
+                }
+                first = false;
+                match page.continue_token {
+                    Some(t) => options.continue_token = Some(t),
+                    None => break,
+                }
+            }
+            match output {
+                Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&all)?),
+                Some(Output::Yaml) => print!("{}", serde_norway::to_string(&all)?),
+                _ => {}
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ArchiveCommand::Get { id, output, conn } => {
+            let wf = client(&conn)?.archived_workflow(&ns(&conn), &id).await?;
+            print_workflow(&wf, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ArchiveCommand::Delete { ids, conn } => {
+            let c = client(&conn)?;
+            for id in ids {
+                c.delete_archived(&ns(&conn), &id).await?;
+                println!("Archived workflow '{id}' deleted");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

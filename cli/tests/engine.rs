@@ -716,6 +716,31 @@ fn argo_verbs_and_flags() {
     ok(&argon(&s, &["delete", "--all"]));
     assert!(names(&[]).is_empty());
 
+    // The archive keeps what was deleted, with its steps.
+    let archived = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["archive", "list", "-o", "name"];
+        a.extend_from_slice(args);
+        ok(&argon(&s, &a)).lines().map(str::to_string).collect()
+    };
+    assert_eq!(archived(&[]).len(), 4);
+    assert_eq!(archived(&["-l", "team=a"]).len(), 2);
+    assert_eq!(archived(&["--status", "Error"]), vec!["broken"]);
+    assert_eq!(archived(&["--chunk-size", "1"]), archived(&[]));
+    let got = ok(&argon(&s, &["archive", "get", &diamond]));
+    assert!(
+        got.contains("Status:              Succeeded") && got.contains("D "),
+        "{got}"
+    );
+    let uid = serde_json::from_str::<serde_json::Value>(&ok(&argon(&s, &["archive", "get", "broken", "-o", "json"])))
+        .unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&argon(&s, &["archive", "delete", &uid]));
+    assert_eq!(archived(&[]).len(), 3);
+    let err = fails(&argon(&s, &["archive", "get", "broken"]));
+    assert!(err.contains("not found"), "{err}");
+
     // cron: create, list with the next run, suspend, resume, get, delete.
     let cron = dir.path().join("cron.yaml");
     std::fs::write(

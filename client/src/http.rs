@@ -170,6 +170,41 @@ impl HttpClient {
         )))
     }
 
+    /// A page of the workflow archive (Argo's `/api/v1/archived-workflows`).
+    pub async fn archived(&self, namespace: &str, options: &ListOptions) -> Result<WorkflowPage> {
+        let mut q = query(options);
+        if !namespace.is_empty() {
+            q.push(if q.is_empty() { '?' } else { '&' });
+            q.push_str(&format!("namespace={}", encode(namespace)));
+        }
+        let v: Value = self
+            .json(self.request(Method::GET, &format!("/api/v1/archived-workflows{q}")))
+            .await?;
+        Ok(WorkflowPage {
+            items: serde_json::from_value(v["items"].clone())
+                .map_err(|e| Error::Unavailable(format!("the server's list is not understood: {e}")))?,
+            continue_token: v["metadata"]["continue"].as_str().map(str::to_string),
+        })
+    }
+
+    /// An archived workflow by uid or name, nodes included.
+    pub async fn archived_workflow(&self, namespace: &str, id: &str) -> Result<Workflow> {
+        let mut path = format!("/api/v1/archived-workflows/{}", encode(id));
+        if !namespace.is_empty() {
+            path.push_str(&format!("?namespace={}", encode(namespace)));
+        }
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    /// Removes a workflow from the archive.
+    pub async fn delete_archived(&self, namespace: &str, id: &str) -> Result<()> {
+        let mut path = format!("/api/v1/archived-workflows/{}", encode(id));
+        if !namespace.is_empty() {
+            path.push_str(&format!("?namespace={}", encode(namespace)));
+        }
+        self.send(self.request(Method::DELETE, &path)).await.map(|_| ())
+    }
+
     /// Suspends (or resumes) a CronWorkflow; returns it as stored.
     pub async fn suspend_cron(&self, namespace: &str, name: &str, suspend: bool) -> Result<Value> {
         let action = if suspend { "suspend" } else { "resume" };
@@ -219,6 +254,7 @@ fn error_of(status: StatusCode, body: &Value) -> Error {
                 "ClusterWorkflowTemplate" => "ClusterWorkflowTemplate",
                 "CronWorkflow" => "CronWorkflow",
                 "template" => "template",
+                "archived workflow" => "archived workflow",
                 _ => "workflow",
             },
             namespace: s("namespace"),

@@ -125,6 +125,11 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/workflows/{ns}/{name}/log", get(workflow_log))
         .route("/api/v1/workflow-events/{ns}", get(watch_workflows))
+        .route("/api/v1/archived-workflows", get(list_archived))
+        .route(
+            "/api/v1/archived-workflows/{id}",
+            get(get_archived).delete(delete_archived),
+        )
         .route("/api/v1/workflows/{ns}/{name}/{action}", put(act))
         .route("/artifacts/{ns}/{name}/{node}/{artifact}", get(artifact_object))
         .route("/artifacts/{ns}/{name}/{node}/{artifact}/{*file}", get(artifact_file))
@@ -257,6 +262,8 @@ struct ListQuery {
     finished_before: Option<String>,
     /// The runs of this WorkflowTemplate.
     template: Option<String>,
+    /// The namespace of the archive's paths (which have none of their own).
+    namespace: Option<String>,
 }
 
 /// The most a page may hold; a larger `listOptions.limit` is lowered to it.
@@ -311,6 +318,48 @@ async fn list_workflows(
     let body = serde_json::to_vec(&json!({"metadata": metadata, "items": page.items}))
         .map_err(|e| Error::Unavailable(format!("rendering the list: {e}")))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `GET /api/v1/archived-workflows?namespace=NS&listOptions...`: a page of
+/// the archive of finished workflows, with the list semantics of the live ones.
+async fn list_archived(State(s): State<ApiState>, Query(mut q): Query<ListQuery>) -> ApiResult<Response> {
+    let namespace = q.namespace.take().unwrap_or_default();
+    let options = q.options()?;
+    let engine = s.engine.clone();
+    let page = tokio::task::spawn_blocking(move || engine.list_archived(ns(&namespace), &options))
+        .await
+        .map_err(|e| Error::Unavailable(format!("listing the archive: {e}")))??;
+    let mut metadata = serde_json::Map::new();
+    if let Some(t) = page.continue_token {
+        metadata.insert("continue".into(), Value::String(t));
+    }
+    Ok(Json(json!({"metadata": metadata, "items": page.items})).into_response())
+}
+
+#[derive(Deserialize)]
+struct ArchiveQuery {
+    namespace: Option<String>,
+}
+
+/// One archived workflow by uid (or name), nodes included.
+async fn get_archived(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<ArchiveQuery>,
+) -> ApiResult<Json<Workflow>> {
+    Ok(Json(
+        s.engine.get_archived(ns(q.namespace.as_deref().unwrap_or("")), &id)?,
+    ))
+}
+
+async fn delete_archived(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<ArchiveQuery>,
+) -> ApiResult<Json<Value>> {
+    s.engine
+        .delete_archived(ns(q.namespace.as_deref().unwrap_or("")), &id)?;
+    Ok(Json(json!({})))
 }
 
 /// The events of a watch, as Argo's `/api/v1/workflow-events/{ns}` streams

@@ -99,6 +99,26 @@ CREATE TABLE IF NOT EXISTS workflow_labels (
     PRIMARY KEY (key, value, uid)
 );
 CREATE INDEX IF NOT EXISTS workflow_labels_by_uid ON workflow_labels (uid);
+CREATE TABLE IF NOT EXISTS archived_workflows (
+    uid TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    nodes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS archived_by_created ON archived_workflows (created_at);
+CREATE INDEX IF NOT EXISTS archived_by_namespace ON archived_workflows (namespace, created_at);
+CREATE INDEX IF NOT EXISTS archived_by_finished ON archived_workflows (finished_at);
+CREATE TABLE IF NOT EXISTS archived_labels (
+    uid TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (key, value, uid)
+);
+CREATE INDEX IF NOT EXISTS archived_labels_by_uid ON archived_labels (uid);
 CREATE TABLE IF NOT EXISTS nodes (
     uid TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -390,9 +410,35 @@ impl Store {
         limit: Option<usize>,
         after: Option<&Position>,
     ) -> Result<(Vec<WorkflowRow>, Option<Position>)> {
+        self.page(Table::Live, namespace, filter, limit, after)
+    }
+
+    /// [`Store::list_page`] of the archive.
+    pub fn archived_page(
+        &self,
+        namespace: &str,
+        filter: &Filter,
+        limit: Option<usize>,
+        after: Option<&Position>,
+    ) -> Result<(Vec<WorkflowRow>, Option<Position>)> {
+        self.page(Table::Archive, namespace, filter, limit, after)
+    }
+
+    fn page(
+        &self,
+        table: Table,
+        namespace: &str,
+        filter: &Filter,
+        limit: Option<usize>,
+        after: Option<&Position>,
+    ) -> Result<(Vec<WorkflowRow>, Option<Position>)> {
         use rusqlite::types::Value as V;
-        let mut sql = String::from(
-            "SELECT w.uid, w.namespace, w.name, w.phase, w.doc, w.created_at, w.rowid FROM workflows w WHERE 1",
+        let (workflows, labels) = match table {
+            Table::Live => ("workflows", "workflow_labels"),
+            Table::Archive => ("archived_workflows", "archived_labels"),
+        };
+        let mut sql = format!(
+            "SELECT w.uid, w.namespace, w.name, w.phase, w.doc, w.created_at, w.rowid FROM {workflows} w WHERE 1",
         );
         let mut args: Vec<V> = Vec::new();
         let arg = |args: &mut Vec<V>, v: V| {
@@ -408,7 +454,7 @@ impl Store {
         };
         for r in &filter.labels {
             let key = arg(&mut args, V::Text(r.key().into()));
-            let exists = "EXISTS (SELECT 1 FROM workflow_labels l WHERE l.uid = w.uid AND l.key = ";
+            let exists = format!("EXISTS (SELECT 1 FROM {labels} l WHERE l.uid = w.uid AND l.key = ");
             match r {
                 LabelRequirement::In(_, vs) => {
                     sql += &format!(" AND {exists}{key} AND l.value IN {})", list(&mut args, vs))
@@ -496,6 +542,101 @@ impl Store {
             last = Some(position);
         }
         Ok((out, None))
+    }
+
+    /// Keeps a finished workflow (nodes included) in the archive, replacing
+    /// an earlier copy (a retried workflow finishes again).
+    pub fn archive(&self, wf: &Workflow) -> Result<()> {
+        let uid = wf.metadata.uid.clone().unwrap_or_default();
+        let created = wf
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(crate::time::to_chrono)
+            .unwrap_or_else(chrono::Utc::now);
+        let finished = wf
+            .status
+            .as_ref()
+            .and_then(|s| s.finished_at.as_ref())
+            .map(crate::time::to_chrono)
+            .unwrap_or_else(chrono::Utc::now);
+        let nodes = wf
+            .status
+            .as_ref()
+            .map(|s| serde_json::to_string(&s.nodes))
+            .transpose()?;
+        let labels = labels_of(wf);
+        let mut conn = self.conn();
+        let tx = conn.transaction().db()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO archived_workflows (uid, namespace, name, created_at, finished_at, phase, doc, nodes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                uid,
+                wf.metadata.namespace.clone().unwrap_or_default(),
+                wf.metadata.name.clone().unwrap_or_default(),
+                stored_time(created),
+                stored_time(finished),
+                phase_of(wf),
+                workflow_doc(wf)?,
+                nodes.unwrap_or_else(|| "{}".into())
+            ],
+        )
+        .db()?;
+        tx.execute("DELETE FROM archived_labels WHERE uid = ?1", [&uid]).db()?;
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT OR REPLACE INTO archived_labels (uid, key, value) VALUES (?1, ?2, ?3)")
+                .db()?;
+            for (k, v) in &labels {
+                stmt.execute(params![uid, k, v]).db()?;
+            }
+        }
+        tx.commit().db()
+    }
+
+    /// An archived workflow, nodes included.
+    pub fn archived(&self, uid: &str) -> Result<Option<Workflow>> {
+        let row: Option<(String, String)> = self
+            .conn()
+            .query_row("SELECT doc, nodes FROM archived_workflows WHERE uid = ?1", [uid], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .db()?;
+        let Some((doc, nodes)) = row else { return Ok(None) };
+        let mut wf: Workflow = serde_json::from_str(&doc)?;
+        wf.status.get_or_insert_with(Default::default).nodes = serde_json::from_str(&nodes)?;
+        Ok(Some(wf))
+    }
+
+    /// Removes a workflow from the archive; whether it was there.
+    pub fn delete_archived(&self, uid: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().db()?;
+        let n = tx
+            .execute("DELETE FROM archived_workflows WHERE uid = ?1", [uid])
+            .db()?;
+        tx.execute("DELETE FROM archived_labels WHERE uid = ?1", [uid]).db()?;
+        tx.commit().db()?;
+        Ok(n > 0)
+    }
+
+    /// Removes the archived workflows that finished before `before`; how many.
+    pub fn expire_archive(&self, before: chrono::DateTime<chrono::Utc>) -> Result<usize> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().db()?;
+        let t = stored_time(before);
+        tx.execute(
+            "DELETE FROM archived_labels WHERE uid IN (SELECT uid FROM archived_workflows WHERE finished_at < ?1)",
+            [&t],
+        )
+        .db()?;
+        let n = tx
+            .execute("DELETE FROM archived_workflows WHERE finished_at < ?1", [&t])
+            .db()?;
+        tx.commit().db()?;
+        Ok(n)
     }
 
     /// The (namespace, name) of finished workflows whose `ttlStrategy`
@@ -682,6 +823,13 @@ fn workflow_doc(wf: &Workflow) -> Result<String> {
         status.remove("nodes");
     }
     Ok(v.to_string())
+}
+
+/// The live workflows or the archive.
+#[derive(Clone, Copy)]
+enum Table {
+    Live,
+    Archive,
 }
 
 /// Where a page of the list ended: the creation time and row of its last

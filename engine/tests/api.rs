@@ -735,3 +735,88 @@ async fn cron_workflows_suspend_and_resume() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Finished workflows are archived with their nodes and stay there when
+/// they are deleted; the archive lists, gets (by uid or name) and deletes
+/// as Argo's `/api/v1/archived-workflows` does, and `archive_ttl` empties it.
+#[tokio::test]
+async fn the_archive_outlives_deletion() {
+    let h = harness();
+    let app = router(ApiState {
+        engine: h.engine.clone(),
+        auth: ApiAuth::default(),
+        metrics: None,
+    });
+    let (status, wf) = call(
+        &app,
+        "POST",
+        "/api/v1/workflows/team",
+        Some(json!({"workflow": hello()})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{wf}");
+    let name = wf["metadata"]["name"].as_str().unwrap().to_string();
+    let uid = wf["metadata"]["uid"].as_str().unwrap().to_string();
+    wait_done(&h.engine, "team", &name).await;
+    let (status, _) = call(&app, "DELETE", &format!("/api/v1/workflows/team/{name}"), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, list) = call(
+        &app,
+        "GET",
+        "/api/v1/archived-workflows?namespace=team&listOptions.limit=10",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0]["metadata"]["name"], name.as_str());
+    let (_, other) = call(
+        &app,
+        "GET",
+        "/api/v1/archived-workflows?namespace=elsewhere",
+        None,
+        None,
+    )
+    .await;
+    assert!(other["items"].as_array().unwrap().is_empty());
+    for id in [&uid, &name] {
+        let (status, got) = call(&app, "GET", &format!("/api/v1/archived-workflows/{id}"), None, None).await;
+        assert_eq!(status, StatusCode::OK, "{got}");
+        assert_eq!(got["status"]["phase"], "Succeeded");
+        assert_eq!(got["status"]["nodes"][&name]["outputs"]["result"], "hello world");
+    }
+    let (status, _) = call(&app, "DELETE", &format!("/api/v1/archived-workflows/{uid}"), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&app, "GET", &format!("/api/v1/archived-workflows/{uid}"), None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // With a ttl of zero the archive empties itself.
+    let h = harness_with(|c| c.archive_ttl = Some(Duration::ZERO));
+    let s = h
+        .engine
+        .submit_workflow(
+            "team",
+            serde_json::from_value(hello()).unwrap(),
+            SubmitOptions::default(),
+        )
+        .unwrap();
+    wait_done(&h.engine, "team", &s.name).await;
+    let serve = tokio::spawn(argon_engine::serve(h.engine.clone(), std::future::pending()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !h
+        .engine
+        .list_archived("", &Default::default())
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the archive kept its expired workflow"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    serve.abort();
+}

@@ -65,6 +65,11 @@ pub struct EngineConfig {
     pub artifact_repository: Option<ArtifactRepository>,
     /// The ConfigMaps given with the manifests (`artifact-repositories`...).
     pub config_maps: Vec<k8s_openapi::api::core::v1::ConfigMap>,
+    /// Whether finished workflows are kept in the archive (Argo's
+    /// `persistence.archive`), which outlives their deletion.
+    pub archive: bool,
+    /// How long archived workflows are kept after they finished (`None`: for ever).
+    pub archive_ttl: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -82,6 +87,8 @@ impl EngineConfig {
             drain_timeout: Duration::from_secs(30),
             artifact_repository: None,
             config_maps: Vec::new(),
+            archive: true,
+            archive_ttl: None,
         }
     }
 }
@@ -201,6 +208,12 @@ impl Engine {
                 tick.tick().await;
                 if let Err(e) = engine.collect_expired() {
                     tracing::warn!(error = %e, "ttl clean-up failed");
+                }
+                if let Some(ttl) = engine.config.archive_ttl
+                    && let Ok(ttl) = chrono::Duration::from_std(ttl)
+                    && let Err(e) = engine.store.expire_archive(chrono::Utc::now() - ttl)
+                {
+                    tracing::warn!(error = %e, "archive clean-up failed");
                 }
             }
         };
@@ -591,6 +604,57 @@ impl Engine {
             }
             None => row.doc,
         }
+    }
+
+    /// A page of the archive, as [`Engine::list_page`] (items without nodes).
+    pub fn list_archived(&self, namespace: &str, options: &ListOptions) -> Result<WorkflowPage> {
+        let filter = Filter::parse(options)?;
+        let after = options
+            .continue_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(crate::store::Position::from_token)
+            .transpose()?;
+        let (rows, next) = self
+            .store
+            .archived_page(namespace, &filter, options.limit, after.as_ref())?;
+        Ok(WorkflowPage {
+            items: rows.into_iter().map(|r| r.doc).collect(),
+            continue_token: next.map(|p| p.token()),
+        })
+    }
+
+    /// An archived workflow by uid, or by name (the newest of that name).
+    pub fn get_archived(&self, namespace: &str, id: &str) -> Result<Workflow> {
+        if let Some(wf) = self.store.archived(id)? {
+            return Ok(wf);
+        }
+        let filter = Filter {
+            fields: vec![argon_client::list::FieldRequirement {
+                field: argon_client::list::Field::Name,
+                equal: true,
+                value: id.to_string(),
+            }],
+            ..Default::default()
+        };
+        let (rows, _) = self.store.archived_page(namespace, &filter, Some(1), None)?;
+        match rows.first() {
+            Some(row) => self.store.archived(&row.uid)?,
+            None => None,
+        }
+        .ok_or_else(|| Error::NotFound {
+            kind: "archived workflow",
+            namespace: namespace.to_string(),
+            name: id.to_string(),
+        })
+    }
+
+    /// Removes a workflow (by uid or name) from the archive.
+    pub fn delete_archived(&self, namespace: &str, id: &str) -> Result<()> {
+        let wf = self.get_archived(namespace, id)?;
+        self.store
+            .delete_archived(wf.metadata.uid.as_deref().unwrap_or_default())?;
+        Ok(())
     }
 
     /// The workflow with uid `uid` as it is now (nodes included), if it exists.

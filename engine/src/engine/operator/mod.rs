@@ -285,6 +285,11 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
     });
     run.exit_cancel.cancel();
     if !run.is_deleted() {
+        if engine.config.archive
+            && let Err(e) = store.archive(&run.snapshot())
+        {
+            tracing::error!(workflow = %run.name, error = %e, "cannot archive the workflow");
+        }
         let _ = std::fs::remove_dir_all(engine.config.state_dir.join("steps").join(&run.uid));
     }
 }
