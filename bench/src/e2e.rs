@@ -2,7 +2,10 @@
 //! of one `true` step, all in one process as `argon run` hosts them. Events
 //! are posted at a steady rate; the figure is the time from the POST to the
 //! workflow reaching Succeeded. The raw limit beside it is the time to run the
-//! same `true` process alone, measured in the same run.
+//! same `true` process alone, measured in the same run. Every second it
+//! prints the backlog (events posted but not yet Succeeded) and the
+//! process's RSS; at the end, how long after the last POST the last
+//! workflow Succeeded, and the RSS idle before, at peak, and settled after.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -126,11 +129,28 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-pub async fn run(_options: &Options) -> anyhow::Result<()> {
-    let seconds = SECONDS;
+/// The process's resident set, in MiB.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+pub async fn run(options: &Options) -> anyhow::Result<()> {
+    let seconds = options.duration.unwrap_or(SECONDS);
+    let rate = options.rate.unwrap_or(RATE);
     let dir = tempfile::tempdir()?;
     let shutdown = CancellationToken::new();
-    let engine = Engine::open(EngineConfig::new(dir.path().join("engine")))?;
+    let mut config = EngineConfig::new(dir.path().join("engine"));
+    config.executor = argon_engine::ExecutorChoice::Sandbox;
+    let engine = Engine::open(config)?;
+    println!("engine: {}", engine.executor_description());
     let engine_task = tokio::spawn(argon_engine::serve(
         Arc::clone(&engine),
         shutdown.clone().cancelled_owned(),
@@ -212,9 +232,36 @@ pub async fn run(_options: &Options) -> anyhow::Result<()> {
     raw.sort();
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let total = RATE * seconds;
-    println!("e2e: webhook -> workflow of one `true` step, {RATE} events/s for {seconds} s, one process");
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    let total = rate * seconds;
+    let idle_rss = rss_mib();
+    println!("e2e: webhook -> workflow of one `true` step, {rate} events/s for {seconds} s, one process");
+    println!("  idle RSS {idle_rss:.0} MiB");
+    let peak = Arc::new(Mutex::new(idle_rss));
+    let sampler = {
+        let (posted, latencies, failed, peak) = (posted.clone(), latencies.clone(), failed.clone(), peak.clone());
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let p = posted.lock().unwrap_or_else(|p| p.into_inner()).len();
+                let done = latencies.lock().unwrap_or_else(|p| p.into_inner()).len()
+                    + *failed.lock().unwrap_or_else(|p| p.into_inner());
+                let rss = rss_mib();
+                {
+                    let mut peak = peak.lock().unwrap_or_else(|p| p.into_inner());
+                    *peak = peak.max(rss);
+                }
+                println!(
+                    "  t={:>3} s  posted {p:>6}  finished {done:>6}  backlog {:>6}  RSS {rss:>6.0} MiB",
+                    start.elapsed().as_secs(),
+                    p.saturating_sub(done)
+                );
+            }
+        })
+    };
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     let mut posts = tokio::task::JoinSet::new();
     let mut rejected = 0usize;
     for i in 0..total {
@@ -241,7 +288,8 @@ pub async fn run(_options: &Options) -> anyhow::Result<()> {
             rejected += 1;
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let last_post = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let finished = latencies.lock().unwrap_or_else(|p| p.into_inner()).len()
             + *failed.lock().unwrap_or_else(|p| p.into_inner());
@@ -250,8 +298,14 @@ pub async fn run(_options: &Options) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let drained = last_post.elapsed();
+    sampler.abort();
     let mut lat = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
     lat.sort();
+    println!(
+        "  the last workflow finished {:.2} s after the last POST",
+        drained.as_secs_f64()
+    );
     println!(
         "  POST -> Succeeded   n={:<5} p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  (failed {}, rejected {})",
         lat.len(),
@@ -266,6 +320,18 @@ pub async fn run(_options: &Options) -> anyhow::Result<()> {
         raw.len(),
         percentile(&raw, 0.50),
         percentile(&raw, 0.99)
+    );
+    // Settled: finished workflows are not held; what stays is caches.
+    let settle = Instant::now();
+    let mut settled = rss_mib();
+    while settle.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        settled = rss_mib();
+    }
+    println!(
+        "  RSS idle {idle_rss:.0} MiB, peak {:.0} MiB, 10 s after the load {settled:.0} MiB ({:.2}x idle)",
+        *peak.lock().unwrap_or_else(|p| p.into_inner()),
+        settled / idle_rss
     );
     shutdown.cancel();
     sensor.wait().await;

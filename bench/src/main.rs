@@ -20,7 +20,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use anyhow::{Context as _, bail};
 
 const USAGE: &str = "usage: argon-bench SCENARIO [--events N] [--max-secs S] [--size BYTES] [--rounds R] \
-                     [--in-flight N] [--targets a,x,b,c,raw,paced,rss]\n\
+                     [--in-flight N] [--targets a,x,b,c,raw,paced,rss] [--rate R] [--duration S]\n\
                      scenarios: bus, ingest, sensor, engine, e2e, api";
 
 /// Options shared by the scenarios.
@@ -38,6 +38,10 @@ pub struct Options {
     pub in_flight: Option<usize>,
     /// The targets of `ingest` to measure (`a,x,b,c,raw,paced,rss`); all when unset.
     pub targets: Option<Vec<String>>,
+    /// Events per second of `e2e` (100 when unset).
+    pub rate: Option<u64>,
+    /// Seconds of load of `e2e` (30 when unset).
+    pub duration: Option<u64>,
 }
 
 /// The manifest of a bench's YAML document.
@@ -66,6 +70,8 @@ fn main() -> anyhow::Result<()> {
         rounds: 3,
         in_flight: None,
         targets: None,
+        rate: None,
+        duration: None,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -75,6 +81,8 @@ fn main() -> anyhow::Result<()> {
             "--size" => options.size = value()?.parse()?,
             "--rounds" => options.rounds = value()?.parse::<usize>()?.max(1),
             "--in-flight" => options.in_flight = Some(value()?.parse::<usize>()?.max(1)),
+            "--rate" => options.rate = Some(value()?.parse::<u64>()?.max(1)),
+            "--duration" => options.duration = Some(value()?.parse::<u64>()?.max(1)),
             "--targets" => options.targets = Some(value()?.split(',').map(str::to_owned).collect()),
             other => bail!("unknown option {other}\n{USAGE}"),
         }
