@@ -88,6 +88,8 @@ spec:
 /// Forwards to the engine and tells which workflow each posted id became.
 struct Recorder {
     engine: Arc<Engine>,
+    /// How many workflows the sensor submitted.
+    count: Arc<std::sync::atomic::AtomicUsize>,
     submitted: tokio::sync::mpsc::UnboundedSender<(String, String)>,
 }
 
@@ -108,6 +110,7 @@ impl WorkflowClient for Recorder {
             .map(|v| v.to_string())
             .unwrap_or_default();
         let submitted = self.engine.submit(namespace, workflow, options).await?;
+        self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = self.submitted.send((id, submitted.name.clone()));
         Ok(submitted)
     }
@@ -173,9 +176,11 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     )
     .await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let submitted_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let client: Arc<dyn WorkflowClient> = Arc::new(Recorder {
         engine: engine.clone(),
         submitted: tx,
+        count: submitted_count.clone(),
     });
     let services = Services {
         bus,
@@ -239,6 +244,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let peak = Arc::new(Mutex::new(idle_rss));
     let sampler = {
         let (posted, latencies, failed, peak) = (posted.clone(), latencies.clone(), failed.clone(), peak.clone());
+        let submitted_count = submitted_count.clone();
         tokio::spawn(async move {
             let start = Instant::now();
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -253,8 +259,9 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
                     let mut peak = peak.lock().unwrap_or_else(|p| p.into_inner());
                     *peak = peak.max(rss);
                 }
+                let submitted = submitted_count.load(std::sync::atomic::Ordering::Relaxed);
                 println!(
-                    "  t={:>3} s  posted {p:>6}  finished {done:>6}  backlog {:>6}  RSS {rss:>6.0} MiB",
+                    "  t={:>3} s  posted {p:>6}  submitted {submitted:>6}  finished {done:>6}  backlog {:>6}  RSS {rss:>6.0} MiB",
                     start.elapsed().as_secs(),
                     p.saturating_sub(done)
                 );
