@@ -112,10 +112,15 @@ fn events_lists_kind_name_and_config() {
 
     let es: EventSource = assert_round_trip(&corpus_dir("event-sources").join("aws-sqs.yaml"));
     let events = es.spec.events();
+    assert!(events.iter().all(|e| e.kind == EventSourceKind::Sqs));
+    assert!(matches!(events[0].config, EventConfig::Sqs(_)));
+
+    let es: EventSource = assert_round_trip(&corpus_dir("event-sources").join("pulsar.yaml"));
+    let events = es.spec.events();
     assert!(
         events
             .iter()
-            .all(|e| e.kind == EventSourceKind::Unsupported("sqs".into()))
+            .all(|e| e.kind == EventSourceKind::Unsupported("pulsar".into()))
     );
     assert!(matches!(events[0].config, EventConfig::Unsupported(_)));
 }

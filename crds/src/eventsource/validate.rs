@@ -77,7 +77,9 @@ fn check_event(event: &DeclaredEvent<'_>, path: &FieldPath, findings: &mut Vec<F
         | EventConfig::Nats(_)
         | EventConfig::Mqtt(_)
         | EventConfig::Redis(_)
+        | EventConfig::RedisStream(_)
         | EventConfig::Amqp(_)
+        | EventConfig::Sqs(_)
         | EventConfig::Kafka(_)
         | EventConfig::Generic(_) => {}
     }
