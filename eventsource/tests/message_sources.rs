@@ -31,6 +31,11 @@ struct Argon {
 
 impl Argon {
     async fn start(yaml: &str, bus: Arc<dyn EventBus>) -> Argon {
+        // RUST_LOG=argon_eventsource=debug shows the sources' connections.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let shutdown = CancellationToken::new();
         let config = RunnerConfig {
             host: std::net::Ipv4Addr::LOCALHOST.into(),
@@ -538,7 +543,7 @@ metadata:
 spec:
   amqp:
     queued:
-      url: amqp://guest:guest@127.0.0.1:{port}/
+      url: amqp://guest:guest@127.0.0.1:{port}
       exchangeName: argon-test
       exchangeType: direct
       routingKey: {queue}
@@ -556,7 +561,7 @@ spec:
 }
 
 async fn amqp_send(port: u16, routing_key: &str, body: String) {
-    let url = format!("amqp://guest:guest@127.0.0.1:{port}/");
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}");
     let Ok(connection) = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await else {
         return;
     };

@@ -31,7 +31,10 @@ pub(crate) struct FileSource {
     directory: PathBuf,
     path: Option<String>,
     pattern: Option<Regex>,
-    polling: bool,
+    /// Watching from the start, so a change right after the runner started
+    /// is seen; dropping it stops it.
+    watcher: Box<dyn notify::Watcher + Send>,
+    changes: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
 }
 
 impl FileSource {
@@ -67,37 +70,38 @@ impl FileSource {
         if path.is_none() && pattern.is_none() {
             return Err(common.error("watchPathConfig needs a path or a pathRegexp"));
         }
-        Ok(FileSource {
-            common,
-            op,
-            directory: PathBuf::from(&w.directory),
-            path,
-            pattern,
-            polling: config.polling.unwrap_or(false),
-        })
-    }
-
-    pub(crate) async fn run(self, publisher: Publisher, shutdown: CancellationToken) -> Result<()> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
+        let directory = PathBuf::from(&w.directory);
+        let (tx, changes) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
         let handler = move |res| {
             let _ = tx.send(res);
         };
-        // The watcher must live as long as the loop: dropping it stops it.
-        let mut watcher: Box<dyn notify::Watcher + Send> = if self.polling {
+        let mut watcher: Box<dyn notify::Watcher + Send> = if config.polling.unwrap_or(false) {
             let config = notify::Config::default().with_poll_interval(Duration::from_secs(1));
-            Box::new(notify::PollWatcher::new(handler, config).map_err(|e| self.common.error(format!("watcher: {e}")))?)
+            Box::new(notify::PollWatcher::new(handler, config).map_err(|e| common.error(format!("watcher: {e}")))?)
         } else {
             Box::new(
                 notify::RecommendedWatcher::new(handler, notify::Config::default())
-                    .map_err(|e| self.common.error(format!("watcher: {e}")))?,
+                    .map_err(|e| common.error(format!("watcher: {e}")))?,
             )
         };
         watcher
-            .watch(&self.directory, RecursiveMode::NonRecursive)
-            .map_err(|e| self.common.error(format!("cannot watch {}: {e}", self.directory.display())))?;
+            .watch(&directory, RecursiveMode::NonRecursive)
+            .map_err(|e| common.error(format!("cannot watch {}: {e}", directory.display())))?;
+        Ok(FileSource {
+            common,
+            op,
+            directory,
+            path,
+            pattern,
+            watcher,
+            changes,
+        })
+    }
+
+    pub(crate) async fn run(mut self, publisher: Publisher, shutdown: CancellationToken) -> Result<()> {
         loop {
             let change = tokio::select! {
-                c = rx.recv() => c,
+                c = self.changes.recv() => c,
                 () = shutdown.cancelled() => return Ok(()),
             };
             let change = match change {
@@ -108,6 +112,7 @@ impl FileSource {
                 }
                 None => return Ok(()),
             };
+            let _ = &self.watcher;
             for (path, op) in operations(&change) {
                 if op != self.op || !self.wanted(path) {
                     continue;
