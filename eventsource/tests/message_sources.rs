@@ -122,7 +122,10 @@ impl EventBus for HoldingBus {
     }
 
     async fn publish(&self, event: &Event) -> argon_eventbus::Result<PublishAck> {
-        self.held.lock().unwrap().push(event.data.to_value().unwrap_or_default());
+        self.held
+            .lock()
+            .unwrap()
+            .push(event.data.to_value().unwrap_or_default());
         std::future::pending().await
     }
 
@@ -136,7 +139,9 @@ impl EventBus for HoldingBus {
 }
 
 async fn embedded_bus(dir: &std::path::Path) -> Arc<dyn EventBus> {
-    argon_eventbus::open(&format!("embedded:{}", dir.display())).await.unwrap()
+    argon_eventbus::open(&format!("embedded:{}", dir.display()))
+        .await
+        .unwrap()
 }
 
 /// The next event on `sub` (acknowledged), within `within`.
@@ -163,7 +168,10 @@ where
     let deadline = tokio::time::Instant::now() + within;
     let mut i = 0;
     while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "nothing arrived within {within:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing arrived within {within:?}"
+        );
         send(i).await;
         i += 1;
         let step = tokio::time::Instant::now() + Duration::from_millis(100);
@@ -176,7 +184,12 @@ where
 
 /// Sends until `sub` yields an event whose data satisfies `wanted`;
 /// returns it.
-async fn send_until_event<F, Fut>(sub: &mut Subscription, within: Duration, mut send: F, wanted: impl Fn(&Value) -> bool) -> Value
+async fn send_until_event<F, Fut>(
+    sub: &mut Subscription,
+    within: Duration,
+    mut send: F,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value
 where
     F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -184,7 +197,10 @@ where
     let deadline = tokio::time::Instant::now() + within;
     let mut i = 0;
     loop {
-        assert!(tokio::time::Instant::now() < deadline, "no wanted event within {within:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no wanted event within {within:?}"
+        );
         send(i).await;
         i += 1;
         while let Some(event) = next_event(sub, Duration::from_millis(200)).await {
@@ -312,7 +328,11 @@ async fn mqtt_source_reconnects_after_a_broker_restart() {
     let dir = tempfile::tempdir().unwrap();
     let bus = embedded_bus(dir.path()).await;
     let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&mqtt_yaml(broker.port(), "argon-restart", "sensors/restart"), bus.clone()).await;
+    let argon = Argon::start(
+        &mqtt_yaml(broker.port(), "argon-restart", "sensors/restart"),
+        bus.clone(),
+    )
+    .await;
     {
         let publisher = MqttPublisher::new(broker.port());
         send_until_event(

@@ -170,8 +170,9 @@ impl ConnectBackoff {
             Some(Int64OrString::Int(nanos)) => Duration::from_nanos((*nanos).max(0) as u64),
             Some(Int64OrString::Str(text)) => match text.parse::<u64>() {
                 Ok(nanos) => Duration::from_nanos(nanos),
-                Err(_) => argon_crds::time::parse_duration(text)
-                    .map_err(|why| format!("connectionBackoff.duration {why}"))?,
+                Err(_) => {
+                    argon_crds::time::parse_duration(text).map_err(|why| format!("connectionBackoff.duration {why}"))?
+                }
             },
         };
         let initial = initial.max(Duration::from_millis(10));
@@ -258,12 +259,19 @@ mod tests {
             duration: Some(Int64OrString::Int(2_000_000_000)),
             ..Backoff::default()
         };
-        assert_eq!(ConnectBackoff::new(Some(&nanos)).unwrap().next_wait(), Duration::from_secs(2));
+        assert_eq!(
+            ConnectBackoff::new(Some(&nanos)).unwrap().next_wait(),
+            Duration::from_secs(2)
+        );
         let bad = Backoff {
             duration: Some(Int64OrString::Str("soon".into())),
             ..Backoff::default()
         };
-        assert!(ConnectBackoff::new(Some(&bad)).unwrap_err().contains("connectionBackoff.duration"));
+        assert!(
+            ConnectBackoff::new(Some(&bad))
+                .unwrap_err()
+                .contains("connectionBackoff.duration")
+        );
         assert_eq!(ConnectBackoff::new(None).unwrap().next_wait(), Duration::from_secs(1));
     }
 

@@ -127,7 +127,11 @@ impl MessageSource {
     }
 
     /// Runs until shut down; a source whose broker is away keeps retrying.
-    pub(crate) async fn run(self, publisher: crate::Publisher, shutdown: tokio_util::sync::CancellationToken) -> Result<()> {
+    pub(crate) async fn run(
+        self,
+        publisher: crate::Publisher,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<()> {
         match self {
             MessageSource::Nats(s) => s.run(publisher, shutdown).await,
             MessageSource::Mqtt(s) => s.run(publisher, shutdown).await,

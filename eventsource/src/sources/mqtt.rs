@@ -40,7 +40,8 @@ impl MqttSource {
             return Err(common.error("topic is empty"));
         }
         if config.client_id.trim().is_empty() {
-            return Err(common.error("clientId is empty; the broker keeps the session (and the unacknowledged messages) under it"));
+            return Err(common
+                .error("clientId is empty; the broker keeps the session (and the unacknowledged messages) under it"));
         }
         let (scheme, host, port) = parse_url(&config.url).map_err(|why| common.error(why))?;
         let mut options = MqttOptions::new(config.client_id.clone(), host, port);
@@ -65,8 +66,8 @@ impl MqttSource {
         }
         let tls_wanted = config.tls.is_some() || matches!(scheme, "ssl" | "tls" | "mqtts");
         if tls_wanted {
-            let client =
-                crate::tls::client_config(config.tls.as_ref(), secrets).map_err(|why| common.error(format!("tls: {why}")))?;
+            let client = crate::tls::client_config(config.tls.as_ref(), secrets)
+                .map_err(|why| common.error(format!("tls: {why}")))?;
             options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(client))));
         }
         Ok(MqttSource {
@@ -159,11 +160,16 @@ fn parse_url(url: &str) -> Result<(&str, String, u16), String> {
         other => return Err(format!("url scheme '{other}' is not one of tcp, mqtt, ssl, tls, mqtts")),
     };
     let rest = rest.trim_end_matches('/');
-    let default_port = if matches!(scheme, "ssl" | "tls" | "mqtts") { 8883 } else { 1883 };
+    let default_port = if matches!(scheme, "ssl" | "tls" | "mqtts") {
+        8883
+    } else {
+        1883
+    };
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) => (
             h,
-            p.parse::<u16>().map_err(|_| format!("url '{url}': port '{p}' is not a number"))?,
+            p.parse::<u16>()
+                .map_err(|_| format!("url '{url}': port '{p}' is not a number"))?,
         ),
         None => (rest, default_port),
     };
@@ -179,7 +185,10 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(parse_url("tcp://mqtt.local:1884").unwrap(), ("tcp", "mqtt.local".into(), 1884));
+        assert_eq!(
+            parse_url("tcp://mqtt.local:1884").unwrap(),
+            ("tcp", "mqtt.local".into(), 1884)
+        );
         assert_eq!(parse_url("ssl://b").unwrap(), ("ssl", "b".into(), 8883));
         assert_eq!(parse_url("127.0.0.1:1").unwrap(), ("tcp", "127.0.0.1".into(), 1));
         assert!(parse_url("http://x").is_err());

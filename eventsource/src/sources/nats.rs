@@ -84,7 +84,8 @@ impl NatsEvent {
             }
         }
         if let Some(tls) = &config.tls {
-            let client = crate::tls::client_config(Some(tls), secrets).map_err(|why| common.error(format!("tls: {why}")))?;
+            let client =
+                crate::tls::client_config(Some(tls), secrets).map_err(|why| common.error(format!("tls: {why}")))?;
             options = options.require_tls(true).tls_client_config(client);
         }
         Ok(NatsEvent {

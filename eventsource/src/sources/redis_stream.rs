@@ -91,7 +91,10 @@ impl RedisStreamSource {
     /// Reads until shut down (`Ok`) or until the connection fails (`Err`).
     async fn consume(&mut self, publisher: &Publisher, shutdown: &CancellationToken) -> redis::RedisResult<()> {
         let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(BLOCK + Duration::from_secs(10)));
-        let mut con = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+        let mut con = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         for stream in &self.streams {
             let created: redis::RedisResult<()> = con.xgroup_create_mkstream(stream, &self.group, "$").await;
             match created {

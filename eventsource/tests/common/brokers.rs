@@ -178,7 +178,9 @@ impl Broker {
         let stdin = child.stdin.take().unwrap();
         self.watchdog = Some((child, stdin));
         let port = self.port;
-        let ready = wait_until(Duration::from_secs(90), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let ready = wait_until(Duration::from_secs(90), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         assert!(
             ready,
             "{:?} did not listen on {port} within 90 s; its log:\n{}",
