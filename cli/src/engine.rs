@@ -56,6 +56,9 @@ pub enum EngineCommand {
         /// Secrets as DIR/NAME/KEY files (secretKeyRef).
         #[arg(long)]
         secrets_dir: Option<PathBuf>,
+        /// Manifest files or folders whose ConfigMaps hold artifact
+        /// repositories (`artifact-repositories`, `workflow-controller-configmap`).
+        paths: Vec<PathBuf>,
         #[command(flatten)]
         auth: crate::listen::ServerAuthArgs,
         #[command(flatten)]
@@ -103,6 +106,27 @@ pub enum EngineCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Download a workflow's output artifacts into DIR, as they are stored
+    /// (like `argo cp`): DIR/PATH/FILE, PATH from --path.
+    Cp {
+        name: String,
+        dir: PathBuf,
+        /// Only the artifacts of this node.
+        #[arg(long)]
+        node_id: Option<String>,
+        /// Only the artifacts of nodes of this template.
+        #[arg(long)]
+        template_name: Option<String>,
+        /// Only the artifacts of this name.
+        #[arg(long)]
+        artifact_name: Option<String>,
+        /// Where under DIR each artifact goes: {namespace}, {workflowName},
+        /// {nodeId}, {templateName} and {artifactName} are replaced.
+        #[arg(long, default_value = "{namespace}/{workflowName}/{nodeId}/outputs/{artifactName}")]
+        path: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Print a workflow's logs, each line prefixed by its step.
     Logs {
         name: String,
@@ -146,6 +170,15 @@ pub enum EngineCommand {
     /// Retry a failed workflow from its failed steps.
     Retry {
         name: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Store the WorkflowTemplates, ClusterWorkflowTemplates and CronWorkflows
+    /// of files on the server (created, or replaced when they exist), like
+    /// `kubectl apply`; other kinds are listed as skipped.
+    Apply {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -247,9 +280,25 @@ pub struct ExecutorArgs {
         value_delimiter = ':'
     )]
     pub step_path: Vec<std::path::PathBuf>,
+    /// The engine's config, as Argo's controller config: a YAML file with
+    /// `artifactRepository:` (the default artifact repository), or the
+    /// `workflow-controller-configmap` ConfigMap.
+    #[arg(long = "config", value_name = "FILE", env = "ARGON_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 impl ExecutorArgs {
+    /// Puts the artifact repositories into the engine's configuration: the
+    /// default one of `--config`, and the ConfigMaps among `paths`.
+    pub fn apply_artifacts(&self, config: &mut EngineConfig, paths: &[std::path::PathBuf]) -> Result<()> {
+        if let Some(file) = &self.config {
+            config.artifact_repository =
+                argon_engine::artifacts::repository::engine_config(file).map_err(anyhow::Error::msg)?;
+        }
+        config.config_maps = argon_engine::artifacts::repository::config_maps(paths).map_err(anyhow::Error::msg)?;
+        Ok(())
+    }
+
     /// Puts the options into the engine's configuration.
     pub fn apply(&self, config: &mut EngineConfig) {
         config.executor = self.executor;
@@ -275,10 +324,11 @@ async fn run(command: EngineCommand) -> Result<ExitCode> {
             state_dir,
             api_addr,
             secrets_dir,
+            paths,
             auth,
             listen,
             executor,
-        } => server(state_dir, api_addr, secrets_dir, &auth, &listen, executor).await,
+        } => server(state_dir, api_addr, secrets_dir, &paths, &auth, &listen, executor).await,
         EngineCommand::Submit {
             files,
             from,
@@ -306,6 +356,28 @@ async fn run(command: EngineCommand) -> Result<ExitCode> {
         EngineCommand::Get { name, output, conn } => {
             let wf = client(&conn)?.get(&ns(&conn), &name).await?;
             print_workflow(&wf, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EngineCommand::Cp {
+            name,
+            dir,
+            node_id,
+            template_name,
+            artifact_name,
+            path,
+            conn,
+        } => {
+            let c = client(&conn)?;
+            let wf = c.get(&ns(&conn), &name).await?;
+            let filter = CpFilter {
+                node_id,
+                template_name,
+                artifact_name,
+            };
+            let n = copy_artifacts(&c, &wf, &filter, &dir, &path).await?;
+            if n == 0 {
+                bail!("workflow {name} has no output artifacts to copy");
+            }
             Ok(ExitCode::SUCCESS)
         }
         EngineCommand::Logs { name, follow, conn } => {
@@ -340,6 +412,7 @@ async fn run(command: EngineCommand) -> Result<ExitCode> {
         EngineCommand::Terminate { name, conn } => act(conn, name, WorkflowAction::Terminate, "terminated").await,
         EngineCommand::Retry { name, conn } => act(conn, name, WorkflowAction::Retry, "retried").await,
         EngineCommand::Template { command } => template(command).await,
+        EngineCommand::Apply { files, conn } => apply(files, conn).await,
     }
 }
 
@@ -347,6 +420,7 @@ async fn server(
     state_dir: Option<PathBuf>,
     api_addr: SocketAddr,
     secrets_dir: Option<PathBuf>,
+    paths: &[PathBuf],
     auth: &crate::listen::ServerAuthArgs,
     listen: &crate::listen::ListenArgs,
     executor: ExecutorArgs,
@@ -364,6 +438,7 @@ async fn server(
     let mut config = EngineConfig::new(&state_dir);
     config.secrets = argon_crds::secret::Secrets::new(secrets_dir);
     executor.apply(&mut config);
+    executor.apply_artifacts(&mut config, paths)?;
     let engine = Engine::open(config).with_context(|| format!("opening the engine in {}", state_dir.display()))?;
     eprintln!("argon: {}", engine.executor_description());
     let listener = tokio::net::TcpListener::bind(api_addr)
@@ -473,6 +548,8 @@ async fn submit(
         });
         workflows.push(wf);
     }
+    // Where each workflow came from, to say what was submitted.
+    let mut sources: Vec<String> = vec![String::new(); workflows.len()];
     if !files.is_empty() {
         let report = argon_crds::lint::lint_paths(&files);
         let mut failed = false;
@@ -480,19 +557,23 @@ async fn submit(
             if d.severity == argon_crds::diag::Severity::Error {
                 failed = true;
                 eprintln!("{d}");
+            } else if d.message.contains("skip") {
+                // Documents the loader leaves out (other API groups, kinds Argon does not run yet).
+                eprintln!("{}:{}: skipped: {}", d.file, d.line, d.message);
             }
         }
         if failed {
             return Ok(ExitCode::FAILURE);
         }
         for m in report.manifests {
+            let at = format!("{}:{}", m.doc.file, m.doc.start.line);
+            let name = m.manifest.name();
             match m.manifest {
-                Manifest::Workflow(w) => workflows.push(*w),
-                other => bail!(
-                    "{} is a {}: argon submit takes Workflows; store templates with argon template create",
-                    m.doc.file,
-                    other.kind()
-                ),
+                Manifest::Workflow(w) => {
+                    workflows.push(*w);
+                    sources.push(at);
+                }
+                other => eprintln!("{at}: skipped {} '{name}': {}", other.kind(), not_submitted(&other)),
             }
         }
     }
@@ -500,8 +581,11 @@ async fn submit(
         bail!("no Workflow to submit");
     }
     let mut code = ExitCode::SUCCESS;
-    for wf in workflows {
+    for (wf, at) in workflows.into_iter().zip(sources) {
         let s = c.submit(&ns(&conn), wf, options.clone()).await?;
+        if !at.is_empty() {
+            eprintln!("{at}: submitted Workflow '{}'", s.name);
+        }
         let wf = c.get(&s.namespace, &s.name).await?;
         if watch {
             let done = watch_workflow(&c, &s.namespace, &s.name).await?;
@@ -542,6 +626,66 @@ async fn watch_workflow(c: &HttpClient, namespace: &str, name: &str) -> Result<W
             return Ok(wf);
         }
     }
+}
+
+/// Why `argon submit` leaves a manifest of another kind alone, and what to do with it.
+fn not_submitted(m: &Manifest) -> &'static str {
+    match m {
+        Manifest::WorkflowTemplate(_) | Manifest::ClusterWorkflowTemplate(_) | Manifest::CronWorkflow(_) => {
+            "argon submit runs Workflows; store it with argon apply"
+        }
+        Manifest::EventSource(_) | Manifest::Sensor(_) | Manifest::EventBus(_) => {
+            "argon submit runs Workflows; run it with argon run"
+        }
+        Manifest::Workflow(_) => "",
+    }
+}
+
+/// `argon apply FILE...`: stores the templates and cron workflows of files.
+async fn apply(files: Vec<PathBuf>, conn: Conn) -> Result<ExitCode> {
+    let c = client(&conn)?;
+    let report = argon_crds::lint::lint_paths(&files);
+    let mut failed = false;
+    for d in &report.diagnostics {
+        if d.severity == argon_crds::diag::Severity::Error {
+            failed = true;
+            eprintln!("{d}");
+        } else if d.message.contains("skip") {
+            eprintln!("{}:{}: skipped: {}", d.file, d.line, d.message);
+        }
+    }
+    if failed {
+        return Ok(ExitCode::FAILURE);
+    }
+    let mut stored_any = false;
+    for m in report.manifests {
+        let at = format!("{}:{}", m.doc.file, m.doc.start.line);
+        let name = m.manifest.name();
+        let kind = m.manifest.kind();
+        let doc = match m.manifest {
+            Manifest::WorkflowTemplate(t) => serde_json::to_value(*t)?,
+            Manifest::ClusterWorkflowTemplate(t) => serde_json::to_value(*t)?,
+            Manifest::CronWorkflow(t) => serde_json::to_value(*t)?,
+            Manifest::Workflow(_) => {
+                eprintln!("{at}: skipped Workflow '{name}': a Workflow runs once; start it with argon submit");
+                continue;
+            }
+            Manifest::EventSource(_) | Manifest::Sensor(_) | Manifest::EventBus(_) => {
+                eprintln!("{at}: skipped {kind} '{name}': the engine does not store it; run it with argon run");
+                continue;
+            }
+        };
+        let stored = c.put_template(&ns(&conn), doc).await?;
+        println!(
+            "{kind} '{}' stored",
+            stored["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        stored_any = true;
+    }
+    if !stored_any {
+        bail!("nothing to apply: no WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow in the files");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn phase(wf: &Workflow) -> Option<WorkflowPhase> {
@@ -797,7 +941,52 @@ fn render_workflow(wf: &Workflow, wide: bool) -> String {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    artifacts_table(&status.nodes, &mut out);
     out
+}
+
+/// The output artifacts of the nodes with their locations, for `argon get`.
+fn artifacts_table(nodes: &BTreeMap<String, NodeStatus>, out: &mut String) {
+    use std::fmt::Write as _;
+    let mut rows: Vec<[String; 3]> = Vec::new();
+    for n in nodes.values() {
+        let Some(o) = &n.outputs else { continue };
+        for a in &o.artifacts {
+            let Some(s3) = &a.location.s3 else { continue };
+            let key = s3.key.clone().unwrap_or_default();
+            let mut location = match (&s3.bucket, &s3.endpoint) {
+                (Some(b), Some(e)) => format!("s3://{b}/{key} ({e})"),
+                (Some(b), None) => format!("s3://{b}/{key}"),
+                _ => format!("local:{key}"),
+            };
+            if a.deleted == Some(true) {
+                location.push_str(" [deleted]");
+            }
+            rows.push([
+                n.display_name.clone().unwrap_or_else(|| n.name.clone()),
+                a.name.clone(),
+                location,
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    rows.sort();
+    let header = ["STEP".to_string(), "ARTIFACT".into(), "LOCATION".into()];
+    let w: Vec<usize> = (0..2)
+        .map(|i| {
+            rows.iter()
+                .chain(std::iter::once(&header))
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    out.push('\n');
+    for r in std::iter::once(&header).chain(rows.iter()) {
+        let _ = writeln!(out, "{:<w0$}  {:<w1$}  {}", r[0], r[1], r[2], w0 = w[0], w1 = w[1]);
+    }
 }
 
 /// What the tree looks like without times: to tell when it changed.
@@ -909,4 +1098,88 @@ fn render_list(list: &[Workflow], wide: bool) -> String {
         .map(|_| ());
     }
     out
+}
+
+/// Which artifacts `argon cp` copies.
+struct CpFilter {
+    node_id: Option<String>,
+    template_name: Option<String>,
+    artifact_name: Option<String>,
+}
+
+/// Downloads the output artifacts of `wf` that `filter` lets through under
+/// `dir` (`argon cp`); returns how many.
+async fn copy_artifacts(
+    c: &HttpClient,
+    wf: &Workflow,
+    filter: &CpFilter,
+    dir: &std::path::Path,
+    pattern: &str,
+) -> Result<usize> {
+    let namespace = wf.metadata.namespace.clone().unwrap_or_default();
+    let name = wf.metadata.name.clone().unwrap_or_default();
+    let mut copied = 0;
+    let Some(status) = &wf.status else { return Ok(0) };
+    for (id, node) in &status.nodes {
+        let template = node
+            .template_name
+            .clone()
+            .or_else(|| node.template_ref.as_ref().map(|r| r.template.clone()))
+            .unwrap_or_default();
+        if filter.node_id.as_ref().is_some_and(|n| n != id)
+            || filter.template_name.as_ref().is_some_and(|t| *t != template)
+        {
+            continue;
+        }
+        let Some(outputs) = &node.outputs else { continue };
+        for a in &outputs.artifacts {
+            let Some(key) = a.location.s3.as_ref().and_then(|s| s.key.clone()) else {
+                continue;
+            };
+            if filter.artifact_name.as_ref().is_some_and(|n| *n != a.name) || a.deleted == Some(true) {
+                continue;
+            }
+            let sub = pattern
+                .replace("{namespace}", &namespace)
+                .replace("{workflowName}", &name)
+                .replace("{nodeId}", id)
+                .replace("{templateName}", &template)
+                .replace("{artifactName}", &a.name);
+            let target_dir = dir.join(sub);
+            tokio::fs::create_dir_all(&target_dir)
+                .await
+                .with_context(|| format!("cannot create {}", target_dir.display()))?;
+            let file_name = key.rsplit('/').next().unwrap_or(&a.name).to_string();
+            let target = target_dir.join(&file_name);
+            let resp = c.artifact(&namespace, &name, id, &a.name, None).await?;
+            if resp.headers().contains_key("x-argon-artifact-directory") {
+                let listing = resp.text().await.context("reading the artifact's file list")?;
+                for rel in listing.lines().filter(|l| !l.is_empty()) {
+                    let resp = c.artifact(&namespace, &name, id, &a.name, Some(rel)).await?;
+                    save_body(resp, &target.join(rel)).await?;
+                }
+            } else {
+                save_body(resp, &target).await?;
+            }
+            eprintln!("Created {}", target.display());
+            copied += 1;
+        }
+    }
+    Ok(copied)
+}
+
+/// Writes a response's body to `path`, chunk by chunk.
+async fn save_body(mut resp: reqwest::Response, path: &std::path::Path) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let mut f = tokio::fs::File::create(path)
+        .await
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    while let Some(chunk) = resp.chunk().await.context("downloading the artifact")? {
+        f.write_all(&chunk).await?;
+    }
+    f.flush().await?;
+    Ok(())
 }

@@ -78,7 +78,8 @@ struct ManifestSet {
 
 /// Lints the paths; errors stop here with the lint output.
 fn load(paths: &[PathBuf]) -> Result<ManifestSet> {
-    let report = argon_crds::lint::lint_paths(paths);
+    // The manifests run together here: clashes between them are errors.
+    let report = argon_crds::lint::lint_paths_for(paths, argon_crds::lint::Deployment::Together);
     for d in &report.diagnostics {
         eprintln!("{d}");
     }
@@ -278,6 +279,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let mut config = EngineConfig::new(&state_dir);
     config.secrets = secrets.clone();
     args.executor.apply(&mut config);
+    args.executor.apply_artifacts(&mut config, &args.paths)?;
     let engine = Engine::open(config).with_context(|| format!("opening the engine in {}", state_dir.display()))?;
     eprintln!("argon: {}", engine.executor_description());
 
@@ -365,6 +367,10 @@ async fn run(args: RunArgs) -> Result<()> {
                 continue;
             }
         };
+        match argon_engine::artifacts::repository::config_maps(&args.paths) {
+            Ok(maps) => engine.set_config_maps(maps),
+            Err(e) => eprintln!("argon run: artifact repositories not reloaded: {e}"),
+        }
         if let Some(old) = running.take() {
             old.stop().await;
         }

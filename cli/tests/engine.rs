@@ -441,3 +441,111 @@ fn sigterm_is_not_held_up_by_a_request_left_open() {
     assert!(exit.success(), "{exit}");
     drop(open);
 }
+
+/// A file of several kinds: `argon apply` stores the templates and cron
+/// workflows and names what it skipped; `argon submit` submits the
+/// Workflows and names what it skipped and why.
+#[test]
+fn apply_stores_templates_and_submit_says_what_it_skipped() {
+    let dir = workdir();
+    let s = server(dir.path());
+    let file = dir.path().join("mixed.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata:
+  name: lib
+spec:
+  templates:
+    - name: say
+      container: {image: alpine, command: [echo, hi]}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: CronWorkflow
+metadata:
+  name: nightly
+spec:
+  schedule: '0 3 * * *'
+  workflowSpec:
+    workflowTemplateRef: {name: lib}
+    entrypoint: say
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: use-lib-
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: s
+            templateRef: {name: lib, template: say}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+
+    let out = argon(&s, &["apply", f]);
+    let stdout = ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("WorkflowTemplate 'lib' stored"), "{stdout}");
+    assert!(stdout.contains("CronWorkflow 'nightly' stored"), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "{f}:20: skipped Workflow 'use-lib-': a Workflow runs once; start it with argon submit"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{f}:33: skipped: ConfigMap (v1): Argon skips it as a manifest"
+        )),
+        "{stderr}"
+    );
+    assert!(ok(&argon(&s, &["template", "list"])).contains("lib"));
+    // Applying again replaces.
+    ok(&argon(&s, &["apply", f]));
+
+    let out = argon(&s, &["submit", f, "-o", "json"]);
+    let stdout = ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let wf: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let name = wf["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(
+        stderr.contains(&format!("{f}:20: submitted Workflow '{name}'")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{f}:1: skipped WorkflowTemplate 'lib': argon submit runs Workflows; store it with argon apply"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{f}:10: skipped CronWorkflow 'nightly'")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("{f}:33: skipped: ConfigMap")), "{stderr}");
+    let done = wait_phase(&s, &name, |w| {
+        w["status"]["phase"] == "Succeeded" || w["status"]["phase"] == "Failed"
+    });
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+
+    // Nothing to apply is an error.
+    let only_wf = dir.path().join("wf.yaml");
+    std::fs::write(
+        &only_wf,
+        std::fs::read_to_string(&file).unwrap().split("---\n").nth(2).unwrap(),
+    )
+    .unwrap();
+    let out = argon(&s, &["apply", only_wf.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to apply"));
+}

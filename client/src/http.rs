@@ -130,6 +130,26 @@ impl HttpClient {
         Ok(())
     }
 
+    /// The response carrying output artifact `artifact` of node `node_id`
+    /// as stored (Argo's `/artifacts/...`), or file `file` of a directory
+    /// stored as it is; a directory's response has the
+    /// `x-argon-artifact-directory` header and lists its files, one a line.
+    pub async fn artifact(
+        &self,
+        namespace: &str,
+        name: &str,
+        node_id: &str,
+        artifact: &str,
+        file: Option<&str>,
+    ) -> Result<reqwest::Response> {
+        let mut path = format!("/artifacts/{}/{name}/{node_id}/{artifact}", path_ns(namespace));
+        if let Some(f) = file {
+            path.push('/');
+            path.push_str(f);
+        }
+        self.send(self.request(Method::GET, &path)).await
+    }
+
     fn template_path(kind: TemplateKind, namespace: &str) -> String {
         match kind {
             TemplateKind::WorkflowTemplate => format!("/api/v1/workflow-templates/{}", path_ns(namespace)),

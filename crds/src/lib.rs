@@ -15,4 +15,5 @@ pub mod sensor;
 pub mod source;
 pub mod strict;
 pub mod time;
+pub mod upstream;
 pub mod workflow;

@@ -7,16 +7,33 @@ use std::path::PathBuf;
 
 use crate::diag::{Diagnostic, Severity};
 use crate::eventsource::EventSourceKind;
-use crate::manifest::{API_VERSION, Decoded, LoadReport, Loaded, Manifest, decode, load_paths};
+use crate::manifest::{API_VERSION, Decoded, LoadReport, Loaded, Manifest, decode_reporting, load_paths};
 use crate::sensor::TriggerKind;
 use crate::workflow::TemplateRef;
 use crate::workflow::validate::Resolver;
 
-/// Loads, validates and cross-checks every manifest under `paths`.
-/// Diagnostics come sorted by file, line and column.
+/// How the manifests of a set will run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deployment {
+    /// Each on its own (a pod apiece on Kubernetes): what `argon lint` assumes.
+    /// Clashes between manifests, such as two webhooks on one port and
+    /// endpoint, are warnings.
+    Separate,
+    /// Together in one process (`argon run`): such clashes are errors.
+    Together,
+}
+
+/// Loads, validates and cross-checks every manifest under `paths`, as
+/// manifests deployed separately. Diagnostics come sorted by file, line and
+/// column.
 pub fn lint_paths(paths: &[PathBuf]) -> LoadReport {
+    lint_paths_for(paths, Deployment::Separate)
+}
+
+/// [`lint_paths`] for manifests deployed as `deployment` says.
+pub fn lint_paths_for(paths: &[PathBuf], deployment: Deployment) -> LoadReport {
     let mut report = load_paths(paths);
-    let checks = check(&report.manifests);
+    let checks = check_for(&report.manifests, deployment);
     report.diagnostics.extend(checks);
     report
         .diagnostics
@@ -25,8 +42,13 @@ pub fn lint_paths(paths: &[PathBuf]) -> LoadReport {
 }
 
 /// Validates every manifest of a set, each on its own (with `templateRef`s
-/// resolved against the set) and then as a set.
+/// resolved against the set) and then as a set deployed separately.
 pub fn check(manifests: &[Loaded]) -> Vec<Diagnostic> {
+    check_for(manifests, Deployment::Separate)
+}
+
+/// [`check`] for manifests deployed as `deployment` says.
+pub fn check_for(manifests: &[Loaded], deployment: Deployment) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let templates = TemplateIndex::new(manifests);
     let resolver = |r: &TemplateRef| templates.resolves(r);
@@ -35,7 +57,7 @@ pub fn check(manifests: &[Loaded]) -> Vec<Diagnostic> {
             out.push(l.doc.diagnostic(&f.path, f.severity, f.message));
         }
     }
-    webhook_collisions(manifests, &mut out);
+    webhook_collisions(manifests, deployment, &mut out);
     missing_event_sources(manifests, &mut out);
     inline_workflows(manifests, &resolver, &mut out);
     out
@@ -71,15 +93,20 @@ fn inline_workflows(manifests: &[Loaded], resolver: &Resolver<'_>, out: &mut Vec
                     format!("{at}.{path}")
                 }
             };
-            match decode(resource) {
-                Ok(Decoded::Manifest(workflow)) => {
+            match decode_reporting(resource) {
+                Ok((Decoded::Manifest(workflow), warnings)) => {
+                    for f in warnings {
+                        let path = place(&f.path);
+                        let message = f.message.replace(&format!(" at {}", f.path), &format!(" at {path}"));
+                        out.push(l.doc.diagnostic(&path, f.severity, message));
+                    }
                     for f in workflow.validate(resolver) {
                         let path = place(&f.path);
                         let message = format!("in the workflow this trigger submits: {}", f.message);
                         out.push(l.doc.diagnostic(&path, Severity::Warning, message));
                     }
                 }
-                Ok(Decoded::Skipped(_)) => {}
+                Ok((Decoded::Skipped(_), _)) => {}
                 Err(findings) => {
                     for f in findings {
                         let path = place(&f.path);
@@ -128,8 +155,9 @@ impl TemplateIndex {
     }
 }
 
-/// Two HTTP events on the same port and endpoint cannot both receive.
-fn webhook_collisions(manifests: &[Loaded], out: &mut Vec<Diagnostic>) {
+/// Two HTTP events on the same port and endpoint cannot both receive when
+/// they run in one process; deployed separately, each has its own port.
+fn webhook_collisions(manifests: &[Loaded], deployment: Deployment, out: &mut Vec<Diagnostic>) {
     let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
     for l in manifests {
         let Manifest::EventSource(es) = &l.manifest else {
@@ -149,11 +177,21 @@ fn webhook_collisions(manifests: &[Loaded], out: &mut Vec<Diagnostic>) {
                     EventSourceKind::Webhook => format!("spec.webhook.{}", event.name),
                     _ => format!("spec.{}.{}.webhook", event.kind, event.name),
                 };
+                let (severity, consequence) = match deployment {
+                    Deployment::Together => (
+                        Severity::Error,
+                        "webhooks that run together need distinct ports or endpoints",
+                    ),
+                    Deployment::Separate => (
+                        Severity::Warning,
+                        "fine where each event source runs on its own, an error where they run together (argon run)",
+                    ),
+                };
                 out.push(l.doc.diagnostic(
                     &format!("{context_path}.endpoint"),
-                    Severity::Error,
+                    severity,
                     format!(
-                        "port {} endpoint {} is already used by {first}; webhooks that run together need distinct ports or endpoints",
+                        "port {} endpoint {} is already used by {first}; {consequence}",
                         key.0, key.1
                     ),
                 ));
@@ -214,10 +252,17 @@ mod tests {
     use crate::manifest::load_text;
 
     fn lint_text(text: &str) -> Vec<String> {
+        lint_text_for(text, Deployment::Separate)
+    }
+
+    fn lint_text_for(text: &str, deployment: Deployment) -> Vec<String> {
         let mut report = LoadReport::default();
         load_text("set.yaml", text, &mut report);
         assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
-        check(&report.manifests).iter().map(|d| d.to_string()).collect()
+        check_for(&report.manifests, deployment)
+            .iter()
+            .map(|d| d.to_string())
+            .collect()
     }
 
     const EVENT_SOURCE: &str = "apiVersion: argoproj.io/v1alpha1
@@ -265,13 +310,20 @@ spec:
     }
 
     #[test]
-    fn two_webhooks_on_one_port_and_endpoint_collide() {
+    fn two_webhooks_on_one_port_and_endpoint_collide_where_they_run_together() {
         let second = EVENT_SOURCE.replace("name: hooks", "name: other");
-        let found = lint_text(&format!("{EVENT_SOURCE}---\n{second}"));
+        let found = lint_text_for(&format!("{EVENT_SOURCE}---\n{second}"), Deployment::Together);
         assert_eq!(
             found,
             vec![
                 "set.yaml:20:7: error: port 12000 endpoint /push is already used by hooks/push (webhook); webhooks that run together need distinct ports or endpoints"
+            ]
+        );
+        let found = lint_text(&format!("{EVENT_SOURCE}---\n{second}"));
+        assert_eq!(
+            found,
+            vec![
+                "set.yaml:20:7: warning: port 12000 endpoint /push is already used by hooks/push (webhook); fine where each event source runs on its own, an error where they run together (argon run)"
             ]
         );
     }

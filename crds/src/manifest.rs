@@ -114,6 +114,26 @@ pub enum Decoded {
 /// Decodes one document: checks `apiVersion` and `kind`, then decodes the
 /// kind strictly. Errors come as findings with field paths.
 pub fn decode(value: &Value) -> Result<Decoded, Vec<Finding>> {
+    decode_reporting(value).map(|(d, _)| d)
+}
+
+/// [`decode`], with the warnings of a document that decoded: the upstream
+/// fields it sets that Argon does not support yet.
+pub fn decode_reporting(value: &Value) -> Result<(Decoded, Vec<Finding>), Vec<Finding>> {
+    let mut warnings = Vec::new();
+    let decoded = decode_kind(value, &mut warnings)?;
+    Ok((decoded, warnings))
+}
+
+fn decode_kind(value: &Value, warnings: &mut Vec<Finding>) -> Result<Decoded, Vec<Finding>> {
+    fn strict<T: schemars::JsonSchema + serde::de::DeserializeOwned + 'static>(
+        value: &Value,
+        warnings: &mut Vec<Finding>,
+    ) -> Result<Box<T>, Vec<Finding>> {
+        let (t, w) = strict::decode_object_reporting(value)?;
+        warnings.extend(w);
+        Ok(Box::new(t))
+    }
     let Some(obj) = value.as_object() else {
         return Err(vec![Finding::error(
             "",
@@ -140,6 +160,14 @@ pub fn decode(value: &Value) -> Result<Decoded, Vec<Finding>> {
             )]);
         }
     };
+    if kind == "ConfigMap" && api_version == "v1" {
+        return Ok(Decoded::Skipped(Finding::warning(
+            "kind",
+            "ConfigMap (v1): Argon skips it as a manifest; argon run and argon server read the artifact \
+             repositories of the ConfigMaps named artifact-repositories (or what spec.artifactRepositoryRef \
+             names) and workflow-controller-configmap",
+        )));
+    }
     if !api_version.starts_with("argoproj.io/") {
         return Ok(Decoded::Skipped(Finding::warning(
             "kind",
@@ -153,13 +181,13 @@ pub fn decode(value: &Value) -> Result<Decoded, Vec<Finding>> {
         )]);
     }
     let manifest = match kind {
-        "EventSource" => Manifest::EventSource(Box::new(strict::decode_object(value)?)),
-        "Sensor" => Manifest::Sensor(Box::new(strict::decode_object(value)?)),
-        "EventBus" => Manifest::EventBus(Box::new(strict::decode_object(value)?)),
-        "Workflow" => Manifest::Workflow(Box::new(strict::decode_object(value)?)),
-        "WorkflowTemplate" => Manifest::WorkflowTemplate(Box::new(strict::decode_object(value)?)),
-        "ClusterWorkflowTemplate" => Manifest::ClusterWorkflowTemplate(Box::new(strict::decode_object(value)?)),
-        "CronWorkflow" => Manifest::CronWorkflow(Box::new(strict::decode_object(value)?)),
+        "EventSource" => Manifest::EventSource(strict(value, warnings)?),
+        "Sensor" => Manifest::Sensor(strict(value, warnings)?),
+        "EventBus" => Manifest::EventBus(strict(value, warnings)?),
+        "Workflow" => Manifest::Workflow(strict(value, warnings)?),
+        "WorkflowTemplate" => Manifest::WorkflowTemplate(strict(value, warnings)?),
+        "ClusterWorkflowTemplate" => Manifest::ClusterWorkflowTemplate(strict(value, warnings)?),
+        "CronWorkflow" => Manifest::CronWorkflow(strict(value, warnings)?),
         other if KNOWN_UNSUPPORTED.contains(&other) => {
             return Ok(Decoded::Skipped(Finding::warning(
                 "kind",
@@ -285,9 +313,14 @@ pub fn load_text(file: &str, text: &str, report: &mut LoadReport) {
         }
     };
     for doc in docs {
-        match decode(&doc.value) {
-            Ok(Decoded::Manifest(manifest)) => report.manifests.push(Loaded { doc, manifest }),
-            Ok(Decoded::Skipped(f)) => report.diagnostics.push(doc.diagnostic(&f.path, f.severity, f.message)),
+        match decode_reporting(&doc.value) {
+            Ok((Decoded::Manifest(manifest), warnings)) => {
+                for f in warnings {
+                    report.diagnostics.push(doc.diagnostic(&f.path, f.severity, f.message));
+                }
+                report.manifests.push(Loaded { doc, manifest });
+            }
+            Ok((Decoded::Skipped(f), _)) => report.diagnostics.push(doc.diagnostic(&f.path, f.severity, f.message)),
             Err(findings) => {
                 for f in findings {
                     report.diagnostics.push(doc.diagnostic(&f.path, f.severity, f.message));

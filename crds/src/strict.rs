@@ -18,7 +18,8 @@ use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use crate::diag::{FieldPath, Finding, suggest};
+use crate::diag::{FieldPath, Finding, Severity, suggest};
+use crate::upstream;
 
 /// The JSON schema of `T`, with its definitions, as a plain JSON value.
 pub fn schema_of<T: JsonSchema>() -> Value {
@@ -44,7 +45,21 @@ pub fn object_schema_of<T: JsonSchema>() -> Value {
 /// Decodes a whole manifest (`apiVersion`, `kind`, `metadata`, `spec`, ...)
 /// as the Kubernetes object type `T`; see [`decode_with`].
 pub fn decode_object<T: JsonSchema + DeserializeOwned + 'static>(value: &Value) -> Result<T, Vec<Finding>> {
-    decode_with(value, &cached_object_schema::<T>())
+    decode_object_reporting(value).map(|(t, _)| t)
+}
+
+/// [`decode_object`], with the warnings about upstream fields Argon does not
+/// support yet.
+pub fn decode_object_reporting<T: JsonSchema + DeserializeOwned + 'static>(
+    value: &Value,
+) -> Result<(T, Vec<Finding>), Vec<Finding>> {
+    decode_reporting(value, &cached_object_schema::<T>())
+}
+
+/// The schema a Kubernetes object type `T` is checked against (generated
+/// once per type).
+pub fn object_schema<T: JsonSchema + 'static>() -> Arc<Value> {
+    cached_object_schema::<T>()
 }
 
 /// [`object_schema_of`], generated once per type: generating a schema costs
@@ -72,12 +87,18 @@ pub fn decode<T: JsonSchema + DeserializeOwned>(value: &Value) -> Result<T, Vec<
 
 /// Decodes `value` as `T`, checking its fields against `schema`.
 pub fn decode_with<T: DeserializeOwned>(value: &Value, schema: &Value) -> Result<T, Vec<Finding>> {
+    decode_reporting(value, schema).map(|(t, _)| t)
+}
+
+/// Decodes `value` as `T`, checking its fields against `schema`; an upstream
+/// field Argon does not support yet is a warning that comes with the value.
+pub fn decode_reporting<T: DeserializeOwned>(value: &Value, schema: &Value) -> Result<(T, Vec<Finding>), Vec<Finding>> {
     let mut findings = Vec::new();
     unknown_fields(value, schema, schema, &FieldPath::root(), &mut findings);
-    if !findings.is_empty() {
+    if findings.iter().any(|f| f.severity == Severity::Error) {
         return Err(findings);
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    let decoded = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
         let message = tidy_serde_message(&e.inner().to_string());
@@ -87,7 +108,8 @@ pub fn decode_with<T: DeserializeOwned>(value: &Value, schema: &Value) -> Result
             format!("{path}: {message}")
         };
         vec![Finding::error(path, message)]
-    })
+    })?;
+    Ok((decoded, findings))
 }
 
 /// serde says "invalid type: integer `5`, expected a string"; keep that, but
@@ -136,6 +158,11 @@ fn check_object(map: &Map<String, Value>, shape: &Shape, root: &Value, path: &Fi
             unknown_fields(v, additional, root, &p, out);
         } else if v.is_null() {
             // `field: null` means "not set" everywhere in Kubernetes.
+        } else if let Some(note) = upstream::not_supported(&shape.names, key) {
+            out.push(Finding::warning(
+                p.clone(),
+                format!("field '{key}' at {p} is not supported by Argon yet; {note}"),
+            ));
         } else {
             let known: Vec<&str> = shape.properties.iter().map(|(k, _)| k.as_str()).collect();
             let mut message = format!("unknown field '{key}' at {p}");
@@ -156,13 +183,31 @@ fn check_object(map: &Map<String, Value>, shape: &Shape, root: &Value, path: &Fi
 /// `allOf`, `anyOf` and `oneOf` (alternatives are merged generously: a field
 /// any alternative declares is known).
 #[derive(Default)]
-struct Shape {
+pub struct Shape {
+    /// The names of the schema definitions merged in (`Template`,
+    /// `io.k8s.api.core.v1.Container`): what the object is, for the table of
+    /// upstream fields not supported yet.
+    pub names: Vec<String>,
     /// Anything goes (`true`, `{}`, or a schema that declares no structure).
-    free: bool,
-    properties: Vec<(String, Value)>,
-    additional: Option<Value>,
-    items: Vec<Value>,
+    pub free: bool,
+    pub properties: Vec<(String, Value)>,
+    pub additional: Option<Value>,
+    pub items: Vec<Value>,
     structured: bool,
+}
+
+impl Shape {
+    /// The shape of `schema`, with `$ref`s resolved against `root`.
+    pub fn of(schema: &Value, root: &Value) -> Shape {
+        let mut shape = Shape::default();
+        collect(schema, root, &mut shape, 0);
+        shape
+    }
+
+    /// The schema of the field `name`, if the shape declares it.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        self.properties.iter().find(|(k, _)| k == name).map(|(_, s)| s)
+    }
 }
 
 fn collect(schema: &Value, root: &Value, shape: &mut Shape, depth: usize) {
@@ -186,6 +231,9 @@ fn collect(schema: &Value, root: &Value, shape: &mut Shape, depth: usize) {
     if let Some(Value::String(r)) = obj.get("$ref")
         && let Some(target) = resolve(r, root)
     {
+        if let Some(name) = r.rsplit('/').next() {
+            shape.names.push(name.replace("~1", "/").replace("~0", "~"));
+        }
         collect(target, root, shape, depth + 1);
     }
     for key in ["allOf", "anyOf", "oneOf"] {

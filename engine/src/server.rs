@@ -124,6 +124,8 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/workflows/{ns}/{name}/log", get(workflow_log))
         .route("/api/v1/workflows/{ns}/{name}/{action}", put(act))
+        .route("/artifacts/{ns}/{name}/{node}/{artifact}", get(artifact_object))
+        .route("/artifacts/{ns}/{name}/{node}/{artifact}/{*file}", get(artifact_file))
         .route(
             "/api/v1/workflow-templates/{ns}",
             get(|s: St, p: Ns| list_templates(s, p, TemplateKind::WorkflowTemplate))
@@ -287,6 +289,55 @@ async fn get_workflow(
     Path((namespace, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Workflow>> {
     Ok(Json(s.engine.get_workflow(ns(&namespace), &name)?))
+}
+
+/// The header naming the files of a directory artifact stored as it is
+/// (the body is then their list, one per line).
+pub const ARTIFACT_DIRECTORY_HEADER: &str = "x-argon-artifact-directory";
+
+async fn artifact_object(
+    State(s): State<ApiState>,
+    Path((namespace, name, node, artifact)): Path<(String, String, String, String)>,
+) -> ApiResult<Response> {
+    artifact_response(&s, &namespace, &name, &node, &artifact, None).await
+}
+
+async fn artifact_file(
+    State(s): State<ApiState>,
+    Path((namespace, name, node, artifact, file)): Path<(String, String, String, String, String)>,
+) -> ApiResult<Response> {
+    artifact_response(&s, &namespace, &name, &node, &artifact, Some(&file)).await
+}
+
+/// An output artifact's object as stored (Argo's `/artifacts/...`), or the
+/// files of a directory stored as it is.
+async fn artifact_response(
+    s: &ApiState,
+    namespace: &str,
+    name: &str,
+    node: &str,
+    artifact: &str,
+    file: Option<&str>,
+) -> ApiResult<Response> {
+    let stored = s
+        .engine
+        .artifact_object(ns(namespace), name, node, artifact, file)
+        .await?;
+    Ok(match stored {
+        crate::artifacts::StoredArtifact::Object(stream) => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            axum::body::Body::from_stream(stream),
+        )
+            .into_response(),
+        crate::artifacts::StoredArtifact::Directory(files) => (
+            [
+                (header::CONTENT_TYPE, "text/plain"),
+                (header::HeaderName::from_static(ARTIFACT_DIRECTORY_HEADER), "true"),
+            ],
+            files.join("\n"),
+        )
+            .into_response(),
+    })
 }
 
 async fn delete_workflow(

@@ -1106,3 +1106,188 @@ async fn cron_replace_stops_the_active_run_and_history_is_pruned() {
     assert_eq!(message(&second), "Stopped with strategy 'Terminate'");
     assert!(phase(&h.engine.get_workflow("default", &names[2]).unwrap()).is_some_and(|p| !p.is_completed()));
 }
+
+#[tokio::test]
+async fn exit_hooks_read_their_own_steps_results_and_steps_know_their_names() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: make
+        template: make
+        arguments: {parameters: [{name: who, value: "{{steps.name}}"}]}
+        hooks:
+          exit:
+            template: echo
+            arguments:
+              parameters:
+              - {name: msg, value: "{{steps.make.status}} {{steps.make.outputs.parameters.said}}"}
+  - name: make
+    inputs: {parameters: [{name: who}]}
+    container: {image: alpine, command: [sh, -c, "echo -n made-by-{{inputs.parameters.who}} > /tmp/said"]}
+    outputs:
+      parameters:
+      - name: said
+        valueFrom: {path: /tmp/said}
+  - name: echo
+    inputs: {parameters: [{name: msg}]}
+    container: {image: alpine, command: [echo, "{{inputs.parameters.msg}}"]}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    assert_eq!(result(node(&w, "make.onExit")), "Succeeded made-by-make");
+}
+
+#[tokio::test]
+async fn an_input_artifact_argument_with_a_sub_path_places_that_part_only() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: make, template: make}
+    - - name: use
+        template: use
+        arguments:
+          artifacts:
+          - {name: message, from: "{{steps.make.outputs.artifacts.dir}}", subPath: message}
+  - name: make
+    container: {image: alpine, command: [sh, -c, "mkdir -p /tmp/out && echo hello > /tmp/out/message && echo other > /tmp/out/other"]}
+    outputs:
+      artifacts:
+      - {name: dir, path: /tmp/out}
+  - name: use
+    inputs:
+      artifacts:
+      - {name: message, path: /tmp/message}
+    container: {image: alpine, command: [cat, /tmp/message]}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    assert_eq!(result(node(&w, "use")), "hello");
+}
+
+#[tokio::test]
+async fn item_fields_are_filled_in_the_when_of_a_with_param_step() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: gen, template: gen}
+    - - name: use
+        template: echo
+        withParam: "{{steps.gen.outputs.result}}"
+        when: "{{item.size}} > 1"
+        arguments: {parameters: [{name: msg, value: "{{item.name}}"}]}
+  - name: gen
+    container: {image: alpine, command: [echo, '[{"name": "small", "size": 1}, {"name": "big", "size": 5}]']}
+  - name: echo
+    inputs: {parameters: [{name: msg}]}
+    container: {image: alpine, command: [echo, "{{inputs.parameters.msg}}"]}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    let nodes = &w.status.as_ref().unwrap().nodes;
+    let by_display = |d: &str| {
+        nodes
+            .values()
+            .find(|n| n.display_name.as_deref().is_some_and(|x| x.starts_with(d)))
+            .unwrap_or_else(|| panic!("no node {d}: {}", dump(&w)))
+    };
+    assert_eq!(by_display("use(0:").phase, Some(NodePhase::Skipped));
+    assert_eq!(result(by_display("use(1:")), "big");
+}
+
+#[tokio::test]
+async fn expressions_with_closures_span_lines_and_a_bad_one_is_an_error() {
+    let h = harness();
+    let w = run(
+        &h.engine,
+        wf(r#"
+  entrypoint: main
+  arguments:
+    parameters:
+    - {name: nums, value: "[1, 2, 3, 4]"}
+  templates:
+  - name: main
+    steps:
+    - - name: use
+        template: echo
+        arguments:
+          parameters:
+          - name: msg
+            value: |-
+              {{=
+                sprig.join(",", map(
+                  filter(fromJson(workflow.parameters.nums), {# > 2}),
+                  {string(# * 10)}
+                ))
+              }}
+  - name: echo
+    inputs: {parameters: [{name: msg}]}
+    container: {image: alpine, command: [echo, "{{inputs.parameters.msg}}"]}
+"#),
+        &[],
+    )
+    .await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    assert_eq!(result(node(&w, "use")), "30,40");
+
+    // One that does not parse is refused at submission, naming it.
+    let bad = |value: &str| {
+        wf(&format!(
+            r#"
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: use
+        template: echo
+        arguments:
+          parameters:
+          - name: msg
+            value: "{value}"
+  - name: echo
+    inputs: {{parameters: [{{name: msg}}]}}
+    container: {{image: alpine, command: [echo, "{{{{inputs.parameters.msg}}}}"]}}
+"#
+        ))
+    };
+    let e = h
+        .engine
+        .submit_workflow(
+            "",
+            bad("{{=\\n  jsonpath(inputs.parameters.x,\\n}}"),
+            SubmitOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expression 'jsonpath(inputs.parameters.x,'"), "{e}");
+    assert!(e.contains("syntax error"), "{e}");
+    assert!(!e.contains("key must be a string"), "{e}");
+    // One that parses but cannot be evaluated fails the step, naming it.
+    let w = run(&h.engine, bad("{{= nosuchfunction(1) }}"), &[]).await;
+    assert_ne!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    let msg = dump(&w);
+    assert!(
+        msg.contains("nosuchfunction(1)") && msg.contains("Unknown function"),
+        "{msg}"
+    );
+}

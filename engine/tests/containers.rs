@@ -593,3 +593,39 @@ async fn daemons_in_dags_nested_scopes_and_daemons_that_die() {
     let uid = w.metadata.uid.clone().unwrap();
     assert!(containers_of(&uid).is_empty(), "{:?}", containers_of(&uid));
 }
+
+#[tokio::test]
+async fn the_seed_example_passes_its_artifact_between_containers_through_s3() {
+    let s3 = argon_engine::testing::s3();
+    s3.create_bucket("argon-containers");
+    let secrets = tempfile::tempdir().unwrap();
+    s3.write_secret(secrets.path(), "s3-creds");
+    let repo = argon_engine::artifacts::repository::parse(&format!(
+        "s3:\n  endpoint: {}\n  bucket: argon-containers\n  insecure: true\n  \
+         accessKeySecret: {{name: s3-creds, key: accesskey}}\n  secretKeySecret: {{name: s3-creds, key: secretkey}}\n",
+        s3.endpoint
+    ))
+    .unwrap();
+    let (_d, engine) = engine_with(|c| {
+        c.secrets = argon_crds::secret::Secrets::new(Some(secrets.path().into()));
+        c.artifact_repository = Some(repo);
+    });
+    // The seed example, on the images this machine builds (no registry).
+    let text = std::fs::read_to_string(repo_root().join("examples/workflows/artifact-passing.yaml"))
+        .unwrap()
+        .replace("yky8/argosay:v2", BUSYBOX)
+        .replace("alpine:latest", BUSYBOX)
+        .replace("/usr/local/bin/argosay echo", "echo");
+    let w = run(&engine, workflow_of(manifests(&text)), &[]).await;
+    assert_eq!(phase(&w), Some(WorkflowPhase::Succeeded), "{}", dump(&w));
+    assert_eq!(result(node(&w, "consume-artifact")), "hello world");
+    let key = node(&w, "generate-artifact").outputs.as_ref().unwrap().artifacts[0]
+        .location
+        .s3
+        .as_ref()
+        .unwrap()
+        .key
+        .clone()
+        .unwrap();
+    assert!(s3.keys("argon-containers").contains(&key), "{key}");
+}

@@ -3,14 +3,13 @@
 //!
 //! Built on the `gtmpl` crate, which implements Go's text/template (fields,
 //! pipes, `if`/`else`/`range`/`with`, `eq`/`and`/`index`/`printf`) and accepts
-//! custom functions: the common sprig functions are added here. Each sprig
-//! function takes its piped value last, as in Go.
+//! custom functions: the sprig functions of Argon's one table
+//! (`argon_expr::sprig`) are added here. Each takes its piped value last, as
+//! in Go.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use gtmpl::{Context, Func, FuncError, Value as TValue};
 use serde_json::Value;
 
@@ -197,214 +196,41 @@ fn to_json_value(v: &TValue) -> Value {
 }
 
 /// A value as text, the way Go prints it in a template.
-fn text(v: &TValue) -> String {
-    match v {
-        TValue::NoValue | TValue::Nil => String::new(),
-        TValue::String(s) => s.clone(),
-        TValue::Array(_) | TValue::Map(_) | TValue::Object(_) => to_json_value(v).to_string(),
-        other => other.to_string(),
+/// Calls the sprig function `name` of Argon's one sprig table.
+fn sprig(name: &str, args: &[TValue]) -> Result<TValue, FuncError> {
+    let args: Vec<Value> = args.iter().map(to_json_value).collect();
+    match argon_expr::sprig::call(name, &args) {
+        Some(Ok(v)) => Ok(to_template_value(&v)),
+        Some(Err(e)) => Err(FuncError::Generic(e)),
+        None => Err(FuncError::Generic(format!("unknown function '{name}'"))),
     }
 }
 
-fn arg<'a>(name: &str, args: &'a [TValue], n: usize) -> Result<&'a [TValue], FuncError> {
-    if args.len() == n {
-        Ok(args)
-    } else {
-        Err(FuncError::ExactlyXArgs(name.to_owned(), n))
-    }
-}
-
-fn empty(v: &TValue) -> bool {
-    match v {
-        TValue::NoValue | TValue::Nil => true,
-        TValue::Bool(b) => !b,
-        TValue::String(s) => s.is_empty(),
-        TValue::Array(a) => a.is_empty(),
-        TValue::Map(m) | TValue::Object(m) => m.is_empty(),
-        TValue::Number(n) => n.as_f64() == Some(0.0),
-        TValue::Function(_) => false,
-    }
-}
-
-fn upper(args: &[TValue]) -> Result<TValue, FuncError> {
-    Ok(text(&arg("upper", args, 1)?[0]).to_uppercase().into())
-}
-fn lower(args: &[TValue]) -> Result<TValue, FuncError> {
-    Ok(text(&arg("lower", args, 1)?[0]).to_lowercase().into())
-}
-fn trim(args: &[TValue]) -> Result<TValue, FuncError> {
-    Ok(text(&arg("trim", args, 1)?[0]).trim().to_owned().into())
-}
-fn title(args: &[TValue]) -> Result<TValue, FuncError> {
-    let s = text(&arg("title", args, 1)?[0]);
-    let mut out = String::with_capacity(s.len());
-    let mut start = true;
-    for c in s.chars() {
-        if start && c.is_alphabetic() {
-            out.extend(c.to_uppercase());
-        } else {
-            out.push(c);
-        }
-        start = c.is_whitespace();
-    }
-    Ok(out.into())
-}
-fn default(args: &[TValue]) -> Result<TValue, FuncError> {
-    match args {
-        [fallback] => Ok(fallback.clone()),
-        [fallback, given] => Ok(if empty(given) { fallback.clone() } else { given.clone() }),
-        _ => Err(FuncError::AtLeastXArgs("default".to_owned(), 1)),
-    }
-}
-fn to_json(args: &[TValue]) -> Result<TValue, FuncError> {
-    Ok(to_json_value(&arg("toJson", args, 1)?[0]).to_string().into())
-}
-fn b64enc(args: &[TValue]) -> Result<TValue, FuncError> {
-    Ok(BASE64.encode(text(&arg("b64enc", args, 1)?[0])).into())
-}
-fn b64dec(args: &[TValue]) -> Result<TValue, FuncError> {
-    let s = text(&arg("b64dec", args, 1)?[0]);
-    let bytes = BASE64
-        .decode(s.trim())
-        .map_err(|e| FuncError::Generic(format!("b64dec: {e}")))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned().into())
-}
-fn replace(args: &[TValue]) -> Result<TValue, FuncError> {
-    let a = arg("replace", args, 3)?;
-    Ok(text(&a[2]).replace(&text(&a[0]), &text(&a[1])).into())
-}
-/// sprig `split`: a map `_0`, `_1`, ... of the parts.
-fn split(args: &[TValue]) -> Result<TValue, FuncError> {
-    let a = arg("split", args, 2)?;
-    let s = text(&a[1]);
-    let map = s
-        .split(text(&a[0]).as_str())
-        .enumerate()
-        .map(|(i, p)| (format!("_{i}"), TValue::from(p)))
-        .collect();
-    Ok(TValue::Map(map))
-}
-fn split_list(args: &[TValue]) -> Result<TValue, FuncError> {
-    let a = arg("splitList", args, 2)?;
-    let s = text(&a[1]);
-    Ok(TValue::Array(s.split(text(&a[0]).as_str()).map(TValue::from).collect()))
-}
-fn join(args: &[TValue]) -> Result<TValue, FuncError> {
-    let a = arg("join", args, 2)?;
-    let sep = text(&a[0]);
-    let parts: Vec<String> = match &a[1] {
-        TValue::Array(items) => items.iter().map(text).collect(),
-        other => vec![text(other)],
+/// gtmpl takes plain functions: one per sprig name, each calling [`sprig`].
+macro_rules! sprig_funcs {
+    ($($name:literal => $f:ident),* $(,)?) => {
+        $(fn $f(args: &[TValue]) -> Result<TValue, FuncError> {
+            sprig($name, args)
+        })*
+        /// The sprig functions, by name.
+        const SPRIG: &[(&str, Func)] = &[$(($name, $f as Func)),*];
     };
-    Ok(parts.join(&sep).into())
-}
-fn now(args: &[TValue]) -> Result<TValue, FuncError> {
-    arg("now", args, 0)?;
-    Ok(chrono::Utc::now().to_rfc3339().into())
-}
-fn quote(args: &[TValue]) -> Result<TValue, FuncError> {
-    let quoted: Vec<String> = args.iter().map(|a| Value::String(text(a)).to_string()).collect();
-    Ok(quoted.join(" ").into())
-}
-fn squote(args: &[TValue]) -> Result<TValue, FuncError> {
-    let quoted: Vec<String> = args.iter().map(|a| format!("'{}'", text(a))).collect();
-    Ok(quoted.join(" ").into())
-}
-fn trim_prefix(args: &[TValue]) -> Result<TValue, FuncError> {
-    let a = arg("trimPrefix", args, 2)?;
-    let (p, s) = (text(&a[0]), text(&a[1]));
-    Ok(s.strip_prefix(p.as_str()).unwrap_or(&s).to_owned().into())
-}
-fn trim_suffix(args: &[TValue]) -> Result<TValue, FuncError> {
-    let a = arg("trimSuffix", args, 2)?;
-    let (p, s) = (text(&a[0]), text(&a[1]));
-    Ok(s.strip_suffix(p.as_str()).unwrap_or(&s).to_owned().into())
-}
-fn trim_all(args: &[TValue]) -> Result<TValue, FuncError> {
-    let a = arg("trimAll", args, 2)?;
-    let (cut, s) = (text(&a[0]), text(&a[1]));
-    Ok(s.trim_matches(|c| cut.contains(c)).to_owned().into())
-}
-fn contains(args: &[TValue]) -> Result<TValue, FuncError> {
-    let a = arg("contains", args, 2)?;
-    Ok(text(&a[1]).contains(text(&a[0]).as_str()).into())
-}
-fn has_prefix(args: &[TValue]) -> Result<TValue, FuncError> {
-    let a = arg("hasPrefix", args, 2)?;
-    Ok(text(&a[1]).starts_with(text(&a[0]).as_str()).into())
-}
-fn has_suffix(args: &[TValue]) -> Result<TValue, FuncError> {
-    let a = arg("hasSuffix", args, 2)?;
-    Ok(text(&a[1]).ends_with(text(&a[0]).as_str()).into())
-}
-fn int(args: &[TValue]) -> Result<TValue, FuncError> {
-    let v = &arg("int", args, 1)?[0];
-    let n = match v {
-        TValue::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).unwrap_or_default(),
-        TValue::Bool(b) => i64::from(*b),
-        other => {
-            let s = text(other);
-            s.trim()
-                .parse::<i64>()
-                .or_else(|_| s.trim().parse::<f64>().map(|f| f as i64))
-                .unwrap_or_default()
-        }
-    };
-    Ok(n.into())
-}
-fn nospace(args: &[TValue]) -> Result<TValue, FuncError> {
-    Ok(text(&arg("nospace", args, 1)?[0])
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .into())
-}
-/// sprig `substr START END S` (by characters; END < 0 means to the end).
-fn substr(args: &[TValue]) -> Result<TValue, FuncError> {
-    let a = arg("substr", args, 3)?;
-    let num = |v: &TValue| match v {
-        TValue::Number(n) => n.as_i64().unwrap_or_default(),
-        other => text(other).parse().unwrap_or_default(),
-    };
-    let chars: Vec<char> = text(&a[2]).chars().collect();
-    let start = usize::try_from(num(&a[0])).unwrap_or(0).min(chars.len());
-    let end = usize::try_from(num(&a[1]))
-        .map_or(chars.len(), |e| e.min(chars.len()))
-        .max(start);
-    Ok(chars[start..end].iter().collect::<String>().into())
-}
-fn to_string(args: &[TValue]) -> Result<TValue, FuncError> {
-    Ok(text(&arg("toString", args, 1)?[0]).into())
 }
 
-/// The sprig functions Argon provides, by name.
-const SPRIG: &[(&str, Func)] = &[
-    ("upper", upper),
-    ("lower", lower),
-    ("trim", trim),
-    ("title", title),
-    ("default", default),
-    ("toJson", to_json),
-    ("b64enc", b64enc),
-    ("b64dec", b64dec),
-    ("replace", replace),
-    ("split", split),
-    ("splitList", split_list),
-    ("join", join),
-    ("now", now),
-    ("quote", quote),
-    ("squote", squote),
-    ("trimPrefix", trim_prefix),
-    ("trimSuffix", trim_suffix),
-    ("trimAll", trim_all),
-    ("contains", contains),
-    ("hasPrefix", has_prefix),
-    ("hasSuffix", has_suffix),
-    ("int", int),
-    ("toString", to_string),
-    ("nospace", nospace),
-    ("substr", substr),
-];
+sprig_funcs! {
+    "upper" => upper, "lower" => lower, "trim" => trim, "trimAll" => trim_all,
+    "trimPrefix" => trim_prefix, "trimSuffix" => trim_suffix, "title" => title,
+    "nospace" => nospace, "quote" => quote, "squote" => squote, "replace" => replace,
+    "contains" => contains, "hasPrefix" => has_prefix, "hasSuffix" => has_suffix,
+    "repeat" => repeat, "trunc" => trunc, "substr" => substr, "split" => split,
+    "splitList" => split_list, "join" => join, "default" => default, "empty" => empty,
+    "coalesce" => coalesce, "ternary" => ternary, "toJson" => to_json, "toRawJson" => to_raw_json,
+    "toPrettyJson" => to_pretty_json, "fromJson" => from_json, "toString" => to_string,
+    "int" => int, "int64" => int64, "atoi" => atoi, "float64" => float64, "add" => add,
+    "sub" => sub, "mul" => mul, "div" => div, "mod" => modulo, "max" => max, "min" => min,
+    "list" => list, "first" => first, "last" => last, "b64enc" => b64enc, "b64dec" => b64dec,
+    "now" => now,
+}
 
 #[cfg(test)]
 mod tests {
@@ -459,6 +285,15 @@ mod tests {
                 "{source}"
             );
         }
+    }
+
+    #[test]
+    fn every_sprig_function_of_the_one_table_is_registered() {
+        let mut here: Vec<&str> = SPRIG.iter().map(|(n, _)| *n).collect();
+        let mut table = argon_expr::sprig::NAMES.to_vec();
+        here.sort_unstable();
+        table.sort_unstable();
+        assert_eq!(here, table);
     }
 
     #[test]

@@ -5,9 +5,7 @@
 //! unbounded result. A few hundred cases run in `cargo test`;
 //! `PROPTEST_CASES=100000` runs longer.
 
-use std::collections::HashMap;
-
-use argon_sensor::filter::expr::Expr;
+use argon_expr::{Govaluate, Scope};
 use argon_sensor::template::Template;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -147,12 +145,12 @@ const TEMPLATE_TOKENS: &[&str] = &[
 proptest! {
     #[test]
     fn filter_expressions_never_panic(source in prop_oneof![joined(EXPR_TOKENS), ".{0,64}"], value in json()) {
-        if let Ok(expr) = Expr::parse(&source) {
-            let mut vars = HashMap::new();
+        if let Ok(expr) = Govaluate::compile(&source) {
+            let mut vars = serde_json::Map::new();
             for name in ["a", "b", "body_message"] {
                 vars.insert(name.to_string(), value.clone());
             }
-            let _ = expr.eval(&vars);
+            let _ = expr.eval(&Scope::new(vars));
         }
     }
 
@@ -171,10 +169,9 @@ proptest! {
 /// Deep nesting is refused or evaluated, not a stack overflow.
 #[test]
 fn deeply_nested_filters_and_templates_are_errors() {
-    let vars = HashMap::new();
     for open in ["(", "!", "-"] {
-        if let Ok(e) = Expr::parse(&open.repeat(100_000)) {
-            let _ = e.eval(&vars);
+        if let Ok(e) = Govaluate::compile(&open.repeat(100_000)) {
+            let _ = e.eval(&Scope::new(serde_json::Map::new()));
         }
     }
     let deep = format!("{{{{ {} }}}}", "(".repeat(100_000));

@@ -1,6 +1,7 @@
 //! Trigger condition expressions: `(dep-a || dep-b) && dep-c` over dependency
 //! names. Parsed once from `template.conditions`, then evaluated by the sensor
 //! runtime against the set of dependencies that currently hold an event.
+//! Parsed by argon-expr's boolean form, which DAG `depends` shares.
 //!
 //! Grammar (`||` binds weaker than `&&`):
 //!
@@ -13,6 +14,8 @@
 
 use std::fmt;
 use std::str::FromStr;
+
+use argon_expr::boolean::{self, BooleanError, Dialect, Formula};
 
 /// A parsed condition expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,21 +31,17 @@ pub enum Condition {
 impl Condition {
     /// Parses an expression such as `(dep01 || dep02) && dep04`.
     pub fn parse(input: &str) -> Result<Condition, ConditionError> {
-        let tokens = tokenize(input)?;
-        let mut parser = Parser {
-            tokens: &tokens,
-            pos: 0,
-            end: input.chars().count(),
-        };
-        let condition = parser.expr()?;
-        match parser.peek() {
-            None => Ok(condition),
-            Some(token) => Err(ConditionError {
-                column: token.column,
-                expected: "'&&', '||' or the end of the expression",
-                found: token.kind.describe(),
-            }),
+        fn from_formula(f: Formula<String>) -> Condition {
+            match f {
+                Formula::Atom(name) => Condition::Dependency(name),
+                Formula::All(fs) => Condition::And(fs.into_iter().map(from_formula).collect()),
+                Formula::Any(fs) => Condition::Or(fs.into_iter().map(from_formula).collect()),
+                Formula::Not(_) => unreachable!("the conditions dialect has no '!'"),
+            }
         }
+        Ok(from_formula(boolean::parse(input, &DIALECT, &mut |name, _| {
+            Ok(name.to_string())
+        })?))
     }
 
     /// The condition that holds when every one of `names` is satisfied: what a
@@ -127,178 +126,14 @@ impl fmt::Display for Condition {
 
 /// Why a condition expression does not parse: where (1-based column, in
 /// characters), what the parser expected there and what it found.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("at column {column}: expected {expected}, found {found}")]
-pub struct ConditionError {
-    /// 1-based column (in characters) of the offending input.
-    pub column: usize,
-    /// What would have been accepted there.
-    pub expected: &'static str,
-    /// What was there instead.
-    pub found: String,
-}
+pub type ConditionError = BooleanError;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum TokenKind {
-    Name(String),
-    And,
-    Or,
-    Open,
-    Close,
-}
-
-impl TokenKind {
-    fn describe(&self) -> String {
-        match self {
-            TokenKind::Name(n) => format!("'{n}'"),
-            TokenKind::And => "'&&'".to_string(),
-            TokenKind::Or => "'||'".to_string(),
-            TokenKind::Open => "'('".to_string(),
-            TokenKind::Close => "')'".to_string(),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Token {
-    kind: TokenKind,
-    column: usize,
-}
-
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
-}
-
-fn tokenize(input: &str) -> Result<Vec<Token>, ConditionError> {
-    let chars: Vec<char> = input.chars().collect();
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let column = i + 1;
-        match c {
-            c if c.is_whitespace() => i += 1,
-            '(' | ')' => {
-                let kind = if c == '(' { TokenKind::Open } else { TokenKind::Close };
-                tokens.push(Token { kind, column });
-                i += 1;
-            }
-            '&' | '|' => {
-                if chars.get(i + 1) == Some(&c) {
-                    let kind = if c == '&' { TokenKind::And } else { TokenKind::Or };
-                    tokens.push(Token { kind, column });
-                    i += 2;
-                } else {
-                    return Err(ConditionError {
-                        column,
-                        expected: if c == '&' { "'&&'" } else { "'||'" },
-                        found: format!("'{c}'"),
-                    });
-                }
-            }
-            c if is_name_char(c) => {
-                let start = i;
-                while i < chars.len() && is_name_char(chars[i]) {
-                    i += 1;
-                }
-                let name: String = chars[start..i].iter().collect();
-                tokens.push(Token {
-                    kind: TokenKind::Name(name),
-                    column,
-                });
-            }
-            other => {
-                return Err(ConditionError {
-                    column,
-                    expected: "a dependency name (letters, digits, '-', '_', '.'), '&&', '||', '(' or ')'",
-                    found: format!("'{other}'"),
-                });
-            }
-        }
-    }
-    Ok(tokens)
-}
-
-struct Parser<'t> {
-    tokens: &'t [Token],
-    pos: usize,
-    /// Number of characters in the input: the end-of-input column is `end + 1`.
-    end: usize,
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<&Token> {
-        self.tokens.get(self.pos)
-    }
-
-    fn eat(&mut self, kind: &TokenKind) -> bool {
-        if self.peek().is_some_and(|t| &t.kind == kind) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expr(&mut self) -> Result<Condition, ConditionError> {
-        let mut operands = vec![self.and()?];
-        while self.eat(&TokenKind::Or) {
-            operands.push(self.and()?);
-        }
-        Ok(if operands.len() == 1 {
-            operands.remove(0)
-        } else {
-            Condition::Or(operands)
-        })
-    }
-
-    fn and(&mut self) -> Result<Condition, ConditionError> {
-        let mut operands = vec![self.primary()?];
-        while self.eat(&TokenKind::And) {
-            operands.push(self.primary()?);
-        }
-        Ok(if operands.len() == 1 {
-            operands.remove(0)
-        } else {
-            Condition::And(operands)
-        })
-    }
-
-    fn primary(&mut self) -> Result<Condition, ConditionError> {
-        const EXPECTED: &str = "a dependency name or '('";
-        let Some(token) = self.peek().cloned() else {
-            return Err(ConditionError {
-                column: self.end + 1,
-                expected: EXPECTED,
-                found: "the end of the expression".to_string(),
-            });
-        };
-        self.pos += 1;
-        match token.kind {
-            TokenKind::Name(name) => Ok(Condition::Dependency(name)),
-            TokenKind::Open => {
-                let inner = self.expr()?;
-                if self.eat(&TokenKind::Close) {
-                    return Ok(inner);
-                }
-                let (column, found) = match self.peek() {
-                    Some(t) => (t.column, t.kind.describe()),
-                    None => (self.end + 1, "the end of the expression".to_string()),
-                };
-                Err(ConditionError {
-                    column,
-                    expected: "')'",
-                    found: format!("{found} (the '(' at column {} is not closed)", token.column),
-                })
-            }
-            other => Err(ConditionError {
-                column: token.column,
-                expected: EXPECTED,
-                found: other.describe(),
-            }),
-        }
-    }
-}
+/// `conditions` in Argon's one boolean form (argon-expr): no `!`.
+const DIALECT: Dialect = Dialect {
+    not: false,
+    name_char: |c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'),
+    name: "a dependency name",
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,12 @@
 //! The `depends` expressions of DAG tasks: task names, optionally with a
 //! result (`A.Succeeded`, `B.Failed`), combined with `&&`, `||`, `!` and
 //! parentheses. A bare `A` means `(A.Succeeded || A.Skipped || A.Daemoned)`.
+//! Parsed by argon-expr's boolean form, which sensor conditions share.
 
 use std::collections::BTreeSet;
 use std::fmt;
+
+use argon_expr::boolean::{self, BooleanError, Dialect, Formula};
 
 /// A result a `depends` expression can ask about a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,29 +88,70 @@ pub struct DependsError {
     pub message: String,
 }
 
+impl From<BooleanError> for DependsError {
+    fn from(e: BooleanError) -> Self {
+        DependsError {
+            column: e.column,
+            message: format!("expected {}, found {}", e.expected, e.found),
+        }
+    }
+}
+
+/// `depends` in Argon's one boolean form (argon-expr): names hold anything
+/// but spaces and the operators, and may end with `.RESULT`.
+const DIALECT: Dialect = Dialect {
+    not: true,
+    name_char: |c| !c.is_whitespace() && !matches!(c, '&' | '|' | '!' | '(' | ')'),
+    name: "a task name",
+};
+
+/// A name of the expression: the task, and the result after its dot.
+fn task(text: &str, column: usize) -> Result<(String, Option<TaskResult>), BooleanError> {
+    let Some((name, word)) = text.split_once('.') else {
+        return Ok((text.to_string(), None));
+    };
+    if name.is_empty() {
+        return Err(BooleanError {
+            column,
+            expected: DIALECT.name.into(),
+            found: format!("'{text}' ('.' must follow a task name)"),
+        });
+    }
+    match TaskResult::parse(word) {
+        Some(r) => Ok((name.to_string(), Some(r))),
+        None => {
+            let known = TaskResult::ALL.map(TaskResult::as_str);
+            let hint = crate::diag::suggest(word, known)
+                .map(|s| format!(" (did you mean '{s}'?)"))
+                .unwrap_or_default();
+            Err(BooleanError {
+                column: column + name.chars().count() + 1,
+                expected: format!("a task result after '{name}.': one of {}", known.join(", ")),
+                found: format!("'{word}'{hint}"),
+            })
+        }
+    }
+}
+
+fn from_formula(f: Formula<(String, Option<TaskResult>)>) -> Depends {
+    let join = |fs: Vec<Formula<_>>, op: fn(Box<Depends>, Box<Depends>) -> Depends| {
+        fs.into_iter()
+            .map(from_formula)
+            .reduce(|a, b| op(Box::new(a), Box::new(b)))
+            .expect("two or more operands")
+    };
+    match f {
+        Formula::Atom((name, result)) => Depends::Task { name, result },
+        Formula::Not(x) => Depends::Not(Box::new(from_formula(*x))),
+        Formula::All(fs) => join(fs, Depends::And),
+        Formula::Any(fs) => join(fs, Depends::Or),
+    }
+}
+
 impl Depends {
     /// Parses a `depends` expression.
     pub fn parse(input: &str) -> Result<Depends, DependsError> {
-        let tokens = tokenize(input)?;
-        let mut parser = Parser {
-            tokens: &tokens,
-            pos: 0,
-            end: input.chars().count() + 1,
-        };
-        if tokens.is_empty() {
-            return Err(DependsError {
-                column: 1,
-                message: "empty depends expression".into(),
-            });
-        }
-        let expr = parser.or()?;
-        if let Some((tok, column)) = parser.peek() {
-            return Err(DependsError {
-                column,
-                message: format!("unexpected {}", tok.describe()),
-            });
-        }
-        Ok(expr)
+        Ok(from_formula(boolean::parse(input, &DIALECT, &mut task)?))
     }
 
     /// The equivalent of a `dependencies` list: every task must be fulfilled
@@ -166,181 +210,6 @@ impl fmt::Display for Depends {
             Depends::Not(x) => write!(f, "!{x}"),
             Depends::And(a, b) => write!(f, "({a} && {b})"),
             Depends::Or(a, b) => write!(f, "({a} || {b})"),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Token {
-    Task(String, Option<TaskResult>),
-    And,
-    Or,
-    Not,
-    Open,
-    Close,
-}
-
-impl Token {
-    fn describe(&self) -> String {
-        match self {
-            Token::Task(name, _) => format!("task name '{name}'"),
-            Token::And => "'&&'".into(),
-            Token::Or => "'||'".into(),
-            Token::Not => "'!'".into(),
-            Token::Open => "'('".into(),
-            Token::Close => "')'".into(),
-        }
-    }
-}
-
-fn is_name_char(c: char) -> bool {
-    !c.is_whitespace() && !matches!(c, '&' | '|' | '!' | '(' | ')' | '.')
-}
-
-fn tokenize(input: &str) -> Result<Vec<(Token, usize)>, DependsError> {
-    let chars: Vec<char> = input.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let column = i + 1;
-        let err = |message: String| DependsError { column, message };
-        match c {
-            c if c.is_whitespace() => i += 1,
-            '(' => {
-                out.push((Token::Open, column));
-                i += 1;
-            }
-            ')' => {
-                out.push((Token::Close, column));
-                i += 1;
-            }
-            '!' => {
-                out.push((Token::Not, column));
-                i += 1;
-            }
-            '&' | '|' => {
-                if chars.get(i + 1) != Some(&c) {
-                    return Err(err(format!("'{c}' must be doubled: '{c}{c}'")));
-                }
-                out.push((if c == '&' { Token::And } else { Token::Or }, column));
-                i += 2;
-            }
-            '.' => return Err(err("'.' must follow a task name".into())),
-            _ => {
-                let start = i;
-                while i < chars.len() && is_name_char(chars[i]) {
-                    i += 1;
-                }
-                let name: String = chars[start..i].iter().collect();
-                let mut result = None;
-                if chars.get(i) == Some(&'.') {
-                    let rstart = i + 1;
-                    i += 1;
-                    while i < chars.len() && is_name_char(chars[i]) {
-                        i += 1;
-                    }
-                    let word: String = chars[rstart..i].iter().collect();
-                    match TaskResult::parse(&word) {
-                        Some(r) => result = Some(r),
-                        None => {
-                            let known = TaskResult::ALL.map(TaskResult::as_str);
-                            let hint = crate::diag::suggest(&word, known)
-                                .map(|s| format!(" (did you mean '{s}'?)"))
-                                .unwrap_or_default();
-                            return Err(DependsError {
-                                column: rstart + 1,
-                                message: format!(
-                                    "unknown task result '{word}' after '{name}.'{hint}; expected one of {}",
-                                    known.join(", ")
-                                ),
-                            });
-                        }
-                    }
-                }
-                out.push((Token::Task(name, result), column));
-            }
-        }
-    }
-    Ok(out)
-}
-
-struct Parser<'a> {
-    tokens: &'a [(Token, usize)],
-    pos: usize,
-    end: usize,
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<(&Token, usize)> {
-        self.tokens.get(self.pos).map(|(t, c)| (t, *c))
-    }
-
-    fn or(&mut self) -> Result<Depends, DependsError> {
-        let mut left = self.and()?;
-        while let Some((Token::Or, _)) = self.peek() {
-            self.pos += 1;
-            let right = self.and()?;
-            left = Depends::Or(Box::new(left), Box::new(right));
-        }
-        Ok(left)
-    }
-
-    fn and(&mut self) -> Result<Depends, DependsError> {
-        let mut left = self.unary()?;
-        while let Some((Token::And, _)) = self.peek() {
-            self.pos += 1;
-            let right = self.unary()?;
-            left = Depends::And(Box::new(left), Box::new(right));
-        }
-        Ok(left)
-    }
-
-    fn unary(&mut self) -> Result<Depends, DependsError> {
-        let Some((tok, column)) = self.peek() else {
-            return Err(DependsError {
-                column: self.end,
-                message: "expression ends too early".into(),
-            });
-        };
-        match tok {
-            Token::Not => {
-                self.pos += 1;
-                Ok(Depends::Not(Box::new(self.unary()?)))
-            }
-            Token::Open => {
-                self.pos += 1;
-                let inner = self.or()?;
-                match self.peek() {
-                    Some((Token::Close, _)) => {
-                        self.pos += 1;
-                        Ok(inner)
-                    }
-                    Some((t, c)) => Err(DependsError {
-                        column: c,
-                        message: format!(
-                            "expected ')' to close the '(' at column {column}, found {}",
-                            t.describe()
-                        ),
-                    }),
-                    None => Err(DependsError {
-                        column: self.end,
-                        message: format!("missing ')' to close the '(' at column {column}"),
-                    }),
-                }
-            }
-            Token::Task(name, result) => {
-                let node = Depends::Task {
-                    name: name.clone(),
-                    result: *result,
-                };
-                self.pos += 1;
-                Ok(node)
-            }
-            other => Err(DependsError {
-                column,
-                message: format!("expected a task name, '!' or '(', found {}", other.describe()),
-            }),
         }
     }
 }
@@ -407,32 +276,33 @@ mod tests {
         assert_eq!(e.column, 3);
         assert_eq!(
             e.message,
-            "unknown task result 'Succeded' after 'A.' (did you mean 'Succeeded'?); expected one of \
-             Succeeded, Failed, Errored, Skipped, Omitted, Daemoned, AnySucceeded, AllFailed"
+            "expected a task result after 'A.': one of Succeeded, Failed, Errored, Skipped, Omitted, \
+             Daemoned, AnySucceeded, AllFailed, found 'Succeded' (did you mean 'Succeeded'?)"
         );
         assert_eq!(
             Depends::parse("A & B").unwrap_err().to_string(),
-            "'&' must be doubled: '&&' at column 3"
+            "expected '&&', found '&' at column 3"
         );
         assert_eq!(
             Depends::parse("(A || B").unwrap_err().to_string(),
-            "missing ')' to close the '(' at column 1 at column 8"
+            "expected ')', found the end of the expression (the '(' at column 1 is not closed) at column 8"
         );
         assert_eq!(
             Depends::parse("A &&").unwrap_err().to_string(),
-            "expression ends too early at column 5"
+            "expected a task name, '!' or '(', found the end of the expression at column 5"
         );
         assert_eq!(
             Depends::parse("A B").unwrap_err().to_string(),
-            "unexpected task name 'B' at column 3"
+            "expected '&&', '||' or the end of the expression, found 'B' at column 3"
         );
         assert_eq!(
             Depends::parse("  ").unwrap_err().to_string(),
-            "empty depends expression at column 1"
+            "expected a task name, '!' or '(', found the end of the expression at column 3"
         );
         assert_eq!(
             Depends::parse("A && || B").unwrap_err().to_string(),
             "expected a task name, '!' or '(', found '||' at column 6"
         );
+        assert_eq!(Depends::parse(".Failed").unwrap_err().column, 1);
     }
 }

@@ -419,7 +419,7 @@ fn dependencies_and_depends_name_known_tasks() {
         [
             "error spec.templates[0].dag.tasks[1].dependencies[0]: dependencies of task 'test' names unknown task 'biuld'; did you mean 'build'?",
             "error spec.templates[0].dag.tasks[2].depends: depends of task 'ship' names unknown task 'pakage'",
-            "error spec.templates[0].dag.tasks[3].depends: depends 'test &' does not parse: '&' must be doubled: '&&' at column 6",
+            "error spec.templates[0].dag.tasks[3].depends: depends 'test &' does not parse: expected '&&', found '&' at column 6",
             "error spec.templates[0].dag.tasks[4]: task 'y' sets both depends and dependencies: use one",
         ]
     );
@@ -755,4 +755,112 @@ fn the_schema_merges_flattened_containers() {
         defs["Template"]["properties"]["steps"]["type"],
         serde_json::json!(["array", "null"])
     );
+}
+
+#[test]
+fn valid_references_that_are_not_errors() {
+    // An exit hook reads its own step's (or task's) results; `{{steps.name}}`
+    // and `{{tasks.name}}` are the current step's and task's names; a
+    // parameterized dag target is known only at run time.
+    let found = check(
+        &("spec:
+  entrypoint: main
+  arguments: {parameters: [{name: target, value: b}]}
+  templates:
+    - name: main
+      steps:
+        - - name: step1
+            template: produce
+            arguments: {parameters: [{name: message, value: '{{steps.name}}'}]}
+            hooks:
+              exit:
+                template: echo
+                arguments:
+                  parameters:
+                    - name: message
+                      value: '{{steps.step1.outputs.parameters.out}} {{steps.step1.status}}'
+    - name: d
+      dag:
+        target: '{{workflow.parameters.target}}'
+        tasks:
+          - name: a
+            template: produce
+            arguments: {parameters: [{name: message, value: '{{tasks.name}}'}]}
+            hooks:
+              exit:
+                template: echo
+                arguments: {parameters: [{name: message, value: '{{tasks.a.outputs.parameters.out}}'}]}
+          - name: b
+            template: echo
+            arguments: {parameters: [{name: message, value: x}]}
+    - name: produce
+      inputs: {parameters: [{name: message}]}
+      container: {image: alpine, command: [sh, -c, 'echo {{inputs.parameters.message}} > /tmp/out']}
+      outputs: {parameters: [{name: out, valueFrom: {path: /tmp/out}}]}
+"
+        .to_owned()
+            + &ECHO.replace('\n', "\n  ")),
+    );
+    assert!(
+        found.iter().all(|f| f.severity != crate::diag::Severity::Error),
+        "{:#?}",
+        lines(&found)
+    );
+    // A step of the same group is still an error outside the hook.
+    let found = check(
+        &("spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: a
+            template: echo
+            arguments: {parameters: [{name: message, value: x}]}
+          - name: b
+            template: echo
+            arguments: {parameters: [{name: message, value: '{{steps.a.status}}'}]}
+"
+        .to_owned()
+            + &ECHO.replace('\n', "\n  ")),
+    );
+    assert!(
+        lines(&found).iter().any(|l| l.contains("runs in the same group")),
+        "{:#?}",
+        lines(&found)
+    );
+}
+
+#[test]
+fn an_expression_argon_cannot_evaluate_is_an_error_naming_it() {
+    let found = check(
+        &("spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: a
+            template: echo
+            arguments:
+              parameters:
+                - name: message
+                  value: \"{{=\n  sprig.upper('x',\n}}\"
+        - - name: b
+            template: echo
+            arguments:
+              parameters:
+                - name: message
+                  value: \"{{= filter([1, 2], {# > 1}) }}\"
+"
+        .to_owned()
+            + &ECHO.replace('\n', "\n  ")),
+    );
+    let errors: Vec<String> = lines(&found).into_iter().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with(
+            "error spec.templates[0].steps[0][0].arguments.parameters[0].value: expression 'sprig.upper('x','"
+        ),
+        "{errors:#?}"
+    );
+    assert!(errors[0].contains("syntax error"), "{errors:#?}");
 }

@@ -314,6 +314,17 @@ impl Validator<'_, '_> {
             format!("template '{}'", t.name)
         };
         for (path, s) in template_strings(t, at) {
+            // An expression Argon cannot evaluate fails the step at run time.
+            match argon_expr::template::expressions(&s) {
+                Ok(exprs) => {
+                    for e in exprs {
+                        if let Err(e) = argon_expr::check(e) {
+                            self.error(path.clone(), e.to_string());
+                        }
+                    }
+                }
+                Err(e) => self.error(path.clone(), e.to_string()),
+            }
             for var in variables(&s) {
                 let Some(rest) = var.strip_prefix("inputs.") else {
                     continue;
@@ -482,12 +493,22 @@ impl Validator<'_, '_> {
                 );
                 self.sequence(step.with_sequence.as_ref(), &sat);
                 self.step_hooks(step.on_exit.as_deref(), &step.hooks, &sat);
+                let hooks_at = format!("{}.hooks.", sat.as_str());
                 for (path, text) in value_strings(&to_value(step), &sat) {
+                    // An exit hook runs after its step: it may read the step's own results.
+                    let in_hook = path.as_str().starts_with(&hooks_at);
                     for var in variables(&text) {
                         let Some(rest) = var.strip_prefix("steps.") else {
                             continue;
                         };
+                        if rest == "name" {
+                            // `{{steps.name}}`: the name of this step.
+                            continue;
+                        }
                         let name = leading_name(rest);
+                        if in_hook && name == step.name {
+                            continue;
+                        }
                         match group_of.get(name) {
                             Some(&h) if h < g => {}
                             Some(&h) => {
@@ -605,7 +626,8 @@ impl Validator<'_, '_> {
             self.sequence(task.with_sequence.as_ref(), &tat);
             self.step_hooks(task.on_exit.as_deref(), &task.hooks, &tat);
         }
-        if let Some(target) = dag.target.as_deref() {
+        // A target with a parameter in it is known only at run time.
+        if let Some(target) = dag.target.as_deref().filter(|t| !t.contains("{{")) {
             for name in target.split_whitespace() {
                 if !index.contains_key(name) {
                     let hint = did_you_mean(suggest(name, names.iter().copied()));
@@ -629,6 +651,10 @@ impl Validator<'_, '_> {
                     let Some(rest) = var.strip_prefix("tasks.") else {
                         continue;
                     };
+                    if rest == "name" {
+                        // `{{tasks.name}}`: the name of this task.
+                        continue;
+                    }
                     let name = leading_name(rest);
                     match index.get(name) {
                         None => {

@@ -24,7 +24,7 @@ use argon_crds::workflow::{
     WorkflowSpec, WorkflowStatus, WorkflowTemplate, validate,
 };
 
-use crate::artifacts::Repository;
+use crate::artifacts::{ArtifactRepository, Artifacts, Repositories};
 use crate::executor::{Executor, ExecutorChoice, ExecutorKind, ExecutorSettings};
 use crate::store::{LogLine, Store};
 use crate::{Error, Result};
@@ -59,6 +59,11 @@ pub struct EngineConfig {
     /// How long a stopping engine lets running steps that die with it
     /// (sandbox, host) finish; container steps go on and are re-attached.
     pub drain_timeout: Duration,
+    /// The default artifact repository (`artifactRepository` of the
+    /// engine's config); `None` stores artifacts under the state dir.
+    pub artifact_repository: Option<ArtifactRepository>,
+    /// The ConfigMaps given with the manifests (`artifact-repositories`...).
+    pub config_maps: Vec<k8s_openapi::api::core::v1::ConfigMap>,
 }
 
 impl EngineConfig {
@@ -74,6 +79,8 @@ impl EngineConfig {
             default_namespace: "default".to_string(),
             max_depth: 100,
             drain_timeout: Duration::from_secs(30),
+            artifact_repository: None,
+            config_maps: Vec::new(),
         }
     }
 }
@@ -105,7 +112,7 @@ pub struct Engine {
     config: EngineConfig,
     store: Store,
     executor: Executor,
-    repo: Repository,
+    artifacts: Artifacts,
     http: reqwest::Client,
     runs: Mutex<HashMap<String, Arc<Run>>>,
     drain: Drain,
@@ -126,7 +133,16 @@ impl Engine {
             container_host: config.container_host.clone(),
         })
         .map_err(Error::Unavailable)?;
-        let repo = Repository::new(config.state_dir.join("artifacts"));
+        let artifacts = Artifacts::new(
+            &config.state_dir.join("artifacts"),
+            config.secrets.clone(),
+            Repositories {
+                default: config.artifact_repository.clone(),
+                config_maps: config.config_maps.clone(),
+                default_namespace: config.default_namespace.clone(),
+            },
+        )
+        .map_err(Error::Unavailable)?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .build()
@@ -135,7 +151,7 @@ impl Engine {
             config,
             store,
             executor,
-            repo,
+            artifacts,
             http,
             runs: Mutex::new(HashMap::new()),
             drain: Drain::default(),
@@ -568,10 +584,85 @@ impl Engine {
             run.deleted();
             run.shutdown(ShutdownStrategy::Terminate, "the workflow was deleted".into());
         }
+        let garbage = self
+            .workflow_by_uid(&uid)
+            .ok()
+            .map(|wf| operator::garbage(&wf, argon_crds::workflow::ArtifactGcStrategy::OnWorkflowDeletion));
         self.store.delete_workflow(&uid)?;
         let _ = std::fs::remove_dir_all(self.config.state_dir.join("steps").join(&uid));
         let _ = std::fs::remove_dir_all(self.config.state_dir.join("artifacts").join(&uid));
+        if let Some(garbage) = garbage.filter(|g| !g.is_empty())
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            // The workflow is gone at once; its objects go in the background.
+            let engine = self.arc();
+            rt.spawn(async move {
+                operator::collect_garbage(&engine, garbage).await;
+            });
+        }
         Ok(())
+    }
+
+    /// Replaces the ConfigMaps artifact repositories are looked up in.
+    pub fn set_config_maps(&self, config_maps: Vec<k8s_openapi::api::core::v1::ConfigMap>) {
+        self.artifacts.set_config_maps(config_maps);
+    }
+
+    /// Output artifact `artifact` of node `node_id` of a workflow, as it is
+    /// stored (a `.tgz` stays packed), for `argon cp`: its object, or, for
+    /// a directory stored as it is, the list of its files; `file` names one
+    /// of those.
+    pub async fn artifact_object(
+        &self,
+        namespace: &str,
+        name: &str,
+        node_id: &str,
+        artifact: &str,
+        file: Option<&str>,
+    ) -> Result<crate::artifacts::StoredArtifact> {
+        let wf = self.get_workflow(namespace, name)?;
+        let not_found = |what: String| Error::NotFound {
+            kind: "artifact",
+            namespace: namespace.to_string(),
+            name: what,
+        };
+        let Some((_, a)) = crate::artifacts::outputs_of(&wf)
+            .into_iter()
+            .find(|(n, a)| n == node_id && a.name == artifact)
+        else {
+            return Err(not_found(format!("{name}/{node_id}/{artifact}")));
+        };
+        let chosen = wf
+            .status
+            .as_ref()
+            .and_then(|s| s.artifact_repository_ref.as_ref())
+            .and_then(crate::artifacts::Chosen::from_status)
+            .unwrap_or_default();
+        let Some(location) = a.location.s3.as_ref().filter(|_| a.deleted != Some(true)) else {
+            return Err(not_found(format!(
+                "{name}/{node_id}/{artifact} (deleted by its artifactGC)"
+            )));
+        };
+        let mut place = chosen.place_of(location);
+        if let Some(file) = file {
+            if file.split('/').any(|p| p == ".." || p.is_empty()) {
+                return Err(Error::Invalid(format!("'{file}' is not a file of the artifact")));
+            }
+            place = place.child(file);
+        }
+        let unavailable = |m: String| Error::Unavailable(m);
+        match self.artifacts.stream(&place).await {
+            Ok(s) => Ok(crate::artifacts::StoredArtifact::Object(s)),
+            Err(crate::artifacts::Missing::NotFound(m)) if file.is_none() => {
+                let files = self.artifacts.list_under(&place).await.map_err(unavailable)?;
+                if files.is_empty() {
+                    return Err(not_found(m));
+                }
+                Ok(crate::artifacts::StoredArtifact::Directory(files))
+            }
+            Err(crate::artifacts::Missing::NotFound(m)) => Err(not_found(m)),
+            Err(crate::artifacts::Missing::Failed(m)) => Err(unavailable(m)),
+        }
     }
 
     /// Log lines of a workflow after position `after`, with the display

@@ -362,7 +362,8 @@ impl Ctx {
         item: Option<&Value>,
         par: Option<Arc<Semaphore>>,
     ) -> NodeStatus {
-        let local = item_vars(vars, item);
+        let mut local = item_vars(vars, item);
+        local.insert("tasks.name".into(), task.name.clone());
         if let Some(when) = &task.when {
             match expr::eval_when(when, &local) {
                 Ok(true) => {}
@@ -424,8 +425,16 @@ impl Ctx {
             .await;
         drop(_permit);
         if task.on_exit.is_some() || task.hooks.contains_key("exit") {
-            self.run_exit_hook(scope, task.on_exit.as_deref(), &task.hooks, &node, dag_id, &local)
-                .await;
+            self.run_exit_hook(
+                ("tasks", &task.name),
+                scope,
+                task.on_exit.as_deref(),
+                &task.hooks,
+                &node,
+                dag_id,
+                &local,
+            )
+            .await;
         }
         node
     }

@@ -84,7 +84,7 @@ pub(super) enum OperatorError {
     #[error("'{0}' does not name an output artifact of an earlier step")]
     NotAnOutputArtifact(String),
     /// An input artifact location local mode cannot fetch from.
-    #[error("this artifact location is not supported in local mode yet (use from, raw, http or git)")]
+    #[error("the input artifact has no location: give it from, s3, raw, http or git")]
     UnsupportedLocation,
     /// The artifact repository, a fetch or the sandbox failed.
     #[error("{0}")]

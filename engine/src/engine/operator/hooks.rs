@@ -6,13 +6,19 @@ use std::collections::BTreeMap;
 use argon_crds::workflow::{Arguments, NodeStatus};
 
 use super::expand::substitute_args;
+use super::nodes::record;
 use super::{Call, Ctx, Scope};
 use crate::expr::Vars;
 
 impl Ctx {
-    /// Runs a step's or task's exit hook (`onExit`, `hooks.exit`) after its node.
+    /// Runs a step's or task's exit hook (`onExit`, `hooks.exit`) after its
+    /// node. `own` is `("steps" | "tasks", NAME)`: the hook sees its step's
+    /// own results as `{{steps.NAME.outputs...}}` (or `tasks.`), which the
+    /// step itself could not.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_exit_hook(
         &self,
+        own: (&str, &str),
         scope: &Scope,
         on_exit: Option<&str>,
         hooks: &BTreeMap<String, argon_crds::workflow::LifecycleHook>,
@@ -28,6 +34,7 @@ impl Ctx {
         };
         let name = format!("{}.onExit", node.name);
         let mut hvars = vars.clone();
+        record(&mut hvars, own.0, own.1, std::slice::from_ref(node), false, None);
         hvars.insert(
             "status".into(),
             node.phase.map(|p| format!("{p:?}")).unwrap_or_default(),

@@ -44,6 +44,9 @@ pub(super) fn resolve_inputs(tmpl: &Template, args: &Arguments) -> Result<Inputs
             if arg.archive.is_some() {
                 art.archive = arg.archive.clone();
             }
+            if arg.sub_path.is_some() {
+                art.sub_path = arg.sub_path.clone();
+            }
         }
         let supplied = art.from.is_some() || !art.location.is_empty();
         if !supplied && !art.optional.unwrap_or(false) {

@@ -10,6 +10,8 @@
 //! ([`Ctx::execute`]: resumption, retries, the dispatch to the body of its
 //! kind); each kind of body lives in its own file.
 
+mod artifacts;
+pub(crate) use artifacts::{collect_garbage, garbage};
 mod daemon;
 mod dag;
 mod error;
@@ -57,6 +59,8 @@ struct Ctx {
     spec: Arc<WorkflowSpec>,
     /// The daemon steps of the innermost steps or DAG template running.
     daemons: Arc<daemon::Daemons>,
+    /// The artifact repository the workflow stores its outputs in.
+    repo: Arc<crate::artifacts::Chosen>,
 }
 
 /// Where template names resolve: the workflow's spec, or a WorkflowTemplate's.
@@ -173,6 +177,7 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
         .filter(|p| *p > 0)
         .map(|p| Arc::new(Semaphore::new(p as usize)));
     let globals = Arc::new(global_vars(&wf, &spec));
+    let repo = artifacts::choose_repository(&engine, &run);
     let ctx = Ctx {
         engine: engine.clone(),
         run: run.clone(),
@@ -182,10 +187,15 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
         wf_sem,
         spec: spec.clone(),
         daemons: Arc::default(),
+        repo: Arc::new(repo.clone().unwrap_or_default()),
     };
     let scope = Scope { spec: spec.clone() };
     let entry = spec.entrypoint.clone().unwrap_or_default();
-    let root = match ctx.resolve(&scope, Some(&entry), None, None).await {
+    let resolved = match repo {
+        Ok(_) => ctx.resolve(&scope, Some(&entry), None, None).await,
+        Err(e) => Err(OperatorError::Artifact(format!("artifact repository: {e}"))),
+    };
+    let root = match resolved {
         Ok(resolved) => {
             ctx.execute(Call {
                 name: run.name.clone(),
@@ -252,6 +262,13 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
     // What the steps shared (their network, containers still being removed)
     // is released before the workflow is reported finished.
     engine.executor.workflow_finished(&run.uid).await;
+    // Artifacts collected on completion are gone once it is reported.
+    let on_completion = argon_crds::workflow::ArtifactGcStrategy::OnWorkflowCompletion;
+    let garbage = run.with(|wf| artifacts::garbage(wf, on_completion));
+    if !garbage.is_empty() {
+        let deleted = artifacts::collect_garbage(&engine, garbage).await;
+        run.artifacts_collected(store, on_completion, &deleted);
+    }
     let outputs = run.global_outputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
     run.update_workflow(store, |wf| {
         let s = wf.status.get_or_insert_with(Default::default);

@@ -209,10 +209,10 @@ fn record_node(vars: &mut Vars, base: &str, n: &NodeStatus) {
     }
     vars.insert(format!("{base}.outputs.parameters"), Value::Object(obj).to_string());
     for a in &o.artifacts {
-        if let Some(key) = a.location.s3.as_ref().and_then(|s| s.key.as_ref()) {
+        if let Some(s3) = a.location.s3.as_ref().filter(|s| s.key.is_some()) {
             vars.insert(
                 format!("{base}.outputs.artifacts.{}", a.name),
-                format!("{ARTIFACT_REF}{key}"),
+                format!("{ARTIFACT_REF}{}", crate::artifacts::reference(s3)),
             );
         }
     }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use argon_crds::workflow::{Artifact, Outputs, Parameter, S3Artifact, Template};
+use argon_crds::workflow::{Artifact, Outputs, Parameter, Template};
 
 use super::error::{OperatorError, Result};
 use super::{ARTIFACT_REF, Ctx};
@@ -13,13 +13,9 @@ use crate::expr::{self, Vars};
 /// Where the outputs a template declares take their values.
 enum Source<'a> {
     /// A finished leaf step: the files it left in its directory (output
-    /// parameters' `path`, output artifacts, saved to the repository), and
-    /// its result for `outputs.result` in expressions.
-    Step {
-        ctx: &'a Ctx,
-        id: &'a str,
-        step_dir: &'a Path,
-    },
+    /// parameters' `path`; its output artifacts are saved by
+    /// `Ctx::save_output`), and its result for `outputs.result` in expressions.
+    Step { ctx: &'a Ctx, step_dir: &'a Path },
     /// A steps or DAG template: its steps' or tasks' variables (output
     /// parameters' `valueFrom.parameter`, output artifacts' `from`).
     Children,
@@ -27,7 +23,7 @@ enum Source<'a> {
 
 impl Ctx {
     /// Reads output parameters and saves output artifacts of a finished step.
-    pub(super) fn collect_outputs(
+    pub(super) async fn collect_outputs(
         &self,
         id: &str,
         step_dir: &Path,
@@ -35,16 +31,13 @@ impl Ctx {
         vars: &Vars,
         outputs: &mut Outputs,
     ) -> Result<()> {
-        declared_outputs(
-            tmpl,
-            vars,
-            &Source::Step {
-                ctx: self,
-                id,
-                step_dir,
-            },
-            outputs,
-        )
+        declared_outputs(tmpl, vars, &Source::Step { ctx: self, step_dir }, outputs)?;
+        for a in &tmpl.outputs.artifacts {
+            if let Some(art) = self.save_output(id, step_dir, a, vars).await? {
+                outputs.artifacts.push(art);
+            }
+        }
+        Ok(())
     }
 
     /// Output parameters with a `globalName` become `workflow.outputs.parameters.*`.
@@ -164,49 +157,12 @@ impl Source<'_> {
         }
     }
 
-    /// Output artifact `a`: a step's file saved to the repository, or the
-    /// repository key a child's variable names; `None` when there is none
-    /// (an optional artifact the step did not write, a `from` that names no
-    /// artifact).
+    /// Output artifact `a` of a steps or DAG template: the one a child's
+    /// variable names; `None` when there is none (a `from` that names no
+    /// artifact). A step's artifacts are saved by `Ctx::save_output`.
     fn artifact(&self, a: &Artifact, vars: &Vars) -> Result<Option<Artifact>> {
         match self {
-            Source::Step { ctx, id, step_dir } => {
-                let engine = &ctx.engine;
-                let Some(path) = &a.path else { return Ok(None) };
-                let path = expr::substitute(path, vars)?;
-                let host = engine.executor.host_path(step_dir, &path);
-                if !host.exists() {
-                    if a.optional.unwrap_or(false) {
-                        return Ok(None);
-                    }
-                    return Err(OperatorError::OutputArtifactMissing {
-                        name: a.name.clone(),
-                        path,
-                    });
-                }
-                let key = format!("{}/{id}/{}", ctx.run.uid, a.name);
-                let stored =
-                    engine
-                        .repo
-                        .save(&key, &host, a.archive.as_ref())
-                        .map_err(|e| OperatorError::OutputArtifact {
-                            name: a.name.clone(),
-                            source: Box::new(OperatorError::Artifact(e)),
-                        })?;
-                let mut out = Artifact {
-                    name: a.name.clone(),
-                    path: Some(path),
-                    global_name: a.global_name.clone(),
-                    archive: a.archive.clone(),
-                    ..Default::default()
-                };
-                // The local repository's keys, in the shape the S3 repository will use.
-                out.location.s3 = Some(S3Artifact {
-                    key: Some(stored),
-                    ..Default::default()
-                });
-                Ok(Some(out))
-            }
+            Source::Step { .. } => Ok(None),
             Source::Children => {
                 let Some(from) = &a.from else { return Ok(None) };
                 let v = expr::substitute(from, vars)?;
@@ -217,10 +173,7 @@ impl Source<'_> {
                     name: a.name.clone(),
                     ..Default::default()
                 };
-                art.location.s3 = Some(S3Artifact {
-                    key: Some(key.to_string()),
-                    ..Default::default()
-                });
+                art.location.s3 = Some(crate::artifacts::dereference(key));
                 Ok(Some(art))
             }
         }

@@ -202,13 +202,23 @@ impl Ctx {
             message = Some(e);
         }
         if outcome.exit_code.is_some() && phase != NodePhase::Error {
-            match self.collect_outputs(id, &step_dir, tmpl, vars, &mut outputs) {
+            match self.collect_outputs(id, &step_dir, tmpl, vars, &mut outputs).await {
                 Ok(()) => {}
                 Err(e) if phase == NodePhase::Succeeded => {
                     phase = NodePhase::Error;
                     message = Some(e.to_string());
                 }
                 Err(_) => {}
+            }
+        }
+        if self.archives_logs(tmpl) {
+            match self.archive_logs(id, vars).await {
+                Ok(logs) => outputs.artifacts.push(logs),
+                Err(e) if phase == NodePhase::Succeeded => {
+                    phase = NodePhase::Error;
+                    message = Some(e.to_string());
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot archive the logs of a failed step"),
             }
         }
         let _ = std::fs::remove_dir_all(&step_dir);
@@ -312,40 +322,73 @@ impl Ctx {
                         name: art.name.clone(),
                         source: Box::new(OperatorError::Artifact(e)),
                     })?;
-            let res: Result<()> = if let Some(from) = &art.from {
+            // With a subPath, the whole artifact is fetched beside the step's
+            // files and only that part is placed.
+            let sub_path = match &art.sub_path {
+                Some(s) => Some(expr::substitute(s, vars)?).filter(|s| !s.trim_matches('/').is_empty()),
+                None => None,
+            };
+            let fetch_to = match &sub_path {
+                Some(_) => step_dir.join(format!("input-{i}-whole")),
+                None => host.clone(),
+            };
+            let res: Result<bool> = if let Some(from) = &art.from {
                 let from = expr::substitute(from, vars)?;
                 match from.strip_prefix(ARTIFACT_REF) {
-                    Some(key) => engine.repo.load(key, &host).map_err(OperatorError::Artifact),
+                    Some(r) => {
+                        self.load_artifact(
+                            &crate::artifacts::dereference(r),
+                            &fetch_to,
+                            art.optional.unwrap_or(false),
+                        )
+                        .await
+                    }
                     None => Err(OperatorError::NotAnOutputArtifact(from)),
                 }
             } else if let Some(raw) = &art.location.raw {
                 let data = expr::substitute(&raw.data, vars)?;
-                crate::artifacts::fetch_raw(&data, &host).map_err(OperatorError::Artifact)
+                crate::artifacts::fetch_raw(&data, &fetch_to)
+                    .map(|()| true)
+                    .map_err(OperatorError::Artifact)
             } else if let Some(h) = &art.location.http {
                 let mut h = h.clone();
                 h.url = expr::substitute(&h.url, vars)?;
-                crate::artifacts::fetch_http(&engine.http, &h, &engine.config.secrets, &host)
+                crate::artifacts::fetch_http(&engine.http, &h, &engine.config.secrets, &fetch_to)
                     .await
+                    .map(|()| true)
                     .map_err(OperatorError::Artifact)
             } else if let Some(g) = &art.location.git {
                 let mut g = g.clone();
                 g.repo = expr::substitute(&g.repo, vars)?;
                 g.revision = g.revision.map(|r| expr::substitute(&r, vars).unwrap_or(r));
-                crate::artifacts::fetch_git(&g, &engine.config.secrets, &host, &step_dir.join("git"))
+                crate::artifacts::fetch_git(&g, &engine.config.secrets, &fetch_to, &step_dir.join("git"))
                     .await
+                    .map(|()| true)
                     .map_err(OperatorError::Artifact)
+            } else if let Some(s3) = &art.location.s3 {
+                let mut s3 = s3.clone();
+                s3.key = s3.key.map(|k| expr::substitute(&k, vars)).transpose()?;
+                self.load_artifact(&s3, &fetch_to, art.optional.unwrap_or(false)).await
+            } else if let Some(msg) = crate::artifacts::unsupported(&art.location) {
+                Err(OperatorError::Artifact(msg))
             } else if art.optional.unwrap_or(false) {
                 continue;
-            } else if art.location.s3.is_some() && art.location.s3.as_ref().and_then(|s| s.key.as_ref()).is_some() {
-                let key = art.location.s3.as_ref().and_then(|s| s.key.clone()).unwrap_or_default();
-                engine.repo.load(&key, &host).map_err(OperatorError::Artifact)
             } else {
                 Err(OperatorError::UnsupportedLocation)
             };
-            res.map_err(|e| OperatorError::InputArtifact {
+            let res = res.and_then(|placed| match &sub_path {
+                Some(sub) if placed => crate::artifacts::take_sub_path(&fetch_to, sub, &host)
+                    .map(|()| true)
+                    .map_err(OperatorError::Artifact),
+                _ => Ok(placed),
+            });
+            let placed = res.map_err(|e| OperatorError::InputArtifact {
                 name: art.name.clone(),
                 source: Box::new(e),
             })?;
+            if !placed {
+                continue;
+            }
             if let Some(mode) = art.mode {
                 crate::artifacts::set_mode(&host, mode).map_err(OperatorError::Artifact)?;
             }

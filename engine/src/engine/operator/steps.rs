@@ -75,7 +75,8 @@ impl Ctx {
                         }
                         None => (format!("{gname}.{}", step.name), step.name.clone()),
                     };
-                    let local = item_vars(&scope_vars, item.as_ref());
+                    let mut local = item_vars(&scope_vars, item.as_ref());
+                    local.insert("steps.name".into(), step.name.clone());
                     if let Some(when) = &step.when {
                         match expr::eval_when(when, &local) {
                             Ok(true) => {}
@@ -143,6 +144,7 @@ impl Ctx {
                     let hooks = step.hooks.clone();
                     let scope = resolved.scope.clone();
                     let hook_vars = local.clone();
+                    let step_name = step.name.clone();
                     handles.push(tokio::spawn(async move {
                         let _permit = match par {
                             Some(p) => p.acquire_owned().await.ok(),
@@ -160,7 +162,15 @@ impl Ctx {
                             .await;
                         if on_exit.is_some() || hooks.contains_key("exit") {
                             child_ctx
-                                .run_exit_hook(&scope, on_exit.as_deref(), &hooks, &node, &boundary, &hook_vars)
+                                .run_exit_hook(
+                                    ("steps", &step_name),
+                                    &scope,
+                                    on_exit.as_deref(),
+                                    &hooks,
+                                    &node,
+                                    &boundary,
+                                    &hook_vars,
+                                )
                                 .await;
                         }
                         node

@@ -1,6 +1,7 @@
 //! What crosses a container's boundary as files: the step's inputs (input
 //! artifacts, the script) packed as a tar and copied in before the main
-//! container starts, and the paths it hands back copied out after it ends.
+//! container starts, and the paths it hands back copied out after it ends;
+//! both tars go through files on disk, so memory stays bounded.
 
 use std::path::{Path, PathBuf};
 
@@ -21,40 +22,76 @@ impl ContainerBackend {
         let gid = step.main.run_as_group.unwrap_or(uid as i64).max(0) as u64;
         let mounts = step.mounts.clone();
         let script = step.script.clone();
-        let tar = tokio::task::spawn_blocking(move || input_tar(&mounts, script.as_deref(), uid, gid))
+        // Packed to a file and streamed from it, so inputs of any size go
+        // in with bounded memory.
+        let tar_file = step.step_dir.join(".inputs.tar");
+        let packed = tar_file.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = std::io::BufWriter::new(std::fs::File::create(&packed)?);
+            input_tar(&mounts, script.as_deref(), uid, gid, out)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot pack the step's inputs: {e}"))?;
+        let file = tokio::fs::File::open(&tar_file)
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot pack the step's inputs: {e}"))?;
+            .map_err(|e| format!("cannot read the step's packed inputs: {e}"))?;
+        let chunks = futures::stream::unfold(file, |mut f| async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 1 << 20];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(bytes::Bytes::from(buf)), f))
+                }
+                Err(e) => Some((Err(e), f)),
+            }
+        });
         let options = UploadToContainerOptionsBuilder::default().path("/").build();
-        self.docker
-            .upload_to_container(name, Some(options), bollard::body_full(tar.into()))
+        let res = self
+            .docker
+            .upload_to_container(name, Some(options), bollard::body_try_stream(chunks))
             .await
-            .map_err(|e| format!("cannot copy the inputs into the container: {}", runtime_message(&e)))
+            .map_err(|e| format!("cannot copy the inputs into the container: {}", runtime_message(&e)));
+        let _ = tokio::fs::remove_file(&tar_file).await;
+        res
     }
 
     /// Copies the paths the step hands back out of the finished container,
-    /// under the step's `fs` folder.
+    /// under the step's `fs` folder. The runtime's tar goes to a file on
+    /// disk first, so an output of any size is copied in bounded memory.
     pub(super) async fn download_outputs(&self, name: &str, step: &StepProcess) -> Result<(), String> {
-        for path in &step.outputs {
+        use tokio::io::AsyncWriteExt;
+        for (i, path) in step.outputs.iter().enumerate() {
             let rel = relative(path);
             let dest = step.step_dir.join("fs").join(rel.parent().unwrap_or(Path::new("")));
             let options = DownloadFromContainerOptionsBuilder::default().path(path).build();
             let mut stream = self.docker.download_from_container(name, Some(options));
-            let mut bytes = Vec::new();
+            let tar_file = step.step_dir.join(format!(".output-{i}.tar"));
+            let mut file = tokio::fs::File::create(&tar_file)
+                .await
+                .map_err(|e| format!("cannot copy {path} out of the container: {}: {e}", tar_file.display()))?;
+            let mut size = 0usize;
             let mut missing = false;
             while let Some(chunk) = stream.next().await {
                 match chunk {
                     Ok(c) => {
-                        bytes.extend_from_slice(&c);
-                        if bytes.len() > OUTPUT_LIMIT {
+                        size += c.len();
+                        if size > OUTPUT_LIMIT {
+                            let _ = tokio::fs::remove_file(&tar_file).await;
                             return Err(format!("output {path} is larger than {} MiB", OUTPUT_LIMIT >> 20));
                         }
+                        file.write_all(&c)
+                            .await
+                            .map_err(|e| format!("cannot copy {path} out of the container: {e}"))?;
                     }
                     Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
                         missing = true;
                         break;
                     }
                     Err(e) => {
+                        let _ = tokio::fs::remove_file(&tar_file).await;
                         return Err(format!(
                             "cannot copy {path} out of the container: {}",
                             runtime_message(&e)
@@ -62,27 +99,38 @@ impl ContainerBackend {
                     }
                 }
             }
-            if missing || bytes.is_empty() {
+            file.flush().await.map_err(|e| e.to_string())?;
+            drop(file);
+            if missing || size == 0 {
+                let _ = tokio::fs::remove_file(&tar_file).await;
                 continue;
             }
-            tokio::task::spawn_blocking(move || {
+            let unpacked = tar_file.clone();
+            let res = tokio::task::spawn_blocking(move || {
                 std::fs::create_dir_all(&dest)?;
-                let mut archive = tar::Archive::new(std::io::Cursor::new(bytes));
+                let mut archive = tar::Archive::new(std::io::BufReader::new(std::fs::File::open(&unpacked)?));
                 archive.set_preserve_permissions(false);
                 archive.set_overwrite(true);
                 archive.unpack(&dest)
             })
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot unpack {path}: {e}"))?;
+            .map_err(|e| e.to_string());
+            let _ = tokio::fs::remove_file(&tar_file).await;
+            res?.map_err(|e| format!("cannot unpack {path}: {e}"))?;
         }
         Ok(())
     }
 }
 
 /// A tar of the inputs at their paths (relative to `/`), owned by the step's user.
-fn input_tar(mounts: &[(PathBuf, String)], script: Option<&str>, uid: u64, gid: u64) -> std::io::Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::new());
+fn input_tar<W: std::io::Write>(
+    mounts: &[(PathBuf, String)],
+    script: Option<&str>,
+    uid: u64,
+    gid: u64,
+    out: W,
+) -> std::io::Result<()> {
+    let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     let header = |size: u64, mode: u32, kind: tar::EntryType| {
         let mut h = tar::Header::new_gnu();
@@ -121,7 +169,7 @@ fn input_tar(mounts: &[(PathBuf, String)], script: Option<&str>, uid: u64, gid: 
         let mut h = header(source.len() as u64, 0o755, tar::EntryType::Regular);
         b.append_data(&mut h, relative(SCRIPT_PATH), source.as_bytes())?;
     }
-    b.into_inner()
+    b.into_inner()?.flush()
 }
 
 /// `dir` and everything under it, parents first.

@@ -63,8 +63,9 @@ pub const WORKFLOW_NAME_LABEL: &str = "argon.workflow.name";
 /// How long a pull may take before the step fails.
 const PULL_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The most bytes of output files copied out of one step.
-const OUTPUT_LIMIT: usize = 1 << 30;
+/// The most bytes of output files copied out of one step (they go through
+/// a file on disk, not memory).
+const OUTPUT_LIMIT: usize = 16 << 30;
 
 /// Where a script's source is placed in the container.
 const SCRIPT_PATH: &str = "/argo/staging/script";
