@@ -161,7 +161,7 @@ fn the_schema_rejects_misspelled_fields_but_keeps_unsupported_kinds_raw() {
     let spec = serde_json::json!({
         "webhook": {"ex": {"port": "12000", "endpoint": "/x", "method": "POST", "methd": "GET"}},
         "calendar": {"tick": {"interval": "10s", "persistence": {"catchup": {"enabeld": true}}}},
-        "sqs": {"q": {"anything": {"goes": 1}}},
+        "sns": {"q": {"anything": {"goes": 1}}},
     });
     let findings = crate::strict::decode::<super::EventSourceSpec>(&spec).unwrap_err();
     let mut paths: Vec<&str> = findings.iter().map(|f| f.path.as_str()).collect();

@@ -100,28 +100,31 @@ pub(crate) fn receiver<'a>(
     })
 }
 
-/// An event of a message-queue kind (or `file`), ready to run.
+/// An event of a message-queue kind (or `file`), ready to run. Boxed:
+/// the sources differ much in size and there is one per event.
 pub(crate) enum MessageSource {
-    Nats(nats::NatsEvent),
-    Mqtt(mqtt::MqttSource),
-    Redis(redis::RedisSource),
-    RedisStream(redis_stream::RedisStreamSource),
-    Amqp(amqp::AmqpSource),
-    File(file::FileSource),
+    Nats(Box<nats::NatsEvent>),
+    Mqtt(Box<mqtt::MqttSource>),
+    Redis(Box<redis::RedisSource>),
+    RedisStream(Box<redis_stream::RedisStreamSource>),
+    Amqp(Box<amqp::AmqpSource>),
+    File(Box<file::FileSource>),
 }
 
 impl MessageSource {
     /// The message source of an event, `None` for the other kinds.
     pub(crate) fn new(source: &str, event: &str, config: &EventConfig<'_>, secrets: &Secrets) -> Result<Option<Self>> {
         Ok(Some(match *config {
-            EventConfig::Nats(c) => MessageSource::Nats(nats::NatsEvent::new(source, event, c, secrets)?),
-            EventConfig::Mqtt(c) => MessageSource::Mqtt(mqtt::MqttSource::new(source, event, c, secrets)?),
-            EventConfig::Redis(c) => MessageSource::Redis(redis::RedisSource::new(source, event, c, secrets)?),
-            EventConfig::RedisStream(c) => {
-                MessageSource::RedisStream(redis_stream::RedisStreamSource::new(source, event, c, secrets)?)
+            EventConfig::Nats(c) => MessageSource::Nats(Box::new(nats::NatsEvent::new(source, event, c, secrets)?)),
+            EventConfig::Mqtt(c) => MessageSource::Mqtt(Box::new(mqtt::MqttSource::new(source, event, c, secrets)?)),
+            EventConfig::Redis(c) => {
+                MessageSource::Redis(Box::new(redis::RedisSource::new(source, event, c, secrets)?))
             }
-            EventConfig::Amqp(c) => MessageSource::Amqp(amqp::AmqpSource::new(source, event, c, secrets)?),
-            EventConfig::File(c) => MessageSource::File(file::FileSource::new(source, event, c)?),
+            EventConfig::RedisStream(c) => MessageSource::RedisStream(Box::new(redis_stream::RedisStreamSource::new(
+                source, event, c, secrets,
+            )?)),
+            EventConfig::Amqp(c) => MessageSource::Amqp(Box::new(amqp::AmqpSource::new(source, event, c, secrets)?)),
+            EventConfig::File(c) => MessageSource::File(Box::new(file::FileSource::new(source, event, c)?)),
             _ => return Ok(None),
         }))
     }

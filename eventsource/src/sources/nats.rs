@@ -50,7 +50,7 @@ impl NatsEvent {
             .reconnect_delay_callback(move |attempts| {
                 let mut b = backoff.clone();
                 let mut wait = Duration::ZERO;
-                for _ in 0..attempts.max(1).min(64) {
+                for _ in 0..attempts.clamp(1, 64) {
                     wait = b.next_wait();
                 }
                 wait
