@@ -3,13 +3,14 @@
 //! its data in a temp dir, once per test binary ([`shared`]), and restarted
 //! on the same port and data by the tests that need a broker restart.
 //!
-//! Each server runs under a small shell watchdog that holds the test
-//! process's pipe: when the test binary exits, however it exits, the pipe
-//! closes and the watchdog kills the server's process group. A shared
-//! server in a `static` is never dropped, so it needs that.
+//! Each server runs in a process group of its own (RabbitMQ is a shell
+//! script, an Erlang VM and its helpers), killed whole on drop, and a small
+//! shell watchdog holds a pipe from the test process: when the test binary
+//! exits, however it exits, the pipe closes and the watchdog kills that
+//! group. A shared server in a `static` is never dropped, so it needs that.
 
-use std::io::Write as _;
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,7 +31,27 @@ pub struct Broker {
     kind: Kind,
     port: u16,
     dir: tempfile::TempDir,
-    watchdog: Option<(Child, ChildStdin)>,
+    running: Option<Running>,
+}
+
+/// A server process (the leader of its process group) and its watchdog,
+/// in the same group.
+struct Running {
+    server: Child,
+    watchdog: Child,
+    /// Closing it makes the watchdog kill the group.
+    pipe: ChildStdin,
+}
+
+impl Running {
+    /// SIGKILL to the whole group, then reaps the server and the watchdog.
+    fn kill(mut self) {
+        let group = nix::unistd::Pid::from_raw(self.server.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.server.wait();
+        let _ = self.watchdog.wait();
+        drop(self.pipe);
+    }
 }
 
 impl Broker {
@@ -41,7 +62,7 @@ impl Broker {
             kind,
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
-            watchdog: None,
+            running: None,
         };
         broker.launch();
         broker
@@ -58,10 +79,8 @@ impl Broker {
 
     /// Kills the broker (SIGKILL of its whole process group) and waits for it.
     pub fn kill(&mut self) {
-        if let Some((mut child, mut stdin)) = self.watchdog.take() {
-            let _ = stdin.write_all(b"stop\n");
-            drop(stdin);
-            let _ = child.wait();
+        if let Some(running) = self.running.take() {
+            running.kill();
         }
         // The port is free again once nothing listens on it.
         wait_until(Duration::from_secs(20), || {
@@ -128,10 +147,26 @@ impl Broker {
                     ),
                     ("RABBITMQ_CONFIG_FILES", dir.join("none").display().to_string()),
                 ];
+                let mut env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                // Erlang's port mapper daemon, which RabbitMQ would start
+                // detached (`epmd -daemon` leaves the process group and
+                // outlives the test), runs here in the foreground on a port
+                // of its own, in the broker's group, killed with it.
+                env.push(("ERL_EPMD_PORT".into(), free_port().to_string()));
+                let server = binary("rabbitmq-server", "/usr/lib/rabbitmq/bin/rabbitmq-server");
+                assert!(
+                    server.exists(),
+                    "{} is not installed (scripts/test installs it)",
+                    server.display()
+                );
                 (
-                    binary("rabbitmq-server", "/usr/lib/rabbitmq/bin/rabbitmq-server"),
-                    vec![],
-                    env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                    PathBuf::from("/bin/sh"),
+                    vec![
+                        "-c".into(),
+                        r#"epmd -port "$ERL_EPMD_PORT" & exec "$0""#.into(),
+                        server.display().to_string(),
+                    ],
+                    env,
                 )
             }
             Kind::Nats => (
@@ -157,26 +192,31 @@ impl Broker {
             "{} is not installed (scripts/test installs it)",
             program.display()
         );
-        // `set -m`: the server gets a process group of its own, killed
-        // whole (rabbitmq-server is a shell script around the Erlang VM).
-        let script = r#"set -m; "$@" >"$ARGON_BROKER_LOG" 2>&1 </dev/null & pid=$!; read _; kill -KILL -- -$pid 2>/dev/null; wait $pid 2>/dev/null; exit 0"#;
-        let mut command = Command::new("sh");
+        let log = std::fs::File::create(self.dir.path().join("broker.log")).unwrap();
+        let mut command = Command::new(&program);
         command
-            .arg("-c")
-            .arg(script)
-            .arg("broker")
-            .arg(&program)
             .args(&args)
-            .env("ARGON_BROKER_LOG", self.dir.path().join("broker.log"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command.spawn().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        self.watchdog = Some((child, stdin));
+        let server = command.spawn().unwrap();
+        // In the server's group: reads until the test process is gone
+        // (EOF), then kills the group, itself included (`kill 0`).
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg("while read _; do :; done; kill -9 0")
+            .process_group(server.id() as i32)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pipe = watchdog.stdin.take().unwrap();
+        self.running = Some(Running { server, watchdog, pipe });
         let port = self.port;
         let ready = wait_until(Duration::from_secs(90), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -192,10 +232,8 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let Some((mut child, mut stdin)) = self.watchdog.take() {
-            let _ = stdin.write_all(b"stop\n");
-            drop(stdin);
-            let _ = child.wait();
+        if let Some(running) = self.running.take() {
+            running.kill();
         }
     }
 }
