@@ -1,7 +1,7 @@
 //! The message-queue sources and `file` against real servers (mosquitto,
 //! redis-server, rabbitmq-server, nats-server; one of each per run of this
 //! binary): a message becomes an event; for the durable kinds (`mqtt`,
-//! `redisStream`, `amqp`) a message delivered to an Argon that dies before
+//! `redisStream`, `amqp`, `nats` with `jetStream`) a message delivered to an Argon that dies before
 //! the bus stored it comes back to the next Argon; after a broker restart
 //! the source reconnects and goes on.
 //!
@@ -761,5 +761,129 @@ spec:
     assert_eq!(got["op"], "CREATE");
     assert!(got["name"].as_str().unwrap().ends_with("q3.csv"), "{got}");
     assert_eq!(event.context.r#type, "file");
+    argon.stop().await;
+}
+
+// ---------------------------------------------------------------- nats JetStream
+
+fn jet_stream_yaml(port: u16, stream: &str, consumer: &str) -> String {
+    format!(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: EventSource
+metadata:
+  name: ledger
+spec:
+  nats:
+    entries:
+      url: nats://127.0.0.1:{port}
+      subject: {stream}.>
+      jsonBody: true
+      connectionBackoff:
+        duration: 100ms
+      jetStream:
+        stream: {stream}
+        consumer: {consumer}
+        ackWait: 2s
+"#
+    )
+}
+
+/// Creates the file-backed stream `name` on `{name}.>`.
+async fn jet_stream_create(port: u16, name: &str) {
+    let client = async_nats::connect(format!("nats://127.0.0.1:{port}")).await.unwrap();
+    async_nats::jetstream::new(client)
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: name.to_owned(),
+            subjects: vec![format!("{name}.>")],
+            storage: async_nats::jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// Publishes to JetStream and waits for the stream's ack; a failure (the
+/// server restarting) is left to the caller's next attempt.
+async fn jet_stream_send(port: u16, subject: &str, body: String) {
+    let Ok(client) = async_nats::connect(format!("nats://127.0.0.1:{port}")).await else {
+        return;
+    };
+    let js = async_nats::jetstream::new(client);
+    if let Ok(ack) = js.publish(subject.to_owned(), body.into()).await {
+        let _ = ack.await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jet_stream_message_not_stored_when_argon_dies_is_delivered_after_restart() {
+    let broker = shared(Kind::Nats).lock().await;
+    let port = broker.port();
+    jet_stream_create(port, "LEDGERCRASH").await;
+    let yaml = jet_stream_yaml(port, "LEDGERCRASH", "argon-crash");
+    let mut doomed = DoomedArgon::start(yaml.clone());
+    // Stored in the stream before any consumer exists: the consumer starts
+    // at the stream's beginning, so one message is enough.
+    jet_stream_send(port, "LEDGERCRASH.new", r#"{"entry":1}"#.into()).await;
+    let held = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(first) = doomed.held().first() {
+                return first["body"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the message reached the doomed Argon");
+    assert_eq!(held["entry"], 1);
+    doomed.kill();
+
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path()).await;
+    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
+    let argon = Argon::start(&yaml, bus.clone()).await;
+    // Redelivered once the ack wait (2 s) of the first delivery has passed.
+    let event = next_event(&mut sub, Duration::from_secs(30))
+        .await
+        .expect("the message, again");
+    assert_eq!(data(&event)["body"], held);
+    assert_eq!(data(&event)["subject"], "LEDGERCRASH.new");
+    // Acknowledged this time: no third delivery.
+    assert!(next_event(&mut sub, Duration::from_secs(4)).await.is_none());
+    argon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jet_stream_source_reconnects_after_a_server_restart() {
+    let mut broker = shared(Kind::Nats).lock().await;
+    let port = broker.port();
+    jet_stream_create(port, "LEDGERRESTART").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path()).await;
+    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
+    let argon = Argon::start(&jet_stream_yaml(port, "LEDGERRESTART", "argon-restart"), bus.clone()).await;
+    jet_stream_send(port, "LEDGERRESTART.x", r#"{"before":1}"#.into()).await;
+    let event = next_event(&mut sub, Duration::from_secs(30)).await.expect("before");
+    assert_eq!(data(&event)["body"]["before"], 1);
+    broker.restart();
+    // Published while the source may still be reconnecting: JetStream
+    // keeps it, and the consumer reads it once back.
+    let sent = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Ok(client) = async_nats::connect(format!("nats://127.0.0.1:{port}")).await
+                && let Ok(ack) = async_nats::jetstream::new(client)
+                    .publish("LEDGERRESTART.x", r#"{"after":1}"#.into())
+                    .await
+                && ack.await.is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(sent.is_ok(), "the restarted server took the message");
+    let event = next_event(&mut sub, Duration::from_secs(60)).await.expect("after");
+    assert_eq!(data(&event)["body"]["after"], 1);
     argon.stop().await;
 }

@@ -539,6 +539,29 @@ pub struct NATSEventsSource {
     /// Queue group to subscribe in; a plain subscription when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// Argon's own field, not upstream's: read `subject` from a JetStream
+    /// stream through a durable consumer, acknowledging each message only
+    /// once Argon's bus stored its event (instead of a core subscription,
+    /// which loses what arrives while Argon is away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jet_stream: Option<NATSJetStream>,
+}
+
+/// A JetStream stream read by a durable pull consumer with explicit acks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NATSJetStream {
+    /// Name of the stream (it must exist; Argon does not create it).
+    pub stream: String,
+    /// Name of the durable consumer, created when missing; default
+    /// `argon-EVENTSOURCE-EVENT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<String>,
+    /// How long the server waits for the ack of a delivered message before
+    /// it sends the message again, e.g. "30s" (the default). Applies when
+    /// the consumer is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_wait: Option<String>,
 }
 
 /// Credentials for a NATS connection; set one of them.

@@ -2,8 +2,11 @@
 //! when `queue` is set) becomes an event. Core NATS does not redeliver, so a
 //! message that arrives while the bus is down is retried until the bus takes
 //! it, and one sent while Argon is not connected is not seen (as upstream).
-//! The client reconnects on its own, waiting `connectionBackoff` between
-//! attempts, and resubscribes.
+//! With Argon's `jetStream` field the subject is read from a JetStream
+//! stream by a durable pull consumer instead, each message acknowledged
+//! only once the bus stored its event: what Argon received and had not
+//! stored is delivered again after a crash. The client reconnects on its
+//! own, waiting `connectionBackoff` between attempts, and resubscribes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,6 +27,8 @@ pub(crate) struct NatsEvent {
     url: String,
     subject: String,
     queue: Option<String>,
+    /// (stream, durable consumer, ack wait) when reading from JetStream.
+    jet_stream: Option<(String, String, Duration)>,
     options: async_nats::ConnectOptions,
 }
 
@@ -88,11 +93,44 @@ impl NatsEvent {
                 crate::tls::client_config(Some(tls), secrets).map_err(|why| common.error(format!("tls: {why}")))?;
             options = options.require_tls(true).tls_client_config(client);
         }
+        let jet_stream = match &config.jet_stream {
+            None => None,
+            Some(js) => {
+                if js.stream.trim().is_empty() {
+                    return Err(common.error("jetStream.stream is empty"));
+                }
+                if config.queue.as_deref().is_some_and(|q| !q.is_empty()) {
+                    return Err(common.error(
+                        "queue and jetStream cannot be combined: a durable consumer is already shared by its readers",
+                    ));
+                }
+                let consumer = js
+                    .consumer
+                    .clone()
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or_else(|| format!("argon-{source}-{event}"));
+                if consumer.contains(['.', '*', '>', ' ']) {
+                    return Err(common.error(format!(
+                        "jetStream.consumer '{consumer}' may not contain '.', '*', '>' or spaces; name it with jetStream.consumer"
+                    )));
+                }
+                let ack_wait = match js.ack_wait.as_deref().filter(|w| !w.trim().is_empty()) {
+                    None => Duration::from_secs(30),
+                    Some(text) => argon_crds::time::parse_duration(text)
+                        .map_err(|why| common.error(format!("jetStream.ackWait {why}")))?,
+                };
+                if ack_wait < Duration::from_secs(1) {
+                    return Err(common.error("jetStream.ackWait must be at least 1s"));
+                }
+                Some((js.stream.clone(), consumer, ack_wait))
+            }
+        };
         Ok(NatsEvent {
             common,
             url: config.url.clone(),
             subject: config.subject.clone(),
             queue: config.queue.clone().filter(|q| !q.is_empty()),
+            jet_stream,
             options,
         })
     }
@@ -103,12 +141,22 @@ impl NatsEvent {
             url,
             subject,
             queue,
+            jet_stream,
             options,
         } = self;
         let client = options
             .connect(url.as_str())
             .await
             .map_err(|e| common.error(format!("cannot connect to NATS at {url}: {e}")))?;
+        if let Some((stream, consumer, ack_wait)) = jet_stream {
+            let target = JetStreamTarget {
+                stream: &stream,
+                consumer: &consumer,
+                subject: &subject,
+                ack_wait,
+            };
+            return consume_jet_stream(common, client, target, &publisher, &shutdown).await;
+        }
         let subscribed = match &queue {
             Some(q) => client.queue_subscribe(subject.clone(), q.clone()).await,
             None => client.subscribe(subject.clone()).await,
@@ -123,21 +171,123 @@ impl NatsEvent {
             let Some(message) = message else {
                 return Err(common.error(format!("the subscription to {subject} ended")));
             };
-            let header: BTreeMap<String, Vec<String>> = message
-                .headers
-                .iter()
-                .flat_map(|h| h.iter())
-                .map(|(k, v)| (k.to_string(), v.iter().map(|v| v.to_string()).collect()))
-                .collect();
-            let data = json!({
-                "subject": message.subject.as_str(),
-                "header": if header.is_empty() { Value::Null } else { json!(header) },
-                "body": common.body(&message.payload),
-                "metadata": common.metadata,
-            });
+            let data = event_data(&common, &message);
             if !common.deliver(&publisher, data, None, &shutdown).await {
                 return Ok(());
             }
+        }
+    }
+}
+
+/// The event data of a message, upstream's shape.
+fn event_data(common: &Common, message: &async_nats::Message) -> Value {
+    let header: BTreeMap<String, Vec<String>> = message
+        .headers
+        .iter()
+        .flat_map(|h| h.iter())
+        .map(|(k, v)| (k.to_string(), v.iter().map(|v| v.to_string()).collect()))
+        .collect();
+    json!({
+        "subject": message.subject.as_str(),
+        "header": if header.is_empty() { Value::Null } else { json!(header) },
+        "body": common.body(&message.payload),
+        "metadata": common.metadata,
+    })
+}
+
+/// What a JetStream source reads.
+struct JetStreamTarget<'a> {
+    stream: &'a str,
+    consumer: &'a str,
+    subject: &'a str,
+    ack_wait: Duration,
+}
+
+/// Reads `subject` from `stream` through the durable pull consumer
+/// `consumer` (created when missing), acking each message once the bus
+/// stored its event. The event id comes from the stream and the message's
+/// sequence, so a redelivered message the bus already has is dropped there.
+/// A missing stream, a lost connection or a consumer error is retried after
+/// `connectionBackoff`.
+async fn consume_jet_stream(
+    mut common: Common,
+    client: async_nats::Client,
+    target: JetStreamTarget<'_>,
+    publisher: &Publisher,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let JetStreamTarget {
+        stream,
+        consumer,
+        subject,
+        ack_wait,
+    } = target;
+    use async_nats::jetstream::consumer::{AckPolicy, pull};
+    let js = async_nats::jetstream::new(client);
+    loop {
+        let attempt = async {
+            let handle = js
+                .get_stream(stream)
+                .await
+                .map_err(|e| format!("stream '{stream}': {e}"))?;
+            let pull_consumer: async_nats::jetstream::consumer::Consumer<pull::Config> = handle
+                .get_or_create_consumer(
+                    consumer,
+                    pull::Config {
+                        durable_name: Some(consumer.to_owned()),
+                        filter_subject: subject.to_owned(),
+                        ack_policy: AckPolicy::Explicit,
+                        ack_wait,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| format!("consumer '{consumer}' of stream '{stream}': {e}"))?;
+            pull_consumer
+                .messages()
+                .await
+                .map_err(|e| format!("consumer '{consumer}' of stream '{stream}': {e}"))
+        };
+        let mut messages = tokio::select! {
+            m = attempt => m,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        match &mut messages {
+            Ok(messages) => {
+                common.backoff.reset();
+                tracing::debug!(event_source = %common.source, event = %common.event, %stream, %consumer, "nats jetstream source consuming");
+                loop {
+                    let next = tokio::select! {
+                        m = messages.next() => m,
+                        () = shutdown.cancelled() => return Ok(()),
+                    };
+                    let message = match next {
+                        Some(Ok(m)) => m,
+                        Some(Err(e)) => {
+                            tracing::warn!(event_source = %common.source, event = %common.event, error = %e, "nats jetstream consumer failed; consuming again");
+                            break;
+                        }
+                        None => break,
+                    };
+                    let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+                    let data = event_data(&common, &message);
+                    let id = (sequence > 0).then(|| common.stable_id(&[stream, &sequence.to_string()]));
+                    if !common.deliver(publisher, data, id, shutdown).await {
+                        return Ok(());
+                    }
+                    // A failed ack means the server sends it again after
+                    // ack_wait; the bus drops that second copy by its id.
+                    if let Err(e) = message.ack().await {
+                        tracing::warn!(event_source = %common.source, event = %common.event, error = %e, "nats jetstream ack failed; the message comes again");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(event_source = %common.source, event = %common.event, error = %e, failures = common.backoff.failures(), "nats jetstream consumer unavailable; retrying");
+            }
+        }
+        if !common.backoff.sleep(shutdown).await {
+            return Ok(());
         }
     }
 }
