@@ -145,7 +145,7 @@ impl EventSourceRunner {
                                 format!(
                                     "events of kind '{}' are not run by argon eventsource yet \
                                      (supported: webhook, github, gitlab, bitbucket, bitbucketserver, calendar, \
-                                     file, nats, mqtt, redis, redisStream, amqp)",
+                                     file, nats, mqtt, redis, redisStream, amqp, sqs; kafka needs a broker Argon cannot test against yet)",
                                     event.kind
                                 ),
                             ));

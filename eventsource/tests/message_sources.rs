@@ -1,7 +1,7 @@
 //! The message-queue sources and `file` against real servers (mosquitto,
-//! redis-server, rabbitmq-server, nats-server; one of each per run of this
+//! redis-server, rabbitmq-server, nats-server, moto for SQS; one of each per run of this
 //! binary): a message becomes an event; for the durable kinds (`mqtt`,
-//! `redisStream`, `amqp`, `nats` with `jetStream`) a message delivered to an Argon that dies before
+//! `redisStream`, `amqp`, `nats` with `jetStream`, `sqs`) a message delivered to an Argon that dies before
 //! the bus stored it comes back to the next Argon; after a broker restart
 //! the source reconnects and goes on.
 //!
@@ -23,6 +23,20 @@ use futures::StreamExt as _;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+/// The secrets of every test: `aws/accessKey` and `aws/secretKey`, which
+/// moto accepts whatever they are.
+fn test_secrets() -> Secrets {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("aws")).unwrap();
+        std::fs::write(dir.path().join("aws/accessKey"), "testing").unwrap();
+        std::fs::write(dir.path().join("aws/secretKey"), "testing").unwrap();
+        dir
+    });
+    Secrets::new(Some(dir.path().to_owned()))
+}
+
 /// An Argon event source: a runner on a bus, stopped on drop.
 struct Argon {
     running: Option<Running>,
@@ -42,7 +56,7 @@ impl Argon {
             publish_timeout: Duration::from_secs(2),
             ..RunnerConfig::default()
         };
-        let running = EventSourceRunner::start(&load(yaml), bus, &Secrets::new(None), config, shutdown.clone())
+        let running = EventSourceRunner::start(&load(yaml), bus, &test_secrets(), config, shutdown.clone())
             .await
             .unwrap();
         Argon {
@@ -883,6 +897,169 @@ async fn jet_stream_source_reconnects_after_a_server_restart() {
     })
     .await;
     assert!(sent.is_ok(), "the restarted server took the message");
+    let event = next_event(&mut sub, Duration::from_secs(60)).await.expect("after");
+    assert_eq!(data(&event)["body"]["after"], 1);
+    argon.stop().await;
+}
+
+// ---------------------------------------------------------------- sqs
+
+fn sqs_yaml(port: u16, queue: &str) -> String {
+    format!(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: EventSource
+metadata:
+  name: inbox
+spec:
+  sqs:
+    orders:
+      region: us-east-1
+      queue: {queue}
+      endpoint: http://127.0.0.1:{port}
+      waitTimeSeconds: 1
+      jsonBody: true
+      accessKey: {{name: aws, key: accessKey}}
+      secretKey: {{name: aws, key: secretKey}}
+      metadata:
+        team: billing
+"#
+    )
+}
+
+fn sqs_client(port: u16) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+/// Creates `queue` (a received message is invisible for 2 s) and gives its url.
+async fn sqs_create(port: u16, queue: &str) -> String {
+    sqs_client(port)
+        .create_queue()
+        .queue_name(queue)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "2")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
+}
+
+async fn sqs_send(port: u16, url: &str, body: &str) -> String {
+    sqs_client(port)
+        .send_message()
+        .queue_url(url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap()
+        .message_id
+        .unwrap()
+}
+
+/// Messages in the queue, visible or not.
+async fn sqs_count(port: u16, url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs_client(port)
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let attributes = out.attributes.unwrap_or_default();
+    [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible]
+        .iter()
+        .map(|a| attributes.get(a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_message_becomes_an_event_and_is_deleted_once_stored() {
+    let broker = shared(Kind::Moto).lock().await;
+    let port = broker.port();
+    let url = sqs_create(port, "orders-basic").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path()).await;
+    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
+    let argon = Argon::start(&sqs_yaml(port, "orders-basic"), bus.clone()).await;
+    let id = sqs_send(port, &url, r#"{"order":7}"#).await;
+    let event = next_event(&mut sub, Duration::from_secs(30)).await.expect("an event");
+    let got = data(&event);
+    assert_eq!(got["messageId"], id.as_str());
+    assert_eq!(got["body"]["order"], 7);
+    assert_eq!(got["metadata"]["team"], "billing");
+    assert_eq!(event.context.r#type, "sqs");
+    let deleted = tokio::time::timeout(Duration::from_secs(10), async {
+        while sqs_count(port, &url).await > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(deleted.is_ok(), "the message was deleted from the queue");
+    argon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_message_not_stored_when_argon_dies_is_delivered_after_restart() {
+    let broker = shared(Kind::Moto).lock().await;
+    let port = broker.port();
+    let url = sqs_create(port, "orders-crash").await;
+    let yaml = sqs_yaml(port, "orders-crash");
+    let mut doomed = DoomedArgon::start(yaml.clone());
+    let id = sqs_send(port, &url, r#"{"order":1}"#).await;
+    let held = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(first) = doomed.held().first() {
+                return first["messageId"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the message reached the doomed Argon");
+    assert_eq!(held, id.as_str());
+    doomed.kill();
+    // Received, not deleted: still in the queue.
+    assert_eq!(sqs_count(port, &url).await, 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path()).await;
+    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
+    let argon = Argon::start(&yaml, bus.clone()).await;
+    // Visible again once its visibility timeout (2 s) has passed.
+    let event = next_event(&mut sub, Duration::from_secs(30))
+        .await
+        .expect("the message, again");
+    assert_eq!(data(&event)["messageId"], held);
+    argon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_source_goes_on_after_a_server_restart() {
+    let mut broker = shared(Kind::Moto).lock().await;
+    let port = broker.port();
+    let url = sqs_create(port, "orders-restart").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path()).await;
+    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
+    let argon = Argon::start(&sqs_yaml(port, "orders-restart"), bus.clone()).await;
+    sqs_send(port, &url, r#"{"before":1}"#).await;
+    let event = next_event(&mut sub, Duration::from_secs(30)).await.expect("before");
+    assert_eq!(data(&event)["body"]["before"], 1);
+    // moto keeps its queues in memory: the restarted server has none until
+    // the queue is made again; the source retries (with its backoff) meanwhile.
+    broker.restart();
+    let url = sqs_create(port, "orders-restart").await;
+    sqs_send(port, &url, r#"{"after":1}"#).await;
     let event = next_event(&mut sub, Duration::from_secs(60)).await.expect("after");
     assert_eq!(data(&event)["body"]["after"], 1);
     argon.stop().await;

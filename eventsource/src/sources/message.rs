@@ -72,15 +72,20 @@ impl Common {
     /// dropped.
     pub(crate) fn body(&self, bytes: &[u8]) -> Value {
         if self.json_body {
-            match serde_json::from_slice(bytes) {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::debug!(event_source = %self.source, event = %self.event, error = %e, "jsonBody message is not JSON; kept as text");
-                    Value::String(String::from_utf8_lossy(bytes).into_owned())
-                }
-            }
+            self.body_json(bytes)
         } else {
             Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+    }
+
+    /// A `jsonBody` message: its JSON, or its text when it is not JSON.
+    pub(crate) fn body_json(&self, bytes: &[u8]) -> Value {
+        match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(event_source = %self.source, event = %self.event, error = %e, "jsonBody message is not JSON; kept as text");
+                Value::String(String::from_utf8_lossy(bytes).into_owned())
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! One module per source kind. The webhook family turns a request into zero
 //! or more events ([`Receiver`]); `calendar` runs its own timer; the message
 //! sources ([`MessageSource`]: `nats`, `mqtt`, `redis`, `redisStream`,
-//! `amqp`, `file`) each hold a connection and acknowledge their broker only
+//! `amqp`, `sqs`, `file`) each hold a connection and acknowledge their broker only
 //! once the bus has stored the event.
 
 pub(crate) mod amqp;
@@ -16,6 +16,7 @@ pub(crate) mod mqtt;
 pub(crate) mod nats;
 pub(crate) mod redis;
 pub(crate) mod redis_stream;
+pub(crate) mod sqs;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -108,6 +109,7 @@ pub(crate) enum MessageSource {
     Redis(Box<redis::RedisSource>),
     RedisStream(Box<redis_stream::RedisStreamSource>),
     Amqp(Box<amqp::AmqpSource>),
+    Sqs(Box<sqs::SqsSource>),
     File(Box<file::FileSource>),
 }
 
@@ -124,6 +126,7 @@ impl MessageSource {
                 source, event, c, secrets,
             )?)),
             EventConfig::Amqp(c) => MessageSource::Amqp(Box::new(amqp::AmqpSource::new(source, event, c, secrets)?)),
+            EventConfig::Sqs(c) => MessageSource::Sqs(Box::new(sqs::SqsSource::new(source, event, c, secrets)?)),
             EventConfig::File(c) => MessageSource::File(Box::new(file::FileSource::new(source, event, c)?)),
             _ => return Ok(None),
         }))
@@ -141,6 +144,7 @@ impl MessageSource {
             MessageSource::Redis(s) => s.run(publisher, shutdown).await,
             MessageSource::RedisStream(s) => s.run(publisher, shutdown).await,
             MessageSource::Amqp(s) => s.run(publisher, shutdown).await,
+            MessageSource::Sqs(s) => s.run(publisher, shutdown).await,
             MessageSource::File(s) => s.run(publisher, shutdown).await,
         }
     }

@@ -1,5 +1,5 @@
 //! Real brokers for the message-source tests: `mosquitto`, `redis-server`,
-//! `rabbitmq-server` and `nats-server`, each started on a free port with
+//! `rabbitmq-server`, `nats-server` and `moto_server` (SQS), each started on a free port with
 //! its data in a temp dir, once per test binary ([`shared`]), and restarted
 //! on the same port and data by the tests that need a broker restart.
 //!
@@ -24,6 +24,8 @@ pub enum Kind {
     Redis,
     RabbitMq,
     Nats,
+    /// `moto_server` (PyPI moto[server], in scripts/test's venv) for SQS.
+    Moto,
 }
 
 /// A running broker.
@@ -169,6 +171,18 @@ impl Broker {
                     env,
                 )
             }
+            Kind::Moto => {
+                let bin = std::env::var_os("ARGON_MOTO_BIN")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| {
+                        Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/argon-moto/venv/bin")
+                    });
+                (
+                    bin.join("moto_server"),
+                    vec!["-H".into(), "127.0.0.1".into(), "-p".into(), port],
+                    vec![],
+                )
+            }
             Kind::Nats => (
                 argon_eventbus::testing::nats_server_binary(),
                 vec![
@@ -189,7 +203,7 @@ impl Broker {
         let (program, args, env) = self.command();
         assert!(
             program.exists(),
-            "{} is not installed (scripts/test installs it)",
+            "{} is not installed (scripts/test installs it; moto in the venv ARGON_MOTO_BIN names)",
             program.display()
         );
         let log = std::fs::File::create(self.dir.path().join("broker.log")).unwrap();
@@ -248,11 +262,13 @@ pub fn shared(kind: Kind) -> &'static tokio::sync::Mutex<Broker> {
     static REDIS: OnceLock<tokio::sync::Mutex<Broker>> = OnceLock::new();
     static RABBITMQ: OnceLock<tokio::sync::Mutex<Broker>> = OnceLock::new();
     static NATS: OnceLock<tokio::sync::Mutex<Broker>> = OnceLock::new();
+    static MOTO: OnceLock<tokio::sync::Mutex<Broker>> = OnceLock::new();
     let cell = match kind {
         Kind::Mosquitto => &MOSQUITTO,
         Kind::Redis => &REDIS,
         Kind::RabbitMq => &RABBITMQ,
         Kind::Nats => &NATS,
+        Kind::Moto => &MOTO,
     };
     cell.get_or_init(|| tokio::sync::Mutex::new(Broker::start(kind)))
 }
