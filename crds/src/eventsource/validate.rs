@@ -80,8 +80,12 @@ fn check_event(event: &DeclaredEvent<'_>, path: &FieldPath, findings: &mut Vec<F
         | EventConfig::RedisStream(_)
         | EventConfig::Amqp(_)
         | EventConfig::Sqs(_)
-        | EventConfig::Kafka(_)
         | EventConfig::Generic(_) => {}
+        EventConfig::Kafka(_) => findings.push(Finding::warning(
+            path.clone(),
+            "event source kind 'kafka' is not run by Argon yet (no Kafka-compatible broker to test \
+             against); the manifest loads but `argon run` refuses this event",
+        )),
     }
 }
 
