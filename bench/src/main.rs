@@ -10,6 +10,7 @@ mod e2e;
 mod engine;
 mod ingest;
 mod sensor;
+mod source;
 
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use anyhow::{Context as _, bail};
 
 const USAGE: &str = "usage: argon-bench SCENARIO [--events N] [--max-secs S] [--size BYTES] [--rounds R] \
                      [--in-flight N] [--targets a,x,b,c,raw,paced,rss] [--rate R] [--duration S]\n\
-                     scenarios: bus, ingest, sensor, engine, e2e, api";
+                     scenarios: bus, ingest, sensor, engine, e2e, api, source KIND (nats, redisStream, amqp)";
 
 /// Options shared by the scenarios.
 #[derive(Clone, Debug)]
@@ -63,6 +64,11 @@ fn main() -> anyhow::Result<()> {
     }
     let mut args = argv.into_iter();
     let scenario = args.next().unwrap_or_default();
+    let kind = if scenario == "source" {
+        args.next().context("source needs a KIND: nats, redisStream or amqp")?
+    } else {
+        String::new()
+    };
     let mut options = Options {
         events: 100_000,
         max_time: Duration::from_secs(20),
@@ -95,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         "engine" => runtime.block_on(engine::run(&options)),
         "ingest" => runtime.block_on(ingest::run(&options)),
         "sensor" => runtime.block_on(sensor::run(&options)),
+        "source" => runtime.block_on(source::run(&kind, &options)),
         "" => bail!("no scenario given\n{USAGE}"),
         other => bail!("unknown scenario {other:?}\n{USAGE}"),
     }

@@ -4,9 +4,12 @@
 //! [`EventSourceRunner::start`] runs every event of a set of EventSource
 //! manifests: the webhook family (`webhook`, `github`, `gitlab`, `bitbucket`,
 //! `bitbucketserver`) on one axum server per port, `calendar` events as
-//! timers. A request is answered 2xx only once the bus has durably stored its
-//! event; when the bus cannot store it in time the answer is 503 with
-//! `Retry-After`.
+//! timers, the message-queue kinds (`nats`, `mqtt`, `redis`, `redisStream`,
+//! `amqp`) and `file` as one task per event holding its connection. A
+//! request is answered 2xx only once the bus has durably stored its event;
+//! when the bus cannot store it in time the answer is 503 with
+//! `Retry-After`. A broker's message is acknowledged only once the bus has
+//! stored its event.
 
 pub mod error;
 pub mod filter;
@@ -119,6 +122,7 @@ impl EventSourceRunner {
         };
         let mut routes: BTreeMap<u16, Vec<server::Route>> = BTreeMap::new();
         let mut calendars = Vec::new();
+        let mut messages = Vec::new();
         for es in manifests {
             let source_name = es.metadata.name.clone().unwrap_or_default();
             let events = es.spec.events();
@@ -130,13 +134,18 @@ impl EventSourceRunner {
                         calendars.push(sources::calendar::CalendarEvent::new(&source_name, name, c)?);
                     }
                     ref config => {
+                        if let Some(message) = sources::MessageSource::new(&source_name, name, config, secrets)? {
+                            messages.push(message);
+                            continue;
+                        }
                         let Some(context) = config.webhook_context() else {
                             return Err(Error::config(
                                 &source_name,
                                 name,
                                 format!(
                                     "events of kind '{}' are not run by argon eventsource yet \
-                                     (supported: webhook, github, gitlab, bitbucket, bitbucketserver, calendar)",
+                                     (supported: webhook, github, gitlab, bitbucket, bitbucketserver, calendar, \
+                                     file, nats, mqtt, redis, redisStream, amqp, sqs; kafka needs a broker Argon cannot test against yet)",
                                     event.kind
                                 ),
                             ));
@@ -201,6 +210,9 @@ impl EventSourceRunner {
             // tick due right after start is never skipped.
             let started = clock.now();
             tasks.spawn(async move { calendar.run(publisher, clock, started, token).await });
+        }
+        for message in messages {
+            tasks.spawn(message.run(publisher.clone(), shutdown.clone()));
         }
         Ok(Running {
             endpoints,

@@ -91,6 +91,7 @@ struct Inner {
     store: Option<StateStore>,
     runtimes: HashMap<String, TriggerRuntime>,
     nats: triggers::nats::Publisher,
+    slack: triggers::slack::Poster,
     kube: Option<triggers::k8s::Kube>,
 }
 
@@ -154,6 +155,7 @@ impl SensorRunner {
             store,
             runtimes,
             nats: Default::default(),
+            slack: triggers::slack::Poster::new()?,
             kube,
         });
         let mut tasks = JoinSet::new();
@@ -508,7 +510,9 @@ async fn execute(inner: &Inner, t: &CompiledTrigger, rt: &TriggerRuntime, reques
             rt.logger.execute(sensor, &t.name, interval, request);
             Ok(())
         }
-        Request::Nats { .. } => inner.nats.execute(&t.name, request).await,
+        Request::Nats { .. } => inner.nats.execute(&t.name, request, key).await,
+        Request::Slack { .. } => inner.slack.execute(&t.name, request).await,
+        Request::Email { .. } => triggers::email::execute(&t.name, request, key).await,
         Request::K8s { .. } => match &inner.kube {
             Some(kube) => kube.execute(&t.name, request).await,
             None => Err(Error::permanent(&t.name, "no Kubernetes API configured")),

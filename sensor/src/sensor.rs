@@ -91,6 +91,14 @@ impl KindParams {
                 payload: Parameter::compile_all(&t.payload)?,
                 ..Default::default()
             },
+            Some(TriggerKind::Slack(t)) => KindParams {
+                resource: Parameter::compile_all(&t.parameters)?,
+                ..Default::default()
+            },
+            Some(TriggerKind::Email(t)) => KindParams {
+                resource: Parameter::compile_all(&t.parameters)?,
+                ..Default::default()
+            },
             _ => KindParams::default(),
         })
     }
@@ -327,6 +335,14 @@ impl CompiledSensor {
                 }
                 triggers::nats::prepare(&config, &kind.payload, events)?
             }
+            Some(TriggerKind::Slack(t)) => {
+                let config = apply_to_config(t, &kind.resource, events, "slack")?;
+                triggers::slack::prepare(name, &config, &self.secrets, redact)?
+            }
+            Some(TriggerKind::Email(t)) => {
+                let config = apply_to_config(t, &kind.resource, events, "email")?;
+                triggers::email::prepare(name, &config, &self.secrets, redact)?
+            }
             Some(other) => {
                 return Err(Error::permanent(
                     name,
@@ -360,6 +376,19 @@ impl CompiledSensor {
         }
         Err(Error::Parameter("the trigger has no source".to_owned()))
     }
+}
+
+/// A trigger kind's config with its own `parameters` applied.
+fn apply_to_config<T>(config: &T, params: &[Parameter], events: &Events, kind: &str) -> Result<T>
+where
+    T: Clone + serde::Serialize + serde::de::DeserializeOwned,
+{
+    if params.is_empty() {
+        return Ok(config.clone());
+    }
+    let mut value = serde_json::to_value(config).unwrap_or(Value::Null);
+    apply_all(&mut value, params, events)?;
+    serde_json::from_value(value).map_err(|e| Error::Parameter(format!("{kind} parameters: {e}")))
 }
 
 fn collect_urls(t: &CompiledTrigger, out: &mut Vec<(String, bool)>) {
@@ -412,10 +441,17 @@ fn compile_trigger(t: &Trigger, deps: &[&str]) -> std::result::Result<CompiledTr
             check_source(k.source.as_ref(), true)?;
             check_workflow_source(k.source.as_ref())?;
         }
-        Some(TriggerKind::Http(_) | TriggerKind::Log(_) | TriggerKind::Nats(_)) => {}
+        Some(
+            TriggerKind::Http(_)
+            | TriggerKind::Log(_)
+            | TriggerKind::Nats(_)
+            | TriggerKind::Slack(_)
+            | TriggerKind::Email(_),
+        ) => {}
         Some(other) => {
             return Err(format!(
-                "trigger kind '{}' is not supported yet (Argon runs argoWorkflow, k8s, http, log and nats)",
+                "trigger kind '{}' is not supported yet (Argon runs argoWorkflow, k8s, http, log, nats, slack and \
+                 email; kafka needs a broker Argon cannot test against yet)",
                 other.name()
             ));
         }

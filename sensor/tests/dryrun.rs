@@ -270,7 +270,7 @@ fn unsupported_features_are_clear_errors() {
         ("trigger-source-configmap.yaml", "configmap"),
         ("trigger-source-git.yaml", "git"),
         ("aws-lambda-trigger.yaml", "awsLambda"),
-        ("slack-trigger.yaml", "slack"),
+        ("custom-trigger.yaml", "custom"),
     ] {
         let err = CompiledSensor::compile(&load(file), Secrets::default())
             .expect_err(file)

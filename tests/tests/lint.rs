@@ -28,7 +28,7 @@ fn every_upstream_example_lints_without_error() {
     }
     // Kinds Argon does not run yet are named in warnings.
     assert!(
-        warnings.contains("event source kind 'sqs' is not supported by Argon yet"),
+        warnings.contains("event source kind 'sns' is not supported by Argon yet"),
         "{warnings}"
     );
     assert!(

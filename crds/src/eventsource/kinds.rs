@@ -539,6 +539,29 @@ pub struct NATSEventsSource {
     /// Queue group to subscribe in; a plain subscription when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// Argon's own field, not upstream's: read `subject` from a JetStream
+    /// stream through a durable consumer, acknowledging each message only
+    /// once Argon's bus stored its event (instead of a core subscription,
+    /// which loses what arrives while Argon is away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jet_stream: Option<NATSJetStream>,
+}
+
+/// A JetStream stream read by a durable pull consumer with explicit acks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NATSJetStream {
+    /// Name of the stream (it must exist; Argon does not create it).
+    pub stream: String,
+    /// Name of the durable consumer, created when missing; default
+    /// `argon-EVENTSOURCE-EVENT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<String>,
+    /// How long the server waits for the ack of a delivered message before
+    /// it sends the message again, e.g. "30s" (the default). Applies when
+    /// the consumer is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_wait: Option<String>,
 }
 
 /// Credentials for a NATS connection; set one of them.
@@ -622,6 +645,85 @@ pub struct RedisEventSource {
     /// Username for ACL authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+}
+
+/// Entries of Redis streams, read in a consumer group.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisStreamEventSource {
+    /// Address of the Redis server, host:port.
+    pub host_address: String,
+    /// Secret key holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretKeySelector>,
+    /// Database number (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<i32>,
+    /// Streams to read; XREADGROUP reads them all in one consumer group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<String>,
+    /// Most entries read from each stream per read (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_msg_count_per_read: Option<i32>,
+    /// Consumer group name (default "argo-events-cg"); created at the stream's
+    /// end when missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_group: Option<String>,
+    /// TLS settings of the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TLSConfig>,
+    /// User metadata passed along with each event.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// Expression deciding which entries become events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<EventSourceFilter>,
+    /// Username for ACL authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+/// Messages of an AWS SQS queue (or an SQS-compatible endpoint).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SQSEventSource {
+    /// Secret key holding the AWS access key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<SecretKeySelector>,
+    /// Secret key holding the AWS secret access key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<SecretKeySelector>,
+    /// AWS region of the queue.
+    pub region: String,
+    /// Name of the queue.
+    pub queue: String,
+    /// Seconds a receive waits for messages (long polling, at most 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_time_seconds: Option<i64>,
+    /// Role to assume (not used by Argon: credentials come from the keys or the environment).
+    #[serde(rename = "roleARN", default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Treat message bodies as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_body: Option<bool>,
+    /// AWS account id owning the queue, when it is not the caller's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_account_id: Option<String>,
+    /// User metadata passed along with each event.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// Whether this is a dead-letter queue (only changes logging upstream).
+    #[serde(rename = "dlq", default, skip_serializing_if = "Option::is_none")]
+    pub dlq: Option<bool>,
+    /// SQS endpoint URL, e.g. a local SQS-compatible server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Secret key holding an AWS session token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<SecretKeySelector>,
+    /// Expression deciding which messages become events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<EventSourceFilter>,
 }
 
 /// Messages from an AMQP (RabbitMQ) exchange.

@@ -97,9 +97,9 @@ pub struct EventSourceSpec {
     /// AWS SNS notifications (not run by Argon yet).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sns: RawEvents,
-    /// AWS SQS queues (not run by Argon yet).
+    /// AWS SQS queues, by event name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub sqs: RawEvents,
+    pub sqs: BTreeMap<String, SQSEventSource>,
     /// GCP Pub/Sub subscriptions (not run by Argon yet).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pub_sub: RawEvents,
@@ -127,9 +127,9 @@ pub struct EventSourceSpec {
     /// Apache Pulsar topics (not run by Argon yet).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pulsar: RawEvents,
-    /// Redis streams (not run by Argon yet).
+    /// Redis streams, by event name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub redis_stream: RawEvents,
+    pub redis_stream: BTreeMap<String, RedisStreamEventSource>,
     /// Azure Service Bus queues and topics (not run by Argon yet).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub azure_service_bus: RawEvents,
@@ -179,8 +179,12 @@ pub enum EventSourceKind {
     Mqtt,
     /// `redis`: Redis pub/sub channels.
     Redis,
+    /// `redisStream`: Redis streams.
+    RedisStream,
     /// `amqp`: AMQP exchanges.
     Amqp,
+    /// `sqs`: AWS SQS queues.
+    Sqs,
     /// `kafka`: Kafka topics.
     Kafka,
     /// `generic`: generic gRPC event source servers.
@@ -192,7 +196,7 @@ pub enum EventSourceKind {
 
 impl EventSourceKind {
     /// The kinds Argon runs, in the order their events are listed.
-    pub const SUPPORTED: [EventSourceKind; 13] = [
+    pub const SUPPORTED: [EventSourceKind; 15] = [
         EventSourceKind::Webhook,
         EventSourceKind::Github,
         EventSourceKind::Gitlab,
@@ -203,7 +207,9 @@ impl EventSourceKind {
         EventSourceKind::Nats,
         EventSourceKind::Mqtt,
         EventSourceKind::Redis,
+        EventSourceKind::RedisStream,
         EventSourceKind::Amqp,
+        EventSourceKind::Sqs,
         EventSourceKind::Kafka,
         EventSourceKind::Generic,
     ];
@@ -222,7 +228,9 @@ impl EventSourceKind {
             EventSourceKind::Nats => "nats",
             EventSourceKind::Mqtt => "mqtt",
             EventSourceKind::Redis => "redis",
+            EventSourceKind::RedisStream => "redisStream",
             EventSourceKind::Amqp => "amqp",
+            EventSourceKind::Sqs => "sqs",
             EventSourceKind::Kafka => "kafka",
             EventSourceKind::Generic => "generic",
             EventSourceKind::Unsupported(key) => key,
@@ -284,8 +292,12 @@ pub enum EventConfig<'a> {
     Mqtt(&'a MQTTEventSource),
     /// A `redis` event.
     Redis(&'a RedisEventSource),
+    /// A `redisStream` event.
+    RedisStream(&'a RedisStreamEventSource),
     /// An `amqp` event.
     Amqp(&'a AMQPEventSource),
+    /// An `sqs` event.
+    Sqs(&'a SQSEventSource),
     /// A `kafka` event.
     Kafka(&'a KafkaEventSource),
     /// A `generic` event.
@@ -365,7 +377,14 @@ impl EventSourceSpec {
         push(&mut out, EventSourceKind::Nats, &self.nats, EventConfig::Nats);
         push(&mut out, EventSourceKind::Mqtt, &self.mqtt, EventConfig::Mqtt);
         push(&mut out, EventSourceKind::Redis, &self.redis, EventConfig::Redis);
+        push(
+            &mut out,
+            EventSourceKind::RedisStream,
+            &self.redis_stream,
+            EventConfig::RedisStream,
+        );
         push(&mut out, EventSourceKind::Amqp, &self.amqp, EventConfig::Amqp);
+        push(&mut out, EventSourceKind::Sqs, &self.sqs, EventConfig::Sqs);
         push(&mut out, EventSourceKind::Kafka, &self.kafka, EventConfig::Kafka);
         push(&mut out, EventSourceKind::Generic, &self.generic, EventConfig::Generic);
         for (key, map) in self.unsupported_kinds() {
@@ -380,7 +399,7 @@ impl EventSourceSpec {
     }
 
     /// The kinds Argon does not run yet, as (spec key, events), by spec key.
-    fn unsupported_kinds(&self) -> [(&'static str, &RawEvents); 19] {
+    fn unsupported_kinds(&self) -> [(&'static str, &RawEvents); 17] {
         [
             ("azureEventsHub", &self.azure_events_hub),
             ("azureQueueStorage", &self.azure_queue_storage),
@@ -393,12 +412,10 @@ impl EventSourceSpec {
             ("nsq", &self.nsq),
             ("pubSub", &self.pub_sub),
             ("pulsar", &self.pulsar),
-            ("redisStream", &self.redis_stream),
             ("resource", &self.resource),
             ("sftp", &self.sftp),
             ("slack", &self.slack),
             ("sns", &self.sns),
-            ("sqs", &self.sqs),
             ("storageGrid", &self.storage_grid),
             ("stripe", &self.stripe),
         ]

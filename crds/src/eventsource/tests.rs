@@ -112,10 +112,15 @@ fn events_lists_kind_name_and_config() {
 
     let es: EventSource = assert_round_trip(&corpus_dir("event-sources").join("aws-sqs.yaml"));
     let events = es.spec.events();
+    assert!(events.iter().all(|e| e.kind == EventSourceKind::Sqs));
+    assert!(matches!(events[0].config, EventConfig::Sqs(_)));
+
+    let es: EventSource = assert_round_trip(&corpus_dir("event-sources").join("pulsar.yaml"));
+    let events = es.spec.events();
     assert!(
         events
             .iter()
-            .all(|e| e.kind == EventSourceKind::Unsupported("sqs".into()))
+            .all(|e| e.kind == EventSourceKind::Unsupported("pulsar".into()))
     );
     assert!(matches!(events[0].config, EventConfig::Unsupported(_)));
 }
@@ -156,7 +161,7 @@ fn the_schema_rejects_misspelled_fields_but_keeps_unsupported_kinds_raw() {
     let spec = serde_json::json!({
         "webhook": {"ex": {"port": "12000", "endpoint": "/x", "method": "POST", "methd": "GET"}},
         "calendar": {"tick": {"interval": "10s", "persistence": {"catchup": {"enabeld": true}}}},
-        "sqs": {"q": {"anything": {"goes": 1}}},
+        "sns": {"q": {"anything": {"goes": 1}}},
     });
     let findings = crate::strict::decode::<super::EventSourceSpec>(&spec).unwrap_err();
     let mut paths: Vec<&str> = findings.iter().map(|f| f.path.as_str()).collect();

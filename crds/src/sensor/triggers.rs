@@ -168,6 +168,12 @@ pub struct NATSTrigger {
     /// Authentication to the NATS server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<NATSAuth>,
+    /// Argon's own field, not upstream's: publish through JetStream and
+    /// wait for the stream's ack (a stream must take `subject`), with the
+    /// firing's idempotency key as `Nats-Msg-Id`, so a firing retried or
+    /// redelivered is stored once. A core publish when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jet_stream: Option<bool>,
 }
 
 /// Publishes a message to a Kafka topic.
@@ -247,6 +253,10 @@ pub struct SlackTrigger {
     /// How the sending application appears.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<SlackSender>,
+    /// Argon's own field, not upstream's: the base URL of Slack's Web API,
+    /// `https://slack.com/api` when unset (a proxy, or a test server).
+    #[serde(rename = "apiURL", default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
 }
 
 /// Posting Slack messages into threads.
@@ -304,6 +314,12 @@ pub struct EmailTrigger {
     /// Message body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// Argon's own field, not upstream's: how the server's certificate is
+    /// verified (`caCertSecret`, `insecureSkipVerify`). Argon always upgrades
+    /// with STARTTLS when the server offers it and requires it when a
+    /// password is sent; port 465 is TLS from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TLSConfig>,
 }
 
 /// Calls a custom trigger gRPC server.

@@ -1,11 +1,22 @@
 //! One module per source kind. The webhook family turns a request into zero
-//! or more events ([`Receiver`]); `calendar` runs its own timer.
+//! or more events ([`Receiver`]); `calendar` runs its own timer; the message
+//! sources ([`MessageSource`]: `nats`, `mqtt`, `redis`, `redisStream`,
+//! `amqp`, `sqs`, `file`) each hold a connection and acknowledge their broker only
+//! once the bus has stored the event.
 
+pub(crate) mod amqp;
 pub mod bitbucket;
 pub mod bitbucketserver;
 pub mod calendar;
+pub(crate) mod file;
 pub mod github;
 pub mod gitlab;
+pub(crate) mod message;
+pub(crate) mod mqtt;
+pub(crate) mod nats;
+pub(crate) mod redis;
+pub(crate) mod redis_stream;
+pub(crate) mod sqs;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -88,6 +99,55 @@ pub(crate) fn receiver<'a>(
         ),
         _ => return Err(Error::config(source, event, "not a webhook-family event")),
     })
+}
+
+/// An event of a message-queue kind (or `file`), ready to run. Boxed:
+/// the sources differ much in size and there is one per event.
+pub(crate) enum MessageSource {
+    Nats(Box<nats::NatsEvent>),
+    Mqtt(Box<mqtt::MqttSource>),
+    Redis(Box<redis::RedisSource>),
+    RedisStream(Box<redis_stream::RedisStreamSource>),
+    Amqp(Box<amqp::AmqpSource>),
+    Sqs(Box<sqs::SqsSource>),
+    File(Box<file::FileSource>),
+}
+
+impl MessageSource {
+    /// The message source of an event, `None` for the other kinds.
+    pub(crate) fn new(source: &str, event: &str, config: &EventConfig<'_>, secrets: &Secrets) -> Result<Option<Self>> {
+        Ok(Some(match *config {
+            EventConfig::Nats(c) => MessageSource::Nats(Box::new(nats::NatsEvent::new(source, event, c, secrets)?)),
+            EventConfig::Mqtt(c) => MessageSource::Mqtt(Box::new(mqtt::MqttSource::new(source, event, c, secrets)?)),
+            EventConfig::Redis(c) => {
+                MessageSource::Redis(Box::new(redis::RedisSource::new(source, event, c, secrets)?))
+            }
+            EventConfig::RedisStream(c) => MessageSource::RedisStream(Box::new(redis_stream::RedisStreamSource::new(
+                source, event, c, secrets,
+            )?)),
+            EventConfig::Amqp(c) => MessageSource::Amqp(Box::new(amqp::AmqpSource::new(source, event, c, secrets)?)),
+            EventConfig::Sqs(c) => MessageSource::Sqs(Box::new(sqs::SqsSource::new(source, event, c, secrets)?)),
+            EventConfig::File(c) => MessageSource::File(Box::new(file::FileSource::new(source, event, c)?)),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Runs until shut down; a source whose broker is away keeps retrying.
+    pub(crate) async fn run(
+        self,
+        publisher: crate::Publisher,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<()> {
+        match self {
+            MessageSource::Nats(s) => s.run(publisher, shutdown).await,
+            MessageSource::Mqtt(s) => s.run(publisher, shutdown).await,
+            MessageSource::Redis(s) => s.run(publisher, shutdown).await,
+            MessageSource::RedisStream(s) => s.run(publisher, shutdown).await,
+            MessageSource::Amqp(s) => s.run(publisher, shutdown).await,
+            MessageSource::Sqs(s) => s.run(publisher, shutdown).await,
+            MessageSource::File(s) => s.run(publisher, shutdown).await,
+        }
+    }
 }
 
 /// Headers whose values never reach the bus.

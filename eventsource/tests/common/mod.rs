@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod brokers;
 pub mod client;
 
 use std::sync::Arc;

@@ -3,10 +3,12 @@
 //! resolved) — what the dry run prints — then *executes* it.
 
 pub mod client;
+pub mod email;
 pub mod http;
 pub mod k8s;
 pub mod log;
 pub mod nats;
+pub mod slack;
 pub mod tls;
 pub mod workflow;
 
@@ -85,8 +87,44 @@ pub enum Request {
         subject: String,
         /// The message: JSON when it parses as JSON, else text.
         payload: Value,
+        /// Published through JetStream, waiting for the stream's ack.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        jet_stream: bool,
         #[serde(skip)]
         raw_payload: Vec<u8>,
+    },
+    /// A Slack `chat.postMessage` call.
+    #[serde(rename_all = "camelCase")]
+    Slack {
+        url: String,
+        /// The JSON posted (the token goes in a header, never printed).
+        body: Value,
+        /// The thread aggregation key, when messages are threaded.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        thread_key: Option<String>,
+        /// Replies in a thread are also shown in the channel.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        broadcast: bool,
+        #[serde(skip)]
+        token: String,
+    },
+    /// A mail sent over SMTP.
+    #[serde(rename_all = "camelCase")]
+    Email {
+        host: String,
+        port: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+        from: String,
+        to: Vec<String>,
+        subject: String,
+        body: String,
+        #[serde(skip)]
+        password: Option<String>,
+        #[serde(skip)]
+        insecure_skip_verify: bool,
+        #[serde(skip)]
+        ca: Option<Vec<u8>>,
     },
 }
 

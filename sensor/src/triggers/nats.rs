@@ -1,4 +1,7 @@
-//! `nats` triggers: publish the payload built from parameters to a subject.
+//! `nats` triggers: publish the payload built from parameters to a subject,
+//! flushed to the server; with Argon's `jetStream`, through JetStream,
+//! waiting for the stream's ack, the firing's idempotency key as
+//! `Nats-Msg-Id` (the stream stores a retried firing once).
 
 use std::collections::HashMap;
 
@@ -16,6 +19,7 @@ pub fn prepare(config: &NATSTrigger, payload_params: &[Parameter], events: &Even
         url: config.url.clone(),
         subject: config.subject.clone(),
         payload: body_value(&body),
+        jet_stream: config.jet_stream.unwrap_or(false),
         raw_payload: body,
     })
 }
@@ -27,12 +31,14 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Publishes and flushes (the message has reached the server when this returns).
-    pub async fn execute(&self, trigger: &str, request: &Request) -> Result<()> {
+    /// Publishes and flushes (the message has reached the server when this
+    /// returns), or with `jet_stream` waits for the stream's ack.
+    pub async fn execute(&self, trigger: &str, request: &Request, key: &str) -> Result<()> {
         let Request::Nats {
             url,
             subject,
             raw_payload,
+            jet_stream,
             ..
         } = request
         else {
@@ -51,6 +57,21 @@ impl Publisher {
                 }
             }
         };
+        if *jet_stream {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", key);
+            let ack = async_nats::jetstream::new(client)
+                .publish_with_headers(subject.clone(), headers, raw_payload.clone().into())
+                .await
+                .map_err(|e| Error::transient(trigger, format!("JetStream publish to {subject}: {e}")))?;
+            ack.await.map_err(|e| {
+                Error::transient(
+                    trigger,
+                    format!("JetStream did not ack the message on {subject} (does a stream take this subject?): {e}"),
+                )
+            })?;
+            return Ok(());
+        }
         client
             .publish(subject.clone(), raw_payload.clone().into())
             .await

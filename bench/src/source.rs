@@ -1,0 +1,384 @@
+//! `argon-bench source KIND` (`nats`, `redisStream`, `amqp`): events/s from
+//! a durable message source into the embedded bus, against the broker's own
+//! raw consume rate (the same client library consuming and acknowledging
+//! the same number of messages, one by one, as the source does) in the same
+//! run. Each side reads `--events` messages preloaded into the broker,
+//! which the bench starts on a free port in a temp dir.
+
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use argon_crds::manifest::{LoadReport, Manifest, load_text};
+use argon_crds::secret::Secrets;
+use argon_eventbus::testing::free_port;
+use argon_eventbus::{ConsumerSpec, Event, EventBus, KeyValue, PublishAck, Subscription};
+use argon_eventsource::{EventSourceRunner, RunnerConfig};
+use futures::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::Options;
+
+/// A broker process, the leader of its own process group, killed whole on drop.
+struct Broker {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start(kind: &str) -> anyhow::Result<Broker> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let p = port.to_string();
+        let d = dir.path().display().to_string();
+        let mut command = match kind {
+            "nats" => {
+                let mut c = Command::new(argon_eventbus::testing::nats_server_binary());
+                c.args(["-js", "-a", "127.0.0.1", "-p", &p, "-sd", &d]);
+                c
+            }
+            "redisStream" => {
+                let mut c = Command::new("redis-server");
+                c.args(["--port", &p, "--bind", "127.0.0.1", "--dir", &d, "--save", ""]);
+                c
+            }
+            "amqp" => {
+                std::fs::write(dir.path().join("enabled_plugins"), "[].\n")?;
+                let mut c = Command::new("/bin/sh");
+                c.args([
+                    "-c",
+                    r#"epmd -port "$ERL_EPMD_PORT" & exec /usr/lib/rabbitmq/bin/rabbitmq-server"#,
+                ])
+                .env("ERL_EPMD_PORT", free_port().to_string())
+                .env("RABBITMQ_NODE_PORT", &p)
+                .env("RABBITMQ_DIST_PORT", free_port().to_string())
+                .env("RABBITMQ_NODENAME", format!("argon-bench-{port}@localhost"))
+                .env("RABBITMQ_MNESIA_BASE", dir.path().join("mnesia"))
+                .env("RABBITMQ_LOG_BASE", dir.path().join("log"))
+                .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.path().join("enabled_plugins"))
+                .env("RABBITMQ_CONFIG_FILES", dir.path().join("none"));
+                c
+            }
+            other => bail!("unknown source kind {other:?}; one of nats, redisStream, amqp"),
+        };
+        let log = std::fs::File::create(dir.path().join("broker.log"))?;
+        let child = command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start the {kind} broker (scripts/test installs it)"))?;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!(
+                    "{kind} broker did not listen within 90 s: {}",
+                    std::fs::read_to_string(dir.path().join("broker.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Broker { child, port, _dir: dir })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// The embedded bus, counting what it stored.
+struct Counting {
+    inner: Arc<dyn EventBus>,
+    stored: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl EventBus for Counting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn publish(&self, event: &Event) -> argon_eventbus::Result<PublishAck> {
+        let ack = self.inner.publish(event).await?;
+        self.stored.fetch_add(1, Ordering::Relaxed);
+        Ok(ack)
+    }
+    async fn subscribe(&self, consumer: &ConsumerSpec) -> argon_eventbus::Result<Subscription> {
+        self.inner.subscribe(consumer).await
+    }
+    async fn kv(&self, bucket: &str) -> argon_eventbus::Result<Arc<dyn KeyValue>> {
+        self.inner.kv(bucket).await
+    }
+}
+
+pub async fn run(kind: &str, options: &Options) -> anyhow::Result<()> {
+    let broker = Broker::start(kind)?;
+    let n = options.events;
+    let body = format!(r#"{{"payload":"{}"}}"#, "x".repeat(options.size.saturating_sub(14)));
+    println!(
+        "source {kind}: {n} messages of {} bytes, broker on port {}",
+        body.len(),
+        broker.port
+    );
+
+    preload(kind, broker.port, "raw", n, &body).await?;
+    let started = Instant::now();
+    raw_consume(kind, broker.port, "raw", n, options.max_time).await?;
+    let raw = n as f64 / started.elapsed().as_secs_f64();
+
+    preload(kind, broker.port, "argon", n, &body).await?;
+    let dir = tempfile::tempdir()?;
+    let bus = Arc::new(Counting {
+        inner: argon_eventbus::open(&format!("embedded:{}", dir.path().display())).await?,
+        stored: AtomicUsize::new(0),
+    });
+    let manifest = manifest(kind, broker.port);
+    let mut report = LoadReport::default();
+    load_text("bench.yaml", &manifest, &mut report);
+    let manifests: Vec<_> = report
+        .manifests
+        .into_iter()
+        .filter_map(|l| match l.manifest {
+            Manifest::EventSource(es) => Some(*es),
+            _ => None,
+        })
+        .collect();
+    anyhow::ensure!(manifests.len() == 1, "the bench manifest did not load: {manifest}");
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let running = EventSourceRunner::start(
+        &manifests,
+        bus.clone(),
+        &Secrets::new(None),
+        RunnerConfig::default(),
+        stop.clone(),
+    )
+    .await?;
+    while bus.stored.load(Ordering::Relaxed) < n {
+        if started.elapsed() > options.max_time {
+            bail!(
+                "Argon stored {} of {n} events within {:?}",
+                bus.stored.load(Ordering::Relaxed),
+                options.max_time
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let argon = n as f64 / started.elapsed().as_secs_f64();
+    stop.cancel();
+    let _ = running.wait().await;
+    println!(
+        "{:<44} {:>10.0} msg/s",
+        format!("raw consume + ack ({kind} client)"),
+        raw
+    );
+    println!(
+        "{:<44} {:>10.0} events/s  ({:.0}% of raw)",
+        format!("argon {kind} source -> embedded bus"),
+        argon,
+        100.0 * argon / raw
+    );
+    Ok(())
+}
+
+fn manifest(kind: &str, port: u16) -> String {
+    let spec = match kind {
+        "nats" => format!(
+            "  nats:\n    m:\n      url: nats://127.0.0.1:{port}\n      subject: argon.>\n      jsonBody: true\n      \
+             jetStream:\n        stream: ARGON\n        consumer: argon-bench\n"
+        ),
+        "redisStream" => format!(
+            "  redisStream:\n    m:\n      hostAddress: 127.0.0.1:{port}\n      streams: [argon]\n      \
+             consumerGroup: bench\n      maxMsgCountPerRead: 10\n"
+        ),
+        _ => format!(
+            "  amqp:\n    m:\n      url: amqp://guest:guest@127.0.0.1:{port}\n      exchangeName: bench\n      \
+             exchangeType: direct\n      routingKey: argon\n      jsonBody: true\n      queueDeclare:\n        \
+             name: argon\n        durable: true\n        exclusive: false\n        autoDelete: false\n"
+        ),
+    };
+    format!("apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata:\n  name: bench\nspec:\n{spec}")
+}
+
+/// Puts `n` messages where the reader named `target` (`raw` or `argon`) reads.
+async fn preload(kind: &str, port: u16, target: &str, n: usize, body: &str) -> anyhow::Result<()> {
+    match kind {
+        "nats" => {
+            let js = async_nats::jetstream::new(async_nats::connect(format!("nats://127.0.0.1:{port}")).await?);
+            let name = target.to_uppercase();
+            js.get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("{target}.>")],
+                ..Default::default()
+            })
+            .await?;
+            let mut acks = Vec::with_capacity(1024);
+            for _ in 0..n {
+                acks.push(js.publish(format!("{target}.m"), body.to_owned().into()).await?);
+                if acks.len() == 1024 {
+                    for a in acks.drain(..) {
+                        a.await?;
+                    }
+                }
+            }
+            for a in acks {
+                a.await?;
+            }
+        }
+        "redisStream" => {
+            let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}"))?
+                .get_multiplexed_async_connection()
+                .await?;
+            // The group exists before the entries, at the stream's start.
+            let _: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg(&["CREATE", target, "bench", "0", "MKSTREAM"][..])
+                .query_async(&mut con)
+                .await;
+            for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+                let mut pipe = redis::pipe();
+                for _ in chunk {
+                    pipe.cmd("XADD").arg(target).arg("*").arg("body").arg(body).ignore();
+                }
+                let () = pipe.query_async(&mut con).await?;
+            }
+        }
+        _ => {
+            let url = format!("amqp://guest:guest@127.0.0.1:{port}");
+            let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await?;
+            let channel = connection.create_channel().await?;
+            channel
+                .exchange_declare(
+                    "bench".into(),
+                    lapin::ExchangeKind::Direct,
+                    lapin::options::ExchangeDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    Default::default(),
+                )
+                .await?;
+            channel
+                .queue_declare(
+                    target.into(),
+                    lapin::options::QueueDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    Default::default(),
+                )
+                .await?;
+            channel
+                .queue_bind(
+                    target.into(),
+                    "bench".into(),
+                    target.into(),
+                    Default::default(),
+                    Default::default(),
+                )
+                .await?;
+            channel
+                .confirm_select(lapin::options::ConfirmSelectOptions::default())
+                .await?;
+            let mut confirms = Vec::with_capacity(1024);
+            for _ in 0..n {
+                confirms.push(
+                    channel
+                        .basic_publish(
+                            "bench".into(),
+                            target.into(),
+                            Default::default(),
+                            body.as_bytes(),
+                            lapin::BasicProperties::default().with_delivery_mode(2),
+                        )
+                        .await?,
+                );
+                if confirms.len() == 1024 {
+                    for c in confirms.drain(..) {
+                        c.await?;
+                    }
+                }
+            }
+            for c in confirms {
+                c.await?;
+            }
+            let _ = connection.close(200, "done".into()).await;
+        }
+    }
+    Ok(())
+}
+
+/// Consumes and acks `n` messages of `target` with the broker's own client,
+/// one ack per message like the source.
+async fn raw_consume(kind: &str, port: u16, target: &str, n: usize, max: Duration) -> anyhow::Result<()> {
+    let work = async {
+        match kind {
+            "nats" => {
+                use async_nats::jetstream::consumer::{AckPolicy, pull};
+                let js = async_nats::jetstream::new(async_nats::connect(format!("nats://127.0.0.1:{port}")).await?);
+                let stream = js.get_stream(target.to_uppercase()).await?;
+                let consumer: async_nats::jetstream::consumer::Consumer<pull::Config> = stream
+                    .get_or_create_consumer(
+                        "raw",
+                        pull::Config {
+                            durable_name: Some("raw".into()),
+                            ack_policy: AckPolicy::Explicit,
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                let mut messages = consumer.messages().await?;
+                for _ in 0..n {
+                    let m = messages.next().await.context("the consumer ended")??;
+                    std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&m.payload).ok());
+                    m.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+            }
+            "redisStream" => {
+                let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}"))?
+                    .get_multiplexed_async_connection()
+                    .await?;
+                let mut seen = 0;
+                let options = redis::streams::StreamReadOptions::default()
+                    .group("bench", "raw")
+                    .count(10);
+                while seen < n {
+                    let reply: redis::streams::StreamReadReply =
+                        redis::AsyncCommands::xread_options(&mut con, &[target], &[">"], &options).await?;
+                    for key in reply.keys {
+                        for entry in key.ids {
+                            let _: i64 = redis::AsyncCommands::xack(&mut con, target, "bench", &[&entry.id]).await?;
+                            seen += 1;
+                        }
+                    }
+                }
+            }
+            _ => {
+                let url = format!("amqp://guest:guest@127.0.0.1:{port}");
+                let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await?;
+                let channel = connection.create_channel().await?;
+                channel.basic_qos(256, Default::default()).await?;
+                let mut consumer = channel
+                    .basic_consume(target.into(), "raw".into(), Default::default(), Default::default())
+                    .await?;
+                for _ in 0..n {
+                    let d = consumer.next().await.context("the consumer ended")??;
+                    std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&d.data).ok());
+                    d.ack(Default::default()).await?;
+                }
+                let _ = connection.close(200, "done".into()).await;
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(max, work)
+        .await
+        .map_err(|_| anyhow::anyhow!("the raw consumer did not read {n} messages within {max:?}"))?
+}

@@ -1,0 +1,197 @@
+//! `mqtt` events: each message on an MQTT topic becomes an event. Argon
+//! subscribes at QoS 1 in a persistent session (`clientId`, clean session
+//! off) and acknowledges a message (PUBACK) only once the bus has stored its
+//! event, so a message published at QoS 1 that Argon received but had not
+//! stored is sent again by the broker after a crash or a reconnect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon_crds::eventsource::MQTTEventSource;
+use argon_crds::secret::Secrets;
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::message::{Common, secret};
+use crate::Publisher;
+use crate::error::Result;
+
+/// One `mqtt` event, ready to run.
+pub(crate) struct MqttSource {
+    common: Common,
+    topic: String,
+    options: MqttOptions,
+}
+
+impl MqttSource {
+    pub(crate) fn new(source: &str, event: &str, config: &MQTTEventSource, secrets: &Secrets) -> Result<Self> {
+        let common = Common::new(
+            source,
+            event,
+            "mqtt",
+            config.filter.as_ref(),
+            &config.metadata,
+            config.json_body,
+            config.connection_backoff.as_ref(),
+        )?;
+        if config.topic.trim().is_empty() {
+            return Err(common.error("topic is empty"));
+        }
+        if config.client_id.trim().is_empty() {
+            return Err(common
+                .error("clientId is empty; the broker keeps the session (and the unacknowledged messages) under it"));
+        }
+        let (scheme, host, port) = parse_url(&config.url).map_err(|why| common.error(why))?;
+        let mut options = MqttOptions::new(config.client_id.clone(), host, port);
+        options
+            .set_keep_alive(Duration::from_secs(10))
+            .set_clean_session(false)
+            .set_manual_acks(true);
+        if let Some(auth) = &config.auth {
+            let user = auth
+                .username
+                .as_ref()
+                .map(|s| secret(&common, secrets, s))
+                .transpose()?
+                .unwrap_or_default();
+            let password = auth
+                .password
+                .as_ref()
+                .map(|s| secret(&common, secrets, s))
+                .transpose()?
+                .unwrap_or_default();
+            options.set_credentials(user, password);
+        }
+        let tls_wanted = config.tls.is_some() || matches!(scheme, "ssl" | "tls" | "mqtts");
+        if tls_wanted {
+            let client = crate::tls::client_config(config.tls.as_ref(), secrets)
+                .map_err(|why| common.error(format!("tls: {why}")))?;
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(client))));
+        }
+        Ok(MqttSource {
+            common,
+            topic: config.topic.clone(),
+            options,
+        })
+    }
+
+    pub(crate) async fn run(self, publisher: Publisher, shutdown: CancellationToken) -> Result<()> {
+        let MqttSource {
+            mut common,
+            topic,
+            options,
+        } = self;
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        // The event loop keeps the connection alive (pings, reconnects) while
+        // the events are being stored; it hands each message over and the
+        // loop below acknowledges it once the bus has it. The broker limits
+        // the messages in flight unacknowledged, so the channel never fills
+        // up to the point of blocking the connection for long.
+        let (tx, mut rx) = mpsc::channel::<rumqttc::Publish>(1024);
+        let mut backoff = common.backoff.clone();
+        let (source, event) = (common.source.clone(), common.event.clone());
+        let loop_client = client.clone();
+        let loop_topic = topic.clone();
+        let loop_shutdown = shutdown.clone();
+        let connection = tokio::spawn(async move {
+            loop {
+                let polled = tokio::select! {
+                    p = eventloop.poll() => p,
+                    () = loop_shutdown.cancelled() => return,
+                };
+                match polled {
+                    Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
+                        backoff.reset();
+                        tracing::debug!(event_source = %source, event = %event, session_present = ack.session_present, "mqtt connected");
+                        if let Err(e) = loop_client.try_subscribe(loop_topic.clone(), QoS::AtLeastOnce) {
+                            tracing::warn!(event_source = %source, event = %event, error = %e, "mqtt subscribe not sent");
+                        }
+                    }
+                    Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                        if tx.send(p).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(event_source = %source, event = %event, error = %e, failures = backoff.failures(), "mqtt connection lost; reconnecting");
+                        if !backoff.sleep(&loop_shutdown).await {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        common.backoff.reset();
+        let outcome = loop {
+            let message = tokio::select! {
+                m = rx.recv() => m,
+                () = shutdown.cancelled() => break Ok(()),
+            };
+            let Some(message) = message else {
+                break Ok(());
+            };
+            let data = json!({
+                "topic": message.topic,
+                "messageId": message.pkid,
+                "body": common.body(&message.payload),
+                "metadata": common.metadata,
+            });
+            if !common.deliver(&publisher, data, None, &shutdown).await {
+                break Ok(());
+            }
+            if let Err(e) = client.ack(&message).await {
+                tracing::warn!(event_source = %common.source, event = %common.event, error = %e, "mqtt ack not sent; the broker will send the message again");
+            }
+        };
+        connection.abort();
+        outcome
+    }
+}
+
+/// `tcp://host:1883` (also `mqtt://`, `ssl://`, `tls://`, `mqtts://`, or a
+/// bare `host:port`) as (scheme, host, port).
+fn parse_url(url: &str) -> Result<(&str, String, u16), String> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("tcp", url));
+    let scheme = match scheme {
+        "tcp" | "mqtt" | "ssl" | "tls" | "mqtts" => scheme,
+        other => return Err(format!("url scheme '{other}' is not one of tcp, mqtt, ssl, tls, mqtts")),
+    };
+    let rest = rest.trim_end_matches('/');
+    let default_port = if matches!(scheme, "ssl" | "tls" | "mqtts") {
+        8883
+    } else {
+        1883
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("url '{url}': port '{p}' is not a number"))?,
+        ),
+        None => (rest, default_port),
+    };
+    if host.is_empty() {
+        return Err(format!("url '{url}' has no host"));
+    }
+    Ok((scheme, host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("tcp://mqtt.local:1884").unwrap(),
+            ("tcp", "mqtt.local".into(), 1884)
+        );
+        assert_eq!(parse_url("ssl://b").unwrap(), ("ssl", "b".into(), 8883));
+        assert_eq!(parse_url("127.0.0.1:1").unwrap(), ("tcp", "127.0.0.1".into(), 1));
+        assert!(parse_url("http://x").is_err());
+        assert!(parse_url("tcp://x:y").is_err());
+    }
+}
