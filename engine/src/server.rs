@@ -5,6 +5,9 @@
 //! that may only read (GET), a write token that may do everything. Tokens
 //! are compared in constant time. The namespace `-` stands for every
 //! namespace.
+//!
+//! Longer than most files: every route of the API with its query types, and
+//! the watch stream's state machine.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -3,6 +3,9 @@
 //! logs, WorkflowTemplates, ClusterWorkflowTemplates and CronWorkflows, and
 //! the idempotency keys of submissions. It is the source of truth: a
 //! restarted engine reads its running workflows back from here.
+//!
+//! Longer than most files: every table's SQL is here, in one place, with
+//! the list queries (selectors, pages), the archive and the migrations.
 
 use std::path::Path;
 use std::sync::Mutex;
