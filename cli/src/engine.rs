@@ -441,7 +441,17 @@ async fn run(command: EngineCommand) -> Result<ExitCode> {
             no_headers,
             output,
             conn,
-        } => crate::verbs::list(&conn, &selection, chunk_size, output, no_headers).await,
+        } => {
+            crate::verbs::list(
+                &conn,
+                crate::verbs::Source::Live,
+                &selection,
+                chunk_size,
+                output,
+                no_headers,
+            )
+            .await
+        }
         EngineCommand::Watch { name, conn } => {
             let c = client(&conn)?;
             let wf = c.get(&ns(&conn), &name).await?;

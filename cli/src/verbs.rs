@@ -108,10 +108,18 @@ impl Selection {
     }
 }
 
+/// Which workflows a listing reads: the live ones or the archive.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Live,
+    Archive,
+}
+
 /// Reads the workflows `options` select, `chunk` at a time, handing each
 /// page to `each`; returns how many there were.
 pub async fn each_page(
     c: &HttpClient,
+    source: Source,
     namespace: &str,
     mut options: ListOptions,
     chunk: usize,
@@ -120,7 +128,10 @@ pub async fn each_page(
     options.limit = (chunk > 0).then_some(chunk);
     let mut n = 0;
     loop {
-        let page = c.list(namespace, &options).await?;
+        let page = match source {
+            Source::Live => c.list(namespace, &options).await?,
+            Source::Archive => c.archived(namespace, &options).await?,
+        };
         n += page.items.len();
         each(page.items)?;
         match page.continue_token {
@@ -130,9 +141,10 @@ pub async fn each_page(
     }
 }
 
-/// `argon list`.
+/// `argon list` (and `argon archive list`).
 pub async fn list(
     conn: &Conn,
+    source: Source,
     selection: &Selection,
     chunk: usize,
     output: Option<Output>,
@@ -144,7 +156,7 @@ pub async fn list(
     let mut all = Vec::new();
     let mut first = true;
     let mut out = std::io::stdout();
-    each_page(&c, &ns(conn), options, chunk, |items| {
+    each_page(&c, source, &ns(conn), options, chunk, |items| {
         match output {
             Some(Output::Json) | Some(Output::Yaml) => all.extend(items),
             Some(Output::Name) => {
@@ -187,7 +199,7 @@ pub async fn delete(
                 "name the workflows to delete, or select them (--all, --completed, --older, --prefix, -l, --status ...)"
             );
         }
-        each_page(&c, &ns(conn), selection.options()?, 500, |items| {
+        each_page(&c, Source::Live, &ns(conn), selection.options()?, 500, |items| {
             for w in items {
                 targets.push((
                     w.metadata.namespace.unwrap_or_default(),
@@ -647,36 +659,7 @@ pub async fn archive(command: ArchiveCommand) -> Result<ExitCode> {
             chunk_size,
             output,
             conn,
-        } => {
-            let c = client(&conn)?;
-            let mut options = selection.options()?;
-            options.limit = (chunk_size > 0).then_some(chunk_size);
-            let mut all = Vec::new();
-            let mut first = true;
-            loop {
-                let page = c.archived(&ns(&conn), &options).await?;
-                match output {
-                    Some(Output::Json) | Some(Output::Yaml) => all.extend(page.items),
-                    Some(Output::Name) => {
-                        for w in &page.items {
-                            println!("{}", w.metadata.name.clone().unwrap_or_default());
-                        }
-                    }
-                    _ => print!("{}", render_list(&page.items, output == Some(Output::Wide), first)),
-                }
-                first = false;
-                match page.continue_token {
-                    Some(t) => options.continue_token = Some(t),
-                    None => break,
-                }
-            }
-            match output {
-                Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&all)?),
-                Some(Output::Yaml) => print!("{}", serde_norway::to_string(&all)?),
-                _ => {}
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => list(&conn, Source::Archive, &selection, chunk_size, output, false).await,
         ArchiveCommand::Get { id, output, conn } => {
             let wf = client(&conn)?.archived_workflow(&ns(&conn), &id).await?;
             print_workflow(&wf, output)?;

@@ -314,6 +314,11 @@ async fn list_workflows(
     let page = tokio::task::spawn_blocking(move || engine.list_page(ns(&namespace), &options))
         .await
         .map_err(|e| Error::Unavailable(format!("listing workflows: {e}")))??;
+    page_response(page)
+}
+
+/// A page as the Argo Server answers it: `{"metadata": {"continue": TOKEN}, "items": [...]}`.
+fn page_response(page: argon_client::list::WorkflowPage) -> ApiResult<Response> {
     let mut metadata = serde_json::Map::new();
     if let Some(t) = page.continue_token {
         metadata.insert("continue".into(), Value::String(t));
@@ -332,11 +337,7 @@ async fn list_archived(State(s): State<ApiState>, Query(mut q): Query<ListQuery>
     let page = tokio::task::spawn_blocking(move || engine.list_archived(ns(&namespace), &options))
         .await
         .map_err(|e| Error::Unavailable(format!("listing the archive: {e}")))??;
-    let mut metadata = serde_json::Map::new();
-    if let Some(t) = page.continue_token {
-        metadata.insert("continue".into(), Value::String(t));
-    }
-    Ok(Json(json!({"metadata": metadata, "items": page.items})).into_response())
+    page_response(page)
 }
 
 #[derive(Deserialize)]

@@ -576,13 +576,7 @@ impl Engine {
     /// A page of the workflows in `namespace` (all when empty) that pass
     /// `options`, newest first, without their nodes (Argo's list semantics).
     pub fn list_page(&self, namespace: &str, options: &ListOptions) -> Result<WorkflowPage> {
-        let filter = Filter::parse(options)?;
-        let after = options
-            .continue_token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .map(crate::store::Position::from_token)
-            .transpose()?;
+        let (filter, after) = parse_list(options)?;
         let (rows, next) = self
             .store
             .list_page(namespace, &filter, options.limit, after.as_ref())?;
@@ -608,13 +602,7 @@ impl Engine {
 
     /// A page of the archive, as [`Engine::list_page`] (items without nodes).
     pub fn list_archived(&self, namespace: &str, options: &ListOptions) -> Result<WorkflowPage> {
-        let filter = Filter::parse(options)?;
-        let after = options
-            .continue_token
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .map(crate::store::Position::from_token)
-            .transpose()?;
+        let (filter, after) = parse_list(options)?;
         let (rows, next) = self
             .store
             .archived_page(namespace, &filter, options.limit, after.as_ref())?;
@@ -868,6 +856,18 @@ impl Engine {
     pub(crate) fn store(&self) -> &Store {
         &self.store
     }
+}
+
+/// The filter of list options and the position their `continue` token stands for.
+fn parse_list(options: &ListOptions) -> Result<(Filter, Option<crate::store::Position>)> {
+    let filter = Filter::parse(options)?;
+    let after = options
+        .continue_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(crate::store::Position::from_token)
+        .transpose()?;
+    Ok((filter, after))
 }
 
 fn check(findings: Vec<argon_crds::diag::Finding>) -> Result<()> {
