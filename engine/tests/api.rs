@@ -27,6 +27,15 @@ fn hello() -> Value {
     })
 }
 
+/// The API's router over `engine`, with no token.
+fn open_router(engine: &std::sync::Arc<argon_engine::Engine>) -> axum::Router {
+    router(ApiState {
+        engine: engine.clone(),
+        auth: ApiAuth::default(),
+        metrics: None,
+    })
+}
+
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -56,11 +65,7 @@ async fn call(
 #[tokio::test]
 async fn workflows_through_the_router() {
     let h = harness();
-    let app = router(ApiState {
-        engine: h.engine.clone(),
-        auth: ApiAuth::default(),
-        metrics: None,
-    });
+    let app = open_router(&h.engine);
     let (status, wf) = call(
         &app,
         "POST",
@@ -278,11 +283,7 @@ async fn logs_follow_until_the_workflow_ends_and_cluster_templates_resolve() {
     let h = harness();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(ApiState {
-        engine: h.engine.clone(),
-        auth: ApiAuth::default(),
-        metrics: None,
-    });
+    let app = open_router(&h.engine);
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = HttpClient::new(&addr.to_string(), None).unwrap();
     let cwt = json!({
@@ -400,11 +401,7 @@ fn tokens_do_not_show_in_debug_output() {
 #[tokio::test]
 async fn names_kubernetes_would_refuse_get_400_with_the_reason() {
     let h = harness();
-    let app = router(ApiState {
-        engine: h.engine.clone(),
-        auth: ApiAuth::default(),
-        metrics: None,
-    });
+    let app = open_router(&h.engine);
     let long = "a".repeat(100_000);
     for name in ["../../../../tmp/x", "a/b", "..", long.as_str(), "UPPER", "-a"] {
         let mut wf = hello();
@@ -503,11 +500,7 @@ async fn names_kubernetes_would_refuse_get_400_with_the_reason() {
 #[tokio::test]
 async fn lists_page_and_select_as_argo_does() {
     let h = harness();
-    let app = router(ApiState {
-        engine: h.engine.clone(),
-        auth: ApiAuth::default(),
-        metrics: None,
-    });
+    let app = open_router(&h.engine);
     let mut names = Vec::new();
     for i in 0..23 {
         let labels = [("batch".to_string(), format!("b{}", i % 3))].into();
@@ -623,11 +616,7 @@ async fn the_watch_stream_follows_a_workflow_to_its_end() {
     let h = harness();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(ApiState {
-        engine: h.engine.clone(),
-        auth: ApiAuth::default(),
-        metrics: None,
-    });
+    let app = open_router(&h.engine);
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = HttpClient::new(&format!("http://{addr}"), None).unwrap();
     let wf: argon_crds::workflow::Workflow = serde_json::from_value(hello()).unwrap();
@@ -689,11 +678,7 @@ async fn the_watch_stream_follows_a_workflow_to_its_end() {
 #[tokio::test]
 async fn cron_workflows_suspend_and_resume() {
     let h = harness();
-    let app = router(ApiState {
-        engine: h.engine.clone(),
-        auth: ApiAuth::default(),
-        metrics: None,
-    });
+    let app = open_router(&h.engine);
     let cron = json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "CronWorkflow",
@@ -742,11 +727,7 @@ async fn cron_workflows_suspend_and_resume() {
 #[tokio::test]
 async fn the_archive_outlives_deletion() {
     let h = harness();
-    let app = router(ApiState {
-        engine: h.engine.clone(),
-        auth: ApiAuth::default(),
-        metrics: None,
-    });
+    let app = open_router(&h.engine);
     let (status, wf) = call(
         &app,
         "POST",
