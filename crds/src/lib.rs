@@ -15,5 +15,6 @@ pub mod sensor;
 pub mod source;
 pub mod strict;
 pub mod time;
+pub mod tls;
 pub mod upstream;
 pub mod workflow;

@@ -66,7 +66,7 @@ impl MqttSource {
         }
         let tls_wanted = config.tls.is_some() || matches!(scheme, "ssl" | "tls" | "mqtts");
         if tls_wanted {
-            let client = crate::tls::client_config(config.tls.as_ref(), secrets)
+            let client = argon_crds::tls::client_config(config.tls.as_ref(), secrets)
                 .map_err(|why| common.error(format!("tls: {why}")))?;
             options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(client))));
         }

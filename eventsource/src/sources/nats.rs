@@ -89,8 +89,8 @@ impl NatsEvent {
             }
         }
         if let Some(tls) = &config.tls {
-            let client =
-                crate::tls::client_config(Some(tls), secrets).map_err(|why| common.error(format!("tls: {why}")))?;
+            let client = argon_crds::tls::client_config(Some(tls), secrets)
+                .map_err(|why| common.error(format!("tls: {why}")))?;
             options = options.require_tls(true).tls_client_config(client);
         }
         let jet_stream = match &config.jet_stream {

@@ -1,99 +1,17 @@
-//! TLS client settings of HTTP triggers (rustls with the ring provider): the
-//! system roots plus an optional CA from a secret, an optional client
-//! certificate, or no verification at all (`insecureSkipVerify`).
-
-use std::sync::Arc;
+//! TLS client settings of triggers: [`argon_crds::tls::client_config`], with
+//! its errors as the trigger's errors.
 
 use argon_crds::common::TLSConfig;
 use argon_crds::secret::Secrets;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use argon_crds::tls::TlsError;
+use rustls::ClientConfig;
 
 use crate::{Error, Result};
 
-/// The rustls configuration of a trigger.
+/// The rustls configuration of `trigger`.
 pub fn client_config(trigger: &str, tls: Option<&TLSConfig>, secrets: &Secrets) -> Result<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let bad = |m: String| Error::permanent(trigger, m);
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(format!("TLS setup: {e}")))?;
-    let insecure = tls.and_then(|t| t.insecure_skip_verify).unwrap_or(false);
-    let builder = if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-    } else {
-        let mut roots = RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            // A system certificate rustls cannot use is skipped, as curl does.
-            let _ = roots.add(cert);
-        }
-        if let Some(sel) = tls.and_then(|t| t.ca_cert_secret.as_ref()) {
-            let pem = secrets.bytes(sel)?.unwrap_or_default();
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                roots
-                    .add(cert.map_err(|e| bad(format!("CA certificate {}/{}: {e}", sel.name, sel.key)))?)
-                    .map_err(|e| bad(format!("CA certificate {}/{}: {e}", sel.name, sel.key)))?;
-            }
-        }
-        builder.with_root_certificates(roots)
-    };
-    let client_cert = tls.and_then(|t| t.client_cert_secret.as_ref().zip(t.client_key_secret.as_ref()));
-    Ok(match client_cert {
-        Some((cert, key)) => {
-            let cert_pem = secrets.bytes(cert)?.unwrap_or_default();
-            let key_pem = secrets.bytes(key)?.unwrap_or_default();
-            let certs = CertificateDer::pem_slice_iter(&cert_pem)
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| bad(format!("client certificate: {e}")))?;
-            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| bad(format!("client key: {e}")))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| bad(format!("client certificate: {e}")))?
-        }
-        None => builder.with_no_client_auth(),
+    argon_crds::tls::client_config(tls, secrets).map_err(|e| match e {
+        TlsError::Secret(e) => Error::Secret(e),
+        TlsError::Invalid(m) => Error::permanent(trigger, m),
     })
-}
-
-/// Accepts any server certificate (`insecureSkipVerify: true`); signatures
-/// are still checked so the handshake is well formed.
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
