@@ -122,68 +122,58 @@ impl JsonSchema for Int64OrString {
 }
 
 /// Retry timing for an operation (a connection, a trigger).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Backoff {
     /// Initial wait: nanoseconds as an integer, or a duration string like "1s", "3m".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<Int64OrString>,
     /// The wait is multiplied by this factor after each attempt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factor: Option<Amount>,
     /// Random jitter applied to each wait, as a fraction of it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter: Option<Amount>,
     /// Give up with an error after this many attempts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<i32>,
 }
 
 /// Username and password for basic authentication, each read from a secret.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BasicAuth {
     /// Secret key holding the username.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<SecretKeySelector>,
     /// Secret key holding the password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SecretKeySelector>,
 }
 
 /// TLS settings for a client connection.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TLSConfig {
     /// Secret key holding the CA certificate used to verify the server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert_secret: Option<SecretKeySelector>,
     /// Secret key holding the client certificate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert_secret: Option<SecretKeySelector>,
     /// Secret key holding the client private key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_key_secret: Option<SecretKeySelector>,
     /// Skip verification of the server certificate (testing only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_verify: Option<bool>,
     /// Use TLS even when no certificate is given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
 }
 
 /// SASL authentication for a client (Kafka).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SASLConfig {
     /// SASL mechanism: PLAIN (default), OAUTHBEARER, SCRAM-SHA-256, SCRAM-SHA-512 or GSSAPI.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mechanism: Option<String>,
     /// Secret key holding the user name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_secret: Option<SecretKeySelector>,
     /// Secret key holding the password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<SecretKeySelector>,
 }
 
@@ -206,6 +196,7 @@ pub struct AWSMSKIAMConfig {
 }
 
 /// A Kafka schema registry, used to decode Avro messages.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SchemaRegistryConfig {
@@ -214,40 +205,37 @@ pub struct SchemaRegistryConfig {
     /// ID of the schema to decode with.
     pub schema_id: i32,
     /// Basic authentication for the registry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<BasicAuth>,
 }
 
 /// An HTTP header whose value is read from a secret or a config map.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecureHeader {
     /// Header name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Where the header value is read from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_from: Option<ValueFromSource>,
 }
 
 /// A value read from a key of a secret or of a config map.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ValueFromSource {
     /// Read the value from this secret key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key_ref: Option<SecretKeySelector>,
     /// Read the value from this config map key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_key_ref: Option<ConfigMapKeySelector>,
 }
 
 /// An expression that decides, at the event source, whether an event is published.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventSourceFilter {
     /// Boolean expression over the event; the event is dropped when it is false.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
 }
 
@@ -264,23 +252,20 @@ pub struct Metadata {
 }
 
 /// The pod that runs an EventSource or a Sensor when deployed on Kubernetes.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Template {
     /// Annotations and labels of the pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
     /// Service account the pod runs as.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     /// Settings of the main container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<Container>,
     /// Volumes the container can mount.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
     /// Pod-level security attributes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
     /// Node labels the pod must be scheduled on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -292,28 +277,23 @@ pub struct Template {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<LocalObjectReference>,
     /// Priority class of the pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
     /// Priority value of the pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
     /// Scheduling constraints of the pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
 }
 
 /// Settings applied to the main container of an EventSource or Sensor pod.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Container {
     /// CPU and memory requests and limits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Image pull policy: Always, IfNotPresent or Never.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
     /// Container-level security attributes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
     /// Volumes mounted into the container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -327,36 +307,35 @@ pub struct Container {
 }
 
 /// Settings of a helper container (event bus pods).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerTemplate {
     /// CPU and memory requests and limits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Image pull policy: Always, IfNotPresent or Never.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
     /// Container-level security attributes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
 }
 
 /// The Kubernetes service that exposes an EventSource (webhook family).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Service {
     /// Annotations and labels of the service.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
     /// Ports the service exposes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<ServicePort>,
     /// Cluster IP of the service ("None" for a headless service).
-    #[serde(rename = "clusterIP", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "clusterIP", default)]
     pub cluster_ip: Option<String>,
 }
 
 /// An S3-compatible bucket and the connection to it.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct S3Artifact {
@@ -365,55 +344,49 @@ pub struct S3Artifact {
     /// The bucket, and optionally an object key in it.
     pub bucket: S3Bucket,
     /// Region of the bucket.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Connect over plain HTTP.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure: Option<bool>,
     /// Secret key holding the access key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_key: Option<SecretKeySelector>,
     /// Secret key holding the secret key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key: Option<SecretKeySelector>,
     /// Bucket notification events to listen to, e.g. "s3:ObjectCreated:Put".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
     /// Only objects whose key matches this prefix and suffix.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<S3Filter>,
     /// User metadata passed along with the event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Secret key holding a CA certificate for the S3 endpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_certificate: Option<SecretKeySelector>,
 }
 
 /// An S3 bucket and optionally one object key in it.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct S3Bucket {
     /// Object key inside the bucket.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// Bucket name.
     pub name: String,
 }
 
 /// Constraints on the object keys of bucket notifications.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct S3Filter {
     /// The key must start with this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     /// The key must end with this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suffix: Option<String>,
 }
 
 /// One observation of a resource's state (e.g. `Ready`).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
@@ -423,13 +396,10 @@ pub struct Condition {
     /// "True", "False" or "Unknown".
     pub status: String,
     /// When the condition last changed, RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<String>,
     /// Machine-readable reason of the last change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Human-readable details of the last change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
@@ -443,16 +413,15 @@ pub struct Status {
 }
 
 /// A Kafka consumer group.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaConsumerGroup {
     /// Name of the consumer group.
     pub group_name: String,
     /// A new group starts from the oldest message (true) or the newest (false, default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest: Option<bool>,
     /// Partition rebalance strategy: range (default), sticky or roundrobin.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebalance_strategy: Option<String>,
 }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::{Condition, ContainerTemplate, KafkaConsumerGroup, Metadata, SASLConfig, TLSConfig};
 
 /// Which bus to use; set exactly one of the fields.
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "argoproj.io",
@@ -25,28 +26,23 @@ use crate::common::{Condition, ContainerTemplate, KafkaConsumerGroup, Metadata, 
 #[serde(rename_all = "camelCase")]
 pub struct EventBusSpec {
     /// A NATS Streaming bus, deployed (`native`) or existing (`exotic`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats: Option<NATSBus>,
     /// A NATS JetStream bus deployed for this EventBus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jetstream: Option<JetStreamBus>,
     /// A Kafka bus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaBus>,
     /// An existing NATS JetStream server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jetstream_exotic: Option<JetStreamConfig>,
 }
 
 /// A NATS Streaming bus.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NATSBus {
     /// Deploy a NATS Streaming server for this bus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub native: Option<NativeStrategy>,
     /// Use an existing NATS Streaming server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exotic: Option<NATSConfig>,
 }
 
@@ -65,23 +61,19 @@ pub enum AuthStrategy {
 }
 
 /// A NATS Streaming server deployed for the bus.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NativeStrategy {
     /// Size of the server StatefulSet (at least 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
     /// How clients authenticate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthStrategy>,
     /// Storage of the server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<PersistenceStrategy>,
     /// Settings of the NATS container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_template: Option<ContainerTemplate>,
     /// Settings of the metrics container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_container_template: Option<ContainerTemplate>,
     /// Node labels the pods must be scheduled on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -90,112 +82,87 @@ pub struct NativeStrategy {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
     /// Annotations and labels of the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
     /// Pod-level security attributes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
     /// Longest time a message is kept, e.g. "72h".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
     /// Secrets used to pull the images.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<LocalObjectReference>,
     /// Service account of the StatefulSet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     /// Priority class of the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
     /// Priority value of the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
     /// Scheduling constraints of the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
     /// Most messages per channel, 0 for unlimited (default 1000000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_msgs: Option<u64>,
     /// Most bytes per channel, e.g. "1GB", 0 for unlimited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<String>,
     /// Most subscriptions per channel, 0 for unlimited (default 1000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_subs: Option<u64>,
     /// Largest message payload, e.g. "1MB", 0 for unlimited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_payload: Option<String>,
     /// Time as follower without a leader before an election, e.g. "2s".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft_heartbeat_timeout: Option<String>,
     /// Time as candidate without a leader before an election, e.g. "2s".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft_election_timeout: Option<String>,
     /// Time a leader goes without a quorum before stepping down, e.g. "1s".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft_lease_timeout: Option<String>,
     /// Time without an apply before a heartbeat is sent, e.g. "100ms".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft_commit_timeout: Option<String>,
 }
 
 /// An existing NATS Streaming server.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NATSConfig {
     /// URL of the server, e.g. "nats://nats:4222".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// NATS Streaming cluster id.
-    #[serde(rename = "clusterID", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "clusterID", default)]
     pub cluster_id: Option<String>,
     /// How clients authenticate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthStrategy>,
     /// Secret key holding the credentials.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_secret: Option<SecretKeySelector>,
 }
 
 /// Storage of a deployed bus server.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PersistenceStrategy {
     /// Storage class of the volume claim.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
     /// Access mode of the volume, e.g. "ReadWriteOnce".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_mode: Option<String>,
     /// Size of the volume, e.g. "10Gi".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_size: Option<Quantity>,
 }
 
 /// A NATS JetStream server deployed for the bus.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JetStreamBus {
     /// JetStream version, e.g. "2.10.10".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Size of the server StatefulSet (default 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
     /// Settings of the NATS container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_template: Option<ContainerTemplate>,
     /// Settings of the config reloader container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reloader_container_template: Option<ContainerTemplate>,
     /// Settings of the metrics container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_container_template: Option<ContainerTemplate>,
     /// Storage of the server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<PersistenceStrategy>,
     /// Annotations and labels of the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
     /// Node labels the pods must be scheduled on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -204,34 +171,26 @@ pub struct JetStreamBus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
     /// Pod-level security attributes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
     /// Secrets used to pull the images.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<LocalObjectReference>,
     /// Priority class of the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
     /// Priority value of the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
     /// Scheduling constraints of the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
     /// Service account of the StatefulSet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     /// JetStream server settings (`max_memory_store`, `max_file_store`) as text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<String>,
     /// Extra nats-server arguments, e.g. "-D".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub start_args: Vec<String>,
     /// Stream settings as YAML (maxBytes, maxMsgs, maxAge, replicas, duplicates, retention, discard).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_config: Option<String>,
     /// Largest message payload, e.g. "1MB", 0 for unlimited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_payload: Option<String>,
 }
 
@@ -243,57 +202,47 @@ impl JetStreamBus {
 }
 
 /// An existing NATS JetStream server.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JetStreamConfig {
     /// URL of the server, e.g. "nats://localhost:4222".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Secret key holding the credentials.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_secret: Option<SecretKeySelector>,
     /// Stream settings as YAML.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_config: Option<String>,
     /// TLS settings of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
     /// How clients authenticate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthStrategy>,
 }
 
 /// A Kafka bus.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaBus {
     /// Broker addresses, comma separated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Topic name (default `<namespace>-<eventbus name>`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
     /// Kafka protocol version of the brokers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// TLS settings of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
     /// SASL authentication of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl: Option<SASLConfig>,
     /// Consumer group of the sensors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_group: Option<KafkaConsumerGroup>,
     /// Producer partitioning: random (default), hash, roundrobin or manual.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitioner: Option<String>,
     /// Longest wait to fill a consumer batch, e.g. "1s" (default); "0" disables batching.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_batch_max_wait: Option<String>,
 }
 
 /// The observed state of an EventBus.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventBusStatus {
@@ -301,22 +250,19 @@ pub struct EventBusStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The resolved bus configuration clients use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<BusConfig>,
 }
 
 /// The resolved configuration of a bus.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BusConfig {
     /// NATS Streaming connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats: Option<NATSConfig>,
     /// JetStream connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jetstream: Option<JetStreamConfig>,
     /// Kafka connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaBus>,
 }
 

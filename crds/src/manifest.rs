@@ -329,3 +329,70 @@ pub fn load_text(file: &str, text: &str, report: &mut LoadReport) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::{Manifest, load_paths};
+
+    /// Serializes a manifest the way the API answers it.
+    fn to_json(manifest: &Manifest) -> serde_json::Value {
+        match manifest {
+            Manifest::EventSource(m) => serde_json::to_value(m),
+            Manifest::Sensor(m) => serde_json::to_value(m),
+            Manifest::EventBus(m) => serde_json::to_value(m),
+            Manifest::Workflow(m) => serde_json::to_value(m),
+            Manifest::WorkflowTemplate(m) => serde_json::to_value(m),
+            Manifest::ClusterWorkflowTemplate(m) => serde_json::to_value(m),
+            Manifest::CronWorkflow(m) => serde_json::to_value(m),
+        }
+        .expect("a manifest serializes")
+    }
+
+    fn nulls(value: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Null => out.push(path.to_owned()),
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    nulls(v, &format!("{path}[{i}]"), out);
+                }
+            }
+            serde_json::Value::Object(fields) => {
+                for (k, v) in fields {
+                    nulls(v, &format!("{path}.{k}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Unset optional fields are left out (as Argo writes them), not written
+    /// as `null`, and what is written reads back as the same manifest.
+    #[test]
+    fn examples_serialize_without_nulls_and_read_back() {
+        let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"));
+        let report = load_paths(&[root]);
+        assert!(
+            report.manifests.len() > 20,
+            "examples hold {} manifests",
+            report.manifests.len()
+        );
+        for loaded in &report.manifests {
+            let json = to_json(&loaded.manifest);
+            let mut found = Vec::new();
+            nulls(&json, "", &mut found);
+            assert!(
+                found.is_empty(),
+                "{} {}: null at {found:?}",
+                loaded.manifest.kind(),
+                loaded.manifest.name()
+            );
+            let again = super::decode(&json).unwrap_or_else(|e| panic!("{} reads back: {e:?}", loaded.manifest.name()));
+            let super::Decoded::Manifest(again) = again else {
+                panic!("{} reads back as a manifest", loaded.manifest.name())
+            };
+            assert_eq!(to_json(&again), json, "{} round-trips", loaded.manifest.name());
+        }
+    }
+}

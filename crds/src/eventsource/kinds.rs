@@ -17,6 +17,7 @@ use crate::common::{
 };
 
 /// The HTTP endpoint an event source serves (the webhook family).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookContext {
@@ -27,25 +28,19 @@ pub struct WebhookContext {
     /// Port the HTTP server listens on, as a string, e.g. "12000".
     pub port: String,
     /// Public URL of this server, used when registering hooks with the provider.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Secret key holding the TLS certificate of the server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cert_secret: Option<SecretKeySelector>,
     /// Secret key holding the TLS private key of the server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_key_secret: Option<SecretKeySelector>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Secret key holding a bearer token that requests must present.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_secret: Option<SecretKeySelector>,
     /// Largest accepted request body in bytes (default 1048576); larger requests are rejected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_payload_size: Option<i64>,
     /// Username and password that requests must present (basic authentication).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
 }
 
@@ -60,6 +55,7 @@ impl WebhookContext {
 }
 
 /// A plain HTTP endpoint: each request becomes an event.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", from = "WebhookEventSourceFields")]
 pub struct WebhookEventSource {
@@ -67,13 +63,13 @@ pub struct WebhookEventSource {
     #[serde(flatten)]
     pub context: WebhookContext,
     /// Expression deciding which requests become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
 }
 
 /// The manifest form of [`WebhookEventSource`]: the same fields, side by
 /// side. Decoding through it (rather than through `flatten`) keeps the field
 /// path in type errors (`spec.webhook.example.port`, not `spec.webhook.example`).
+#[serde_with::skip_serializing_none]
 #[doc(hidden)]
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -85,28 +81,21 @@ pub struct WebhookEventSourceFields {
     /// Port the HTTP server listens on, as a string, e.g. "12000".
     pub port: String,
     /// Public URL of this server, used when registering hooks with the provider.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Secret key holding the TLS certificate of the server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cert_secret: Option<SecretKeySelector>,
     /// Secret key holding the TLS private key of the server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_key_secret: Option<SecretKeySelector>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Secret key holding a bearer token that requests must present.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_secret: Option<SecretKeySelector>,
     /// Largest accepted request body in bytes (default 1048576); larger requests are rejected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_payload_size: Option<i64>,
     /// Username and password that requests must present (basic authentication).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
     /// Expression deciding which requests become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
 }
 
@@ -131,46 +120,38 @@ impl From<WebhookEventSourceFields> for WebhookEventSource {
 }
 
 /// GitHub repository or organization hooks.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GithubEventSource {
     /// Deprecated and unused: the hook id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<i64>,
     /// The endpoint GitHub delivers to.
     pub webhook: WebhookContext,
     /// Deprecated: the repository owner; use `repositories`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Deprecated: the repository name; use `repositories`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
     /// GitHub events to subscribe to, e.g. "push", or "*" for all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
     /// Secret key holding a GitHub API token, used to create the hooks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_token: Option<SecretKeySelector>,
     /// Secret key holding the hook secret used to verify deliveries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<SecretKeySelector>,
     /// Let GitHub skip TLS verification when delivering.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure: Option<bool>,
     /// Whether the created hook is active.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
     /// Content type of deliveries: "json" or "form".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
     /// API base URL (GitHub Enterprise).
-    #[serde(rename = "githubBaseURL", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "githubBaseURL", default)]
     pub github_base_url: Option<String>,
     /// Upload URL (GitHub Enterprise).
-    #[serde(rename = "githubUploadURL", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "githubUploadURL", default)]
     pub github_upload_url: Option<String>,
     /// Delete the created hooks when the event source stops.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_hook_on_finish: Option<bool>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -182,10 +163,8 @@ pub struct GithubEventSource {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub organizations: Vec<String>,
     /// GitHub App credentials, an alternative to `apiToken`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github_app: Option<GithubAppCreds>,
     /// Expression deciding which deliveries become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
 }
 
@@ -208,11 +187,11 @@ impl GithubEventSource {
 }
 
 /// Repositories of one GitHub owner.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OwnedRepositories {
     /// Organization or user name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Repository names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -234,28 +213,27 @@ pub struct GithubAppCreds {
 }
 
 /// GitLab project or group hooks.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitlabEventSource {
     /// The endpoint GitLab delivers to.
     pub webhook: WebhookContext,
     /// Deprecated: one project id; use `projects`.
-    #[serde(rename = "projectID", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "projectID", default)]
     pub project_id: Option<String>,
     /// GitLab events to subscribe to, e.g. "PushEvents".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
     /// Secret key holding a GitLab API token, used to create the hooks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token: Option<SecretKeySelector>,
     /// Let GitLab verify TLS when delivering.
-    #[serde(rename = "enableSSLVerification", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "enableSSLVerification", default)]
     pub enable_ssl_verification: Option<bool>,
     /// API base URL, e.g. "https://gitlab.com".
-    #[serde(rename = "gitlabBaseURL", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "gitlabBaseURL", default)]
     pub gitlab_base_url: Option<String>,
     /// Delete the created hooks when the event source stops.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_hook_on_finish: Option<bool>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -264,10 +242,8 @@ pub struct GitlabEventSource {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<String>,
     /// Secret key holding the token GitLab sends with each delivery.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_token: Option<SecretKeySelector>,
     /// Expression deciding which deliveries become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
     /// Group ids or names to hook (group-level hooks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -275,11 +251,11 @@ pub struct GitlabEventSource {
 }
 
 /// Bitbucket (cloud) repository hooks.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BitbucketEventSource {
     /// Delete the created hooks when the event source stops.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_hook_on_finish: Option<bool>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -292,19 +268,15 @@ pub struct BitbucketEventSource {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
     /// Deprecated: the repository owner; use `repositories`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Deprecated: the project key; use `repositories`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_key: Option<String>,
     /// Deprecated: the repository slug; use `repositories`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository_slug: Option<String>,
     /// Repositories to hook.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repositories: Vec<BitbucketRepository>,
     /// Expression deciding which deliveries become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
 }
 
@@ -319,14 +291,14 @@ pub struct BitbucketRepository {
 }
 
 /// Credentials for the Bitbucket API: basic or OAuth.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BitbucketAuth {
     /// Username and password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic: Option<BitbucketBasicAuth>,
     /// Secret key holding an OAuth bearer token.
-    #[serde(rename = "oauthToken", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "oauthToken", default)]
     pub oauth_token: Option<SecretKeySelector>,
 }
 
@@ -341,16 +313,15 @@ pub struct BitbucketBasicAuth {
 }
 
 /// Bitbucket Server (self-hosted) repository or project hooks.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BitbucketServerEventSource {
     /// The endpoint Bitbucket Server delivers to.
     pub webhook: WebhookContext,
     /// Deprecated: the project key; use `repositories`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_key: Option<String>,
     /// Deprecated: the repository slug; use `repositories`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository_slug: Option<String>,
     /// Projects whose every repository is hooked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -362,38 +333,27 @@ pub struct BitbucketServerEventSource {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<String>,
     /// Skip `repo:refs_changed` for branches that have an open pull request.
-    #[serde(
-        rename = "skipBranchRefsChangedOnOpenPR",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "skipBranchRefsChangedOnOpenPR")]
     pub skip_branch_refs_changed_on_open_pr: Option<bool>,
     /// Publish one event per change of a `repo:refs_changed` delivery.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub one_event_per_change: Option<bool>,
     /// Secret key holding an API token, used to create the hooks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token: Option<SecretKeySelector>,
     /// Secret key holding the hook secret used to verify deliveries (HMAC).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret: Option<SecretKeySelector>,
     /// API base URL, e.g. "https://bitbucket.example.com/rest".
-    #[serde(rename = "bitbucketserverBaseURL", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "bitbucketserverBaseURL", default)]
     pub bitbucketserver_base_url: Option<String>,
     /// Delete the created hooks when the event source stops.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_hook_on_finish: Option<bool>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Expression deciding which deliveries become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
     /// TLS settings of the API client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
     /// How often to check that the hooks still exist, e.g. "1m" (default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_interval: Option<String>,
 }
 
@@ -408,41 +368,36 @@ pub struct BitbucketServerRepository {
 }
 
 /// Time-based events: a cron schedule or a fixed interval.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CalendarEventSource {
     /// Cron expression (5 fields) or descriptor such as "@hourly"; wins over `interval`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     /// Fixed interval between events, e.g. "10s", "1h30m".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
     /// Date-times on which no event fires.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclusion_dates: Vec<String>,
     /// IANA time zone of the schedule, e.g. "Europe/Paris".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Remember the last fired time, to catch up on missed ticks after a restart.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<EventPersistence>,
     /// Expression deciding which ticks become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
 }
 
 /// How a calendar event source remembers the ticks it fired.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventPersistence {
     /// Fire the ticks missed while the event source was down.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catchup: Option<CatchupConfiguration>,
     /// Config map the last fired time is stored in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<ConfigMapPersistence>,
 }
 
@@ -454,30 +409,29 @@ impl EventPersistence {
 }
 
 /// Catch-up of missed calendar ticks.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CatchupConfiguration {
     /// Fire the missed ticks on restart.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// How far back to catch up, e.g. "5m".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<String>,
 }
 
 /// The config map that stores calendar state.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMapPersistence {
     /// Name of the config map.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Create the config map when it does not exist.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_if_not_exist: Option<bool>,
 }
 
 /// Changes to files in a local directory.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileEventSource {
@@ -486,31 +440,29 @@ pub struct FileEventSource {
     /// The directory and file(s) to watch.
     pub watch_path_config: WatchPathConfig,
     /// Poll the directory instead of using inotify.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub polling: Option<bool>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Expression deciding which changes become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
 }
 
 /// A directory and the file name or pattern to watch in it.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WatchPathConfig {
     /// Absolute path of the directory to watch.
     pub directory: String,
     /// File path relative to the directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Regular expression matched against paths relative to the directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_regexp: Option<String>,
 }
 
 /// Messages published on a NATS subject.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NATSEventsSource {
@@ -519,35 +471,29 @@ pub struct NATSEventsSource {
     /// Subject to subscribe to.
     pub subject: String,
     /// Retry timing of the connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_backoff: Option<Backoff>,
     /// Treat message bodies as JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_body: Option<bool>,
     /// TLS settings of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Credentials of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<NATSAuth>,
     /// Expression deciding which messages become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
     /// Queue group to subscribe in; a plain subscription when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
     /// Argon's own field, not upstream's: read `subject` from a JetStream
     /// stream through a durable consumer, acknowledging each message only
     /// once Argon's bus stored its event (instead of a core subscription,
     /// which loses what arrives while Argon is away).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jet_stream: Option<NATSJetStream>,
 }
 
 /// A JetStream stream read by a durable pull consumer with explicit acks.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NATSJetStream {
@@ -555,34 +501,31 @@ pub struct NATSJetStream {
     pub stream: String,
     /// Name of the durable consumer, created when missing; default
     /// `argon-EVENTSOURCE-EVENT`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer: Option<String>,
     /// How long the server waits for the ack of a delivered message before
     /// it sends the message again, e.g. "30s" (the default). Applies when
     /// the consumer is created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack_wait: Option<String>,
 }
 
 /// Credentials for a NATS connection; set one of them.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NATSAuth {
     /// Username and password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic: Option<BasicAuth>,
     /// Secret key holding a token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<SecretKeySelector>,
     /// Secret key holding an NKey seed.
-    #[serde(rename = "nkey", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "nkey", default)]
     pub nkey: Option<SecretKeySelector>,
     /// Secret key holding a credentials file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<SecretKeySelector>,
 }
 
 /// Messages published on an MQTT topic.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MQTTEventSource {
@@ -593,145 +536,121 @@ pub struct MQTTEventSource {
     /// Client id presented to the broker.
     pub client_id: String,
     /// Retry timing of the connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_backoff: Option<Backoff>,
     /// Treat message bodies as JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_body: Option<bool>,
     /// TLS settings of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Expression deciding which messages become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
     /// Username and password of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<BasicAuth>,
 }
 
 /// Messages published on Redis pub/sub channels.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedisEventSource {
     /// Address of the Redis server, host:port.
     pub host_address: String,
     /// Secret key holding the password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SecretKeySelector>,
     /// Namespace the password secret is read from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Database number (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db: Option<i32>,
     /// Channels to subscribe to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<String>,
     /// TLS settings of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Expression deciding which messages become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
     /// Treat message bodies as JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_body: Option<bool>,
     /// Username for ACL authentication.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
 }
 
 /// Entries of Redis streams, read in a consumer group.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedisStreamEventSource {
     /// Address of the Redis server, host:port.
     pub host_address: String,
     /// Secret key holding the password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SecretKeySelector>,
     /// Database number (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db: Option<i32>,
     /// Streams to read; XREADGROUP reads them all in one consumer group.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<String>,
     /// Most entries read from each stream per read (default 10).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_msg_count_per_read: Option<i32>,
     /// Consumer group name (default "argo-events-cg"); created at the stream's
     /// end when missing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_group: Option<String>,
     /// TLS settings of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Expression deciding which entries become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
     /// Username for ACL authentication.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
 }
 
 /// Messages of an AWS SQS queue (or an SQS-compatible endpoint).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SQSEventSource {
     /// Secret key holding the AWS access key id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_key: Option<SecretKeySelector>,
     /// Secret key holding the AWS secret access key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key: Option<SecretKeySelector>,
     /// AWS region of the queue.
     pub region: String,
     /// Name of the queue.
     pub queue: String,
     /// Seconds a receive waits for messages (long polling, at most 20).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_time_seconds: Option<i64>,
     /// Role to assume (not used by Argon: credentials come from the keys or the environment).
-    #[serde(rename = "roleARN", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "roleARN", default)]
     pub role_arn: Option<String>,
     /// Treat message bodies as JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_body: Option<bool>,
     /// AWS account id owning the queue, when it is not the caller's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_account_id: Option<String>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Whether this is a dead-letter queue (only changes logging upstream).
-    #[serde(rename = "dlq", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "dlq", default)]
     pub dlq: Option<bool>,
     /// SQS endpoint URL, e.g. a local SQS-compatible server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     /// Secret key holding an AWS session token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_token: Option<SecretKeySelector>,
     /// Expression deciding which messages become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
 }
 
 /// Messages from an AMQP (RabbitMQ) exchange.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AMQPEventSource {
     /// URL of the broker, e.g. "amqp://localhost:5672"; or use `urlSecret`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Name of the exchange.
     pub exchange_name: String,
@@ -740,162 +659,130 @@ pub struct AMQPEventSource {
     /// Routing key of the binding.
     pub routing_key: String,
     /// Retry timing of the connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_backoff: Option<Backoff>,
     /// Treat message bodies as JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_body: Option<bool>,
     /// TLS settings of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// How the exchange is declared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchange_declare: Option<AMQPExchangeDeclareConfig>,
     /// How the queue is declared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_declare: Option<AMQPQueueDeclareConfig>,
     /// How the queue is bound to the exchange.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_bind: Option<AMQPQueueBindConfig>,
     /// How messages are consumed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consume: Option<AMQPConsumeConfig>,
     /// Username and password of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<BasicAuth>,
     /// Secret key holding the broker URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_secret: Option<SecretKeySelector>,
     /// Expression deciding which messages become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
 }
 
 /// Exchange declaration options.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AMQPExchangeDeclareConfig {
     /// Keep the exchange across broker restarts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durable: Option<bool>,
     /// Delete the exchange when no binding is left.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_delete: Option<bool>,
     /// Internal exchange: accepts no publishing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal: Option<bool>,
     /// Do not wait for the broker's confirmation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_wait: Option<bool>,
 }
 
 /// Queue declaration options.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AMQPQueueDeclareConfig {
     /// Queue name; the broker generates one when empty.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Keep the queue across broker restarts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durable: Option<bool>,
     /// Delete the queue when no consumer is left.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_delete: Option<bool>,
     /// Only this connection may use the queue.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclusive: Option<bool>,
     /// Do not wait for the broker's confirmation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_wait: Option<bool>,
     /// Queue arguments ("x-arguments") as a JSON string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<String>,
 }
 
 /// Queue binding options.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AMQPQueueBindConfig {
     /// Do not wait for the broker's confirmation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_wait: Option<bool>,
 }
 
 /// Consumer options.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AMQPConsumeConfig {
     /// Consumer tag sent with every delivery.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_tag: Option<String>,
     /// Let the broker consider messages acknowledged on delivery.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_ack: Option<bool>,
     /// Be the only consumer of the queue.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclusive: Option<bool>,
     /// Not supported by RabbitMQ.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_local: Option<bool>,
     /// Do not wait for the broker's confirmation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_wait: Option<bool>,
 }
 
 /// Messages of a Kafka topic.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaEventSource {
     /// Broker addresses, comma separated.
     pub url: String,
     /// Partition to read (without a consumer group).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
     /// Topic to read.
     pub topic: String,
     /// Retry timing of the connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_backoff: Option<Backoff>,
     /// TLS settings of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
     /// Treat message bodies as JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_body: Option<bool>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Consumer group to read in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_group: Option<KafkaConsumerGroup>,
     /// Most events read per second.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_events_per_second: Option<i64>,
     /// Kafka protocol version of the brokers, e.g. "2.8.0".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// SASL authentication of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl: Option<SASLConfig>,
     /// Expression deciding which messages become events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
     /// Extra client settings as YAML.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
     /// Schema registry used to decode Avro messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_registry: Option<SchemaRegistryConfig>,
     /// Authenticate to Amazon MSK with AWS IAM (enables TLS, ignores `sasl`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_msk_iam_auth: Option<AWSMSKIAMConfig>,
 }
 
 /// Events from an external gRPC server implementing the generic event source protocol.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GenericEventSource {
@@ -904,18 +791,14 @@ pub struct GenericEventSource {
     /// Configuration handed to the server, as text.
     pub config: String,
     /// Connect without TLS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure: Option<bool>,
     /// Treat event bodies as JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_body: Option<bool>,
     /// User metadata passed along with each event.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Secret key holding a bearer token for the server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_secret: Option<SecretKeySelector>,
     /// Expression deciding which events are published.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<EventSourceFilter>,
 }

@@ -24,6 +24,7 @@ pub use validate::validate;
 pub type RawEvents = BTreeMap<String, serde_json::Value>;
 
 /// What an EventSource listens to, and how its pod is deployed.
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "argoproj.io",
@@ -36,16 +37,12 @@ pub type RawEvents = BTreeMap<String, serde_json::Value>;
 #[serde(rename_all = "camelCase")]
 pub struct EventSourceSpec {
     /// Event bus the events are published to ("default" when empty).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_bus_name: Option<String>,
     /// Pod settings used when the event source is deployed on Kubernetes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Template>,
     /// Service exposing the event source's HTTP ports.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
     /// Number of replicas of the event source deployment (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
 
     /// Plain HTTP endpoints, by event name.

@@ -26,6 +26,7 @@ pub use triggers::*;
 pub use validate::validate;
 
 /// What a Sensor waits for and what it does when its dependencies are met.
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "argoproj.io",
@@ -43,19 +44,14 @@ pub struct SensorSpec {
     /// The actions this sensor takes when its dependencies are met.
     pub triggers: Vec<Trigger>,
     /// Pod settings used when the sensor is deployed on Kubernetes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Template>,
     /// When true, a failed trigger round puts the sensor in an error state and stops further triggers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_on_failed_round: Option<bool>,
     /// The EventBus to read events from; "default" when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_bus_name: Option<String>,
     /// Number of sensor replicas (Kubernetes deployment); 1 when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
     /// How many old deployment revisions to keep (Kubernetes deployment).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_history_limit: Option<i32>,
     /// Extra key-value pairs added to every log line of this sensor.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -87,6 +83,7 @@ pub struct SensorStatus {
 }
 
 /// One event the sensor waits for.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventDependency {
@@ -97,25 +94,21 @@ pub struct EventDependency {
     /// Name of the event within that EventSource.
     pub event_name: String,
     /// Filters an event must pass to satisfy this dependency.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<EventDependencyFilter>,
     /// Transformation applied to the event before filters and triggers see it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transform: Option<EventDependencyTransformer>,
     /// How the filter groups (time, context, data, exprs, script) combine: and (default) or or.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters_logical_operator: Option<LogicalOperator>,
 }
 
 /// A transformation of the event, by jq or by a Lua script.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventDependencyTransformer {
     /// jq program applied to the event data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jq: Option<String>,
     /// Lua script applied to the event data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
 }
 
@@ -132,14 +125,13 @@ pub enum LogicalOperator {
 }
 
 /// The filters an event must pass to satisfy a dependency.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventDependencyFilter {
     /// Only events whose time of day falls in this window pass.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<TimeFilter>,
     /// Only events whose context matches every field set here pass.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<EventContext>,
     /// Comparisons of values in the event data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -148,13 +140,10 @@ pub struct EventDependencyFilter {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exprs: Vec<ExprFilter>,
     /// How the data filters combine: and (default) or or.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_logical_operator: Option<LogicalOperator>,
     /// How the expression filters combine: and (default) or or.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expr_logical_operator: Option<LogicalOperator>,
     /// Lua script returning whether the event passes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
 }
 
@@ -179,6 +168,7 @@ pub struct PayloadField {
 }
 
 /// A daily time window; events outside it are ignored.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TimeFilter {
@@ -187,33 +177,27 @@ pub struct TimeFilter {
     /// End of the window, `HH:MM:SS`; before `start` means the next day.
     pub stop: String,
     /// IANA time zone of `start` and `stop`, e.g. `America/New_York`; UTC when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
 }
 
 /// CloudEvents context attributes; as a filter, each field set must match.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EventContext {
     /// Event id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Event source: the EventSource name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// CloudEvents spec version, "1.0".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub specversion: Option<String>,
     /// Event type: the EventSource kind, e.g. "webhook".
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", default)]
     pub type_: Option<String>,
     /// Media type of the event data, e.g. "application/json".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datacontenttype: Option<String>,
     /// Event subject: the event name within the EventSource.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Time of the event, RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
 }
 
@@ -283,6 +267,7 @@ impl Comparator {
 /// `type` and `comparator` are kept as written so that validation can name a
 /// wrong one precisely; [`DataFilter::json_type`] and
 /// [`DataFilter::comparator`] give the typed view.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DataFilter {
@@ -295,10 +280,8 @@ pub struct DataFilter {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub value: Vec<String>,
     /// Comparison: =, !=, <, <=, > or >=; empty means =.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparator: Option<String>,
     /// Go template applied to the value before comparing, e.g. `{{ b64dec .Input }}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
 }
 
@@ -315,6 +298,7 @@ impl DataFilter {
 }
 
 /// One action of the sensor, with its parameters and execution policy.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Trigger {
@@ -324,19 +308,15 @@ pub struct Trigger {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<TriggerParameter>,
     /// How to decide whether the trigger succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<TriggerPolicy>,
     /// Retries of a failed trigger; no retry when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_strategy: Option<Backoff>,
     /// Limit on how often the trigger fires.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
     /// When true, an event is acknowledged only after the trigger succeeded (at-least-once).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_least_once: Option<bool>,
     /// Trigger fired with the same events when this one fails after its retries (needs atLeastOnce).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "dlq_trigger_schema")]
     pub dlq_trigger: Option<Box<Trigger>>,
 }
@@ -368,19 +348,19 @@ pub enum RateLimitUnit {
 }
 
 /// How often a trigger may fire.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
     /// Second (default), Minute or Hour.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<RateLimitUnit>,
     /// Number of firings allowed per unit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_unit: Option<i32>,
 }
 
 /// The definition of a trigger: its name, when it fires and what it does.
 /// Exactly one trigger kind (`k8s`, `argoWorkflow`, `http`, ...) is set.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = open_whisk_alias)]
@@ -388,63 +368,52 @@ pub struct TriggerTemplate {
     /// Unique name of the trigger.
     pub name: String,
     /// Which dependencies must be met, e.g. `(dep01 || dep02) && dep04`; all of them when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<String>,
     /// When to forget dependencies that were met but did not fire the trigger yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions_reset: Vec<ConditionsResetCriteria>,
     /// Create, update, patch or delete a Kubernetes resource.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k8s: Option<StandardK8STrigger>,
     /// Submit or operate on an Argo workflow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argo_workflow: Option<ArgoWorkflowTrigger>,
     /// Send an HTTP request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HTTPTrigger>,
     /// Invoke an AWS Lambda function (not run by Argon yet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "free_object")]
     pub aws_lambda: Option<serde_json::Value>,
     /// Call a custom trigger gRPC server.
-    #[serde(rename = "custom", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "custom", default)]
     pub custom: Option<CustomTrigger>,
     /// Publish a message to a Kafka topic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaTrigger>,
     /// Publish a message to a NATS subject.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats: Option<NATSTrigger>,
     /// Send a Slack message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<SlackTrigger>,
     /// Invoke an OpenWhisk action (not run by Argon yet).
-    #[serde(default, alias = "openwhisk", skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "openwhisk")]
     #[schemars(schema_with = "free_object")]
     pub open_whisk: Option<serde_json::Value>,
     /// Log the events that fired the trigger.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<LogTrigger>,
     /// Send an event to Azure Event Hubs (not run by Argon yet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "free_object")]
     pub azure_event_hubs: Option<serde_json::Value>,
     /// Publish a message to a Pulsar topic (not run by Argon yet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "free_object")]
     pub pulsar: Option<serde_json::Value>,
     /// Send a message to Azure Service Bus (not run by Argon yet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "free_object")]
     pub azure_service_bus: Option<serde_json::Value>,
     /// Send an email.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailTrigger>,
     /// Misplaced `atLeastOnce`: accepted here for manifests that write it in the template; it belongs on the trigger.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_least_once: Option<bool>,
     /// Misplaced `policy`: accepted here for manifests that write it in the template; it belongs on the trigger.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<TriggerPolicy>,
 }
 
@@ -593,23 +562,22 @@ impl TriggerTemplate {
 }
 
 /// When to reset conditions that were partly met.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConditionsResetCriteria {
     /// Reset on a cron schedule.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by_time: Option<ConditionsResetByTime>,
 }
 
 /// A cron schedule at which partly met conditions are reset.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConditionsResetByTime {
     /// Standard 5-field cron expression, e.g. `0 23 * * *`, or a descriptor like `@daily`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
     /// IANA time zone of the schedule, e.g. `America/Los_Angeles`; UTC when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
 }
 
@@ -629,58 +597,52 @@ pub enum TriggerParameterOperation {
 }
 
 /// A value taken from an event and written into the trigger at `dest`.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerParameter {
     /// Where the value comes from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src: Option<TriggerParameterSource>,
     /// Dotted path of the key to set, e.g. `spec.arguments.parameters.0.value` (`-1` appends to a list).
     pub dest: String,
     /// overwrite (default), append or prepend to the existing value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<TriggerParameterOperation>,
 }
 
 /// Where a parameter's value comes from: an event of one dependency.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerParameterSource {
     /// The dependency whose event supplies the value.
     pub dependency_name: String,
     /// GJSON path into the event context, e.g. `type`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_key: Option<String>,
     /// Go template over the event context; tried before `contextKey`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_template: Option<String>,
     /// GJSON path into the event data, e.g. `body.message`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_key: Option<String>,
     /// Go template over the event data, e.g. `{{ .Input.body.name | upper }}`; tried before `dataKey`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_template: Option<String>,
     /// Literal value used when the key or template yields nothing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     /// Keep the value's JSON type (number, bool, object) instead of turning it into a string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_raw_data: Option<bool>,
 }
 
 /// How to decide whether a trigger succeeded.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerPolicy {
     /// For Kubernetes-resource triggers: wait for labels on the created resource.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k8s: Option<K8SResourcePolicy>,
     /// For request triggers: the response statuses that count as success.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusPolicy>,
 }
 
 /// Success of a Kubernetes-resource trigger, judged by the resource's labels.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct K8SResourcePolicy {
@@ -690,7 +652,6 @@ pub struct K8SResourcePolicy {
     /// How long and how often to check the labels.
     pub backoff: Backoff,
     /// When true, a check that times out fails the trigger.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_on_backoff_timeout: Option<bool>,
 }
 

@@ -33,23 +33,20 @@ pub enum KubernetesResourceOperation {
 }
 
 /// Creates, updates, patches or deletes a Kubernetes resource.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StandardK8STrigger {
     /// Where the resource comes from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ArtifactLocation>,
     /// create (default), update, patch or delete.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<KubernetesResourceOperation>,
     /// Parameters applied to the resource before the operation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<TriggerParameter>,
     /// Patch type for `patch`, e.g. `application/merge-patch+json` (the default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch_strategy: Option<String>,
     /// For `update`: fetch the live resource instead of using the source as is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_object: Option<bool>,
 }
 
@@ -84,14 +81,13 @@ pub enum ArgoWorkflowOperation {
 }
 
 /// Submits or operates on an Argo workflow.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArgoWorkflowTrigger {
     /// Where the workflow comes from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ArtifactLocation>,
     /// submit (default), submit-from, resubmit, resume, retry, suspend, terminate or stop.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<ArgoWorkflowOperation>,
     /// Parameters applied to the workflow before the operation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -102,6 +98,7 @@ pub struct ArgoWorkflowTrigger {
 }
 
 /// Sends an HTTP request.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HTTPTrigger {
@@ -111,19 +108,15 @@ pub struct HTTPTrigger {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub payload: Vec<TriggerParameter>,
     /// TLS settings of the client.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
     /// HTTP method; POST when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// Parameters applied to this trigger's fields (e.g. dest `url`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<TriggerParameter>,
     /// Request timeout in seconds; 60 when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<i64>,
     /// Basic authentication of the request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
     /// Request headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -135,20 +128,20 @@ pub struct HTTPTrigger {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dynamic_headers: Vec<TriggerParameter>,
     /// Host header of the request (virtual hosting).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
 }
 
 /// Logs the events that fired the trigger.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogTrigger {
     /// Log at most once per this many seconds; every firing when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_seconds: Option<u64>,
 }
 
 /// Publishes a message to a NATS subject.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NATSTrigger {
@@ -163,20 +156,18 @@ pub struct NATSTrigger {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<TriggerParameter>,
     /// TLS settings of the connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
     /// Authentication to the NATS server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<NATSAuth>,
     /// Argon's own field, not upstream's: publish through JetStream and
     /// wait for the stream's ack (a stream must take `subject`), with the
     /// firing's idempotency key as `Nats-Msg-Id`, so a firing retried or
     /// redelivered is stored once. A core publish when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jet_stream: Option<bool>,
 }
 
 /// Publishes a message to a Kafka topic.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaTrigger {
@@ -185,37 +176,28 @@ pub struct KafkaTrigger {
     /// Topic to publish to.
     pub topic: String,
     /// Partition to publish to (deprecated; use `partitioningKey`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<i32>,
     /// Parameters applied to this trigger's fields.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<TriggerParameter>,
     /// Number of replica acknowledgements to wait for; 1 when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_acks: Option<i32>,
     /// Compress messages with snappy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compress: Option<bool>,
     /// How often to flush batches, in milliseconds; 500 when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flush_frequency: Option<i32>,
     /// TLS settings of the producer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
     /// Key-value pairs, taken from the events, that make up the JSON message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub payload: Vec<TriggerParameter>,
     /// Key used to pick the partition of each message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitioning_key: Option<String>,
     /// Kafka protocol version of the brokers; 1.0.0 when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// SASL authentication of the producer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl: Option<SASLConfig>,
     /// Schema registry used to encode messages as Avro.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_registry: Option<SchemaRegistryConfig>,
     /// Message headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -226,6 +208,7 @@ pub struct KafkaTrigger {
 }
 
 /// Sends a Slack message.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlackTrigger {
@@ -233,57 +216,49 @@ pub struct SlackTrigger {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<TriggerParameter>,
     /// Secret key holding the Slack token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack_token: Option<SecretKeySelector>,
     /// Channel to post to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     /// Message text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Slack attachments, as a JSON array in a string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachments: Option<String>,
     /// Slack blocks, as a JSON array in a string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks: Option<String>,
     /// Post into a thread.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread: Option<SlackThread>,
     /// How the sending application appears.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<SlackSender>,
     /// Argon's own field, not upstream's: the base URL of Slack's Web API,
     /// `https://slack.com/api` when unset (a proxy, or a test server).
-    #[serde(rename = "apiURL", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "apiURL", default)]
     pub api_url: Option<String>,
 }
 
 /// Posting Slack messages into threads.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlackThread {
     /// Messages with the same key go to the same thread.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_aggregation_key: Option<String>,
     /// Also post thread messages to the channel.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broadcast_message_to_channel: Option<bool>,
 }
 
 /// How the Slack application that sends the message appears.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SlackSender {
     /// Display name of the application.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// Icon: an emoji like `:robot_face:` or an image URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icon: Option<String>,
 }
 
 /// Sends an email over SMTP.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EmailTrigger {
@@ -291,38 +266,31 @@ pub struct EmailTrigger {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<TriggerParameter>,
     /// SMTP user name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// Secret key holding the SMTP password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_password: Option<SecretKeySelector>,
     /// SMTP server host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// SMTP server port.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<i32>,
     /// Recipient addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<String>,
     /// Sender address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// Subject line.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Message body.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     /// Argon's own field, not upstream's: how the server's certificate is
     /// verified (`caCertSecret`, `insecureSkipVerify`). Argon always upgrades
     /// with STARTTLS when the server offers it and requires it when a
     /// password is sent; port 465 is TLS from the start.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TLSConfig>,
 }
 
 /// Calls a custom trigger gRPC server.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomTrigger {
@@ -330,13 +298,10 @@ pub struct CustomTrigger {
     #[serde(rename = "serverURL")]
     pub server_url: String,
     /// Connect with TLS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure: Option<bool>,
     /// Secret key holding the server certificate for a secure connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_secret: Option<SecretKeySelector>,
     /// Server name expected in the server certificate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name_override: Option<String>,
     /// The trigger specification the server interprets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -351,43 +316,39 @@ pub struct CustomTrigger {
 
 /// Where a trigger's resource (a workflow, any Kubernetes object) comes from.
 /// One location is set.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactLocation {
     /// An object in an S3-compatible bucket.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Artifact>,
     /// The resource as a YAML or JSON string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline: Option<String>,
     /// A file on the sensor's file system.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileArtifact>,
     /// A URL to fetch the resource from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<URLArtifact>,
     /// A key of a config map.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configmap: Option<ConfigMapKeySelector>,
     /// A file in a git repository.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<GitArtifact>,
     /// The resource itself, written inline as an object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "super::free_object")]
     pub resource: Option<serde_json::Value>,
 }
 
 /// A file on the sensor's file system.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileArtifact {
     /// Path of the file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
 }
 
 /// A resource fetched over HTTP.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = verify_cert_alias)]
@@ -395,7 +356,7 @@ pub struct URLArtifact {
     /// The complete URL.
     pub path: String,
     /// Verify the server's TLS certificate.
-    #[serde(default, alias = "verifycert", skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "verifycert")]
     pub verify_cert: Option<bool>,
 }
 
@@ -405,6 +366,7 @@ fn verify_cert_alias(schema: &mut schemars::Schema) {
 }
 
 /// A file in a git repository.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitArtifact {
@@ -413,30 +375,23 @@ pub struct GitArtifact {
     /// Directory the repository is cloned into.
     pub clone_directory: String,
     /// Username and password for the repository.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creds: Option<GitCreds>,
     /// Secret key holding an SSH private key for the repository.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_key_secret: Option<SecretKeySelector>,
     /// Path of the file in the repository.
     pub file_path: String,
     /// Branch to check out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
     /// Tag to check out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
     /// Ref to fetch (shallow clone).
-    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "ref", default)]
     pub ref_: Option<String>,
     /// Remote to fetch from; "origin" when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<GitRemoteConfig>,
     /// Do not verify the SSH host key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_ignore_host_key: Option<bool>,
     /// GitHub App credentials for the repository.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github_app: Option<GithubAppCreds>,
 }
 
@@ -451,13 +406,12 @@ pub struct GitRemoteConfig {
 }
 
 /// Username and password for a git repository, read from secrets.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitCreds {
     /// Secret key holding the username.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<SecretKeySelector>,
     /// Secret key holding the password or token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SecretKeySelector>,
 }

@@ -134,6 +134,7 @@ impl JsonSchema for AnyString {
 /// The specification of a workflow: its templates, where to start, and how its
 /// pods run. Also the spec of `WorkflowTemplate`, `ClusterWorkflowTemplate`
 /// and the `workflowSpec` of a `CronWorkflow`.
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "argoproj.io",
@@ -149,19 +150,15 @@ pub struct WorkflowSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub templates: Vec<Template>,
     /// The name of the template the workflow starts with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<String>,
     /// Parameters and artifacts given to the workflow, visible as `{{workflow.parameters.NAME}}`.
     #[serde(default, skip_serializing_if = "Arguments::is_empty")]
     pub arguments: Arguments,
     /// The service account every pod of the workflow runs as.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     /// Whether a service account token is mounted into the workflow's pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automount_service_account_token: Option<bool>,
     /// Settings of the executor that runs next to each step.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<ExecutorConfig>,
     /// Volumes the containers of the workflow may mount.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
@@ -170,13 +167,10 @@ pub struct WorkflowSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub volume_claim_templates: Vec<PersistentVolumeClaim>,
     /// The most pods of this workflow that may run at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<i64>,
     /// The config map and key that hold the artifact repository to use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_repository_ref: Option<ArtifactRepositoryRef>,
     /// Suspends the workflow: no further step starts until it is resumed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
     /// Node labels every pod of the workflow is scheduled onto (a template may override).
     #[serde(
@@ -186,7 +180,6 @@ pub struct WorkflowSpec {
     )]
     pub node_selector: BTreeMap<String, String>,
     /// Scheduling constraints for every pod of the workflow (a template may override).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
     /// Tolerations applied to the workflow's pods.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
@@ -195,76 +188,55 @@ pub struct WorkflowSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub image_pull_secrets: Vec<LocalObjectReference>,
     /// Run the workflow's pods in the host network namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_network: Option<bool>,
     /// The DNS policy of the workflow's pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_policy: Option<DnsPolicy>,
     /// DNS settings of the workflow's pods on top of the DNS policy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_config: Option<PodDNSConfig>,
     /// A template run when the workflow ends, whatever its outcome.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_exit: Option<String>,
     /// How long a finished workflow is kept, by outcome.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_strategy: Option<TtlStrategy>,
     /// Seconds the workflow may run before it is terminated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_deadline_seconds: Option<i64>,
     /// Workflows with a higher priority are processed first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
     /// The scheduler that places the workflow's pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler_name: Option<String>,
     /// When the workflow's completed pods are deleted.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "podGC")]
+    #[serde(default, rename = "podGC")]
     pub pod_gc: Option<PodGc>,
     /// The priority class of the workflow's pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_priority_class_name: Option<String>,
     /// The priority of the workflow's pods (deprecated: use podPriorityClassName).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_priority: Option<i32>,
     /// Extra entries for the pods' /etc/hosts.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub host_aliases: Vec<HostAlias>,
     /// Pod-level security settings of the workflow's pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
     /// A strategic merge patch applied to every pod spec of the workflow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_spec_patch: Option<String>,
     /// A disruption budget for the workflow's pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_disruption_budget: Option<PodDisruptionBudgetSpec>,
     /// Prometheus metrics emitted by this workflow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
     /// Stops (running exit handlers) or terminates the workflow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shutdown: Option<ShutdownStrategy>,
     /// Runs the spec of a WorkflowTemplate (or ClusterWorkflowTemplate) instead of local templates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_template_ref: Option<WorkflowTemplateRef>,
     /// Mutexes and semaphores the workflow must hold to run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronization: Option<Synchronization>,
     /// When the volumes created from volumeClaimTemplates are deleted.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "volumeClaimGC")]
+    #[serde(default, rename = "volumeClaimGC")]
     pub volume_claim_gc: Option<VolumeClaimGc>,
     /// The retry strategy of every template of the workflow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_strategy: Option<RetryStrategy>,
     /// Labels and annotations added to the workflow's pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_metadata: Option<Metadata>,
     /// Default values for every template of the workflow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_defaults: Option<Box<Template>>,
     /// Archive the logs of the workflow's containers as artifacts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_logs: Option<bool>,
     /// Lifecycle hooks of the workflow (`exit`, or a named hook with an expression).
     #[serde(
@@ -274,10 +246,9 @@ pub struct WorkflowSpec {
     )]
     pub hooks: BTreeMap<String, LifecycleHook>,
     /// Labels and annotations given to the workflow object itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_metadata: Option<WorkflowMetadata>,
     /// When the workflow's output artifacts are deleted.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "artifactGC")]
+    #[serde(default, rename = "artifactGC")]
     pub artifact_gc: Option<WorkflowLevelArtifactGc>,
 }
 
@@ -357,6 +328,7 @@ pub struct TemplateStatus {
 }
 
 /// A workflow submitted on a cron schedule.
+#[serde_with::skip_serializing_none]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "argoproj.io",
@@ -371,41 +343,32 @@ pub struct CronWorkflowSpec {
     /// The spec of the workflow submitted at each tick.
     pub workflow_spec: WorkflowSpec,
     /// The cron schedule (5 fields, or a descriptor such as `@hourly`); deprecated for `schedules`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     /// Cron schedules; the workflow runs at the ticks of each.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub schedules: Vec<String>,
     /// What to do when a tick comes while an earlier run is still running.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_policy: Option<ConcurrencyPolicy>,
     /// Stops submitting new runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
     /// Seconds after a missed tick during which the run is still started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starting_deadline_seconds: Option<i64>,
     /// How many succeeded runs are kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub successful_jobs_history_limit: Option<i32>,
     /// How many failed runs are kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_jobs_history_limit: Option<i32>,
     /// The time zone of the schedule, e.g. `Asia/Tokyo`; the machine's by default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     /// Metadata given to each submitted workflow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_metadata: Option<ObjectMeta>,
     /// When to stop scheduling for good.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_strategy: Option<StopStrategy>,
     /// An expression that must be true for a tick to submit a run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
 }
 
 /// The status of a CronWorkflow.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CronWorkflowStatus {
@@ -413,19 +376,15 @@ pub struct CronWorkflowStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub active: Vec<k8s_openapi::api::core::v1::ObjectReference>,
     /// When a run was last submitted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scheduled_time: Option<Time>,
     /// Conditions of the CronWorkflow.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub conditions: Vec<Condition>,
     /// How many runs succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub succeeded: Option<i64>,
     /// How many runs failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<i64>,
     /// `Running`, or `Stopped` once the stop strategy fired.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
 }
 
@@ -448,32 +407,28 @@ pub struct StopStrategy {
 }
 
 /// How long a finished workflow is kept.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TtlStrategy {
     /// Seconds a workflow is kept after it completes, whatever the outcome.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_after_completion: Option<i32>,
     /// Seconds a workflow is kept after it succeeds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_after_success: Option<i32>,
     /// Seconds a workflow is kept after it fails.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_after_failure: Option<i32>,
 }
 
 /// When completed pods are deleted.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodGc {
     /// The moment pods are deleted; unset keeps them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<PodGcStrategy>,
     /// Only pods matching these labels are deleted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_selector: Option<LabelSelector>,
     /// How long to wait before deleting a pod (e.g. `30s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_delay_duration: Option<String>,
 }
 
@@ -491,10 +446,10 @@ pub enum PodGcStrategy {
 }
 
 /// When the volumes created from volumeClaimTemplates are deleted.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VolumeClaimGc {
     /// The moment the claims are deleted (default OnWorkflowSuccess).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<VolumeClaimGcStrategy>,
 }
 
@@ -530,23 +485,22 @@ pub enum DnsPolicy {
 }
 
 /// Settings of the executor container.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutorConfig {
     /// The service account the executor runs as.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
 }
 
 /// The config map holding the artifact repository to use.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactRepositoryRef {
     /// The config map's name (default `artifact-repositories`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<String>,
     /// The key in the config map (default: the one its annotation names).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
 
@@ -622,13 +576,12 @@ pub struct LabelValueFrom {
 }
 
 /// Mutexes and semaphores to hold while running.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Synchronization {
     /// One semaphore (deprecated: use semaphores).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub semaphore: Option<SemaphoreRef>,
     /// One mutex (deprecated: use mutexes).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mutex: Option<Mutex>,
     /// Semaphores to hold.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
@@ -639,17 +592,15 @@ pub struct Synchronization {
 }
 
 /// A semaphore whose limit is kept in a config map or a database.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SemaphoreRef {
     /// The config map key holding the semaphore's limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_key_ref: Option<k8s_openapi::api::core::v1::ConfigMapKeySelector>,
     /// The namespace of the config map (default: the workflow's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// The semaphore kept in the synchronization database.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<SyncDatabaseRef>,
 }
 
@@ -661,16 +612,14 @@ pub struct SyncDatabaseRef {
 }
 
 /// A named mutex.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Mutex {
     /// The name of the mutex.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The namespace of the mutex (default: the workflow's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Keep the mutex in the synchronization database.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<bool>,
 }
 
@@ -682,6 +631,7 @@ pub struct Metrics {
 }
 
 /// One Prometheus metric.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Prometheus {
     /// The name of the metric.
@@ -692,16 +642,12 @@ pub struct Prometheus {
     /// What the metric means.
     pub help: String,
     /// A condition for emitting the metric.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
     /// A gauge metric.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gauge: Option<Gauge>,
     /// A histogram metric.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub histogram: Option<Histogram>,
     /// A counter metric.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counter: Option<Counter>,
 }
 
@@ -715,15 +661,14 @@ pub struct MetricLabel {
 }
 
 /// A gauge metric.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Gauge {
     /// The value (or operand of the operation).
     pub value: String,
     /// Emit the metric while the node runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realtime: Option<bool>,
     /// How the value changes the gauge.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<GaugeOperation>,
 }
 
@@ -755,16 +700,15 @@ pub struct Counter {
 }
 
 /// A condition of a workflow or CronWorkflow.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Condition {
     /// The kind of condition (e.g. `Completed`, `SpecError`).
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    #[serde(default, rename = "type")]
     pub type_: Option<String>,
     /// `True`, `False` or `Unknown`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// What the condition says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
@@ -851,29 +795,23 @@ pub enum NodeType {
 }
 
 /// The observed state of a workflow.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowStatus {
     /// Pending, Running, Succeeded, Failed or Error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<WorkflowPhase>,
     /// When the workflow started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
     /// When the workflow finished.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
     /// Estimated duration in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_duration: Option<i64>,
     /// Progress, as `done/total`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
     /// Why the workflow is in this phase.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The nodes compressed and base64 encoded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compressed_nodes: Option<String>,
     /// The nodes of the workflow's graph, by node id.
     #[serde(
@@ -883,7 +821,6 @@ pub struct WorkflowStatus {
     )]
     pub nodes: BTreeMap<String, NodeStatus>,
     /// Set when the nodes are kept in a database instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offload_node_status_version: Option<String>,
     /// Templates resolved from templateRefs, by reference.
     #[serde(
@@ -896,7 +833,6 @@ pub struct WorkflowStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub persistent_volume_claims: Vec<serde_json::Value>,
     /// The workflow's global outputs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Outputs>,
     /// Conditions of the workflow.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
@@ -909,16 +845,13 @@ pub struct WorkflowStatus {
     )]
     pub resources_duration: BTreeMap<String, i64>,
     /// The WorkflowTemplate spec the workflow runs, as stored at submission.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_workflow_template_spec: Option<serde_json::Value>,
     /// Held and awaited locks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronization: Option<serde_json::Value>,
     /// The artifact repository the workflow uses.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_repository_ref: Option<serde_json::Value>,
     /// State of artifact garbage collection.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "artifactGCStatus")]
+    #[serde(default, rename = "artifactGCStatus")]
     pub artifact_gc_status: Option<serde_json::Value>,
     /// Which task results are complete, by node id.
     #[serde(
@@ -930,6 +863,7 @@ pub struct WorkflowStatus {
 }
 
 /// The observed state of one node of a workflow.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeStatus {
@@ -938,40 +872,30 @@ pub struct NodeStatus {
     /// The node's full name (`wf.step[0].a`).
     pub name: String,
     /// The short name shown to users.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// What the node is.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    #[serde(default, rename = "type")]
     pub type_: Option<NodeType>,
     /// The template the node runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_name: Option<String>,
     /// The templateRef the node runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_ref: Option<TemplateRef>,
     /// Where the template was found (`namespaced/NAME`, `cluster/NAME`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_scope: Option<String>,
     /// Where the node is in its lifecycle.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<NodePhase>,
     /// The id of the steps or DAG node this node belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "boundaryID")]
+    #[serde(default, rename = "boundaryID")]
     pub boundary_id: Option<String>,
     /// Why the node is in this phase.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// When the node started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
     /// When the node finished.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
     /// Estimated duration in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_duration: Option<i64>,
     /// Progress, as `done/total`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
     /// Resource usage times duration, by resource.
     #[serde(
@@ -981,19 +905,15 @@ pub struct NodeStatus {
     )]
     pub resources_duration: BTreeMap<String, i64>,
     /// The pod's IP, for daemoned steps.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "podIP")]
+    #[serde(default, rename = "podIP")]
     pub pod_ip: Option<String>,
     /// The node runs as a daemon.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemoned: Option<bool>,
     /// Whether the node was started by a hook, or retried.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_flag: Option<serde_json::Value>,
     /// The input values the node ran with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Inputs>,
     /// The outputs the node produced.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Outputs>,
     /// Ids of the child nodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
@@ -1002,12 +922,9 @@ pub struct NodeStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub outbound_nodes: Vec<String>,
     /// The Kubernetes node the pod ran on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_node_name: Option<String>,
     /// Whether the outputs came from the memoization cache.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memoization_status: Option<serde_json::Value>,
     /// The lock the node waits for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronization_status: Option<serde_json::Value>,
 }

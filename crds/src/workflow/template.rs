@@ -20,6 +20,7 @@ use super::{AnyString, ExecutorConfig, Metadata, Metrics, Synchronization, null_
 /// A reusable unit of work: exactly one kind (container, script, resource,
 /// suspend, steps, dag, http, containerSet, data or plugin) plus its inputs,
 /// outputs and pod settings.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Template {
@@ -40,43 +41,31 @@ pub struct Template {
     )]
     pub node_selector: BTreeMap<String, String>,
     /// Scheduling constraints of the template's pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
     /// Labels and annotations of the template's pod.
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
     pub metadata: Metadata,
     /// Let the workflow go on once the container is ready, keeping it running.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon: Option<bool>,
     /// Groups of steps: the groups run one after the other, the steps of a group in parallel.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<Vec<WorkflowStep>>>,
     /// Run one container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<Container>,
     /// Run several containers in one pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_set: Option<ContainerSetTemplate>,
     /// Run a script's source with an interpreter; its stdout is `outputs.result`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<ScriptTemplate>,
     /// Create, apply, patch or delete a Kubernetes resource.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<ResourceTemplate>,
     /// Run a graph of tasks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dag: Option<DagTemplate>,
     /// Pause the workflow until resumed or for a duration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<SuspendTemplate>,
     /// Transform data with expressions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Data>,
     /// Make an HTTP request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<Http>,
     /// Call an executor plugin (its configuration, under the plugin's name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<serde_json::Map<String, serde_json::Value>>,
     /// Volumes the template's containers may mount.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
@@ -88,61 +77,44 @@ pub struct Template {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub sidecars: Vec<UserContainer>,
     /// Where the step's logs and output artifacts are stored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive_location: Option<ArtifactLocation>,
     /// Seconds the pod may run before it is stopped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_deadline_seconds: Option<IntOrString>,
     /// How to retry the template when it fails.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_strategy: Option<RetryStrategy>,
     /// The most pods this template invocation may run at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<i64>,
     /// Fail the template as soon as one child fails.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_fast: Option<bool>,
     /// Tolerations of the template's pod.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub tolerations: Vec<Toleration>,
     /// The scheduler that places the template's pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler_name: Option<String>,
     /// The priority class of the template's pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
     /// The priority of the template's pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
     /// The service account the template's pod runs as.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     /// Whether a service account token is mounted into the pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automount_service_account_token: Option<bool>,
     /// Settings of the executor container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<ExecutorConfig>,
     /// Extra entries for the pod's /etc/hosts.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub host_aliases: Vec<HostAlias>,
     /// Pod-level security settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
     /// A strategic merge patch applied to the pod spec.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_spec_patch: Option<String>,
     /// Prometheus metrics emitted by this template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
     /// Mutexes and semaphores to hold while the template runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronization: Option<Synchronization>,
     /// Reuse the outputs of an earlier run with the same key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memoize: Option<Memoize>,
     /// The longest the node may take, pending time included (e.g. `10m`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
 }
 
@@ -249,6 +221,7 @@ impl Inputs {
 }
 
 /// The parameters and artifacts a template produces.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Outputs {
@@ -259,10 +232,8 @@ pub struct Outputs {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub artifacts: Vec<Artifact>,
     /// The captured stdout of a script or container (set at run time).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
     /// The exit code of the main container (set at run time).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<String>,
 }
 
@@ -295,28 +266,24 @@ impl Arguments {
 }
 
 /// A named string value: an input, an output or an argument.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Parameter {
     /// The parameter's name.
     pub name: String,
     /// The value used when none is passed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<AnyString>,
     /// The value; for an input it wins over a passed value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<AnyString>,
     /// Where an output parameter's value comes from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_from: Option<ValueFrom>,
     /// Also export the output as `{{workflow.outputs.parameters.NAME}}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global_name: Option<String>,
     /// The values the parameter may take.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub r#enum: Vec<AnyString>,
     /// What the parameter is for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<AnyString>,
 }
 
@@ -337,35 +304,27 @@ impl Parameter {
 }
 
 /// Where a parameter's value comes from.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ValueFrom {
     /// A file in the container whose content is the value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// A JSONPath into the resource of a resource template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_path: Option<String>,
     /// A jq filter over the resource of a resource template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jq_filter: Option<String>,
     /// An expression over the event that resumed a suspend template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
     /// Another step's or task's output parameter (`{{steps.a.outputs.parameters.x}}`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameter: Option<String>,
     /// The value is supplied later, through the CLI or the API.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supplied: Option<SuppliedValueFrom>,
     /// A config map key holding the value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_key_ref: Option<ConfigMapKeySelector>,
     /// The value used when the source fails.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<AnyString>,
     /// An expression giving the value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
 }
 
@@ -374,6 +333,7 @@ pub struct ValueFrom {
 pub struct SuppliedValueFrom {}
 
 /// One step of a steps template: a call of a template.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowStep {
@@ -381,34 +341,26 @@ pub struct WorkflowStep {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// The template of this workflow to run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
     /// A template written in place.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline: Option<Box<Template>>,
     /// Arguments passed to the template.
     #[serde(default, skip_serializing_if = "Arguments::is_empty")]
     pub arguments: Arguments,
     /// A template of a WorkflowTemplate or ClusterWorkflowTemplate to run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_ref: Option<TemplateRef>,
     /// Run the step once per item of this list (`{{item}}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub with_items: Vec<serde_json::Value>,
     /// Run the step once per item of this JSON list.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub with_param: Option<String>,
     /// Run the step once per number of a sequence.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub with_sequence: Option<Sequence>,
     /// A condition; the step is skipped when it is false.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
     /// Go on with the workflow even if this step fails or errors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continue_on: Option<ContinueOn>,
     /// A template run when the step ends (deprecated: use hooks.exit).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_exit: Option<String>,
     /// Lifecycle hooks of the step.
     #[serde(
@@ -420,22 +372,20 @@ pub struct WorkflowStep {
 }
 
 /// One task of a DAG template.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DagTask {
     /// The task's name, used in `dependencies`, `depends` and `{{tasks.NAME...}}`.
     pub name: String,
     /// The template of this workflow to run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
     /// A template written in place.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline: Option<Box<Template>>,
     /// Arguments passed to the template.
     #[serde(default, skip_serializing_if = "Arguments::is_empty")]
     pub arguments: Arguments,
     /// A template of a WorkflowTemplate or ClusterWorkflowTemplate to run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_ref: Option<TemplateRef>,
     /// Tasks that must succeed before this one starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
@@ -444,22 +394,16 @@ pub struct DagTask {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub with_items: Vec<serde_json::Value>,
     /// Run the task once per item of this JSON list.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub with_param: Option<String>,
     /// Run the task once per number of a sequence.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub with_sequence: Option<Sequence>,
     /// A condition; the task is skipped when it is false.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
     /// Go on with the DAG even if this task fails or errors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continue_on: Option<ContinueOn>,
     /// A template run when the task ends (deprecated: use hooks.exit).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_exit: Option<String>,
     /// A boolean expression over other tasks' results (`A && (B.Failed || C)`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depends: Option<String>,
     /// Lifecycle hooks of the task.
     #[serde(
@@ -471,20 +415,18 @@ pub struct DagTask {
 }
 
 /// A template run at a point of a workflow's, step's or task's life.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecycleHook {
     /// The template of this workflow to run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
     /// Arguments passed to the template.
     #[serde(default, skip_serializing_if = "Arguments::is_empty")]
     pub arguments: Arguments,
     /// A template of a WorkflowTemplate or ClusterWorkflowTemplate to run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_ref: Option<TemplateRef>,
     /// When the hook runs (an expression); the `exit` hook needs none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
 }
 
@@ -504,19 +446,16 @@ pub struct TemplateRef {
 }
 
 /// A numeric range a step or task is expanded over.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Sequence {
     /// How many numbers (not with `end`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<IntOrString>,
     /// The first number (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<IntOrString>,
     /// The last number (not with `count`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<IntOrString>,
     /// A printf format for each number (e.g. `2020-05-%02X`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
 }
 
@@ -532,16 +471,15 @@ pub struct ContinueOn {
 }
 
 /// A graph of tasks.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DagTemplate {
     /// Names of the tasks to run (space separated); all tasks by default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// The tasks of the graph.
     pub tasks: Vec<DagTask>,
     /// Stop starting tasks once one fails (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_fast: Option<bool>,
 }
 
@@ -556,6 +494,7 @@ pub struct ScriptTemplate {
 }
 
 /// A container specified by a user (init container or sidecar).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserContainer {
@@ -563,11 +502,11 @@ pub struct UserContainer {
     #[serde(flatten)]
     pub container: Container,
     /// Mount the main container's volumes at the same paths.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror_volume_mounts: Option<bool>,
 }
 
 /// Several containers in one pod, optionally ordered by dependencies.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerSetTemplate {
@@ -577,7 +516,6 @@ pub struct ContainerSetTemplate {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub volume_mounts: Vec<VolumeMount>,
     /// How to retry a failed container of the set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_strategy: Option<ContainerSetRetryStrategy>,
 }
 
@@ -593,12 +531,12 @@ pub struct ContainerNode {
 }
 
 /// How to retry a container of a container set.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ContainerSetRetryStrategy {
     /// How many times to retry.
     pub retries: IntOrString,
     /// How long to wait between retries (e.g. `20s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
 }
 
@@ -633,28 +571,23 @@ pub enum MergeStrategy {
 }
 
 /// Create, apply, patch or delete a Kubernetes resource.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceTemplate {
     /// What to do to the resource.
     pub action: ResourceAction,
     /// How a patch is merged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge_strategy: Option<MergeStrategy>,
     /// The resource's manifest (YAML or JSON).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
     /// Read the manifest from an artifact.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_from: Option<ManifestFrom>,
     /// Make the workflow the owner of the created resource.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_owner_reference: Option<bool>,
     /// A label-selector-like condition on the resource meaning success.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_condition: Option<String>,
     /// A label-selector-like condition on the resource meaning failure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_condition: Option<String>,
     /// Extra kubectl flags.
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
@@ -669,19 +602,19 @@ pub struct ManifestFrom {
 }
 
 /// Pause the workflow.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SuspendTemplate {
     /// Resume by itself after this long (seconds, or `2m`, `6h`); otherwise wait to be resumed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
 }
 
 /// Make an HTTP request.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Http {
     /// The method (default GET).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// The URL.
     pub url: String,
@@ -689,76 +622,68 @@ pub struct Http {
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub headers: Vec<HttpHeader>,
     /// Request timeout in seconds (default 30).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<i64>,
     /// An expression over the response meaning success (e.g. `response.statusCode == 201`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_condition: Option<String>,
     /// The request body.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     /// The request body as bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_from: Option<HttpBodySource>,
     /// Skip TLS certificate verification.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_verify: Option<bool>,
 }
 
 /// A request header.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpHeader {
     /// The header name.
     pub name: String,
     /// The header value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     /// Where the value comes from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_from: Option<HttpHeaderSource>,
 }
 
 /// Where a header value comes from.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpHeaderSource {
     /// A secret key holding the value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key_ref: Option<SecretKeySelector>,
 }
 
 /// A request body given as bytes.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HttpBodySource {
     /// The body, base64 encoded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<String>,
 }
 
 /// Transform data with expressions.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Data {
     /// `Always` runs the data template in a pod even without artifact paths.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_policy: Option<String>,
     /// Where the data comes from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<DataSource>,
     /// The transformations applied, in order.
     pub transformation: Vec<TransformationStep>,
 }
 
 /// Where a data template's data comes from.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DataSource {
     /// Literal data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
     /// The paths of the files of an artifact.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_paths: Option<Box<Artifact>>,
 }
 
@@ -803,50 +728,43 @@ pub enum RetryPolicy {
 }
 
 /// How a failed template is retried.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RetryStrategy {
     /// How many retries after the first attempt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<IntOrString>,
     /// Which failures are retried.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
     /// How long to wait between attempts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<Backoff>,
     /// Keep retries off the node of the failed attempt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<RetryAffinity>,
     /// An expression that must be true for a retry to happen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
 }
 
 /// The waiting time between retries.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Backoff {
     /// The first wait (seconds, or `2m`, `1h`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
     /// What the wait is multiplied by after each retry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factor: Option<IntOrString>,
     /// The longest all retries together may take.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<String>,
     /// The longest a single wait may be.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap: Option<String>,
 }
 
 /// Where retries may run.
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RetryAffinity {
     /// Avoid the nodes of earlier attempts (an empty object).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_anti_affinity: Option<RetryNodeAntiAffinity>,
 }
 
