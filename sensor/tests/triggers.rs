@@ -179,43 +179,65 @@ spec:
 
 // ---------------------------------------------------------------- slack
 
+/// Calls a stand-in Slack received: (authorization, path and query, body).
+type SlackCalls = Arc<Mutex<Vec<(String, String, Value)>>>;
+
 /// A stand-in for Slack's Web API: answers `chat.postMessage` with the
-/// bodies of `answers` in turn (then ok), recording (authorization, body).
-async fn fake_slack(answers: Vec<Value>) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
-    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+/// bodies of `answers` in turn (then ok); `conversations.list` with the
+/// channel `C0DEPLOYS` named "deploys" on its second page;
+/// `conversations.join` with ok. Records every call; the posts alone are
+/// also given as (authorization, body).
+async fn fake_slack(answers: Vec<Value>) -> (String, Arc<Mutex<Vec<(String, Value)>>>, SlackCalls) {
+    let posts: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let calls: SlackCalls = Arc::default();
     let answers = Arc::new(Mutex::new(answers.into_iter()));
-    let app = axum::Router::new().route(
-        "/api/chat.postMessage",
-        axum::routing::post({
-            let seen = seen.clone();
-            move |headers: HeaderMap, body: axum::body::Bytes| {
-                let (seen, answers) = (seen.clone(), answers.clone());
-                async move {
-                    let auth = headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let n = {
-                        let mut seen = seen.lock().unwrap();
-                        seen.push((auth, body));
-                        seen.len()
-                    };
-                    let answer = answers
-                        .lock()
-                        .unwrap()
-                        .next()
-                        .unwrap_or_else(|| json!({"ok": true, "ts": format!("1700000000.{n:06}")}));
-                    axum::Json(answer)
-                }
+    let app = axum::Router::new().fallback({
+        let (posts, calls) = (posts.clone(), calls.clone());
+        move |uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Bytes| {
+            let (posts, calls, answers) = (posts.clone(), calls.clone(), answers.clone());
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let target = uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
+                calls.lock().unwrap().push((auth.clone(), target.clone(), body.clone()));
+                let answer = match uri.path() {
+                    "/api/chat.postMessage" => {
+                        let n = {
+                            let mut posts = posts.lock().unwrap();
+                            posts.push((auth, body));
+                            posts.len()
+                        };
+                        answers
+                            .lock()
+                            .unwrap()
+                            .next()
+                            .unwrap_or_else(|| json!({"ok": true, "ts": format!("1700000000.{n:06}")}))
+                    }
+                    "/api/conversations.list" if target.contains("cursor=page%2F2") => json!({
+                        "ok": true,
+                        "channels": [{"id": "C0DEPLOYS", "name": "deploys"}],
+                        "response_metadata": {"next_cursor": ""}
+                    }),
+                    "/api/conversations.list" => json!({
+                        "ok": true,
+                        "channels": [{"id": "C0GENERAL", "name": "general"}],
+                        "response_metadata": {"next_cursor": "page/2"}
+                    }),
+                    "/api/conversations.join" => json!({"ok": true, "channel": {"id": body["channel"]}}),
+                    _ => json!({"ok": false, "error": "unknown_method"}),
+                };
+                axum::Json(answer)
             }
-        }),
-    );
+        }
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, seen)
+    (base, posts, calls)
 }
 
 fn slack_sensor(api: &str) -> String {
@@ -254,7 +276,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slack_trigger_posts_retries_a_rate_limit_and_threads_by_key() {
-    let (api, seen) = fake_slack(vec![json!({"ok": false, "error": "ratelimited"})]).await;
+    let (api, seen, _) = fake_slack(vec![json!({"ok": false, "error": "ratelimited"})]).await;
     let dir = secrets(&[("slack", "token", "xoxb-test\n")]);
     let run = Run::start(&slack_sensor(&api), Some(dir.path())).await;
     run.publish(json!({"text": "v1 is out"})).await;
@@ -284,7 +306,7 @@ async fn slack_trigger_posts_retries_a_rate_limit_and_threads_by_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slack_errors_a_retry_cannot_fix_are_not_retried() {
-    let (api, seen) = fake_slack(vec![json!({"ok": false, "error": "channel_not_found"})]).await;
+    let (api, seen, _) = fake_slack(vec![json!({"ok": false, "error": "channel_not_found"})]).await;
     let dir = secrets(&[("slack", "token", "xoxb-test")]);
     let run = Run::start(&slack_sensor(&api), Some(dir.path())).await;
     run.publish(json!({"text": "lost"})).await;
@@ -296,10 +318,49 @@ async fn slack_errors_a_retry_cannot_fix_are_not_retried() {
     run.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_not_in_the_channel_looks_it_up_by_name_joins_and_posts() {
+    let (api, posts, calls) = fake_slack(vec![json!({"ok": false, "error": "not_in_channel"})]).await;
+    let dir = secrets(&[("slack", "token", "xoxb-test")]);
+    let run = Run::start(&slack_sensor(&api), Some(dir.path())).await;
+    run.publish(json!({"text": "v3 is out"})).await;
+    wait_until("the message after joining", Duration::from_secs(30), || {
+        run.count("triggered", "to-slack", "chat") == 1
+    })
+    .await;
+    let calls: Vec<(String, String, Value)> = calls.lock().unwrap().clone();
+    let paths: Vec<&str> = calls
+        .iter()
+        .map(|(_, p, _)| p.split('?').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/chat.postMessage",
+            "/api/conversations.list",
+            "/api/conversations.list",
+            "/api/conversations.join",
+            "/api/chat.postMessage"
+        ],
+        "{calls:?}"
+    );
+    assert!(calls[1].1.contains("types=public_channel,private_channel"), "{calls:?}");
+    assert!(
+        calls[2].1.contains("cursor=page%2F2"),
+        "the second page by its cursor: {calls:?}"
+    );
+    assert_eq!(calls[3].2, json!({"channel": "C0DEPLOYS"}), "joins by id");
+    assert!(calls.iter().all(|(auth, _, _)| auth == "Bearer xoxb-test"), "{calls:?}");
+    assert_eq!(posts.lock().unwrap()[1].1["text"], "v3 is out");
+    run.stop().await;
+}
+
 // ---------------------------------------------------------------- email
 
 /// aiosmtpd on a free port, requiring STARTTLS and the login
 /// argon/hunter2, appending each mail as a JSON line to `mails.jsonl`.
+/// While a file `fail-once` exists beside it, the next mail is refused
+/// with a transient 451 (and the file removed).
 struct SmtpServer {
     child: std::process::Child,
     port: u16,
@@ -308,7 +369,7 @@ struct SmtpServer {
 }
 
 const SMTP_SERVER: &str = r#"
-import asyncio, json, ssl, sys
+import asyncio, json, os, ssl, sys
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 cert, key, port, out = sys.argv[1:5]
@@ -316,6 +377,10 @@ context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 context.load_cert_chain(cert, key)
 class Handler:
     async def handle_DATA(self, server, session, envelope):
+        flag = os.path.join(os.path.dirname(out), "fail-once")
+        if os.path.exists(flag):
+            os.remove(flag)
+            return "451 4.3.0 Try again later"
         with open(out, "a") as f:
             f.write(json.dumps({"from": envelope.mail_from, "to": envelope.rcpt_tos,
                                 "data": envelope.content.decode(), "tls": session.ssl is not None,
@@ -464,5 +529,25 @@ async fn email_trigger_sends_over_starttls_with_a_login() {
     })
     .await;
     assert_eq!(smtp.mails().len(), 1, "nothing sent with a wrong password");
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_trigger_retries_a_transient_smtp_refusal() {
+    let smtp = SmtpServer::start();
+    let dir = secrets(&[("smtp", "password", "hunter2"), ("smtp", "ca.pem", &smtp.ca_pem)]);
+    let flag = smtp.dir.path().join("fail-once");
+    std::fs::write(&flag, "").unwrap();
+    let run = Run::start(&email_sensor(smtp.port, "password"), Some(dir.path())).await;
+    run.publish(json!({"to": "ops@example.net", "name": "Cy"})).await;
+    wait_until("the mail after a retry", Duration::from_secs(30), || {
+        run.count("triggered", "to-mail", "mail") == 1
+    })
+    .await;
+    assert!(!flag.exists(), "the first attempt was refused with 451");
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "sent once, by the retry: {mails:?}");
+    assert!(mails[0]["data"].as_str().unwrap().contains("Hi Cy"), "{mails:?}");
+    assert_eq!(run.count("failed", "to-mail", "mail"), 0);
     run.stop().await;
 }

@@ -4,7 +4,8 @@
 //! thread the first message of that key opened (remembered in memory, as
 //! upstream does). Rate limits, 5xx answers and Slack's own transient
 //! errors are retried by the trigger's retry strategy; the others (a bad
-//! token, an unknown channel) are not.
+//! token, an unknown channel) are not. A bot that is not in the channel
+//! joins it (looking its id up by name) and posts again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -95,10 +96,20 @@ pub fn prepare(trigger: &str, config: &SlackTrigger, secrets: &Secrets, redact: 
     })
 }
 
-/// Posts messages; remembers the thread of each aggregation key.
+/// Posts messages; remembers the thread of each aggregation key and the id
+/// of each channel name it had to look up.
 pub struct Poster {
     client: HttpClient,
     threads: Mutex<HashMap<String, String>>,
+    channel_ids: Mutex<HashMap<String, String>>,
+}
+
+/// How a Web API call went wrong.
+enum CallError {
+    /// Slack answered `ok: false` with this error.
+    Slack(String),
+    /// The call failed otherwise (the trigger's error).
+    Other(Error),
 }
 
 impl Poster {
@@ -108,10 +119,14 @@ impl Poster {
         Ok(Poster {
             client: HttpClient::new(tls),
             threads: Mutex::default(),
+            channel_ids: Mutex::default(),
         })
     }
 
-    /// Posts the message; the error says whether a retry can help.
+    /// Posts the message; the error says whether a retry can help. When the
+    /// bot is not in the channel (`not_in_channel`), it looks the channel's
+    /// id up by name (`conversations.list`), joins it (`conversations.join`)
+    /// and posts again, as upstream does.
     pub async fn execute(&self, trigger: &str, request: &Request) -> Result<()> {
         let Request::Slack {
             url,
@@ -132,43 +147,16 @@ impl Poster {
                 body["reply_broadcast"] = json!(true);
             }
         }
-        let headers = [
-            ("Content-Type".to_owned(), "application/json; charset=utf-8".to_owned()),
-            ("Authorization".to_owned(), format!("Bearer {token}")),
-        ];
-        let payload = serde_json::to_vec(&body).unwrap_or_default();
-        let response = self
-            .client
-            .send("POST", url, &headers, payload.into(), TIMEOUT)
-            .await
-            .map_err(|e| Error::transient(trigger, e))?;
-        if response.status == 429 || response.status >= 500 {
-            return Err(Error::transient(
-                trigger,
-                format!("Slack answered {} at {url}", response.status),
-            ));
+        let answer = match self.call(trigger, "POST", url, token, Some(&body)).await {
+            Err(CallError::Slack(error)) if error == "not_in_channel" => {
+                let base = url.strip_suffix("/chat.postMessage").unwrap_or(url);
+                let channel = body["channel"].as_str().unwrap_or_default().to_owned();
+                self.join(trigger, base, token, &channel).await?;
+                self.call(trigger, "POST", url, token, Some(&body)).await
+            }
+            other => other,
         }
-        if !(200..300).contains(&response.status) {
-            return Err(Error::permanent(
-                trigger,
-                format!("Slack answered {} at {url}", response.status),
-            ));
-        }
-        let answer: Value = serde_json::from_slice(&response.body).map_err(|e| {
-            Error::transient(
-                trigger,
-                format!("Slack's answer is not JSON ({e}); is {url} Slack's Web API?"),
-            )
-        })?;
-        if answer["ok"] != json!(true) {
-            let error = answer["error"].as_str().unwrap_or("no error given");
-            let message = format!("Slack refused the message: {error}");
-            return Err(if TRANSIENT.contains(&error) {
-                Error::transient(trigger, message)
-            } else {
-                Error::permanent(trigger, message)
-            });
-        }
+        .map_err(|e| refused(trigger, "the message", e))?;
         if let Some(key) = thread_key
             && let Some(ts) = answer["ts"].as_str()
         {
@@ -179,6 +167,136 @@ impl Poster {
                 .or_insert_with(|| ts.to_owned());
         }
         Ok(())
+    }
+
+    /// Joins `channel` (a name, with or without `#`, or an id).
+    async fn join(&self, trigger: &str, base: &str, token: &str, channel: &str) -> Result<()> {
+        let id = self.channel_id(trigger, base, token, channel).await?;
+        self.call(
+            trigger,
+            "POST",
+            &format!("{base}/conversations.join"),
+            token,
+            Some(&json!({"channel": id})),
+        )
+        .await
+        .map_err(|e| refused(trigger, &format!("joining channel {channel}"), e))?;
+        Ok(())
+    }
+
+    /// The id of the channel named `channel`: looked up page by page in
+    /// the workspace's public and private channels, then remembered. A
+    /// channel given by its id is its own id.
+    async fn channel_id(&self, trigger: &str, base: &str, token: &str, channel: &str) -> Result<String> {
+        let name = channel.trim_start_matches('#');
+        if let Some(id) = self.channel_ids.lock().await.get(name) {
+            return Ok(id.clone());
+        }
+        let mut cursor = String::new();
+        loop {
+            let url = format!(
+                "{base}/conversations.list?types=public_channel,private_channel&exclude_archived=true&limit=200{}",
+                if cursor.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "&cursor={}",
+                        form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>()
+                    )
+                }
+            );
+            let page = self
+                .call(trigger, "GET", &url, token, None)
+                .await
+                .map_err(|e| refused(trigger, "listing channels", e))?;
+            for c in page["channels"].as_array().into_iter().flatten() {
+                let (Some(id), Some(n)) = (c["id"].as_str(), c["name"].as_str()) else {
+                    continue;
+                };
+                if n == name || id == name {
+                    self.channel_ids.lock().await.insert(name.to_owned(), id.to_owned());
+                    return Ok(id.to_owned());
+                }
+            }
+            let next = page["response_metadata"]["next_cursor"].as_str().unwrap_or_default();
+            // A cursor that does not move would page forever.
+            let stuck = next == cursor;
+            cursor = next.to_owned();
+            if cursor.is_empty() || stuck {
+                return Err(Error::permanent(
+                    trigger,
+                    format!("Slack refused the message: not_in_channel, and no channel named {name} was found to join"),
+                ));
+            }
+        }
+    }
+
+    /// One Web API call: its `ok` answer, or why it failed.
+    async fn call(
+        &self,
+        trigger: &str,
+        method: &str,
+        url: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> std::result::Result<Value, CallError> {
+        let mut headers = vec![("Authorization".to_owned(), format!("Bearer {token}"))];
+        let payload = match body {
+            Some(body) => {
+                headers.push(("Content-Type".to_owned(), "application/json; charset=utf-8".to_owned()));
+                serde_json::to_vec(body).unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        let response = self
+            .client
+            .send(method, url, &headers, payload.into(), TIMEOUT)
+            .await
+            .map_err(|e| CallError::Other(Error::transient(trigger, e)))?;
+        if response.status == 429 || response.status >= 500 {
+            return Err(CallError::Other(Error::transient(
+                trigger,
+                format!("Slack answered {} at {url}", response.status),
+            )));
+        }
+        if !(200..300).contains(&response.status) {
+            return Err(CallError::Other(Error::permanent(
+                trigger,
+                format!("Slack answered {} at {url}", response.status),
+            )));
+        }
+        let answer: Value = serde_json::from_slice(&response.body).map_err(|e| {
+            CallError::Other(Error::transient(
+                trigger,
+                format!("Slack's answer is not JSON ({e}); is {url} Slack's Web API?"),
+            ))
+        })?;
+        if answer["ok"] != json!(true) {
+            return Err(CallError::Slack(
+                answer["error"].as_str().unwrap_or("no error given").to_owned(),
+            ));
+        }
+        Ok(answer)
+    }
+}
+
+/// The trigger's error for a failed call about `what`: Slack's transient
+/// errors can be retried, the others cannot.
+fn refused(trigger: &str, what: &str, error: CallError) -> Error {
+    match error {
+        CallError::Other(e) => e,
+        CallError::Slack(error) => {
+            let message = if what == "the message" {
+                format!("Slack refused the message: {error}")
+            } else {
+                format!("Slack refused {what}: {error}")
+            };
+            if TRANSIENT.contains(&error.as_str()) {
+                Error::transient(trigger, message)
+            } else {
+                Error::permanent(trigger, message)
+            }
+        }
     }
 }
 
