@@ -22,7 +22,7 @@ use anyhow::{Context as _, bail};
 
 const USAGE: &str = "usage: argon-bench SCENARIO [--events N] [--max-secs S] [--size BYTES] [--rounds R] \
                      [--in-flight N] [--targets a,x,b,c,raw,paced,rss] [--rate R] [--duration S]\n\
-                     scenarios: bus, ingest, sensor, engine, e2e, api, source KIND (nats, redisStream, amqp)";
+                     scenarios: bus, ingest, sensor, engine, e2e, api, source KIND (nats, redisStream, amqp, mqtt, sqs)";
 
 /// Options shared by the scenarios.
 #[derive(Clone, Debug)]
@@ -65,7 +65,8 @@ fn main() -> anyhow::Result<()> {
     let mut args = argv.into_iter();
     let scenario = args.next().unwrap_or_default();
     let kind = if scenario == "source" {
-        args.next().context("source needs a KIND: nats, redisStream or amqp")?
+        args.next()
+            .with_context(|| format!("source needs a KIND: {}", source::KINDS.join(", ")))?
     } else {
         String::new()
     };

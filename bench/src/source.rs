@@ -1,12 +1,11 @@
-//! `argon-bench source KIND` (`nats`, `redisStream`, `amqp`): events/s from
+//! `argon-bench source KIND` (`nats`, `redisStream`, `amqp`, `mqtt`, `sqs`): events/s from
 //! a durable message source into the embedded bus, against the broker's own
 //! raw consume rate (the same client library consuming and acknowledging
 //! the same number of messages, one by one, as the source does) in the same
 //! run. Each side reads `--events` messages preloaded into the broker,
-//! which the bench starts on a free port in a temp dir.
+//! which the bench starts on a free port in a temp dir (the brokers of the
+//! message-source tests, [`argon_eventsource::testing`]).
 
-use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -14,86 +13,28 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use argon_crds::manifest::{LoadReport, Manifest, load_text};
 use argon_crds::secret::Secrets;
-use argon_eventbus::testing::free_port;
 use argon_eventbus::{ConsumerSpec, Event, EventBus, KeyValue, PublishAck, Subscription};
+use argon_eventsource::testing::{Broker, Kind as BrokerKind};
 use argon_eventsource::{EventSourceRunner, RunnerConfig};
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::Options;
 
-/// A broker process, the leader of its own process group, killed whole on drop.
-struct Broker {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
+/// The broker of a source kind.
+fn broker_kind(kind: &str) -> anyhow::Result<BrokerKind> {
+    Ok(match kind {
+        "nats" => BrokerKind::Nats,
+        "redisStream" => BrokerKind::Redis,
+        "amqp" => BrokerKind::RabbitMq,
+        "mqtt" => BrokerKind::Mosquitto,
+        "sqs" => BrokerKind::Moto,
+        other => bail!("unknown source kind {other:?}; one of {}", KINDS.join(", ")),
+    })
 }
 
-impl Broker {
-    fn start(kind: &str) -> anyhow::Result<Broker> {
-        let dir = tempfile::tempdir()?;
-        let port = free_port();
-        let p = port.to_string();
-        let d = dir.path().display().to_string();
-        let mut command = match kind {
-            "nats" => {
-                let mut c = Command::new(argon_eventbus::testing::nats_server_binary());
-                c.args(["-js", "-a", "127.0.0.1", "-p", &p, "-sd", &d]);
-                c
-            }
-            "redisStream" => {
-                let mut c = Command::new("redis-server");
-                c.args(["--port", &p, "--bind", "127.0.0.1", "--dir", &d, "--save", ""]);
-                c
-            }
-            "amqp" => {
-                std::fs::write(dir.path().join("enabled_plugins"), "[].\n")?;
-                let mut c = Command::new("/bin/sh");
-                c.args([
-                    "-c",
-                    r#"epmd -port "$ERL_EPMD_PORT" & exec /usr/lib/rabbitmq/bin/rabbitmq-server"#,
-                ])
-                .env("ERL_EPMD_PORT", free_port().to_string())
-                .env("RABBITMQ_NODE_PORT", &p)
-                .env("RABBITMQ_DIST_PORT", free_port().to_string())
-                .env("RABBITMQ_NODENAME", format!("argon-bench-{port}@localhost"))
-                .env("RABBITMQ_MNESIA_BASE", dir.path().join("mnesia"))
-                .env("RABBITMQ_LOG_BASE", dir.path().join("log"))
-                .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.path().join("enabled_plugins"))
-                .env("RABBITMQ_CONFIG_FILES", dir.path().join("none"));
-                c
-            }
-            other => bail!("unknown source kind {other:?}; one of nats, redisStream, amqp"),
-        };
-        let log = std::fs::File::create(dir.path().join("broker.log"))?;
-        let child = command
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("start the {kind} broker (scripts/test installs it)"))?;
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "{kind} broker did not listen within 90 s: {}",
-                    std::fs::read_to_string(dir.path().join("broker.log")).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Broker { child, port, _dir: dir })
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
+/// The durable source kinds this bench measures.
+pub const KINDS: [&str; 5] = ["nats", "redisStream", "amqp", "mqtt", "sqs"];
 
 /// The embedded bus, counting what it stored.
 struct Counting {
@@ -120,27 +61,27 @@ impl EventBus for Counting {
 }
 
 pub async fn run(kind: &str, options: &Options) -> anyhow::Result<()> {
-    let broker = Broker::start(kind)?;
+    let broker = Broker::start(broker_kind(kind)?);
     let n = options.events;
     let body = format!(r#"{{"payload":"{}"}}"#, "x".repeat(options.size.saturating_sub(14)));
     println!(
         "source {kind}: {n} messages of {} bytes, broker on port {}",
         body.len(),
-        broker.port
+        broker.port()
     );
 
-    preload(kind, broker.port, "raw", n, &body).await?;
+    preload(kind, broker.port(), "raw", n, &body).await?;
     let started = Instant::now();
-    raw_consume(kind, broker.port, "raw", n, options.max_time).await?;
+    raw_consume(kind, broker.port(), "raw", n, options.max_time).await?;
     let raw = n as f64 / started.elapsed().as_secs_f64();
 
-    preload(kind, broker.port, "argon", n, &body).await?;
+    preload(kind, broker.port(), "argon", n, &body).await?;
     let dir = tempfile::tempdir()?;
     let bus = Arc::new(Counting {
         inner: argon_eventbus::open(&format!("embedded:{}", dir.path().display())).await?,
         stored: AtomicUsize::new(0),
     });
-    let manifest = manifest(kind, broker.port);
+    let manifest = manifest(kind, broker.port());
     let mut report = LoadReport::default();
     load_text("bench.yaml", &manifest, &mut report);
     let manifests: Vec<_> = report
@@ -152,16 +93,16 @@ pub async fn run(kind: &str, options: &Options) -> anyhow::Result<()> {
         })
         .collect();
     anyhow::ensure!(manifests.len() == 1, "the bench manifest did not load: {manifest}");
+    // The sqs source reads its AWS keys from secrets; moto takes any.
+    let secrets_dir = tempfile::tempdir()?;
+    std::fs::create_dir(secrets_dir.path().join("aws"))?;
+    std::fs::write(secrets_dir.path().join("aws/accessKey"), "bench")?;
+    std::fs::write(secrets_dir.path().join("aws/secretKey"), "bench")?;
+    let secrets = Secrets::new(Some(secrets_dir.path().to_owned()));
     let stop = CancellationToken::new();
     let started = Instant::now();
-    let running = EventSourceRunner::start(
-        &manifests,
-        bus.clone(),
-        &Secrets::new(None),
-        RunnerConfig::default(),
-        stop.clone(),
-    )
-    .await?;
+    let running =
+        EventSourceRunner::start(&manifests, bus.clone(), &secrets, RunnerConfig::default(), stop.clone()).await?;
     while bus.stored.load(Ordering::Relaxed) < n {
         if started.elapsed() > options.max_time {
             bail!(
@@ -198,6 +139,15 @@ fn manifest(kind: &str, port: u16) -> String {
         "redisStream" => format!(
             "  redisStream:\n    m:\n      hostAddress: 127.0.0.1:{port}\n      streams: [argon]\n      \
              consumerGroup: bench\n      maxMsgCountPerRead: 10\n"
+        ),
+        "mqtt" => format!(
+            "  mqtt:\n    m:\n      url: tcp://127.0.0.1:{port}\n      topic: argon/#\n      \
+             clientId: argon-consumer\n      jsonBody: true\n"
+        ),
+        "sqs" => format!(
+            "  sqs:\n    m:\n      region: us-east-1\n      queue: argon\n      endpoint: http://127.0.0.1:{port}\n      \
+             waitTimeSeconds: 1\n      jsonBody: true\n      accessKey: {{name: aws, key: accessKey}}\n      \
+             secretKey: {{name: aws, key: secretKey}}\n"
         ),
         _ => format!(
             "  amqp:\n    m:\n      url: amqp://guest:guest@127.0.0.1:{port}\n      exchangeName: bench\n      \
@@ -248,6 +198,29 @@ async fn preload(kind: &str, port: u16, target: &str, n: usize, body: &str) -> a
                     pipe.cmd("XADD").arg(target).arg("*").arg("body").arg(body).ignore();
                 }
                 let () = pipe.query_async(&mut con).await?;
+            }
+        }
+        "mqtt" => mqtt_preload(port, target, n, body).await?,
+        "sqs" => {
+            let client = sqs_client(port);
+            let url = client
+                .create_queue()
+                .queue_name(target)
+                .send()
+                .await?
+                .queue_url
+                .context("moto gave no queue url")?;
+            for chunk in (0..n).collect::<Vec<_>>().chunks(10) {
+                let mut batch = client.send_message_batch().queue_url(&url);
+                for i in chunk {
+                    batch = batch.entries(
+                        aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(body)
+                            .build()?,
+                    );
+                }
+                batch.send().await?;
             }
         }
         _ => {
@@ -360,6 +333,49 @@ async fn raw_consume(kind: &str, port: u16, target: &str, n: usize, max: Duratio
                     }
                 }
             }
+            "mqtt" => {
+                let (client, mut events) = mqtt_client(port, &format!("{target}-consumer"), true);
+                let mut seen = 0;
+                while seen < n {
+                    if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = events.poll().await? {
+                        std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&p.payload).ok());
+                        client.ack(&p).await?;
+                        seen += 1;
+                    }
+                }
+            }
+            "sqs" => {
+                let client = sqs_client(port);
+                let url = client
+                    .get_queue_url()
+                    .queue_name(target)
+                    .send()
+                    .await?
+                    .queue_url
+                    .context("no queue url")?;
+                let mut seen = 0;
+                while seen < n {
+                    let got = client
+                        .receive_message()
+                        .queue_url(&url)
+                        .max_number_of_messages(10)
+                        .wait_time_seconds(1)
+                        .send()
+                        .await?;
+                    for m in got.messages.unwrap_or_default() {
+                        std::hint::black_box(
+                            serde_json::from_str::<serde_json::Value>(m.body().unwrap_or_default()).ok(),
+                        );
+                        client
+                            .delete_message()
+                            .queue_url(&url)
+                            .receipt_handle(m.receipt_handle().unwrap_or_default())
+                            .send()
+                            .await?;
+                        seen += 1;
+                    }
+                }
+            }
             _ => {
                 let url = format!("amqp://guest:guest@127.0.0.1:{port}");
                 let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await?;
@@ -381,4 +397,67 @@ async fn raw_consume(kind: &str, port: u16, target: &str, n: usize, max: Duratio
     tokio::time::timeout(max, work)
         .await
         .map_err(|_| anyhow::anyhow!("the raw consumer did not read {n} messages within {max:?}"))?
+}
+
+/// An MQTT client in a persistent session (clean session off) named `id`.
+fn mqtt_client(port: u16, id: &str, manual_acks: bool) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
+    let mut options = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+    options
+        .set_keep_alive(Duration::from_secs(10))
+        .set_clean_session(false)
+        .set_manual_acks(manual_acks);
+    rumqttc::AsyncClient::new(options, 1024)
+}
+
+/// Opens the persistent session of the reader of `target` with its
+/// subscription (so the broker queues for it), then publishes `n` messages
+/// at QoS 1 and waits for each PUBACK.
+async fn mqtt_preload(port: u16, target: &str, n: usize, body: &str) -> anyhow::Result<()> {
+    let (reader, mut events) = mqtt_client(port, &format!("{target}-consumer"), true);
+    reader
+        .subscribe(format!("{target}/#"), rumqttc::QoS::AtLeastOnce)
+        .await?;
+    while !matches!(
+        events.poll().await?,
+        rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))
+    ) {}
+    reader.disconnect().await?;
+    while !matches!(
+        events.poll().await,
+        Err(_) | Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect))
+    ) {}
+
+    let (writer, mut events) = mqtt_client(port, &format!("{target}-writer"), false);
+    let topic = format!("{target}/m");
+    let body = body.to_owned();
+    let publishing = tokio::spawn(async move {
+        for _ in 0..n {
+            writer
+                .publish(&topic, rumqttc::QoS::AtLeastOnce, false, body.clone())
+                .await?;
+        }
+        anyhow::Ok(writer)
+    });
+    let mut acked = 0;
+    while acked < n {
+        if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) = events.poll().await? {
+            acked += 1;
+        }
+    }
+    let writer = publishing.await??;
+    writer.disconnect().await?;
+    Ok(())
+}
+
+/// An SQS client of moto on `port` (it takes any keys).
+fn sqs_client(port: u16) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "bench", "bench", None, None, "bench",
+        ))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
 }

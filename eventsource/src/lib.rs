@@ -17,6 +17,8 @@ pub mod listener;
 pub mod metrics;
 pub mod server;
 pub mod sources;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;
 
 use std::collections::BTreeMap;

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use argon_crds::secret::Secrets;
 use argon_eventbus::{ConsumerSpec, Event, EventBus, KeyValue, PublishAck, Subscription};
+use argon_eventsource::testing::{Kind, shared};
 use argon_eventsource::{EventSourceRunner, RunnerConfig, Running};
-use common::brokers::{Kind, shared};
 use common::load;
 use futures::StreamExt as _;
 use serde_json::Value;

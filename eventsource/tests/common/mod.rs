@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-pub mod brokers;
 pub mod client;
 
 use std::sync::Arc;

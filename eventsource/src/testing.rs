@@ -1,5 +1,6 @@
-//! Real brokers for the message-source tests: `mosquitto`, `redis-server`,
-//! `rabbitmq-server`, `nats-server` and `moto_server` (SQS), each started on a free port with
+//! Real brokers for the message-source tests and `argon-bench source`
+//! (feature `testing`): `mosquitto`, `redis-server`, `rabbitmq-server`,
+//! `nats-server` and `moto_server` (SQS), each started on a free port with
 //! its data in a temp dir, once per test binary ([`shared`]), and restarted
 //! on the same port and data by the tests that need a broker restart.
 //!
