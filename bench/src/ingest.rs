@@ -1,11 +1,14 @@
 //! Scenario `ingest`: ~500-byte JSON events posted to a webhook over 64
 //! keep-alive connections, against (a) a bare axum handler answering 200
 //! (the HTTP limit of this machine), (b) an Argon webhook on the embedded bus,
-//! (c) an Argon webhook on JetStream; then the raw JetStream publish rate at
+//! (c) an Argon webhook on JetStream, (r) the reference for (c): a bare axum
+//! handler that publishes each body with async-nats to a JetStream stream
+//! configured as Argon's (file storage, dedup window, a message id) and
+//! answers once the ack came; then the raw JetStream publish rate at
 //! the same concurrency, p99 latency at a paced 1,000 events/s, and the idle
 //! RSS of `argon eventsource run` with one webhook.
 //!
-//! `cargo run --release -p argon-bench -- ingest [--max-secs S] [--size BYTES] [--rounds SLICES] [--targets a,x,b,c,raw,paced,rss]`
+//! `cargo run --release -p argon-bench -- ingest [--max-secs S] [--size BYTES] [--rounds SLICES] [--targets a,x,b,c,r,raw,paced,rss]`
 //! (build `argon` in release first for the RSS figure:
 //! `cargo build --release -p argon`).
 
@@ -100,6 +103,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let jetstream_bus = argon_eventbus::open_config(BusConfig::JetStream(JetStreamConfig::new(nats.url()))).await?;
     let (c_addr, c_stop) = argon_webhook(jetstream_bus).await?;
     let raw_js = raw_jetstream_stream(&nats).await?;
+    let reference = reference_axum(raw_js.clone()).await?;
 
     let on = |target: &str| options.targets.as_ref().is_none_or(|t| t.iter().any(|x| x == target));
     let paced_on = on("paced");
@@ -112,8 +116,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         None
     };
 
-    let mut figures: [Figure; 5] = Default::default();
-    let [a, x, b, c, raw] = &mut figures;
+    let mut figures: [Figure; 6] = Default::default();
+    let [a, x, b, c, r, raw] = &mut figures;
     for _ in 0..slices {
         if on("a") {
             a.absorb(hammer(bare.0, "/example", &body, slice, connections).await?);
@@ -127,16 +131,20 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         if on("c") {
             c.absorb(hammer(c_addr, "/example", &body, slice, connections).await?);
         }
+        if on("r") {
+            r.absorb(hammer(reference.0, "/example", &body, slice, connections).await?);
+        }
         if on("raw") {
             raw.absorb(raw_jetstream(&raw_js, &body, slice, connections).await?);
         }
     }
     bare.1.cancel();
+    reference.1.cancel();
     x_stop.cancel();
     for figure in &mut figures {
         figure.latencies.sort_unstable();
     }
-    let [a, x, b, c, raw] = &figures;
+    let [a, x, b, c, r, raw] = &figures;
     println!(
         "{:<34} {:>10} {:>9} {:>9} {:>8} {:>12}",
         "target", "req/s", "p50 ms", "p99 ms", "errors", "ratio to (a)"
@@ -146,6 +154,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         ("(x) Argon webhook, no store", x),
         ("(b) Argon webhook -> embedded", b),
         ("(c) Argon webhook -> JetStream", c),
+        ("(r) axum + JetStream publish, ack", r),
     ] {
         if figure.ok + figure.errors > 0 {
             print_row(name, figure, a.rate());
@@ -160,6 +169,9 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
             raw.percentile_ms(0.99),
             c.rate() / raw.rate()
         );
+    }
+    if c.ok > 0 && r.ok > 0 {
+        println!("(c) / (r) = {:.2} (target >= 0.9)", c.rate() / r.rate());
     }
     if a.ok > 0 && b.ok > 0 {
         println!("(b) / (a) = {:.2} (target >= 0.5)", b.rate() / a.rate());
@@ -245,6 +257,11 @@ async fn bare_axum() -> anyhow::Result<(SocketAddr, CancellationToken)> {
         "/example",
         axum::routing::post(|_body: Bytes| async { axum::http::StatusCode::OK }),
     );
+    serve(router).await
+}
+
+/// Serves `router` on a free loopback port until the token is cancelled.
+async fn serve(router: axum::Router) -> anyhow::Result<(SocketAddr, CancellationToken)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
@@ -255,6 +272,35 @@ async fn bare_axum() -> anyhow::Result<(SocketAddr, CancellationToken)> {
             .await;
     });
     Ok((addr, stop))
+}
+
+/// (r): an axum server whose handler publishes the body to JetStream with a
+/// message id and answers 200 once the stream acked it (503 when it did not):
+/// what a webhook that stores to JetStream costs without Argon.
+async fn reference_axum(js: jetstream::Context) -> anyhow::Result<(SocketAddr, CancellationToken)> {
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let router = axum::Router::new().route(
+        "/example",
+        axum::routing::post(move |body: Bytes| {
+            let (js, next) = (js.clone(), next.clone());
+            async move {
+                let id = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let message = jetstream::message::PublishMessage::build()
+                    .payload(body)
+                    .message_id(format!("ref-{id}"));
+                let acked = match js.send_publish("rawingest.reference.event", message).await {
+                    Ok(ack) => ack.await.is_ok(),
+                    Err(_) => false,
+                };
+                if acked {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    serve(router).await
 }
 
 /// A bus that acknowledges every publish at once and stores nothing: the

@@ -57,6 +57,11 @@ fn manifest(yaml: &str) -> anyhow::Result<argon_crds::manifest::Manifest> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // What Argon's parts log, to stderr, when RUST_LOG asks (silent otherwise).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()))
+        .with_writer(std::io::stderr)
+        .init();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");

@@ -406,12 +406,12 @@ fn mqtt_client(port: u16, id: &str, manual_acks: bool) -> (rumqttc::AsyncClient,
         .set_keep_alive(Duration::from_secs(10))
         .set_clean_session(false)
         .set_manual_acks(manual_acks);
-    rumqttc::AsyncClient::new(options, 1024)
+    // Room for every ack the broker may wait for (see the mqtt source).
+    rumqttc::AsyncClient::new(options, usize::from(u16::MAX) + 1)
 }
 
 /// Opens the persistent session of the reader of `target` with its
-/// subscription (so the broker queues for it), then publishes `n` messages
-/// at QoS 1 and waits for each PUBACK.
+/// subscription (so the broker queues for it), then publishes `n` messages.
 async fn mqtt_preload(port: u16, target: &str, n: usize, body: &str) -> anyhow::Result<()> {
     let (reader, mut events) = mqtt_client(port, &format!("{target}-consumer"), true);
     reader
@@ -426,10 +426,14 @@ async fn mqtt_preload(port: u16, target: &str, n: usize, body: &str) -> anyhow::
         events.poll().await,
         Err(_) | Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect))
     ) {}
+    mqtt_publish(port, target, n, body.to_owned()).await
+}
 
+/// Publishes `n` messages to the topic of `target` at QoS 1 and waits for
+/// each PUBACK.
+async fn mqtt_publish(port: u16, target: &str, n: usize, body: String) -> anyhow::Result<()> {
     let (writer, mut events) = mqtt_client(port, &format!("{target}-writer"), false);
     let topic = format!("{target}/m");
-    let body = body.to_owned();
     let publishing = tokio::spawn(async move {
         for _ in 0..n {
             writer

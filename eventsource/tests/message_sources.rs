@@ -288,10 +288,7 @@ impl Drop for MqttPublisher {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_message_becomes_an_event_with_upstream_fields() {
     let broker = shared(Kind::Mosquitto).lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&mqtt_yaml(broker.port(), "argon-basic", "sensors/basic"), bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&mqtt_yaml(broker.port(), "argon-basic", "sensors/basic")).await;
     let publisher = MqttPublisher::new(broker.port());
     let got = send_until_event(
         &mut sub,
@@ -303,6 +300,38 @@ async fn mqtt_message_becomes_an_event_with_upstream_fields() {
     assert_eq!(got["topic"], "sensors/basic");
     assert!(got["body"]["n"].is_number(), "{got}");
     assert_eq!(got["metadata"]["site"], "lab");
+    argon.stop().await;
+}
+
+/// A burst far beyond the broker's in-flight window (100 here) and the
+/// client's request queue: every message becomes an event, none stalls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_source_keeps_up_with_a_burst() {
+    let broker = shared(Kind::Mosquitto).lock().await;
+    let (_dir, mut sub, argon) = argon_with_reader(&mqtt_yaml(broker.port(), "argon-burst", "sensors/burst")).await;
+    let publisher = MqttPublisher::new(broker.port());
+    // The source is subscribed once a first message comes through.
+    send_until_event(
+        &mut sub,
+        Duration::from_secs(30),
+        |i| publisher.send("sensors/burst", format!(r#"{{"warm":{i}}}"#)),
+        |_| true,
+    )
+    .await;
+    const BURST: usize = 5000;
+    for i in 0..BURST {
+        publisher.send("sensors/burst", format!(r#"{{"burst":{i}}}"#)).await;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < BURST {
+        let Some(event) = next_event(&mut sub, Duration::from_secs(30)).await else {
+            break;
+        };
+        if let Some(i) = data(&event)["body"]["burst"].as_u64() {
+            seen.insert(i);
+        }
+    }
+    assert_eq!(seen.len(), BURST, "events of the burst that reached the bus");
     argon.stop().await;
 }
 
@@ -321,32 +350,13 @@ async fn mqtt_message_not_stored_when_argon_dies_is_delivered_after_restart() {
     let held = doomed.held()[0]["body"].clone();
     doomed.kill();
 
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&yaml, bus.clone()).await;
-    let mut bodies = Vec::new();
-    while let Some(event) = next_event(&mut sub, Duration::from_secs(20)).await {
-        bodies.push(data(&event)["body"].clone());
-        if bodies.contains(&held) {
-            break;
-        }
-    }
-    assert!(bodies.contains(&held), "{held} not redelivered; got {bodies:?}");
-    argon.stop().await;
+    assert_redelivered(&yaml, &["body"], &held, Duration::from_secs(20)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_source_reconnects_after_a_broker_restart() {
     let mut broker = shared(Kind::Mosquitto).lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(
-        &mqtt_yaml(broker.port(), "argon-restart", "sensors/restart"),
-        bus.clone(),
-    )
-    .await;
+    let (_dir, mut sub, argon) = argon_with_reader(&mqtt_yaml(broker.port(), "argon-restart", "sensors/restart")).await;
     {
         let publisher = MqttPublisher::new(broker.port());
         send_until_event(
@@ -434,10 +444,7 @@ async fn redis_send(address: &str, args: &[&str]) {
 async fn redis_pubsub_message_becomes_an_event_and_survives_a_server_restart() {
     let mut broker = shared(Kind::Redis).lock().await;
     let address = broker.address();
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&redis_yaml(&address, "prices"), bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&redis_yaml(&address, "prices")).await;
     let got = send_until_event(
         &mut sub,
         Duration::from_secs(30),
@@ -470,10 +477,7 @@ async fn redis_pubsub_message_becomes_an_event_and_survives_a_server_restart() {
 async fn redis_stream_entry_becomes_an_event_and_is_acknowledged() {
     let broker = shared(Kind::Redis).lock().await;
     let address = broker.address();
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&redis_stream_yaml(&address, "orders-basic"), bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&redis_stream_yaml(&address, "orders-basic")).await;
     let got = send_until_event(
         &mut sub,
         Duration::from_secs(30),
@@ -529,10 +533,7 @@ async fn redis_stream_entry_not_stored_when_argon_dies_is_delivered_after_restar
     let held = doomed.held()[0]["id"].clone();
     doomed.kill();
 
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&yaml, bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&yaml).await;
     let event = next_event(&mut sub, Duration::from_secs(20))
         .await
         .expect("the pending entry, again");
@@ -544,10 +545,7 @@ async fn redis_stream_entry_not_stored_when_argon_dies_is_delivered_after_restar
 async fn redis_stream_source_reconnects_after_a_server_restart() {
     let mut broker = shared(Kind::Redis).lock().await;
     let address = broker.address();
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&redis_stream_yaml(&address, "orders-restart"), bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&redis_stream_yaml(&address, "orders-restart")).await;
     let send = |tag: &'static str| {
         let address = address.clone();
         move |i: usize| {
@@ -620,10 +618,7 @@ async fn amqp_send(port: u16, routing_key: &str, body: String) {
 async fn amqp_message_becomes_an_event_with_upstream_fields() {
     let broker = shared(Kind::RabbitMq).lock().await;
     let port = broker.port();
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&amqp_yaml(port, "basic"), bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&amqp_yaml(port, "basic")).await;
     let got = send_until_event(
         &mut sub,
         Duration::from_secs(60),
@@ -653,29 +648,14 @@ async fn amqp_message_not_stored_when_argon_dies_is_delivered_after_restart() {
     let held = doomed.held()[0]["messageId"].clone();
     doomed.kill();
 
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&yaml, bus.clone()).await;
-    let mut ids = Vec::new();
-    while let Some(event) = next_event(&mut sub, Duration::from_secs(30)).await {
-        ids.push(data(&event)["messageId"].clone());
-        if ids.contains(&held) {
-            break;
-        }
-    }
-    assert!(ids.contains(&held), "{held} not redelivered; got {ids:?}");
-    argon.stop().await;
+    assert_redelivered(&yaml, &["messageId"], &held, Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amqp_source_reconnects_after_a_broker_restart() {
     let mut broker = shared(Kind::RabbitMq).lock().await;
     let port = broker.port();
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&amqp_yaml(port, "restart"), bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&amqp_yaml(port, "restart")).await;
     send_until_event(
         &mut sub,
         Duration::from_secs(60),
@@ -717,10 +697,7 @@ spec:
         duration: 100ms
 "#
     );
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&yaml, bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&yaml).await;
     let send = |tag: &'static str| {
         move |i: usize| async move {
             if let Ok(client) = async_nats::connect(format!("nats://127.0.0.1:{port}")).await {
@@ -764,10 +741,7 @@ spec:
 "#,
         watched.path().display()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&yaml, bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&yaml).await;
     std::fs::write(watched.path().join("ignored.txt"), "x").unwrap();
     std::fs::write(watched.path().join("q3.csv"), "a,b").unwrap();
     let event = next_event(&mut sub, Duration::from_secs(20)).await.expect("an event");
@@ -852,10 +826,7 @@ async fn jet_stream_message_not_stored_when_argon_dies_is_delivered_after_restar
     assert_eq!(held["entry"], 1);
     doomed.kill();
 
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&yaml, bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&yaml).await;
     // Redelivered once the ack wait (2 s) of the first delivery has passed.
     let event = next_event(&mut sub, Duration::from_secs(30))
         .await
@@ -872,10 +843,7 @@ async fn jet_stream_source_reconnects_after_a_server_restart() {
     let mut broker = shared(Kind::Nats).lock().await;
     let port = broker.port();
     jet_stream_create(port, "LEDGERRESTART").await;
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&jet_stream_yaml(port, "LEDGERRESTART", "argon-restart"), bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&jet_stream_yaml(port, "LEDGERRESTART", "argon-restart")).await;
     jet_stream_send(port, "LEDGERRESTART.x", r#"{"before":1}"#.into()).await;
     let event = next_event(&mut sub, Duration::from_secs(30)).await.expect("before");
     assert_eq!(data(&event)["body"]["before"], 1);
@@ -987,10 +955,7 @@ async fn sqs_message_becomes_an_event_and_is_deleted_once_stored() {
     let broker = shared(Kind::Moto).lock().await;
     let port = broker.port();
     let url = sqs_create(port, "orders-basic").await;
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&sqs_yaml(port, "orders-basic"), bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&sqs_yaml(port, "orders-basic")).await;
     let id = sqs_send(port, &url, r#"{"order":7}"#).await;
     let event = next_event(&mut sub, Duration::from_secs(30)).await.expect("an event");
     let got = data(&event);
@@ -1031,10 +996,7 @@ async fn sqs_message_not_stored_when_argon_dies_is_delivered_after_restart() {
     // Received, not deleted: still in the queue.
     assert_eq!(sqs_count(port, &url).await, 1);
 
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&yaml, bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&yaml).await;
     // Visible again once its visibility timeout (2 s) has passed.
     let event = next_event(&mut sub, Duration::from_secs(30))
         .await
@@ -1048,10 +1010,7 @@ async fn sqs_source_goes_on_after_a_server_restart() {
     let mut broker = shared(Kind::Moto).lock().await;
     let port = broker.port();
     let url = sqs_create(port, "orders-restart").await;
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded_bus(dir.path()).await;
-    let mut sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
-    let argon = Argon::start(&sqs_yaml(port, "orders-restart"), bus.clone()).await;
+    let (_dir, mut sub, argon) = argon_with_reader(&sqs_yaml(port, "orders-restart")).await;
     sqs_send(port, &url, r#"{"before":1}"#).await;
     let event = next_event(&mut sub, Duration::from_secs(30)).await.expect("before");
     assert_eq!(data(&event)["body"]["before"], 1);
@@ -1063,4 +1022,30 @@ async fn sqs_source_goes_on_after_a_server_restart() {
     let event = next_event(&mut sub, Duration::from_secs(60)).await.expect("after");
     assert_eq!(data(&event)["body"]["after"], 1);
     argon.stop().await;
+}
+
+/// Starts a fresh Argon with `yaml` on a new bus and waits (up to `within`
+/// for each event) for the event whose data at `path` is `held`: the message
+/// a killed Argon had received but not stored.
+async fn assert_redelivered(yaml: &str, path: &[&str], held: &Value, within: Duration) {
+    let (_dir, mut sub, argon) = argon_with_reader(&yaml).await;
+    let mut seen = Vec::new();
+    while let Some(event) = next_event(&mut sub, within).await {
+        seen.push(path.iter().fold(data(&event), |v, k| v[*k].clone()));
+        if seen.contains(held) {
+            break;
+        }
+    }
+    assert!(seen.contains(held), "{held} not redelivered; got {seen:?}");
+    argon.stop().await;
+}
+
+/// An Argon running `yaml` on a new embedded bus (in the returned temp dir),
+/// and a reader of that bus.
+async fn argon_with_reader(yaml: &str) -> (tempfile::TempDir, Subscription, Argon) {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path()).await;
+    let sub = bus.subscribe(&ConsumerSpec::new("reader")).await.unwrap();
+    let argon = Argon::start(yaml, bus.clone()).await;
+    (dir, sub, argon)
 }

@@ -22,7 +22,7 @@ use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::message::{Common, secret};
+use super::message::{Common, basic_auth, secret};
 use crate::Publisher;
 use crate::error::Result;
 
@@ -65,18 +65,7 @@ impl AmqpSource {
             ));
         }
         if let Some(auth) = &config.auth {
-            let user = auth
-                .username
-                .as_ref()
-                .map(|s| secret(&common, secrets, s))
-                .transpose()?
-                .unwrap_or_default();
-            let password = auth
-                .password
-                .as_ref()
-                .map(|s| secret(&common, secrets, s))
-                .transpose()?
-                .unwrap_or_default();
+            let (user, password) = basic_auth(&common, secrets, auth)?;
             url = with_credentials(&url, &user, &password).map_err(|why| common.error(why))?;
         }
         Ok(AmqpSource {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use argon_crds::common::{Backoff, EventSourceFilter, Int64OrString};
+use argon_crds::common::{Backoff, BasicAuth, EventSourceFilter, Int64OrString};
 use argon_crds::secret::Secrets;
 use argon_eventbus::Event;
 use base64::Engine as _;
@@ -149,6 +149,17 @@ pub(crate) fn secret(common: &Common, secrets: &Secrets, selector: &SecretKeySel
         event: common.event.clone(),
         secret: Box::new(e),
     })
+}
+
+/// The user name and password of `auth` (each empty when not set).
+pub(crate) fn basic_auth(common: &Common, secrets: &Secrets, auth: &BasicAuth) -> Result<(String, String)> {
+    let read = |s: &Option<SecretKeySelector>| {
+        s.as_ref()
+            .map(|s| secret(common, secrets, s))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    Ok((read(&auth.username)?, read(&auth.password)?))
 }
 
 /// The wait between connection attempts: `connectionBackoff`'s duration,

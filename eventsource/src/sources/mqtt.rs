@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::message::{Common, secret};
+use super::message::{Common, basic_auth};
 use crate::Publisher;
 use crate::error::Result;
 
@@ -50,18 +50,7 @@ impl MqttSource {
             .set_clean_session(false)
             .set_manual_acks(true);
         if let Some(auth) = &config.auth {
-            let user = auth
-                .username
-                .as_ref()
-                .map(|s| secret(&common, secrets, s))
-                .transpose()?
-                .unwrap_or_default();
-            let password = auth
-                .password
-                .as_ref()
-                .map(|s| secret(&common, secrets, s))
-                .transpose()?
-                .unwrap_or_default();
+            let (user, password) = basic_auth(&common, secrets, auth)?;
             options.set_credentials(user, password);
         }
         let tls_wanted = config.tls.is_some() || matches!(scheme, "ssl" | "tls" | "mqtts");
@@ -83,7 +72,12 @@ impl MqttSource {
             topic,
             options,
         } = self;
-        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        // Room for an ack of every message the broker can have in flight
+        // (packet ids are 16 bits), so `ack` never waits for room: a sender
+        // waiting on a full request channel was not woken by the event loop
+        // (seen with rumqttc 0.25: the source stalled after 64 queued acks
+        // during a burst). The channel allocates as it fills.
+        let (client, mut eventloop) = AsyncClient::new(options, usize::from(u16::MAX) + 1);
         // The event loop keeps the connection alive (pings, reconnects) while
         // the events are being stored; it hands each message over and the
         // loop below acknowledges it once the bus has it. The broker limits
