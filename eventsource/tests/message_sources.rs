@@ -1028,7 +1028,7 @@ async fn sqs_source_goes_on_after_a_server_restart() {
 /// for each event) for the event whose data at `path` is `held`: the message
 /// a killed Argon had received but not stored.
 async fn assert_redelivered(yaml: &str, path: &[&str], held: &Value, within: Duration) {
-    let (_dir, mut sub, argon) = argon_with_reader(&yaml).await;
+    let (_dir, mut sub, argon) = argon_with_reader(yaml).await;
     let mut seen = Vec::new();
     while let Some(event) = next_event(&mut sub, within).await {
         seen.push(path.iter().fold(data(&event), |v, k| v[*k].clone()));
