@@ -46,6 +46,22 @@ pub struct Options {
 }
 
 /// The manifest of a bench's YAML document.
+/// Serves `router` on a free loopback port until the token is cancelled.
+async fn serve(
+    router: axum::Router,
+) -> anyhow::Result<(std::net::SocketAddr, tokio_util::sync::CancellationToken)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await;
+    });
+    Ok((addr, stop))
+}
+
 fn manifest(yaml: &str) -> anyhow::Result<argon_crds::manifest::Manifest> {
     use argon_crds::manifest::{Decoded, decode};
     let docs = argon_crds::source::parse("bench.yaml", yaml).map_err(|d| anyhow::anyhow!("{d}"))?;

@@ -60,17 +60,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     for d in &report.diagnostics {
         eprintln!("{d}");
     }
-    if report.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+    if report.has_errors() {
         bail!("the manifests have errors (listed above)");
     }
-    let sources: Vec<_> = report
-        .manifests
-        .into_iter()
-        .filter_map(|l| match l.manifest {
-            Manifest::EventSource(es) => Some(*es),
-            _ => None,
-        })
-        .collect();
+    let sources = report.event_sources();
     if sources.is_empty() {
         bail!("no EventSource manifest in {:?}", args.files);
     }

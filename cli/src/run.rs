@@ -83,7 +83,7 @@ fn load(paths: &[PathBuf]) -> Result<ManifestSet> {
     for d in &report.diagnostics {
         eprintln!("{d}");
     }
-    if report.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+    if report.has_errors() {
         bail!("the manifests have errors (listed above); nothing was started");
     }
     let mut set = ManifestSet {

@@ -89,17 +89,10 @@ fn load_sensors(files: &[PathBuf]) -> anyhow::Result<Vec<Sensor>> {
     for d in report.diagnostics.iter().filter(|d| d.severity == Severity::Error) {
         eprintln!("{d}");
     }
-    if report.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+    if report.has_errors() {
         bail!("the manifests have errors (listed above)");
     }
-    let sensors: Vec<Sensor> = report
-        .manifests
-        .into_iter()
-        .filter_map(|l| match l.manifest {
-            Manifest::Sensor(s) => Some(*s),
-            _ => None,
-        })
-        .collect();
+    let sensors = report.sensors();
     if sensors.is_empty() {
         bail!("no Sensor manifest in {files:?}");
     }
