@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use argon_crds::manifest::{LoadReport, Manifest, load_text};
+use argon_crds::manifest::{LoadReport, load_text};
 use argon_crds::secret::Secrets;
 use argon_eventbus::testing::{NatsServer, free_port};
 use argon_eventbus::{BusConfig, EventBus, JetStreamConfig};

@@ -45,11 +45,8 @@ pub struct Options {
     pub duration: Option<u64>,
 }
 
-/// The manifest of a bench's YAML document.
 /// Serves `router` on a free loopback port until the token is cancelled.
-async fn serve(
-    router: axum::Router,
-) -> anyhow::Result<(std::net::SocketAddr, tokio_util::sync::CancellationToken)> {
+async fn serve(router: axum::Router) -> anyhow::Result<(std::net::SocketAddr, tokio_util::sync::CancellationToken)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let stop = tokio_util::sync::CancellationToken::new();
@@ -62,6 +59,7 @@ async fn serve(
     Ok((addr, stop))
 }
 
+/// The manifest of a bench's YAML document.
 fn manifest(yaml: &str) -> anyhow::Result<argon_crds::manifest::Manifest> {
     use argon_crds::manifest::{Decoded, decode};
     let docs = argon_crds::source::parse("bench.yaml", yaml).map_err(|d| anyhow::anyhow!("{d}"))?;

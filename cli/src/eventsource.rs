@@ -7,8 +7,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use argon_crds::diag::Severity;
-use argon_crds::manifest::Manifest;
 use argon_crds::secret::Secrets;
 use argon_eventbus::BusConfig;
 use argon_eventsource::{EventSourceRunner, RunnerConfig};

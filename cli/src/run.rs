@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
 use argon_client::WorkflowClient;
-use argon_crds::diag::Severity;
 use argon_crds::eventbus::EventBus as EventBusManifest;
 use argon_crds::eventsource::EventSource;
 use argon_crds::manifest::{Loaded, Manifest, manifest_files};

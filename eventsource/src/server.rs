@@ -390,7 +390,7 @@ pub async fn serve_metrics(
 #[cfg(test)]
 mod proptests {
     use argon_crds::eventsource::EventSource;
-    use argon_crds::manifest::{LoadReport, Manifest, load_text};
+    use argon_crds::manifest::{LoadReport, load_text};
     use proptest::prelude::*;
 
     use super::*;

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use argon_crds::manifest::Manifest;
 use argon_crds::secret::Secrets;
 use argon_crds::sensor::Sensor;
 use argon_sensor::dryrun::{self, Sample};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argon_crds::eventsource::EventSource;
-use argon_crds::manifest::{LoadReport, Manifest, load_text};
+use argon_crds::manifest::{LoadReport, load_text};
 use argon_crds::secret::Secrets;
 use argon_eventbus::testing::{NatsServer, free_port};
 use argon_eventbus::{BusConfig, ConsumerSpec, Event, EventBus, JetStreamConfig, KeyValue, PublishAck, Subscription};
