@@ -306,3 +306,25 @@ pub(crate) fn render_list(list: &[Workflow], wide: bool, header: bool) -> String
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    #[test]
+    fn a_table_pads_every_column_but_the_last_to_its_widest_cell() {
+        let mut out = String::new();
+        let header = ["STEP".to_string(), "ARTIFACT".into(), "LOCATION".into()];
+        let rows = [
+            vec!["generate".to_string(), "hello".into(), "s3://b/k".into()],
+            vec!["é".to_string(), "a-long-artifact".into(), "".into()],
+        ];
+        table(&header, rows.into_iter(), &mut out);
+        assert_eq!(
+            out,
+            "STEP      ARTIFACT         LOCATION\n\
+             generate  hello            s3://b/k\n\
+             é         a-long-artifact\n"
+        );
+    }
+}
