@@ -114,3 +114,156 @@ async fn log_outcome<K: Resource<DynamicType = ()>>(outcome: Outcome<K>) {
         Err(e) => tracing::warn!(error = %e, "controller"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The controllers as `run` wires them, against an API that answers by
+    //! path: the initial lists, an apply of every object, and an owned
+    //! Deployment deleted by hand coming back.
+
+    use std::time::Duration;
+
+    use http::{Method, Request, Response};
+    use kube::client::Body;
+    use kube::runtime::reflector;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::testing;
+
+    fn list(kind: &str, items: Vec<Value>) -> Value {
+        json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "10"}, "items": items})
+    }
+
+    fn eventsource() -> Value {
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "EventSource",
+            "metadata": {"name": "webhook", "namespace": "default", "uid": "uid-es", "resourceVersion": "3",
+                         "finalizers": [reconcile::FINALIZER]},
+            "spec": {"webhook": {"example": {"port": "12000", "endpoint": "/example", "method": "POST"}}}
+        })
+    }
+
+    fn bus() -> Value {
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "EventBus",
+            "metadata": {"name": "default", "namespace": "default", "uid": "uid-bus", "resourceVersion": "4"},
+            "spec": {"jetstream": {}}
+        })
+    }
+
+    /// What the scripted API saw.
+    #[derive(Default)]
+    struct Seen {
+        deployment_applies: usize,
+        owned_selectors: Vec<String>,
+    }
+
+    #[tokio::test]
+    async fn an_owned_deployment_deleted_by_hand_is_applied_again() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let shutdown = CancellationToken::new();
+        let controller = run(client, Some("default"), Settings::default(), shutdown.clone());
+
+        let api = async {
+            let mut seen = Seen::default();
+            // Watches stay open (their answers are held) unless a test step answers them.
+            let mut held = Vec::new();
+            let mut deployment_watch = None;
+            let mut deleted_sent = false;
+            while let Some((request, send)) = handle.next_request().await {
+                let method = request.method().clone();
+                let path = request.uri().path().to_string();
+                let query = request.uri().query().unwrap_or_default().to_string();
+                let body = request.into_body().collect_bytes().await.unwrap();
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let collection = path.rsplit('/').next().unwrap_or_default().to_string();
+                match method {
+                    Method::GET if query.contains("watch=true") => {
+                        if collection == "deployments" && deployment_watch.is_none() && !deleted_sent {
+                            deployment_watch = Some(send);
+                        } else {
+                            held.push(send);
+                        }
+                        continue;
+                    }
+                    Method::GET if path.ends_with("/eventbuses/default") => {
+                        send.send_response(testing::json_response(200, &bus()));
+                    }
+                    Method::GET => {
+                        if ["deployments", "services", "configmaps", "statefulsets"].contains(&collection.as_str()) {
+                            seen.owned_selectors.push(query.clone());
+                        }
+                        let items = match collection.as_str() {
+                            "eventsources" => vec![eventsource()],
+                            // No EventBus list: only the deletion below reconciles the EventSource again.
+                            _ => vec![],
+                        };
+                        send.send_response(testing::json_response(200, &list("List", items)));
+                    }
+                    Method::PATCH if path.ends_with("/status") => {
+                        let mut es = eventsource();
+                        es["status"] = body["status"].clone();
+                        send.send_response(testing::json_response(200, &es));
+                    }
+                    Method::PATCH => {
+                        send.send_response(testing::json_response(200, &body));
+                        if collection == "webhook-eventsource" && path.contains("/deployments/") {
+                            seen.deployment_applies += 1;
+                            if seen.deployment_applies == 1 {
+                                let watch = deployment_watch.take().expect("the Deployments are watched");
+                                let mut gone = body.clone();
+                                gone["metadata"]["resourceVersion"] = json!("11");
+                                let event = json!({"type": "DELETED", "object": gone});
+                                watch.send_response(
+                                    Response::builder()
+                                        .status(200)
+                                        .body(Body::from(format!("{event}\n").into_bytes()))
+                                        .unwrap(),
+                                );
+                                deleted_sent = true;
+                            } else {
+                                shutdown.cancel();
+                            }
+                        }
+                    }
+                    other => panic!("unexpected {other} {path}?{query}"),
+                }
+            }
+            drop(held);
+            seen
+        };
+        let ((), seen) = tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(controller, api) })
+            .await
+            .expect("the controller applied the deleted Deployment again and stopped");
+        assert_eq!(seen.deployment_applies, 2);
+        assert!(!seen.owned_selectors.is_empty());
+        for query in &seen.owned_selectors {
+            assert!(
+                query.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dargon-controller"),
+                "owned objects are watched by their label: {query}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_eventbus_change_reconciles_the_manifests_that_use_it() {
+        let (store, mut writer) = reflector::store::<EventSource>();
+        let mut on_main: EventSource = serde_json::from_value(eventsource()).unwrap();
+        on_main.metadata.name = Some("on-main".into());
+        on_main.spec.event_bus_name = Some("main".into());
+        let mut elsewhere = on_main.clone();
+        elsewhere.metadata.name = Some("elsewhere".into());
+        elsewhere.metadata.namespace = Some("other".into());
+        let on_default: EventSource = serde_json::from_value(eventsource()).unwrap();
+        for es in [on_main, elsewhere, on_default] {
+            writer.apply_watcher_event(&watcher::Event::Apply(es));
+        }
+        let mut main: EventBus = serde_json::from_value(bus()).unwrap();
+        main.metadata.name = Some("main".into());
+        let refs = users(&store, &main, |es| objects::eventsource_bus(es).to_string());
+        let names: Vec<_> = refs.iter().map(|r| r.name.clone()).collect();
+        assert_eq!(names, ["on-main"]);
+    }
+}

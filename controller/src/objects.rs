@@ -413,6 +413,9 @@ impl ArgonPod<'_> {
             spec: Some(PodSpec {
                 containers: vec![container],
                 volumes: Some(volumes),
+                // Only a pod given a service account talks to the API (a
+                // sensor's k8s trigger); the others get no token.
+                automount_service_account_token: template.service_account_name.is_none().then_some(false),
                 service_account_name: template.service_account_name.clone(),
                 security_context: Some(template.security_context.clone().unwrap_or_else(non_root_pod)),
                 node_selector: (!template.node_selector.is_empty()).then(|| template.node_selector.clone()),

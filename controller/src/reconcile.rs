@@ -435,7 +435,10 @@ async fn apply_eventbus(bus: Arc<EventBus>, ctx: Arc<Context>) -> Result<Action>
             "Skip deployment because of using exotic config.",
         ),
     };
-    let observed = [Observed::holds(conditions::CONFIGURED, "Configured", ""), deployed];
+    let observed = [
+        Observed::holds(conditions::CONFIGURED, "Configured", unused_settings(&bus)),
+        deployed,
+    ];
     let config = serde_json::to_value(&config).map_err(|e| Error::Serialize {
         what: format!("the status of EventBus {}", bus.name_any()),
         message: e.to_string(),
@@ -449,6 +452,36 @@ async fn apply_eventbus(bus: Arc<EventBus>, ctx: Arc<Context>) -> Result<Action>
     )
     .await?;
     Ok(Action::requeue(RESYNC))
+}
+
+/// What of an EventBus's settings the pods do not get: `argon eventsource
+/// run` and `argon sensor run` take the bus as `--bus URL` alone.
+fn unused_settings(bus: &EventBus) -> String {
+    let Some(exotic) = bus
+        .spec
+        .jetstream_exotic
+        .as_ref()
+        .filter(|_| bus.spec.jetstream.is_none())
+    else {
+        return String::new();
+    };
+    let mut unused = Vec::new();
+    if exotic.access_secret.is_some() {
+        unused.push("accessSecret");
+    }
+    if exotic.stream_config.is_some() {
+        unused.push("streamConfig");
+    }
+    if exotic.tls.is_some() {
+        unused.push("tls");
+    }
+    if unused.is_empty() {
+        return String::new();
+    }
+    format!(
+        "jetstreamExotic.{} not passed to event source and sensor pods (they connect with the url alone)",
+        unused.join(", ")
+    )
 }
 
 async fn cleanup_eventbus(bus: Arc<EventBus>, ctx: Arc<Context>) -> Result<Action> {

@@ -45,6 +45,15 @@ pub struct Recorded {
     pub body: Value,
 }
 
+/// A JSON response.
+pub fn json_response(status: u16, value: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(value).expect("JSON")))
+        .expect("response")
+}
+
 /// A client whose requests `serve` answers.
 pub fn client() -> (Client, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -96,12 +105,7 @@ pub async fn serve(mut handle: Handle, script: Vec<Exchange>) -> Vec<Recorded> {
             ),
         };
         recorded.push(Recorded { method, query, body });
-        let response = Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(&answer).expect("JSON")))
-            .expect("response");
-        send.send_response(response);
+        send.send_response(json_response(status, &answer));
     }
     recorded
 }

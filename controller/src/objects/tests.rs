@@ -91,6 +91,7 @@ fn the_pod_template_carries_the_manifest_settings() {
     assert_eq!(pod["metadata"]["labels"][INSTANCE_LABEL], "hooks");
     assert_eq!(pod["metadata"]["annotations"]["scrape"], "yes");
     assert_eq!(pod["spec"]["serviceAccountName"], "hooks");
+    assert!(pod["spec"].get("automountServiceAccountToken").is_none());
     assert_eq!(pod["spec"]["nodeSelector"]["disk"], "ssd");
     assert_eq!(pod["spec"]["tolerations"][0]["key"], "dedicated");
     assert_eq!(pod["spec"]["securityContext"], json!({"runAsUser": 1000}));
@@ -161,6 +162,7 @@ fn defaults_without_a_template_are_non_root_and_a_service_for_the_webhook_ports(
     let d = value(&children[1]);
     let pod = &d["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["automountServiceAccountToken"], false);
     assert_eq!(
         pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"],
         false

@@ -654,7 +654,7 @@ async fn a_jetstream_eventbus_gets_its_statefulset_service_and_status() {
 #[tokio::test]
 async fn an_exotic_eventbus_only_gets_a_status() {
     let value = bus_json(
-        json!({"jetstreamExotic": {"url": "nats://nats.example:4222"}}),
+        json!({"jetstreamExotic": {"url": "nats://nats.example:4222", "accessSecret": {"name": "nats", "key": "token"}}}),
         true,
         false,
     );
@@ -674,6 +674,11 @@ async fn an_exotic_eventbus_only_gets_a_status() {
         "nats://nats.example:4222"
     );
     assert_eq!(conditions_of(&recorded[0])[1].2, "Skipped");
+    let configured = recorded[0].body["status"]["conditions"][0]["message"].as_str().unwrap();
+    assert!(
+        configured.contains("jetstreamExotic.accessSecret not passed"),
+        "{configured}"
+    );
 }
 
 #[tokio::test]
