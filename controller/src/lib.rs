@@ -188,7 +188,7 @@ mod tests {
                         }
                         continue;
                     }
-                    Method::GET if path.ends_with("/eventbuses/default") => {
+                    Method::GET if path.ends_with("/eventbus/default") => {
                         send.send_response(testing::json_response(200, &bus()));
                     }
                     Method::GET => {

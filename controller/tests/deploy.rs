@@ -162,7 +162,7 @@ fn the_controller_may_do_what_it_does_and_no_more() {
     for needed in [
         "eventsources",
         "sensors/status",
-        "eventbuses/finalizers",
+        "eventbus/finalizers",
         "deployments",
         "statefulsets",
         "services",

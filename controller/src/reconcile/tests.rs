@@ -16,7 +16,7 @@ use crate::testing::{self, Exchange, Recorded, Reply, expect};
 
 const ES_PATH: &str = "/apis/argoproj.io/v1alpha1/namespaces/default/eventsources/webhook";
 const SENSOR_PATH: &str = "/apis/argoproj.io/v1alpha1/namespaces/default/sensors/webhook";
-const BUS_PATH: &str = "/apis/argoproj.io/v1alpha1/namespaces/default/eventbuses/default";
+const BUS_PATH: &str = "/apis/argoproj.io/v1alpha1/namespaces/default/eventbus/default";
 const CORE: &str = "/api/v1/namespaces/default";
 const APPS: &str = "/apis/apps/v1/namespaces/default";
 
