@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use argon_controller::Settings;
 use argon_crds::diag::Severity;
 use clap::Args;
@@ -33,6 +33,11 @@ pub struct ControllerArgs {
     /// engine server's Bearer token; mounted into sensor pods.
     #[arg(long, env = "ARGON_SERVER_TOKEN_SECRET")]
     server_token_secret: Option<String>,
+    /// Serve /metrics and /health on this address.
+    #[arg(long, default_value = "127.0.0.1:7777")]
+    metrics_addr: std::net::SocketAddr,
+    #[command(flatten)]
+    listen: crate::listen::ListenArgs,
     /// Print, as YAML, the objects the controller would apply for the
     /// manifests under PATH..., without a cluster.
     #[arg(long, requires = "paths")]
@@ -59,9 +64,19 @@ pub fn dispatch(args: ControllerArgs) -> ExitCode {
     }
     crate::exit_code(crate::block_on(async move {
         let client = argon_controller::connect().await?;
+        let ctx = argon_controller::Context::new(client, settings);
         let shutdown = CancellationToken::new();
+        let render = {
+            let metrics = ctx.metrics.clone();
+            std::sync::Arc::new(move || metrics.render())
+        };
+        let local =
+            argon_eventsource::server::serve_metrics(args.metrics_addr, render, args.listen.limits(), shutdown.clone())
+                .await
+                .context("cannot serve /metrics")?;
+        println!("metrics http://{local}/metrics");
         tokio::spawn(crate::stop_on_signal(shutdown.clone()));
-        argon_controller::run(client, args.namespace.as_deref(), settings, shutdown).await;
+        argon_controller::run(ctx, args.namespace.as_deref(), shutdown).await;
         Ok(())
     }))
 }

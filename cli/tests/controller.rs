@@ -81,3 +81,19 @@ fn paths_without_dry_run_are_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("only with --dry-run"), "{stderr}");
 }
+
+#[test]
+fn without_a_cluster_the_controller_says_so() {
+    let home = tempfile::tempdir().unwrap();
+    let out = argon()
+        .args(["controller", "--metrics-addr", "127.0.0.1:0"])
+        .env("HOME", home.path())
+        .env("KUBECONFIG", home.path().join("no-such-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no Kubernetes API configured"), "{stderr}");
+}

@@ -6,11 +6,14 @@
 pub mod conditions;
 pub mod dryrun;
 mod error;
+pub mod metrics;
 pub mod objects;
 pub mod reconcile;
 pub mod secrets;
 #[cfg(test)]
 mod testing;
+
+use std::sync::Arc;
 
 use argon_crds::eventbus::EventBus;
 use argon_crds::eventsource::EventSource;
@@ -36,9 +39,9 @@ pub async fn connect() -> Result<Client> {
 }
 
 /// Reconciles the EventSources, Sensors and EventBuses of `namespace` (of
-/// every namespace when `None`) until `shutdown` is cancelled.
-pub async fn run(client: Client, namespace: Option<&str>, settings: Settings, shutdown: CancellationToken) {
-    let ctx = Context::new(client.clone(), settings);
+/// every namespace when `None`) with `ctx` until `shutdown` is cancelled.
+pub async fn run(ctx: Arc<Context>, namespace: Option<&str>, shutdown: CancellationToken) {
+    let client = ctx.client.clone();
     let owned = watcher::Config::default().labels(&format!("{}={}", objects::MANAGED_BY.0, objects::MANAGED_BY.1));
     let watched = watcher::Config::default();
 
@@ -164,7 +167,11 @@ mod tests {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, "default");
         let shutdown = CancellationToken::new();
-        let controller = run(client, Some("default"), Settings::default(), shutdown.clone());
+        let controller = run(
+            Context::new(client, Settings::default()),
+            Some("default"),
+            shutdown.clone(),
+        );
 
         let api = async {
             let mut seen = Seen::default();

@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::conditions::{self, Observed};
+use crate::metrics::Metrics;
 use crate::objects::{self, Child, Settings};
 use crate::{Error, Result};
 
@@ -50,6 +51,7 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
+    pub metrics: Metrics,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -59,6 +61,7 @@ impl Context {
         Arc::new(Context {
             client,
             settings,
+            metrics: Metrics::new(),
             failures: Mutex::new(HashMap::new()),
         })
     }
@@ -127,19 +130,28 @@ where
     FA: Future<Output = Result<Action>>,
     FC: Future<Output = Result<Action>>,
 {
-    let ns = namespace(obj.as_ref())?;
+    let started = std::time::Instant::now();
     let key = key(obj.as_ref());
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let inner = ctx.clone();
-    let action = finalizer(&api, FINALIZER, obj, |event| async move {
-        match event {
-            Event::Apply(obj) => apply(obj, inner).await,
-            Event::Cleanup(obj) => cleanup(obj, inner).await,
-        }
-    })
-    .await?;
-    ctx.succeeded(&key);
-    Ok(action)
+    let outcome = async move {
+        let ns = namespace(obj.as_ref())?;
+        let api: Api<K> = Api::namespaced(inner.client.clone(), &ns);
+        let action = finalizer(&api, FINALIZER, obj, |event| async move {
+            match event {
+                Event::Apply(obj) => apply(obj, inner).await,
+                Event::Cleanup(obj) => cleanup(obj, inner).await,
+            }
+        })
+        .await?;
+        Ok(action)
+    }
+    .await;
+    ctx.metrics
+        .observe(&K::kind(&()), outcome.is_ok(), started.elapsed().as_secs_f64());
+    if outcome.is_ok() {
+        ctx.succeeded(&key);
+    }
+    outcome
 }
 
 /// Reconciles one EventSource.

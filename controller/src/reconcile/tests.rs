@@ -374,6 +374,15 @@ async fn conflicts_and_server_errors_back_off_and_success_resets_it() {
         ]
     );
     assert_eq!(ok, Action::requeue(RESYNC));
+    let metrics = ctx.metrics.render();
+    assert!(
+        metrics.contains(r#"argon_controller_reconciles_total{kind="EventSource",outcome="error"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"argon_controller_reconciles_total{kind="EventSource",outcome="ok"} 1"#),
+        "{metrics}"
+    );
     // Success forgot the failures: the next error starts again at 2 s.
     let error = Error::BusInUse {
         name: "x".into(),
