@@ -53,8 +53,14 @@ fn dry_run_prints_the_objects_of_the_seed_example() {
     assert_eq!(deployment["image"], "registry.example/argon:1");
     assert_eq!(deployment["args"][4], "nats://eventbus-default-js-svc.argon.svc:4222");
     assert_eq!(docs[5]["spec"]["ports"][0]["port"], 12000);
-    // The bus is among the manifests: nothing assumed.
-    assert!(!stderr.contains("note:"), "{stderr}");
+    // The bus is among the manifests: nothing assumed; the template is not the controller's.
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("note: ")).collect::<Vec<_>>(),
+        [
+            "note: WorkflowTemplate hello: the controller does not run it (argon apply or argon submit sends it to argon server)"
+        ],
+        "{stderr}"
+    );
 }
 
 #[test]

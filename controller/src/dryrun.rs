@@ -28,8 +28,8 @@ impl Plan {
 }
 
 /// The objects of the EventSources, Sensors and EventBuses among
-/// `manifests` (the other kinds have none), each in `namespace` unless it
-/// names its own. A manifest's EventBus is looked for among `manifests`; one
+/// `manifests` (the other kinds have none, as notes say), each in
+/// `namespace` unless it names its own. A manifest's EventBus is looked for among `manifests`; one
 /// not there is taken to be a `jetstream` EventBus of that name, as a note says.
 pub fn plan(manifests: &[Manifest], namespace: &str, settings: &Settings) -> Result<Plan> {
     let in_namespace = |mut meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
@@ -41,6 +41,7 @@ pub fn plan(manifests: &[Manifest], namespace: &str, settings: &Settings) -> Res
     let mut buses = Vec::new();
     let mut eventsources = Vec::new();
     let mut sensors = Vec::new();
+    let mut skipped = Vec::new();
     for manifest in manifests {
         match manifest {
             Manifest::EventBus(b) => {
@@ -58,11 +59,18 @@ pub fn plan(manifests: &[Manifest], namespace: &str, settings: &Settings) -> Res
                 s.metadata = in_namespace(s.metadata);
                 sensors.push(s);
             }
-            _ => {}
+            other => skipped.push(format!(
+                "{} {}: the controller does not run it (argon apply or argon submit sends it to argon server)",
+                other.kind(),
+                other.name()
+            )),
         }
     }
 
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        notes: skipped,
+        ..Plan::default()
+    };
     let bus_url = |kind: &str, name: &str, ns: &str, bus: &str, notes: &mut Vec<String>| -> Result<String> {
         if let Some(found) = buses
             .iter()

@@ -247,7 +247,12 @@ fn the_seed_example_lints_clean_and_plans_its_objects() {
     );
     let manifests: Vec<_> = report.manifests.into_iter().map(|l| l.manifest).collect();
     let plan = argon_controller::dryrun::plan(&manifests, "default", &argon_controller::Settings::default()).unwrap();
-    assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+    assert_eq!(
+        plan.notes,
+        [
+            "WorkflowTemplate hello: the controller does not run it (argon apply or argon submit sends it to argon server)"
+        ]
+    );
     for child in &plan.children {
         let doc: Value = serde_norway::from_str(&child.to_yaml().unwrap()).unwrap();
         check(&doc, &format!("planned {} {}", child.kind(), child.name()));
