@@ -23,7 +23,7 @@ pub struct ControllerArgs {
     image: String,
     /// Pull policy of that image (Always, IfNotPresent, Never) unless a
     /// manifest's template says one.
-    #[arg(long, env = "ARGON_IMAGE_PULL_POLICY")]
+    #[arg(long, env = "ARGON_IMAGE_PULL_POLICY", value_parser = ["Always", "IfNotPresent", "Never"])]
     image_pull_policy: Option<String>,
     /// The engine server (`argon server`) sensors submit workflows to, e.g.
     /// http://argon-server.argon.svc:2746.

@@ -103,3 +103,15 @@ fn without_a_cluster_the_controller_says_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no Kubernetes API configured"), "{stderr}");
 }
+
+#[test]
+fn an_unknown_pull_policy_is_refused() {
+    let out = argon()
+        .args(["controller", "--image-pull-policy", "Sometimes", "--dry-run"])
+        .arg(example())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("IfNotPresent"), "{stderr}");
+}
