@@ -104,9 +104,11 @@ fn spawn_parallel(program: &str, args: &[&str], n: usize, threads: usize) -> any
         let workers: Vec<_> = (0..threads)
             .map(|t| scope.spawn(move || spawn_many(program, args, n / threads + usize::from(t < n % threads))))
             .collect();
-        workers
-            .into_iter()
-            .try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("a spawning thread panicked"))?.map(drop))
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a spawning thread panicked"))?
+                .map(drop)
+        })
     })?;
     Ok(started.elapsed())
 }

@@ -179,7 +179,14 @@ async fn templates_through_the_router_and_bearer_auth() {
         ("DELETE", StatusCode::OK),
         ("GET", StatusCode::NOT_FOUND),
     ] {
-        let (status, _) = call(&app, method, "/api/v1/workflow-templates/default/greet", None, Some("s3cret")).await;
+        let (status, _) = call(
+            &app,
+            method,
+            "/api/v1/workflow-templates/default/greet",
+            None,
+            Some("s3cret"),
+        )
+        .await;
         assert_eq!(status, expected, "{method}");
     }
 }
