@@ -290,8 +290,18 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
         {
             tracing::error!(workflow = %run.name, error = %e, "cannot archive the workflow");
         }
-        let _ = std::fs::remove_dir_all(engine.config.state_dir.join("steps").join(&run.uid));
+        remove_dir(&engine.config.state_dir.join("steps").join(&run.uid)).await;
     }
+}
+
+/// Removes the folder `dir` and all it holds, if it exists, on a blocking
+/// thread: unlinking a step's files waits on the disk, and on the runtime's
+/// own threads that wait held up every other workflow (a profile of 500
+/// one-step workflows at once showed the runtime's threads waiting in
+/// `remove_dir_all` more than anywhere else).
+pub(super) async fn remove_dir(dir: &std::path::Path) {
+    let dir = dir.to_path_buf();
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
 }
 
 impl Ctx {

@@ -9,7 +9,7 @@ use argon_crds::workflow::{Inputs, NodePhase, Outputs, Template};
 
 use super::error::{OperatorError, Result};
 use super::expand::{int_or_string, substitute_value};
-use super::{ARTIFACT_REF, Ctx, Finished, parse_seconds_or_duration, stopping, truncate};
+use super::{ARTIFACT_REF, Ctx, Finished, parse_seconds_or_duration, remove_dir, stopping, truncate};
 use k8s_openapi::api::core::v1::{Container, Volume};
 
 use crate::executor::spec::container_spec;
@@ -90,7 +90,7 @@ impl Ctx {
             Err(e) => return Finished::error(e),
         };
         let step_dir = engine.config.state_dir.join("steps").join(&self.run.uid).join(id);
-        let _ = std::fs::remove_dir_all(&step_dir);
+        remove_dir(&step_dir).await;
         // The paths the step hands back, then those it reads or works in.
         let outputs = tmpl
             .outputs
@@ -160,7 +160,7 @@ impl Ctx {
             return match self.daemon(id, step).await {
                 Ok(f) => f,
                 Err(outcome) => {
-                    let _ = std::fs::remove_dir_all(&step_dir);
+                    remove_dir(&step_dir).await;
                     let (phase, message) = match &outcome.start_error {
                         Some(e) => (NodePhase::Failed, Some(e.clone())),
                         None => self.outcome_phase(&outcome, timeout),
@@ -186,7 +186,7 @@ impl Ctx {
             f
         };
         if let Some(e) = outcome.start_error {
-            let _ = std::fs::remove_dir_all(&step_dir);
+            remove_dir(&step_dir).await;
             return recorded(Finished::failed(e));
         }
         let mut outputs = Outputs {
@@ -221,7 +221,7 @@ impl Ctx {
                 Err(e) => tracing::warn!(error = %e, "cannot archive the logs of a failed step"),
             }
         }
-        let _ = std::fs::remove_dir_all(&step_dir);
+        remove_dir(&step_dir).await;
         recorded(Finished {
             phase,
             message,
