@@ -124,6 +124,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         engine,
         auth: Default::default(),
         metrics: None,
+        events: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -15,6 +15,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod cp;
 mod engine;
+mod events;
 mod eventsource;
 mod listen;
 mod render;
@@ -52,6 +53,12 @@ enum Command {
         #[command(subcommand)]
         command: sensor::SensorCommand,
     },
+    /// The events `argon run` accepted: `argon events list [--source S --since 1h]`,
+    /// `argon events get ID`, `argon events replay ID [--sensor NAME]`.
+    Events {
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
     /// Print a shell completion script: `source <(argon completion bash)`.
     Completion {
         #[arg(value_enum)]
@@ -77,6 +84,7 @@ fn main() -> ExitCode {
         Command::Eventsource { command } => eventsource::dispatch(command),
         Command::Sensor { command } => sensor::dispatch(command),
         Command::Run(args) => run::dispatch(args),
+        Command::Events { command } => events::dispatch(command),
         Command::Completion { shell } => {
             use clap::CommandFactory as _;
             use std::io::Write as _;
