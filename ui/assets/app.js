@@ -22,7 +22,7 @@ function h(tag, attrs, ...children) {
     else if (k === "class") el.className = v;
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -37,7 +37,7 @@ function s(tag, attrs, ...children) {
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -426,7 +426,8 @@ function workflowGraph(wf, selected, onSelect) {
   const pos = {};
   const widest = Math.max(...rows.map((r) => (r || []).length));
   rows.forEach((row, d) => {
-    (row || []).sort((a, b) => String(nodes[a].startedAt || "").localeCompare(String(nodes[b].startedAt || "")));
+    (row || []).sort((a, b) => String(nodes[a].startedAt || "").localeCompare(String(nodes[b].startedAt || "")) ||
+      String(nodes[a].displayName || "").localeCompare(String(nodes[b].displayName || ""), undefined, { numeric: true }));
     const offset = ((widest - row.length) * (W + GX)) / 2;
     row.forEach((id, i) => { pos[id] = [10 + offset + i * (W + GX), 10 + d * (H + GY)]; });
   });
@@ -777,7 +778,7 @@ function flowGraph(flow) {
     const [x2, y2] = pos[e.to];
     const a = [x1 + W, y1 + H / 2], b = [x2, y2 + H / 2];
     svg.append(s("path", { class: "edge", d: `M${a[0]},${a[1]} C${a[0] + GX / 2},${a[1]} ${b[0] - GX / 2},${b[1]} ${b[0]},${b[1]}` }));
-    svg.append(s("text", { class: "count", x: (a[0] + b[0]) / 2 - 8, y: (a[1] + b[1]) / 2 - 4, "data-from": e.from, "data-to": e.to }, String(e.count), s("title", {}, e.label || "")));
+    svg.append(s("text", { class: "count", x: (a[0] + b[0]) / 2 - 8, y: (a[1] + b[1]) / 2 - 4, "data-from": e.from, "data-to": e.to, "data-count": e.count }, String(e.count), s("title", {}, e.label || "")));
   }
   const colours = { EventSource: "#5f3dc4", Sensor: "#1864ab", Trigger: "#087f5b", Workflows: "#495057" };
   for (const n of flow.nodes) {
