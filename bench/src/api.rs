@@ -126,11 +126,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         metrics: None,
         events: None,
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (addr, _stop) = crate::serve(app).await?;
     let mut c = connect(addr).await?;
     let rounds = options.rounds.max(20);
 
@@ -151,11 +147,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
             async move { ([(hyper::header::CONTENT_TYPE, "application/json")], body) }
         }),
     );
-    let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let bare_addr = bare_listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(bare_listener, bare).await;
-    });
+    let (bare_addr, _bare_stop) = crate::serve(bare).await?;
     let mut b = connect(bare_addr).await?;
     let (raw_median, raw_worst, raw_size) = measure(&mut b, bare_addr, "/page", rounds).await?;
     println!(

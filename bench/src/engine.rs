@@ -96,6 +96,58 @@ fn spawn_many(program: &str, args: &[&str], n: usize) -> anyhow::Result<Duration
     Ok(started.elapsed())
 }
 
+/// `n` runs of `program` from `threads` threads at once: the bare spawn rate
+/// when nothing else limits it.
+fn spawn_parallel(program: &str, args: &[&str], n: usize, threads: usize) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| scope.spawn(move || spawn_many(program, args, n / threads + usize::from(t < n % threads))))
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a spawning thread panicked"))?
+                .map(drop)
+        })
+    })?;
+    Ok(started.elapsed())
+}
+
+/// Workflows of one sandboxed `true` step each, all submitted at once: the
+/// engine's workflows/s against the bare rate of spawning the same bwrap
+/// from as many threads as the machine has cores (times 4), in the same run.
+async fn throughput(engine: &Engine, n: usize) -> anyhow::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(2, |c| c.get()) * 4;
+    let bare = spawn_parallel("bwrap", &BARE_BWRAP, n, threads)?;
+    let bare_rate = n as f64 / bare.as_secs_f64();
+    println!("raw      bwrap `true` x{n} from {threads} threads: {bare_rate:>8.0} processes/s");
+    let one = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: one-}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    container: {image: alpine, command: [\"true\"]}\n";
+    let started = Instant::now();
+    let mut names = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = engine.submit_workflow("", workflow(one)?, SubmitOptions::default())?;
+        names.push((s.namespace, s.name));
+    }
+    let submitted = started.elapsed();
+    for (namespace, name) in &names {
+        loop {
+            match engine.phase_of(namespace, name)? {
+                Some(WorkflowPhase::Succeeded) => break,
+                Some(p) if p.is_completed() => bail!("{name} ended {p:?}"),
+                _ => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "sandbox  {n} one-step workflows at once: {rate:>8.0} workflows/s (submitted in {:.1} ms), {:.2} of \
+         the bare spawn rate (goal: 0.7)",
+        ms(submitted),
+        rate / bare_rate
+    );
+    Ok(())
+}
+
 /// The sandbox's own isolation, without the engine: what a bare `bwrap true`
 /// costs with the same namespaces and read-only system.
 const BARE_BWRAP: [&str; 20] = [
@@ -179,6 +231,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         (ms(best_plain) - ms(plain)) / 100.0
     );
 
+    throughput(&engine, 500).await?;
     containers(options, dir.path()).await?;
     // Fan-out of 1,000 with parallelism 50.
     let (took, w) = run_to_end(&engine, workflow(&fan_out(1000, 50, "alpine"))?).await?;

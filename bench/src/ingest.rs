@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use argon_crds::manifest::{LoadReport, Manifest, load_text};
+use argon_crds::manifest::{LoadReport, load_text};
 use argon_crds::secret::Secrets;
 use argon_eventbus::testing::{NatsServer, free_port};
 use argon_eventbus::{BusConfig, EventBus, JetStreamConfig};
@@ -257,21 +257,7 @@ async fn bare_axum() -> anyhow::Result<(SocketAddr, CancellationToken)> {
         "/example",
         axum::routing::post(|_body: Bytes| async { axum::http::StatusCode::OK }),
     );
-    serve(router).await
-}
-
-/// Serves `router` on a free loopback port until the token is cancelled.
-async fn serve(router: axum::Router) -> anyhow::Result<(SocketAddr, CancellationToken)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await;
-    });
-    Ok((addr, stop))
+    crate::serve(router).await
 }
 
 /// (r): an axum server whose handler publishes the body to JetStream with a
@@ -300,7 +286,7 @@ async fn reference_axum(js: jetstream::Context) -> anyhow::Result<(SocketAddr, C
             }
         }),
     );
-    serve(router).await
+    crate::serve(router).await
 }
 
 /// A bus that acknowledges every publish at once and stores nothing: the
@@ -346,14 +332,7 @@ async fn argon_webhook(bus: Arc<dyn EventBus>) -> anyhow::Result<(SocketAddr, Ca
     let port = free_port();
     let mut report = LoadReport::default();
     load_text("bench.yaml", &webhook_manifest(port), &mut report);
-    let manifests: Vec<_> = report
-        .manifests
-        .into_iter()
-        .filter_map(|l| match l.manifest {
-            Manifest::EventSource(es) => Some(*es),
-            _ => None,
-        })
-        .collect();
+    let manifests = report.event_sources();
     let stop = CancellationToken::new();
     let config = RunnerConfig {
         host: std::net::Ipv4Addr::LOCALHOST.into(),

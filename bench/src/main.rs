@@ -45,6 +45,20 @@ pub struct Options {
     pub duration: Option<u64>,
 }
 
+/// Serves `router` on a free loopback port until the token is cancelled.
+async fn serve(router: axum::Router) -> anyhow::Result<(std::net::SocketAddr, tokio_util::sync::CancellationToken)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await;
+    });
+    Ok((addr, stop))
+}
+
 /// The manifest of a bench's YAML document.
 fn manifest(yaml: &str) -> anyhow::Result<argon_crds::manifest::Manifest> {
     use argon_crds::manifest::{Decoded, decode};

@@ -278,9 +278,9 @@ async fn sink(arrivals: Arc<Mutex<HashMap<u64, Instant>>>) -> anyhow::Result<Soc
             ),
         )
         .with_state(arrivals);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // Dropping the token does not stop the server: it serves until the
+    // benchmark ends.
+    let (addr, _) = crate::serve(app).await?;
     Ok(addr)
 }
 

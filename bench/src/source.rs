@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use argon_crds::manifest::{LoadReport, Manifest, load_text};
+use argon_crds::manifest::{LoadReport, load_text};
 use argon_crds::secret::Secrets;
 use argon_eventbus::{ConsumerSpec, Event, EventBus, KeyValue, PublishAck, Subscription};
 use argon_eventsource::testing::{Broker, Kind as BrokerKind};
@@ -84,14 +84,7 @@ pub async fn run(kind: &str, options: &Options) -> anyhow::Result<()> {
     let manifest = manifest(kind, broker.port());
     let mut report = LoadReport::default();
     load_text("bench.yaml", &manifest, &mut report);
-    let manifests: Vec<_> = report
-        .manifests
-        .into_iter()
-        .filter_map(|l| match l.manifest {
-            Manifest::EventSource(es) => Some(*es),
-            _ => None,
-        })
-        .collect();
+    let manifests = report.event_sources();
     anyhow::ensure!(manifests.len() == 1, "the bench manifest did not load: {manifest}");
     // The sqs source reads its AWS keys from secrets; moto takes any.
     let secrets_dir = tempfile::tempdir()?;
@@ -202,7 +195,7 @@ async fn preload(kind: &str, port: u16, target: &str, n: usize, body: &str) -> a
         }
         "mqtt" => mqtt_preload(port, target, n, body).await?,
         "sqs" => {
-            let client = sqs_client(port);
+            let client = argon_eventsource::testing::sqs_client(port);
             let url = client
                 .create_queue()
                 .queue_name(target)
@@ -345,7 +338,7 @@ async fn raw_consume(kind: &str, port: u16, target: &str, n: usize, max: Duratio
                 }
             }
             "sqs" => {
-                let client = sqs_client(port);
+                let client = argon_eventsource::testing::sqs_client(port);
                 let url = client
                     .get_queue_url()
                     .queue_name(target)
@@ -362,18 +355,25 @@ async fn raw_consume(kind: &str, port: u16, target: &str, n: usize, max: Duratio
                         .wait_time_seconds(1)
                         .send()
                         .await?;
-                    for m in got.messages.unwrap_or_default() {
+                    let messages = got.messages.unwrap_or_default();
+                    if messages.is_empty() {
+                        continue;
+                    }
+                    // One delete per receive, as the Argon source does.
+                    let mut delete = client.delete_message_batch().queue_url(&url);
+                    for (i, m) in messages.iter().enumerate() {
                         std::hint::black_box(
                             serde_json::from_str::<serde_json::Value>(m.body().unwrap_or_default()).ok(),
                         );
-                        client
-                            .delete_message()
-                            .queue_url(&url)
-                            .receipt_handle(m.receipt_handle().unwrap_or_default())
-                            .send()
-                            .await?;
+                        delete = delete.entries(
+                            aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                                .id(i.to_string())
+                                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                                .build()?,
+                        );
                         seen += 1;
                     }
+                    delete.send().await?;
                 }
             }
             _ => {
@@ -451,17 +451,4 @@ async fn mqtt_publish(port: u16, target: &str, n: usize, body: String) -> anyhow
     let writer = publishing.await??;
     writer.disconnect().await?;
     Ok(())
-}
-
-/// An SQS client of moto on `port` (it takes any keys).
-fn sqs_client(port: u16) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "bench", "bench", None, None, "bench",
-        ))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
 }

@@ -7,8 +7,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use argon_crds::diag::Severity;
-use argon_crds::manifest::Manifest;
 use argon_crds::secret::Secrets;
 use argon_eventbus::BusConfig;
 use argon_eventsource::{EventSourceRunner, RunnerConfig};
@@ -60,17 +58,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     for d in &report.diagnostics {
         eprintln!("{d}");
     }
-    if report.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+    if report.has_errors() {
         bail!("the manifests have errors (listed above)");
     }
-    let sources: Vec<_> = report
-        .manifests
-        .into_iter()
-        .filter_map(|l| match l.manifest {
-            Manifest::EventSource(es) => Some(*es),
-            _ => None,
-        })
-        .collect();
+    let sources = report.event_sources();
     if sources.is_empty() {
         bail!("no EventSource manifest in {:?}", args.files);
     }

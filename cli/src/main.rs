@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+mod controller;
 mod cp;
 mod engine;
 mod events;
@@ -59,6 +60,10 @@ enum Command {
         #[command(subcommand)]
         command: events::EventsCommand,
     },
+    /// The Kubernetes controller: keeps a Deployment (and Service) per
+    /// EventSource, a Deployment per Sensor and a JetStream StatefulSet per
+    /// EventBus; `--dry-run PATH...` prints what it would apply.
+    Controller(controller::ControllerArgs),
     /// Print a shell completion script: `source <(argon completion bash)`.
     Completion {
         #[arg(value_enum)]
@@ -85,6 +90,7 @@ fn main() -> ExitCode {
         Command::Sensor { command } => sensor::dispatch(command),
         Command::Run(args) => run::dispatch(args),
         Command::Events { command } => events::dispatch(command),
+        Command::Controller(args) => controller::dispatch(args),
         Command::Completion { shell } => {
             use clap::CommandFactory as _;
             use std::io::Write as _;

@@ -103,7 +103,6 @@ pub(crate) fn render_summary(wf: &Workflow) -> String {
 
 /// The workflow as `argo get` shows it: a summary and the tree of its nodes.
 pub(crate) fn render_workflow(wf: &Workflow, wide: bool) -> String {
-    use std::fmt::Write;
     let mut out = render_summary(wf);
     let status = wf.status.clone().unwrap_or_default();
     let root = wf.metadata.name.clone().unwrap_or_default();
@@ -127,38 +126,20 @@ pub(crate) fn render_workflow(wf: &Workflow, wide: bool) -> String {
         "DURATION".into(),
         "MESSAGE".into(),
     ];
-    let widths: Vec<usize> = (0..4)
-        .map(|i| {
-            rows.iter()
-                .chain(std::iter::once(&header))
-                .map(|r| r[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for r in std::iter::once(&header).chain(rows.iter()) {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            if i == 2 && !wide {
-                continue;
-            }
-            if i < 4 {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad + 2));
-            } else {
-                line.push_str(cell);
-            }
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
+    let shown = |r: &[String; 5]| -> Vec<String> {
+        r.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 2 || wide)
+            .map(|(_, c)| c.clone())
+            .collect()
+    };
+    table(&shown(&header), rows.iter().map(shown), &mut out);
     artifacts_table(&status.nodes, &mut out);
     out
 }
 
 /// The output artifacts of the nodes with their locations, for `argon get`.
 fn artifacts_table(nodes: &BTreeMap<String, NodeStatus>, out: &mut String) {
-    use std::fmt::Write as _;
     let mut rows: Vec<[String; 3]> = Vec::new();
     for n in nodes.values() {
         let Some(o) = &n.outputs else { continue };
@@ -185,18 +166,30 @@ fn artifacts_table(nodes: &BTreeMap<String, NodeStatus>, out: &mut String) {
     }
     rows.sort();
     let header = ["STEP".to_string(), "ARTIFACT".into(), "LOCATION".into()];
-    let w: Vec<usize> = (0..2)
-        .map(|i| {
-            rows.iter()
-                .chain(std::iter::once(&header))
-                .map(|r| r[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
     out.push('\n');
-    for r in std::iter::once(&header).chain(rows.iter()) {
-        let _ = writeln!(out, "{:<w0$}  {:<w1$}  {}", r[0], r[1], r[2], w0 = w[0], w1 = w[1]);
+    table(&header, rows.iter().map(|r| r.to_vec()), out);
+}
+
+/// `header` and `rows` as columns padded to their widest cell, two spaces
+/// apart; the last column is not padded.
+fn table(header: &[String], rows: impl Iterator<Item = Vec<String>>, out: &mut String) {
+    let rows: Vec<Vec<String>> = std::iter::once(header.to_vec()).chain(rows).collect();
+    let mut widths = vec![0; header.len()];
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for r in &rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < r.len() {
+                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
 }
 
@@ -312,4 +305,26 @@ pub(crate) fn render_list(list: &[Workflow], wide: bool, header: bool) -> String
         .map(|_| ());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    #[test]
+    fn a_table_pads_every_column_but_the_last_to_its_widest_cell() {
+        let mut out = String::new();
+        let header = ["STEP".to_string(), "ARTIFACT".into(), "LOCATION".into()];
+        let rows = [
+            vec!["generate".to_string(), "hello".into(), "s3://b/k".into()],
+            vec!["é".to_string(), "a-long-artifact".into(), "".into()],
+        ];
+        table(&header, rows.into_iter(), &mut out);
+        assert_eq!(
+            out,
+            "STEP      ARTIFACT         LOCATION\n\
+             generate  hello            s3://b/k\n\
+             é         a-long-artifact\n"
+        );
+    }
 }

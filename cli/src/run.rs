@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
 use argon_client::WorkflowClient;
-use argon_crds::diag::Severity;
 use argon_crds::eventbus::EventBus as EventBusManifest;
 use argon_crds::eventsource::EventSource;
 use argon_crds::manifest::{Loaded, Manifest, manifest_files};
@@ -84,7 +83,7 @@ fn load(paths: &[PathBuf]) -> Result<ManifestSet> {
     for d in &report.diagnostics {
         eprintln!("{d}");
     }
-    if report.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+    if report.has_errors() {
         bail!("the manifests have errors (listed above); nothing was started");
     }
     let mut set = ManifestSet {

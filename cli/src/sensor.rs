@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use argon_crds::diag::Severity;
-use argon_crds::manifest::Manifest;
 use argon_crds::secret::Secrets;
 use argon_crds::sensor::Sensor;
 use argon_sensor::dryrun::{self, Sample};
@@ -86,20 +84,17 @@ fn load_sensors(files: &[PathBuf]) -> anyhow::Result<Vec<Sensor>> {
     let report = argon_crds::lint::lint_paths(files);
     // Warnings (e.g. an event source that runs in another process) are
     // `argon lint`'s business; only errors stop a sensor.
-    for d in report.diagnostics.iter().filter(|d| d.severity == Severity::Error) {
+    for d in report
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == argon_crds::diag::Severity::Error)
+    {
         eprintln!("{d}");
     }
-    if report.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+    if report.has_errors() {
         bail!("the manifests have errors (listed above)");
     }
-    let sensors: Vec<Sensor> = report
-        .manifests
-        .into_iter()
-        .filter_map(|l| match l.manifest {
-            Manifest::Sensor(s) => Some(*s),
-            _ => None,
-        })
-        .collect();
+    let sensors = report.sensors();
     if sensors.is_empty() {
         bail!("no Sensor manifest in {files:?}");
     }

@@ -21,6 +21,8 @@ use crate::common::{Condition, ContainerTemplate, KafkaConsumerGroup, Metadata, 
     kind = "EventBus",
     namespaced,
     status = "EventBusStatus",
+    // Upstream's plural: the CRD is eventbus.argoproj.io, the API path .../eventbus.
+    plural = "eventbus",
     shortname = "eb"
 )]
 #[serde(rename_all = "camelCase")]

@@ -226,6 +226,28 @@ impl LoadReport {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(|d| d.severity == Severity::Error)
     }
+
+    /// The EventSources among the loaded manifests, in load order.
+    pub fn event_sources(self) -> Vec<EventSource> {
+        self.manifests
+            .into_iter()
+            .filter_map(|l| match l.manifest {
+                Manifest::EventSource(es) => Some(*es),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The Sensors among the loaded manifests, in load order.
+    pub fn sensors(self) -> Vec<Sensor> {
+        self.manifests
+            .into_iter()
+            .filter_map(|l| match l.manifest {
+                Manifest::Sensor(s) => Some(*s),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// The manifest files under `paths`: a file is taken as given; a folder is

@@ -175,33 +175,22 @@ async fn templates_through_the_router_and_bearer_auth() {
     assert_eq!(status, StatusCode::OK, "{stored}");
     let (_, list) = call(&app, "GET", "/api/v1/workflow-templates/default", None, Some("s3cret")).await;
     assert_eq!(list["items"][0]["metadata"]["name"], "greet");
-    let (status, _) = call(
-        &app,
-        "GET",
-        "/api/v1/workflow-templates/default/greet",
-        None,
-        Some("s3cret"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = call(
-        &app,
-        "DELETE",
-        "/api/v1/workflow-templates/default/greet",
-        None,
-        Some("s3cret"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = call(
-        &app,
-        "GET",
-        "/api/v1/workflow-templates/default/greet",
-        None,
-        Some("s3cret"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Read, delete, and read again: gone.
+    for (method, expected) in [
+        ("GET", StatusCode::OK),
+        ("DELETE", StatusCode::OK),
+        ("GET", StatusCode::NOT_FOUND),
+    ] {
+        let (status, _) = call(
+            &app,
+            method,
+            "/api/v1/workflow-templates/default/greet",
+            None,
+            Some("s3cret"),
+        )
+        .await;
+        assert_eq!(status, expected, "{method}");
+    }
 }
 
 #[tokio::test]

@@ -390,7 +390,7 @@ pub async fn serve_metrics(
 #[cfg(test)]
 mod proptests {
     use argon_crds::eventsource::EventSource;
-    use argon_crds::manifest::{LoadReport, Manifest, load_text};
+    use argon_crds::manifest::{LoadReport, load_text};
     use proptest::prelude::*;
 
     use super::*;
@@ -435,12 +435,9 @@ spec:
         load_text("fuzz.yaml", MANIFEST, &mut report);
         let diagnostics: Vec<String> = report.diagnostics.iter().map(ToString::to_string).collect();
         let es: EventSource = report
-            .manifests
+            .event_sources()
             .into_iter()
-            .find_map(|l| match l.manifest {
-                Manifest::EventSource(es) => Some(*es),
-                _ => None,
-            })
+            .next()
             .unwrap_or_else(|| panic!("the manifest does not decode: {diagnostics:?}"));
         let metrics = crate::Metrics::new().unwrap();
         es.spec

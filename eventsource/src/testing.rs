@@ -301,3 +301,16 @@ pub fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// An SQS client of the moto server on `port` (moto takes any keys).
+pub fn sqs_client(port: u16) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use argon_crds::secret::Secrets;
 use argon_eventbus::{ConsumerSpec, Event, EventBus, KeyValue, PublishAck, Subscription};
-use argon_eventsource::testing::{Kind, shared};
+use argon_eventsource::testing::{Kind, shared, sqs_client};
 use argon_eventsource::{EventSourceRunner, RunnerConfig, Running};
 use common::load;
 use futures::StreamExt as _;
@@ -893,18 +893,6 @@ spec:
         team: billing
 "#
     )
-}
-
-fn sqs_client(port: u16) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
 }
 
 /// Creates `queue` (a received message is invisible for 2 s) and gives its url.

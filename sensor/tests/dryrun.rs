@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use argon_crds::manifest::Manifest;
 use argon_crds::secret::Secrets;
 use argon_crds::sensor::Sensor;
 use argon_sensor::dryrun::{self, Sample};
@@ -23,12 +22,9 @@ fn load(name: &str) -> Sensor {
     let report = argon_crds::lint::lint_paths(&[corpus(name)]);
     assert!(!report.has_errors(), "{name}: {:?}", report.diagnostics);
     report
-        .manifests
+        .sensors()
         .into_iter()
-        .find_map(|l| match l.manifest {
-            Manifest::Sensor(s) => Some(*s),
-            _ => None,
-        })
+        .next()
         .unwrap_or_else(|| panic!("{name}: no sensor"))
 }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use argon_crds::eventsource::SQSEventSource;
 use argon_crds::secret::Secrets;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_sqs::types::MessageSystemAttributeName;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -140,6 +140,10 @@ impl SqsSource {
                 () = shutdown.cancelled() => return Ok(()),
             };
             self.common.backoff.reset();
+            // Every message of the batch is stored on the bus before the
+            // batch is deleted in one call; a crash in between redelivers
+            // them, and their stable ids keep the bus from storing twice.
+            let mut delivered = Vec::new();
             for message in received.messages.unwrap_or_default() {
                 let body = message.body.as_deref().unwrap_or_default();
                 let body = if self.json_body {
@@ -174,16 +178,43 @@ impl SqsSource {
                 if !self.common.deliver(publisher, data, id, shutdown).await {
                     return Ok(());
                 }
-                if let Some(handle) = &message.receipt_handle {
-                    self.client
-                        .delete_message()
-                        .queue_url(&url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+                if let Some(handle) = message.receipt_handle {
+                    delivered.push(handle);
                 }
             }
+            self.delete(&url, &mut delivered).await?;
+        }
+    }
+
+    /// Deletes the received messages whose receipt handles are in `handles`
+    /// (at most 10, one receive's worth) in one call; entries SQS reports as
+    /// failed are an error, so the source backs off and they are received
+    /// again.
+    async fn delete(&self, url: &str, handles: &mut Vec<String>) -> Result<(), String> {
+        if handles.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.client.delete_message_batch().queue_url(url);
+        for (i, handle) in handles.drain(..).enumerate() {
+            batch = batch.entries(
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let out = batch
+            .send()
+            .await
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+        match out.failed.first() {
+            Some(failed) => Err(format!(
+                "SQS did not delete a received message: {} {}",
+                failed.code,
+                failed.message.as_deref().unwrap_or_default()
+            )),
+            None => Ok(()),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argon_crds::eventsource::EventSource;
-use argon_crds::manifest::{LoadReport, Manifest, load_text};
+use argon_crds::manifest::{LoadReport, load_text};
 use argon_crds::secret::Secrets;
 use argon_eventbus::testing::{NatsServer, free_port};
 use argon_eventbus::{BusConfig, ConsumerSpec, Event, EventBus, JetStreamConfig, KeyValue, PublishAck, Subscription};
@@ -59,14 +59,7 @@ pub fn load(yaml: &str) -> Vec<EventSource> {
     let mut report = LoadReport::default();
     load_text("test.yaml", yaml, &mut report);
     assert!(!report.has_errors(), "{:?}", report.diagnostics);
-    report
-        .manifests
-        .into_iter()
-        .filter_map(|l| match l.manifest {
-            Manifest::EventSource(es) => Some(*es),
-            _ => None,
-        })
-        .collect()
+    report.event_sources()
 }
 
 /// HMAC-SHA256 of `body` under `key`, as lower-case hex.
