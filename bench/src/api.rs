@@ -124,6 +124,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         engine,
         auth: Default::default(),
         metrics: None,
+        events: None,
     });
     let (addr, _stop) = crate::serve(app).await?;
     let mut c = connect(addr).await?;

@@ -584,7 +584,10 @@ async fn server(
         engine: engine.clone(),
         auth,
         metrics: None,
-    });
+        events: None,
+    })
+    // The web UI, outside the API's token check (its files hold no data).
+    .merge(argon_ui::router::<()>());
     let engine_task = {
         let token = shutdown.clone();
         tokio::spawn(argon_engine::serve(Arc::clone(&engine), async move {

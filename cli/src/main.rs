@@ -16,6 +16,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 mod controller;
 mod cp;
 mod engine;
+mod events;
 mod eventsource;
 mod listen;
 mod render;
@@ -53,6 +54,12 @@ enum Command {
         #[command(subcommand)]
         command: sensor::SensorCommand,
     },
+    /// The events `argon run` accepted: `argon events list [--source S --since 1h]`,
+    /// `argon events get ID`, `argon events replay ID [--sensor NAME]`.
+    Events {
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
     /// The Kubernetes controller: keeps a Deployment (and Service) per
     /// EventSource, a Deployment per Sensor and a JetStream StatefulSet per
     /// EventBus; `--dry-run PATH...` prints what it would apply.
@@ -82,6 +89,7 @@ fn main() -> ExitCode {
         Command::Eventsource { command } => eventsource::dispatch(command),
         Command::Sensor { command } => sensor::dispatch(command),
         Command::Run(args) => run::dispatch(args),
+        Command::Events { command } => events::dispatch(command),
         Command::Controller(args) => controller::dispatch(args),
         Command::Completion { shell } => {
             use clap::CommandFactory as _;

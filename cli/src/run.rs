@@ -17,6 +17,7 @@ use argon_crds::eventsource::EventSource;
 use argon_crds::manifest::{Loaded, Manifest, manifest_files};
 use argon_crds::secret::Secrets;
 use argon_crds::sensor::Sensor;
+use argon_engine::events::{EventsApi, Topology};
 use argon_engine::{Engine, EngineConfig};
 use argon_eventbus::{BusConfig, EventBus, StreamSettings};
 use argon_eventsource::{EventSourceRunner, RunnerConfig};
@@ -115,6 +116,8 @@ struct Buses {
     url: Option<String>,
     publish_timeout: Duration,
     open: HashMap<String, Arc<dyn EventBus>>,
+    /// The API's view of the buses, told of each one opened.
+    events: Arc<EventsApi>,
 }
 
 impl Buses {
@@ -126,6 +129,10 @@ impl Buses {
             None => {
                 let mut config = argon_eventbus::EmbeddedConfig::new(self.state_dir.join("bus").join(name));
                 config.name = name.to_string();
+                // The retention an EventBus manifest gives JetStream holds here too.
+                if let Some(settings) = stream_settings(name, manifests)? {
+                    config.apply_stream_settings(&settings);
+                }
                 BusConfig::Embedded(config)
             }
             Some(url) => {
@@ -145,6 +152,7 @@ impl Buses {
             .await
             .with_context(|| format!("cannot open event bus '{name}'"))?;
         self.open.insert(name.to_string(), bus.clone());
+        self.events.set_bus(name, bus.clone());
         Ok(bus)
     }
 }
@@ -215,6 +223,9 @@ async fn start(
             _ => {}
         }
     }
+    buses
+        .events
+        .set_topology(Topology::of(&set.event_sources, &set.sensors));
     let shutdown = CancellationToken::new();
     let mut running = Running {
         shutdown: shutdown.clone(),
@@ -293,6 +304,7 @@ async fn run(args: RunArgs) -> Result<()> {
     })?;
     let api_addr = listener.local_addr()?;
     let shown = ShownMetrics::default();
+    let events = Arc::new(EventsApi::new());
     let render: argon_eventsource::server::RenderMetrics = {
         let shown = shown.clone();
         Arc::new(move || shown.render())
@@ -305,7 +317,10 @@ async fn run(args: RunArgs) -> Result<()> {
         engine: engine.clone(),
         auth,
         metrics: Some(render.clone()),
-    });
+        events: Some(events.clone()),
+    })
+    // The web UI, outside the API's token check (its files hold no data).
+    .merge(argon_ui::router::<()>());
     let api = {
         let token = shutdown.clone();
         tokio::spawn(argon_eventsource::listener::serve(
@@ -334,6 +349,7 @@ async fn run(args: RunArgs) -> Result<()> {
         url: args.bus.clone(),
         publish_timeout: args.publish_timeout,
         open: HashMap::new(),
+        events: events.clone(),
     };
     let started = start(&set, &mut buses, &engine, &secrets, &runner_config, &shown.sensors).await?;
     shown.show(&started);

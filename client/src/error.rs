@@ -20,6 +20,10 @@ pub enum Error {
         name: String,
         reason: String,
     },
+    /// The server refused a request of the event API; the message says why
+    /// (an event that is not stored, a sensor that is not running).
+    #[error("{0}")]
+    Refused(String),
     /// The engine (local store or remote server) could not be reached or failed;
     /// retrying later may succeed.
     #[error("workflow engine unavailable: {0}")]

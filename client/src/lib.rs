@@ -7,6 +7,7 @@
 pub mod api;
 mod client;
 mod error;
+pub mod events;
 mod http;
 pub mod list;
 

@@ -9,6 +9,7 @@
 pub mod artifacts;
 pub mod cron;
 mod engine;
+pub mod events;
 pub mod executor;
 pub mod expr;
 pub mod server;

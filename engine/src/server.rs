@@ -1,7 +1,7 @@
 //! The engine's HTTP API, modelled on the Argo Server's JSON REST API:
 //! workflows (list, create, get, delete, log, suspend/resume/stop/terminate/
 //! retry/resubmit), WorkflowTemplates, ClusterWorkflowTemplates and
-//! CronWorkflows, and `/metrics`. Two optional Bearer tokens: a read token
+//! CronWorkflows, the event history ([`crate::events`]) and `/metrics`. Two optional Bearer tokens: a read token
 //! that may only read (GET), a write token that may do everything. Tokens
 //! are compared in constant time. The namespace `-` stands for every
 //! namespace.
@@ -38,6 +38,9 @@ pub struct ApiState {
     pub auth: ApiAuth,
     /// Renders the Prometheus metrics served on `/metrics` (404 when unset).
     pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// The event history and flow (`/api/v1/events`, `/api/v1/event-flow`;
+    /// 404 when unset).
+    pub events: Option<Arc<crate::events::EventsApi>>,
 }
 
 /// A Bearer token; never shown by `Debug`.
@@ -170,12 +173,16 @@ pub fn router(state: ApiState) -> Router {
             get(|s: St, p: NsName| get_template(s, p, TemplateKind::CronWorkflow))
                 .delete(|s: St, p: NsName| delete_template(s, p, TemplateKind::CronWorkflow)),
         )
-        .route("/api/v1/cron-workflows/{ns}/{name}/{action}", put(cron_act))
+        .route(
+            "/api/v1/cron-workflows/{ns}/{name}/{action}",
+            put(cron_act).get(cron_next_runs),
+        )
         .route(
             "/api/v1/version",
             get(|| async { Json(json!({"version": env!("CARGO_PKG_VERSION"), "platform": "argon"})) }),
         )
         .route("/metrics", get(metrics))
+        .merge(crate::events::routes())
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
@@ -220,6 +227,7 @@ impl IntoResponse for ApiError {
                 9,
                 json!({"type": "Conflict", "action": action, "name": name, "reason": reason}),
             ),
+            Error::Refused(m) => (StatusCode::BAD_REQUEST, 3, json!({"type": "Refused", "detail": m})),
             Error::Unavailable(m) => {
                 tracing::error!(error = %m, "engine error");
                 (
@@ -689,6 +697,39 @@ async fn cron_act(
         serde_json::to_value(s.engine.suspend_cron_workflow(ns(&namespace), &name, suspend)?)
             .map_err(|e| Error::Unavailable(e.to_string()))?,
     ))
+}
+
+/// `GET /api/v1/cron-workflows/{ns}/{name}/next-runs[?count=N]` (Argon's):
+/// when the CronWorkflow runs next, `{"nextRuns": [RFC 3339, ...]}`, none
+/// while it is suspended.
+async fn cron_next_runs(
+    State(s): State<ApiState>,
+    Path((namespace, name, what)): Path<(String, String, String)>,
+    Query(q): Query<NextRunsQuery>,
+) -> ApiResult<Json<Value>> {
+    if what != "next-runs" {
+        return Err(Error::Invalid(format!("'{what}' is not a view of a CronWorkflow; use next-runs")).into());
+    }
+    let doc = s.engine.template(TemplateKind::CronWorkflow, ns(&namespace), &name)?;
+    let cron: argon_crds::workflow::CronWorkflow =
+        serde_json::from_value(doc).map_err(|e| Error::Unavailable(format!("stored CronWorkflow '{name}': {e}")))?;
+    let mut runs = Vec::new();
+    let mut after = chrono::Utc::now();
+    for _ in 0..q.count.unwrap_or(3).clamp(1, 20) {
+        match crate::cron::next_run(&cron, after) {
+            Some(next) => {
+                runs.push(next.to_rfc3339());
+                after = next;
+            }
+            None => break,
+        }
+    }
+    Ok(Json(json!({"nextRuns": runs})))
+}
+
+#[derive(Deserialize)]
+struct NextRunsQuery {
+    count: Option<usize>,
 }
 
 /// Streams log lines as newline-delimited JSON `{"result": {"content", "podName", "seq", ...}}`.

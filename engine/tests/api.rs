@@ -33,6 +33,7 @@ fn open_router(engine: &std::sync::Arc<argon_engine::Engine>) -> axum::Router {
         engine: engine.clone(),
         auth: ApiAuth::default(),
         metrics: None,
+        events: None,
     })
 }
 
@@ -151,6 +152,7 @@ async fn templates_through_the_router_and_bearer_auth() {
             read: None,
         },
         metrics: None,
+        events: None,
     });
     let (status, _) = call(&app, "GET", "/api/v1/workflows/-", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -203,6 +205,7 @@ async fn the_http_client_speaks_to_a_real_server() {
             read: None,
         },
         metrics: None,
+        events: None,
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = HttpClient::new(&format!("http://{addr}"), Some("tok".into())).unwrap();
@@ -323,6 +326,7 @@ async fn a_read_token_reads_and_only_the_write_token_changes() {
             read: Token::new("ro-token"),
         },
         metrics: Some(std::sync::Arc::new(|| "argon_up 1\n".to_string())),
+        events: None,
     });
     let create = || Some(json!({"workflow": hello()}));
     let (status, body) = call(&app, "POST", "/api/v1/workflows/default", create(), Some("ro-token")).await;

@@ -54,6 +54,10 @@ pub struct EmbeddedConfig {
     pub max_age: Option<Duration>,
     /// At most this many events are kept (oldest removed first); `None` for no limit.
     pub max_msgs: Option<u64>,
+    /// At most this many bytes of events are kept (oldest removed first);
+    /// `None` for no limit. Whole segments are deleted, so the files can hold
+    /// up to a segment more.
+    pub max_bytes: Option<u64>,
     /// Most publishes committed together in one durable write.
     pub max_batch: usize,
     /// Shortest time between two syncs of the event log. Publishes that
@@ -73,8 +77,18 @@ pub struct EmbeddedConfig {
 }
 
 impl EmbeddedConfig {
+    /// Applies the retention of an EventBus manifest's `streamConfig`:
+    /// `maxAge`, `maxBytes` and `maxMsgs` (zero or -1: no limit), the same
+    /// limits JetStream would keep.
+    pub fn apply_stream_settings(&mut self, settings: &StreamSettings) {
+        self.max_age = (!settings.max_age.is_zero()).then_some(settings.max_age);
+        self.max_bytes = u64::try_from(settings.max_bytes).ok().filter(|b| *b > 0);
+        self.max_msgs = u64::try_from(settings.max_msgs).ok().filter(|m| *m > 0);
+    }
+
     /// Defaults: bus `default`, dedup window 2 min, events kept 72 h, at most
-    /// 1,000,000; syncs at most every 300 µs, 64 MiB segments, 8 MiB cache.
+    /// 1,000,000 and 1 GiB of them; syncs at most every 300 µs, 64 MiB
+    /// segments, 8 MiB cache.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         EmbeddedConfig {
             dir: dir.into(),
@@ -82,6 +96,7 @@ impl EmbeddedConfig {
             dedup_window: Duration::from_secs(120),
             max_age: Some(Duration::from_secs(72 * 3600)),
             max_msgs: Some(1_000_000),
+            max_bytes: Some(1 << 30),
             max_batch: 1024,
             sync_interval: Duration::from_micros(300),
             segment_bytes: 64 << 20,
@@ -324,6 +339,15 @@ mod tests {
         assert!(StreamSettings::from_yaml("maxMgs: 1").is_err());
         assert!(StreamSettings::from_yaml("retention: 7").is_err());
         assert_eq!(StreamSettings::from_yaml("").unwrap(), StreamSettings::default());
+    }
+
+    #[test]
+    fn embedded_bus_takes_the_stream_retention() {
+        let mut config = EmbeddedConfig::new("/tmp/x");
+        config.apply_stream_settings(&StreamSettings::from_yaml("maxAge: 1h\nmaxBytes: 1048576\nmaxMsgs: -1").unwrap());
+        assert_eq!(config.max_age, Some(Duration::from_secs(3600)));
+        assert_eq!(config.max_bytes, Some(1 << 20));
+        assert_eq!(config.max_msgs, None);
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub enum Error {
     #[error("event bus closed (the process is shutting down)")]
     Closed,
 
+    /// The bus keeps no history of its events (a bus of a test or benchmark).
+    #[error("this event bus keeps no event history")]
+    NoHistory,
+
     /// Any other error reported by NATS JetStream.
     #[error("NATS JetStream: {0}")]
     JetStream(String),

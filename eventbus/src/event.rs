@@ -52,6 +52,14 @@ pub struct EventContext {
     pub subject: String,
     /// When the event was produced.
     pub time: DateTime<Utc>,
+    /// Argon's extension attribute on a replay: the id of the event it
+    /// replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argonreplayof: Option<String>,
+    /// Argon's extension attribute on a replay meant for one sensor: that
+    /// sensor's name (the others acknowledge it without acting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argonsensor: Option<String>,
 }
 
 /// The payload of an event.
@@ -86,9 +94,36 @@ impl Event {
                 datacontenttype: content_type.to_owned(),
                 subject: subject.to_owned(),
                 time: Utc::now(),
+                argonreplayof: None,
+                argonsensor: None,
             },
             data,
         }
+    }
+
+    /// A replay of this event: the same source, subject, type and data under
+    /// a new id (so the triggers' idempotency keys are new and they fire
+    /// again) and the current time, recording the id it replays and, when
+    /// given, the only sensor that is to act on it.
+    pub fn replay(&self, sensor: Option<&str>) -> Event {
+        let mut copy = self.clone();
+        copy.context.id = uuid::Uuid::now_v7().to_string();
+        copy.context.time = Utc::now();
+        // A replay of a replay replays the original.
+        copy.context.argonreplayof = Some(
+            self.context
+                .argonreplayof
+                .clone()
+                .unwrap_or_else(|| self.context.id.clone()),
+        );
+        copy.context.argonsensor = sensor.filter(|s| !s.is_empty()).map(str::to_owned);
+        copy
+    }
+
+    /// Whether a sensor named `sensor` is to act on this event: every
+    /// sensor, unless it is a replay aimed at another one.
+    pub fn is_for_sensor(&self, sensor: &str) -> bool {
+        self.context.argonsensor.as_deref().is_none_or(|s| s == sensor)
     }
 
     /// Replaces the id (e.g. with one derived from the request, for dedup).
@@ -280,6 +315,27 @@ mod tests {
             ),
             Data::Json(_)
         ));
+    }
+
+    #[test]
+    fn replay_has_a_new_id_and_names_the_original() {
+        let event = Event::new("hooks", "push", "webhook", &json!({"n": 1}));
+        let replay = event.replay(Some("ci"));
+        assert_ne!(replay.context.id, event.context.id);
+        assert_eq!(replay.context.argonreplayof.as_deref(), Some(event.context.id.as_str()));
+        assert_eq!(replay.data.as_bytes(), event.data.as_bytes());
+        assert!(replay.is_for_sensor("ci") && !replay.is_for_sensor("other"));
+        assert!(event.is_for_sensor("other"));
+        let encoded: serde_json::Value = serde_json::from_slice(&replay.to_json()).unwrap();
+        assert_eq!(encoded["context"]["argonreplayof"], json!(event.context.id));
+        assert_eq!(encoded["context"]["argonsensor"], "ci");
+        assert_eq!(Event::from_json(&replay.to_json()).unwrap(), replay);
+        let again = replay.replay(None);
+        assert_eq!(again.context.argonreplayof, replay.context.argonreplayof);
+        assert!(again.is_for_sensor("other"));
+        // An original carries neither attribute.
+        let plain: serde_json::Value = serde_json::from_slice(&event.to_json()).unwrap();
+        assert!(plain["context"].get("argonreplayof").is_none());
     }
 
     #[test]

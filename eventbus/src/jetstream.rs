@@ -27,11 +27,16 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::config::{Auth, Discard, JetStreamConfig, Retention};
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::history::{HistoryPage, HistoryQuery, StoredEvent};
 use crate::subject::{self, validate_key, validate_name};
 use crate::{
     Acker, ConsumerSpec, DeliverPolicy, Delivery, EventBus, KeyValue, KvEntry, PublishAck, Settle, Subscription,
 };
 
+/// Most messages one history page looks at (each is a request to the server).
+const HISTORY_SCAN: u64 = 10_000;
+/// Most messages, back from the newest, looked at for an event by id.
+const ID_SCAN: u64 = 100_000;
 /// Messages a subscription asks the server for at once.
 const PULL_BATCH: usize = 128;
 /// Heartbeat of a pull request; two missed ones restart the pull.
@@ -262,6 +267,69 @@ impl EventBus for JetStreamBus {
         Ok(Subscription::new(rx, hand_back))
     }
 
+    async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
+        let stream = self.ensure_stream().await?;
+        let limit = query.page_size();
+        let state = stream_state(&stream).await?;
+        let lower = state.first_sequence.max(1);
+        let mut seq = query
+            .before
+            .map_or(state.last_sequence, |b| b.saturating_sub(1))
+            .min(state.last_sequence);
+        let mut page = HistoryPage::default();
+        let mut scanned = 0;
+        while seq >= lower && seq > 0 {
+            if scanned >= HISTORY_SCAN {
+                page.next = Some(seq + 1);
+                break;
+            }
+            scanned += 1;
+            let Some(message) = message_at(&stream, seq).await? else {
+                seq -= 1;
+                continue;
+            };
+            let stored = stored_event(&message);
+            if let Some(since) = query.since
+                && stored.as_ref().is_some_and(|s| s.stored_at < since)
+            {
+                break;
+            }
+            if let Some(stored) = stored.filter(|s| query.matches(&self.config.name, &s.subject)) {
+                page.events.push(stored);
+                if page.events.len() == limit {
+                    page.next = (seq > lower).then_some(seq);
+                    break;
+                }
+            }
+            seq -= 1;
+        }
+        Ok(page)
+    }
+
+    /// Looks from the newest message back, by the `Nats-Msg-Id` header (the
+    /// event id), through at most `ID_SCAN` messages.
+    async fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>> {
+        let stream = self.ensure_stream().await?;
+        let state = stream_state(&stream).await?;
+        let lower = state
+            .first_sequence
+            .max(1)
+            .max(state.last_sequence.saturating_sub(ID_SCAN));
+        let mut seq = state.last_sequence;
+        while seq >= lower && seq > 0 {
+            if let Some(message) = message_at(&stream, seq).await?
+                && message
+                    .headers
+                    .get(async_nats::header::NATS_MESSAGE_ID)
+                    .is_some_and(|v| v.as_str() == id)
+            {
+                return Ok(stored_event(&message));
+            }
+            seq -= 1;
+        }
+        Ok(None)
+    }
+
     async fn kv(&self, bucket: &str) -> Result<Arc<dyn KeyValue>> {
         validate_name("key-value bucket", bucket)?;
         let store = match self.js.get_key_value(bucket).await {
@@ -290,6 +358,35 @@ impl EventBus for JetStreamBus {
         };
         Ok(Arc::new(JetStreamKv { store }))
     }
+}
+
+/// The first and last sequence of the stream, as of now.
+async fn stream_state(stream: &stream::Stream) -> Result<stream::State> {
+    let mut stream = stream.clone();
+    Ok(stream.info().await.map_err(js_err)?.state.clone())
+}
+
+/// The message at `seq`; `None` when it was removed.
+async fn message_at(
+    stream: &stream::Stream,
+    seq: u64,
+) -> Result<Option<async_nats::jetstream::message::StreamMessage>> {
+    match stream.get_raw_message(seq).await {
+        Ok(message) => Ok(Some(message)),
+        Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(js_err(e)),
+    }
+}
+
+/// A stream message as a history entry; `None` when it is not an event.
+fn stored_event(message: &async_nats::jetstream::message::StreamMessage) -> Option<StoredEvent> {
+    let nanos = message.time.unix_timestamp_nanos();
+    Some(StoredEvent {
+        sequence: message.sequence,
+        subject: message.subject.to_string(),
+        stored_at: chrono::DateTime::from_timestamp_nanos(i64::try_from(nanos).unwrap_or(i64::MAX)),
+        event: Event::from_json(&message.payload).ok()?,
+    })
 }
 
 fn publish_err(e: async_nats::jetstream::context::PublishError) -> Error {

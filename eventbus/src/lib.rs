@@ -13,6 +13,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod event;
+pub mod history;
 pub mod jetstream;
 pub mod subject;
 #[cfg(feature = "testing")]
@@ -31,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use config::{Auth, BusConfig, EmbeddedConfig, JetStreamConfig, StreamSettings};
 pub use error::{Error, Result};
 pub use event::{Data, Event, EventContext};
+pub use history::{HistoryPage, HistoryQuery, StoredEvent};
 pub use subject::{SubjectFilter, consumer_name, kv_bucket_name};
 
 /// Where events go and where sensors read them from.
@@ -50,6 +52,19 @@ pub trait EventBus: Send + Sync {
     /// The key-value bucket (created on first use), for the partially satisfied
     /// conditions of one sensor. Name it with [`kv_bucket_name`].
     async fn kv(&self, bucket: &str) -> Result<Arc<dyn KeyValue>>;
+
+    /// The stored events that match `query`, newest first, a page at a time
+    /// (within the bus's retention).
+    async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
+        let _ = query;
+        Err(Error::NoHistory)
+    }
+
+    /// The stored event with this id, if the bus still holds it.
+    async fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>> {
+        let _ = id;
+        Err(Error::NoHistory)
+    }
 }
 
 /// What the bus says about a stored event.

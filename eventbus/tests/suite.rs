@@ -12,8 +12,8 @@ use argon_eventbus::embedded::EmbeddedBus;
 use argon_eventbus::jetstream::JetStreamBus;
 use argon_eventbus::testing::NatsServer;
 use argon_eventbus::{
-    ConsumerSpec, DeliverPolicy, Delivery, EmbeddedConfig, Error, Event, EventBus, JetStreamConfig, SubjectFilter,
-    Subscription,
+    ConsumerSpec, DeliverPolicy, Delivery, EmbeddedConfig, Error, Event, EventBus, HistoryQuery, JetStreamConfig,
+    SubjectFilter, Subscription,
 };
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -364,6 +364,72 @@ async fn key_value(env: Env) {
     assert_eq!(other.get("dep-b").await.unwrap(), None);
 }
 
+/// The history lists stored events newest first, filtered by source and
+/// time, a page at a time; an event is found by id, a replay with its own.
+async fn history(env: Env) {
+    let bus = &env.bus;
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let source = if n % 2 == 0 { "even" } else { "odd" };
+        let e = event(source, "e", n);
+        ids.push(e.context.id.clone());
+        bus.publish(&e).await.unwrap();
+    }
+    let all = bus.history(&HistoryQuery::newest(100)).await.unwrap();
+    let ns: Vec<u64> = all.events.iter().map(|s| n_of_event(&s.event)).collect();
+    assert_eq!(ns, vec![5, 4, 3, 2, 1, 0]);
+    assert_eq!(all.next, None);
+    assert!(all.events.windows(2).all(|w| w[0].sequence > w[1].sequence));
+    assert_eq!(all.events[0].subject, "default.odd.e");
+
+    // Pages of two of the even ones.
+    let mut query = HistoryQuery::newest(2);
+    query.filter.source = Some("even".into());
+    let first = bus.history(&query).await.unwrap();
+    assert_eq!(
+        first.events.iter().map(|s| n_of_event(&s.event)).collect::<Vec<_>>(),
+        vec![4, 2]
+    );
+    query.before = first.next;
+    assert!(query.before.is_some());
+    let second = bus.history(&query).await.unwrap();
+    assert_eq!(
+        second.events.iter().map(|s| n_of_event(&s.event)).collect::<Vec<_>>(),
+        vec![0]
+    );
+    assert_eq!(second.next, None);
+
+    // Since: nothing is newer than the future, everything newer than the past.
+    let mut query = HistoryQuery::newest(100);
+    query.since = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+    assert!(bus.history(&query).await.unwrap().events.is_empty());
+    query.since = Some(chrono::Utc::now() - chrono::Duration::hours(1));
+    assert_eq!(bus.history(&query).await.unwrap().events.len(), 6);
+
+    let found = bus.stored_event(&ids[3]).await.unwrap().expect("event 3 is stored");
+    assert_eq!(n_of_event(&found.event), 3);
+    assert_eq!(found.event.context.id, ids[3]);
+    assert!(bus.stored_event("no-such-event").await.unwrap().is_none());
+    // An id that is not a UUID is found too (webhook sources derive ids).
+    let named = event("even", "e", 9).with_id("delivery-42");
+    bus.publish(&named).await.unwrap();
+    assert_eq!(
+        n_of_event(&bus.stored_event("delivery-42").await.unwrap().unwrap().event),
+        9
+    );
+
+    // A replay is a new event that names the original.
+    let replay = found.event.replay(Some("ci"));
+    assert!(!bus.publish(&replay).await.unwrap().duplicate);
+    let stored = bus.stored_event(&replay.context.id).await.unwrap().unwrap();
+    assert_eq!(stored.event.context.argonreplayof.as_deref(), Some(ids[3].as_str()));
+    assert_eq!(stored.event.context.argonsensor.as_deref(), Some("ci"));
+}
+
+fn n_of_event(e: &Event) -> u64 {
+    e.data.to_value().unwrap()["body"]["n"].as_u64().unwrap()
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod embedded_bus {
@@ -395,6 +461,7 @@ suite!(
     duplicate_id_dropped,
     restarted_consumer_resumes,
     key_value,
+    history,
 );
 
 /// The embedded bus closed and reopened: consumers resume from their cursor,
@@ -681,6 +748,44 @@ async fn embedded_retention_by_count() {
         .map(n_of)
         .collect();
     assert_eq!(got, vec![2, 3, 4]);
+}
+
+/// Retention by size removes the oldest events, whole segments from the
+/// files, and the history no longer lists them.
+#[tokio::test]
+async fn embedded_retention_by_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EmbeddedConfig::new(dir.path());
+    config.segment_bytes = 4096;
+    config.max_bytes = Some(8192);
+    let bus = EmbeddedBus::open(config).await.unwrap();
+    let padding = "x".repeat(400);
+    for n in 0..100 {
+        let e = Event::new("s", "e", "webhook", &json!({"body": {"n": n, "pad": padding}}));
+        bus.publish(&e).await.unwrap();
+    }
+    // Retention runs with the publishes (at most every 100 ms) and when idle.
+    let deadline = Instant::now() + DEADLINE;
+    let mut query = HistoryQuery::newest(1000);
+    query.filter.event = Some("e".into());
+    loop {
+        let page = bus.history(&query).await.unwrap();
+        let kept: Vec<u64> = page.events.iter().map(|s| n_of_event(&s.event)).collect();
+        // About 550 bytes a record: at most 8192 / 400 of them fit.
+        if kept.len() <= 8192 / 400 {
+            assert!(kept.len() >= 4, "{kept:?}");
+            let want: Vec<u64> = (100 - kept.len() as u64..100).rev().collect();
+            assert_eq!(kept, want, "the newest are kept");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {} events kept", kept.len());
+        bus.publish(&event("s", "tick", 0)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 8 KiB in 4 KiB segments: two sealed ones and the active one at most,
+    // and the one being retired.
+    let files = segments(dir.path()).len();
+    assert!(files <= 4, "{files} segment files kept");
 }
 
 /// Retention by age removes old events.

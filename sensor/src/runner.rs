@@ -19,6 +19,9 @@
 //! sees the same `Idempotency-Key` header. Exactly once at an HTTP sink
 //! therefore holds for receivers that de-duplicate on that header; for the
 //! others the guarantee is at least once.
+//!
+//! Replays. A replayed event has an id of its own, so it fires again; one
+//! aimed at another sensor (`argonsensor`) is acknowledged without acting.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,7 +42,7 @@ use crate::params::Events;
 use crate::ratelimit::RateLimiter;
 use crate::retry::Retry;
 use crate::sensor::{CompiledSensor, CompiledTrigger};
-use crate::triggers::{self, LABEL_SENSOR, LABEL_TRIGGER, Request};
+use crate::triggers::{self, Request};
 use crate::{Error, Result, SensorEvent};
 
 /// Tuning of a running sensor.
@@ -346,6 +349,11 @@ async fn process(inner: &Inner, dependency: &str, delivery: &Delivery) -> Outcom
     let Some(dep) = inner.sensor.dependency(dependency) else {
         return Outcome::Done;
     };
+    // A replay aimed at another sensor: not ours to act on.
+    if !delivery.event.is_for_sensor(sensor) {
+        tracing::debug!(sensor = %sensor, dependency, event = %delivery.event.context.id, "replay for another sensor acknowledged without acting");
+        return Outcome::Done;
+    }
     let event = SensorEvent::from_event(&delivery.event);
     let event = match dep.accept(&event) {
         Ok(Some(e)) => {
@@ -459,7 +467,7 @@ async fn fire(inner: &Inner, t: &CompiledTrigger, events: &Events) -> Result<()>
     };
     let mut attempt = 1;
     let result = loop {
-        match execute(inner, t, rt, &request, &key).await {
+        match execute(inner, t, rt, &request, &key, events).await {
             Ok(()) => break Ok(()),
             Err(e) if e.is_retryable() && attempt < rt.retry.steps => {
                 tokio::time::sleep(rt.retry.delay(attempt)).await;
@@ -484,7 +492,14 @@ async fn fire(inner: &Inner, t: &CompiledTrigger, events: &Events) -> Result<()>
     result
 }
 
-async fn execute(inner: &Inner, t: &CompiledTrigger, rt: &TriggerRuntime, request: &Request, key: &str) -> Result<()> {
+async fn execute(
+    inner: &Inner,
+    t: &CompiledTrigger,
+    rt: &TriggerRuntime,
+    request: &Request,
+    key: &str,
+    events: &Events,
+) -> Result<()> {
     let sensor = &inner.sensor.identity.name;
     match request {
         Request::Workflow { .. } => {
@@ -493,8 +508,8 @@ async fn execute(inner: &Inner, t: &CompiledTrigger, rt: &TriggerRuntime, reques
                 .client
                 .as_deref()
                 .ok_or_else(|| Error::permanent(&t.name, "no workflow engine configured"))?;
-            let labels = [(LABEL_SENSOR, sensor.as_str()), (LABEL_TRIGGER, t.name.as_str())];
-            let wf = triggers::workflow::execute(&t.name, client, request, key, &labels).await?;
+            let lineage = triggers::workflow::Lineage::of(sensor, &t.name, events);
+            let wf = triggers::workflow::execute(&t.name, client, request, key, &lineage).await?;
             tracing::debug!(sensor = %sensor, trigger = %t.name, workflow = %wf, "workflow submitted");
             Ok(())
         }

@@ -337,3 +337,93 @@ async fn a_firing_slower_than_the_ack_wait_is_not_fired_twice() {
     run.shutdown.cancel();
     run.runner.wait().await;
 }
+
+/// A replay fires again (new id, so a new idempotency key) with the lineage
+/// of the original, and only in the sensor it is aimed at; the other sensor
+/// acknowledges it without acting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_fires_only_the_sensor_it_names_and_records_its_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path()).await;
+    let engine = Engine::open(EngineConfig::new(dir.path().join("engine"))).unwrap();
+    let client: Arc<dyn WorkflowClient> = engine.clone();
+    let services = Services {
+        bus: bus.clone(),
+        client: Some(client),
+        secrets: Secrets::default(),
+        metrics: Metrics::new(),
+    };
+    let shutdown = CancellationToken::new();
+    // One delivery at a time: "other" handles its events in bus order.
+    let sequential = RunnerOptions {
+        in_flight: 1,
+        ..RunnerOptions::default()
+    };
+    let mut runners = Vec::new();
+    for name in ["wf", "other"] {
+        let yaml = WORKFLOW_SENSOR.replace("name: wf", &format!("name: {name}"));
+        let runner = SensorRunner::start_with(&sensor(&yaml), services.clone(), sequential.clone(), shutdown.clone())
+            .await
+            .unwrap();
+        runners.push(runner);
+    }
+    let of = |sensor: &str| {
+        engine
+            .list_workflows("default", Some(("events.argoproj.io/sensor", sensor)))
+            .unwrap()
+    };
+    let label = |wf: &Workflow, key: &str| wf.metadata.labels.as_ref().and_then(|l| l.get(key).cloned());
+
+    let original = Event::new(
+        "webhook",
+        "example",
+        "webhook",
+        &serde_json::json!({"body": {"message": "hi"}}),
+    );
+    bus.publish(&original).await.unwrap();
+    wait_until("a workflow from each sensor", || {
+        of("wf").len() == 1 && of("other").len() == 1
+    })
+    .await;
+    let first = &of("wf")[0];
+    assert_eq!(
+        label(first, "events.argon.dev/event").as_deref(),
+        Some(original.context.id.as_str())
+    );
+    assert_eq!(label(first, "events.argon.dev/replay-of"), None);
+    let ids: serde_json::Value =
+        serde_json::from_str(&first.metadata.annotations.as_ref().unwrap()["events.argon.dev/events"]).unwrap();
+    assert_eq!(ids, serde_json::json!({"dep": original.context.id}));
+
+    let replay = original.replay(Some("wf"));
+    bus.publish(&replay).await.unwrap();
+    wait_until("the replay's workflow", || of("wf").len() == 2).await;
+    let replayed = of("wf")
+        .into_iter()
+        .find(|w| label(w, "events.argon.dev/event").as_deref() == Some(replay.context.id.as_str()))
+        .expect("a workflow labelled with the replay's id");
+    assert_eq!(
+        label(&replayed, "events.argon.dev/replay-of").as_deref(),
+        Some(original.context.id.as_str())
+    );
+
+    // "other" has handled the replay once it has handled a later event.
+    let later = Event::new(
+        "webhook",
+        "example",
+        "webhook",
+        &serde_json::json!({"body": {"message": "later"}}),
+    );
+    bus.publish(&later).await.unwrap();
+    wait_until("other's workflow of the later event", || {
+        of("other")
+            .iter()
+            .any(|w| label(w, "events.argon.dev/event").as_deref() == Some(later.context.id.as_str()))
+    })
+    .await;
+    assert_eq!(of("other").len(), 2, "the replay for wf made nothing in other");
+    shutdown.cancel();
+    for runner in runners {
+        runner.wait().await;
+    }
+}

@@ -237,6 +237,20 @@ impl Log {
         }
     }
 
+    /// The first kept sequence stored at or after `ms` (ms since the
+    /// epoch); the next sequence to be written when there is none.
+    pub(super) fn seq_at_time(&self, ms: u64) -> u64 {
+        let first = self.first_seq.load(Ordering::Acquire);
+        let segments = read(&self.segments);
+        for segment in segments.iter().filter(|s| s.end_seq() > first) {
+            if segment.times.last().is_some_and(|t| *t >= ms) {
+                let i = segment.times.partition_point(|t| *t < ms);
+                return (segment.first_seq + i as u64).max(first);
+            }
+        }
+        *self.last_seq.borrow() + 1
+    }
+
     /// Reads the first stored events at or after `from`, up to `to`, from
     /// one segment.
     fn read_disk(&self, from: u64, to: u64, max: usize) -> Result<Vec<(u64, StoredMessage)>> {
@@ -713,6 +727,9 @@ impl LogWriter {
                 }
             }
         }
+        if let Some(max_bytes) = self.config.max_bytes {
+            first = first.max(first_within_bytes(&read(&log.segments), first, max_bytes));
+        }
         let first = first.min(self.last_seq + 1);
         if first == log.first_seq.load(Ordering::Acquire) {
             return;
@@ -757,6 +774,39 @@ impl LogWriter {
             }
         }
     }
+}
+
+/// The first sequence, at or after `first`, from which the records of
+/// `segments` take at most `max_bytes`.
+fn first_within_bytes(segments: &VecDeque<Segment>, mut first: u64, max_bytes: u64) -> u64 {
+    let offset = |s: &Segment, seq: u64| u64::from(s.offsets[usize::try_from(seq - s.first_seq).unwrap_or(usize::MAX)]);
+    let kept: u64 = segments
+        .iter()
+        .filter(|s| s.end_seq() > first)
+        .map(|s| s.len() - offset(s, first.max(s.first_seq)))
+        .sum();
+    let mut excess = kept.saturating_sub(max_bytes);
+    for segment in segments {
+        if excess == 0 {
+            break;
+        }
+        if segment.end_seq() <= first {
+            continue;
+        }
+        let start = first.max(segment.first_seq);
+        let start_at = offset(segment, start);
+        let rest = segment.len() - start_at;
+        if excess >= rest {
+            first = segment.end_seq();
+            excess -= rest;
+            continue;
+        }
+        let from = usize::try_from(start - segment.first_seq).unwrap_or(usize::MAX);
+        let past = segment.offsets[from..].partition_point(|o| u64::from(*o) - start_at < excess);
+        first = start + past as u64;
+        excess = 0;
+    }
+    first
 }
 
 impl Drop for LogWriter {
@@ -807,6 +857,35 @@ mod tests {
         let second = HEADER + 8 + 3 + HEADER + 8;
         bytes[second] ^= 1;
         assert_eq!(decode(&bytes), vec![(1, &b"one"[..])]);
+    }
+
+    fn segment(first_seq: u64, sizes: &[u32]) -> Segment {
+        let file = tempfile::tempfile().unwrap();
+        let mut offsets = vec![0];
+        for size in sizes {
+            offsets.push(offsets.last().unwrap() + size);
+        }
+        Segment {
+            first_seq,
+            file: Arc::new(file),
+            path: PathBuf::new(),
+            offsets,
+            times: vec![0; sizes.len()],
+        }
+    }
+
+    #[test]
+    fn retention_by_bytes_keeps_the_newest_that_fit() {
+        // Sequences 1..=3 of 100 bytes each, then 4..=5 of 50.
+        let segments: VecDeque<Segment> = [segment(1, &[100, 100, 100]), segment(4, &[50, 50])].into();
+        assert_eq!(first_within_bytes(&segments, 1, 1000), 1);
+        assert_eq!(first_within_bytes(&segments, 1, 400), 1);
+        assert_eq!(first_within_bytes(&segments, 1, 399), 2);
+        assert_eq!(first_within_bytes(&segments, 1, 200), 3);
+        assert_eq!(first_within_bytes(&segments, 1, 100), 4);
+        assert_eq!(first_within_bytes(&segments, 1, 60), 5);
+        assert_eq!(first_within_bytes(&segments, 3, 100), 4);
+        assert_eq!(first_within_bytes(&segments, 1, 0), 6);
     }
 
     #[test]

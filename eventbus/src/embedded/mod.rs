@@ -42,6 +42,7 @@ use self::tables::{CONSUMER_PENDING, CONSUMER_POS, Expect, KV, Op, lock};
 use crate::config::EmbeddedConfig;
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::history::{self, HistoryPage, HistoryQuery, StoredEvent};
 use crate::subject::{self, validate_key, validate_name};
 use crate::{
     Acker, ConsumerSpec, DeliverPolicy, Delivery, EventBus, KeyValue, KvEntry, PublishAck, Settle, Subscription,
@@ -49,6 +50,8 @@ use crate::{
 
 /// Most events read from disk per scan of a consumer.
 const SCAN_BATCH: u64 = 256;
+/// Most events one history page looks at.
+const HISTORY_SCAN: u64 = 100_000;
 
 /// The embedded durable bus. Cheap to clone; all clones share one store.
 #[derive(Clone)]
@@ -144,6 +147,106 @@ impl Inner {
         self.log_state.read(from, to, SCAN_BATCH as usize)
     }
 
+    /// Every stored event of `from..=to`, in order (several reads when the
+    /// range spans segments or is longer than a scan).
+    fn read_all(&self, from: u64, to: u64) -> Result<Vec<(u64, StoredMessage)>> {
+        let mut out = Vec::new();
+        let mut at = from;
+        while at <= to {
+            let found = self.read_range(at, to)?;
+            let Some(&(last, _)) = found.last() else {
+                break;
+            };
+            out.extend(found);
+            at = last + 1;
+        }
+        Ok(out)
+    }
+
+    /// A page of the history: scans back from the newest event (or the
+    /// query's `before`) a batch at a time, at most `HISTORY_SCAN` events
+    /// per page, so that a filter matching little answers in bounded time
+    /// (with a `next` to go on from).
+    fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
+        let log = &self.log_state;
+        let limit = query.page_size();
+        let first = log.first_seq.load(Ordering::Acquire).max(1);
+        let last = *log.last_seq.borrow();
+        let lower = match query.since {
+            Some(since) => first.max(log.seq_at_time(u64::try_from(since.timestamp_millis()).unwrap_or(0))),
+            None => first,
+        };
+        let mut upper = query.before.map_or(last, |b| b.saturating_sub(1)).min(last);
+        let mut page = HistoryPage::default();
+        let mut scanned = 0;
+        while upper >= lower {
+            let from = upper.saturating_sub(SCAN_BATCH - 1).max(lower);
+            for (seq, message) in self.read_all(from, upper)?.into_iter().rev() {
+                if !query.matches(&self.config.name, message.subject()) {
+                    continue;
+                }
+                let Some(stored) = stored_event(seq, &message) else {
+                    continue;
+                };
+                page.events.push(stored);
+                if page.events.len() == limit {
+                    page.next = (seq > lower).then_some(seq);
+                    return Ok(page);
+                }
+            }
+            scanned += upper - from + 1;
+            if from == lower {
+                break;
+            }
+            if scanned >= HISTORY_SCAN {
+                page.next = Some(from);
+                break;
+            }
+            upper = from - 1;
+        }
+        Ok(page)
+    }
+
+    /// The stored event with `id`. A time-ordered (UUID v7) id is looked for
+    /// from a minute before its time on; any other, from the newest back.
+    fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>> {
+        let log = &self.log_state;
+        let first = log.first_seq.load(Ordering::Acquire).max(1);
+        let last = *log.last_seq.borrow();
+        // Batches of `from..=to`, the newest first when `backwards`.
+        let find = |from: u64, to: u64, backwards: bool| -> Result<Option<StoredEvent>> {
+            if from > to {
+                return Ok(None);
+            }
+            let batches = (to - from) / SCAN_BATCH + 1;
+            for b in 0..batches {
+                let b = if backwards { batches - 1 - b } else { b };
+                let batch_from = from + b * SCAN_BATCH;
+                let batch_to = (batch_from + SCAN_BATCH - 1).min(to);
+                for (seq, message) in self.read_all(batch_from, batch_to)? {
+                    if message.id() == id {
+                        return Ok(stored_event(seq, &message));
+                    }
+                }
+            }
+            Ok(None)
+        };
+        if last < first {
+            return Ok(None);
+        }
+        match history::id_time_ms(id) {
+            Some(ms) => {
+                let start = log.seq_at_time(ms.saturating_sub(60_000)).max(first);
+                if let Some(found) = find(start, last, false)? {
+                    return Ok(Some(found));
+                }
+                // Stored more than a minute after its id was made.
+                find(first, start.saturating_sub(1), true)
+            }
+            None => find(first, last, true),
+        }
+    }
+
     /// Finds or loads the consumer, applying the spec's current settings.
     async fn consumer(&self, spec: &ConsumerSpec) -> Result<Arc<Consumer>> {
         let patterns = subject::patterns(&self.config.name, &spec.filters);
@@ -219,6 +322,16 @@ impl Inner {
         let mut consumers = lock(&self.consumers);
         Ok(consumers.entry(spec.durable_name.clone()).or_insert(consumer).clone())
     }
+}
+
+/// A stored record as a history entry; `None` when it is not an event.
+fn stored_event(seq: u64, message: &StoredMessage) -> Option<StoredEvent> {
+    Some(StoredEvent {
+        sequence: seq,
+        subject: message.subject().to_owned(),
+        stored_at: history::from_millis(message.time_ms()),
+        event: Event::from_json(message.payload()).ok()?,
+    })
 }
 
 /// A durable consumer held in memory while the bus is open.
@@ -605,6 +718,22 @@ impl EventBus for EmbeddedBus {
         let (hand_back, handed_back) = oneshot::channel();
         tokio::spawn(pump(self.inner.clone(), consumer, tx, handed_back));
         Ok(Subscription::new(rx, hand_back))
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
+        let inner = self.inner.clone();
+        let query = query.clone();
+        tokio::task::spawn_blocking(move || inner.history(&query))
+            .await
+            .map_err(|e| self.inner.err(e))?
+    }
+
+    async fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>> {
+        let inner = self.inner.clone();
+        let id = id.to_owned();
+        tokio::task::spawn_blocking(move || inner.stored_event(&id))
+            .await
+            .map_err(|e| self.inner.err(e))?
     }
 
     async fn kv(&self, bucket: &str) -> Result<Arc<dyn KeyValue>> {

@@ -20,6 +20,13 @@ use sha2::{Digest, Sha256};
 pub const LABEL_SENSOR: &str = "events.argoproj.io/sensor";
 /// Label with the trigger name on created objects.
 pub const LABEL_TRIGGER: &str = "events.argoproj.io/trigger";
+/// Label with the id of the event that fired the trigger (the newest of
+/// the events used) on created workflows.
+pub const LABEL_EVENT: &str = "events.argon.dev/event";
+/// Label with the id of the original event when the firing event is a replay.
+pub const LABEL_REPLAY_OF: &str = "events.argon.dev/replay-of";
+/// Annotation with the ids of every event used, by dependency, as JSON.
+pub const ANNOTATION_EVENTS: &str = "events.argon.dev/events";
 /// HTTP header carrying the idempotency key of a firing.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 

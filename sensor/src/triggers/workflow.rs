@@ -5,11 +5,16 @@
 //! A submission carries the firing's idempotency key: the engine turns a
 //! second submission with the same key into a no-op that returns the
 //! existing workflow, so a redelivered event never creates a second one.
+//! It also carries its [`Lineage`]: the sensor, trigger and events that
+//! created it.
+
+use std::collections::BTreeMap;
 
 use argon_crds::sensor::ArgoWorkflowOperation;
 use serde_json::Value;
 
-use super::{LABEL_SENSOR, LABEL_TRIGGER, Request};
+use super::{ANNOTATION_EVENTS, LABEL_EVENT, LABEL_REPLAY_OF, LABEL_SENSOR, LABEL_TRIGGER, Request};
+use crate::params::Events;
 use crate::{Error, Result};
 
 /// Whether a resource is an Argo Workflow (`argoproj.io/*`, kind `Workflow`).
@@ -139,14 +144,65 @@ pub fn decode(trigger: &str, resource: &Value) -> Result<argon_crds::workflow::W
     }
 }
 
+/// Where a workflow came from: the labels and annotations a sensor puts on
+/// the workflows it creates, so that a workflow names its events and the
+/// events' workflows can be found by label.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lineage {
+    /// `events.argoproj.io/sensor`, `events.argoproj.io/trigger`,
+    /// `events.argon.dev/event` and, for a replay, `events.argon.dev/replay-of`.
+    pub labels: BTreeMap<String, String>,
+    /// `events.argon.dev/events`: `{"DEPENDENCY": "EVENT ID", ...}`.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Lineage {
+    /// The lineage of a firing of `trigger` of `sensor` by `events`.
+    pub fn of(sensor: &str, trigger: &str, events: &Events) -> Lineage {
+        let mut labels = BTreeMap::new();
+        labels.insert(LABEL_SENSOR.to_owned(), sensor.to_owned());
+        labels.insert(LABEL_TRIGGER.to_owned(), trigger.to_owned());
+        // The newest event is the one whose arrival completed the condition.
+        if let Some(newest) = events.values().max_by_key(|e| e.context.time) {
+            if let Some(id) = label_value(&newest.context.id) {
+                labels.insert(LABEL_EVENT.to_owned(), id.to_owned());
+            }
+            if let Some(original) = newest.context.argonreplayof.as_deref().and_then(label_value) {
+                labels.insert(LABEL_REPLAY_OF.to_owned(), original.to_owned());
+            }
+        }
+        let ids: serde_json::Map<String, Value> = events
+            .iter()
+            .map(|(dep, e)| (dep.clone(), Value::String(e.context.id.clone())))
+            .collect();
+        let mut annotations = BTreeMap::new();
+        annotations.insert(ANNOTATION_EVENTS.to_owned(), Value::Object(ids).to_string());
+        Lineage { labels, annotations }
+    }
+}
+
+/// `text` when it is a valid Kubernetes label value (63 characters at most,
+/// letters, digits, `-`, `_` and `.`, beginning and ending alphanumeric).
+fn label_value(text: &str) -> Option<&str> {
+    let ok = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text.ends_with(|c: char| c.is_ascii_alphanumeric());
+    ok.then_some(text)
+}
+
 /// Submits the workflow (idempotently) or applies the action; returns
-/// `namespace/name` of the workflow.
+/// `namespace/name` of the workflow. A submitted workflow carries its
+/// `lineage`.
 pub async fn execute(
     trigger: &str,
     client: &dyn argon_client::WorkflowClient,
     request: &Request,
     key: &str,
-    labels: &[(&str, &str)],
+    lineage: &Lineage,
 ) -> Result<String> {
     let Request::Workflow {
         operation,
@@ -158,11 +214,15 @@ pub async fn execute(
         return Err(Error::permanent(trigger, "not a workflow request"));
     };
     if let Some(resource) = workflow {
-        let wf: argon_crds::workflow::Workflow = serde_json::from_value(resource.clone())
+        let mut wf: argon_crds::workflow::Workflow = serde_json::from_value(resource.clone())
             .map_err(|e| Error::permanent(trigger, format!("invalid workflow: {e}")))?;
+        let annotations = wf.metadata.annotations.get_or_insert_with(Default::default);
+        for (k, v) in &lineage.annotations {
+            annotations.insert(k.clone(), v.clone());
+        }
         let options = argon_client::SubmitOptions {
             idempotency_key: Some(key.to_owned()),
-            labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            labels: lineage.labels.clone(),
             ..Default::default()
         };
         let submitted = client
@@ -185,5 +245,37 @@ fn engine_error(trigger: &str, e: argon_client::Error) -> Error {
     match e {
         argon_client::Error::Unavailable(m) => Error::transient(trigger, format!("workflow engine unavailable: {m}")),
         other => Error::permanent(trigger, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use argon_eventbus::Event;
+    use serde_json::json;
+
+    use super::*;
+    use crate::SensorEvent;
+
+    #[test]
+    fn lineage_names_the_events_and_the_replayed_original() {
+        let original = Event::new("hooks", "push", "webhook", &json!({}));
+        let replay = original.replay(None);
+        let mut events = Events::new();
+        events.insert("push".into(), SensorEvent::from_event(&replay));
+        let lineage = Lineage::of("ci", "build", &events);
+        assert_eq!(lineage.labels[LABEL_SENSOR], "ci");
+        assert_eq!(lineage.labels[LABEL_TRIGGER], "build");
+        assert_eq!(lineage.labels[LABEL_EVENT], replay.context.id);
+        assert_eq!(lineage.labels[LABEL_REPLAY_OF], original.context.id);
+        let ids: Value = serde_json::from_str(&lineage.annotations[ANNOTATION_EVENTS]).unwrap();
+        assert_eq!(ids, json!({"push": replay.context.id}));
+
+        // An id that cannot be a label value is only in the annotation.
+        let odd = Event::new("hooks", "push", "webhook", &json!({})).with_id("a/b:c");
+        let mut events = Events::new();
+        events.insert("push".into(), SensorEvent::from_event(&odd));
+        let lineage = Lineage::of("ci", "build", &events);
+        assert!(!lineage.labels.contains_key(LABEL_EVENT));
+        assert!(lineage.annotations[ANNOTATION_EVENTS].contains("a/b:c"));
     }
 }
