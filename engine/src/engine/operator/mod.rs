@@ -290,7 +290,9 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
         {
             tracing::error!(workflow = %run.name, error = %e, "cannot archive the workflow");
         }
-        remove_dir(&engine.config.state_dir.join("steps").join(&run.uid)).await;
+        // Removed before the run leaves the live table (no await here): a
+        // retry right after the workflow ended must not race the removal.
+        let _ = std::fs::remove_dir_all(engine.config.state_dir.join("steps").join(&run.uid));
     }
 }
 
@@ -298,7 +300,7 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
 /// thread: unlinking a step's files waits on the disk, and on the runtime's
 /// own threads that wait held up every other workflow (a profile of 500
 /// one-step workflows at once showed the runtime's threads waiting in
-/// `remove_dir_all` more than anywhere else).
+/// `remove_dir_all` of step folders more than anywhere else).
 pub(super) async fn remove_dir(dir: &std::path::Path) {
     let dir = dir.to_path_buf();
     let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
