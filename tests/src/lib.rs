@@ -206,6 +206,24 @@ impl Example {
     pub fn path(&self) -> &str {
         self.dir.path().to_str().expect("utf-8 temp path")
     }
+
+    /// `argon run` of this example with its state in `state`, its API on
+    /// `api`, `extra` arguments and `env`; returns once it says it is ready
+    /// (within two minutes).
+    pub fn run(&self, state: &Path, api: &str, extra: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut args = vec![
+            "run",
+            self.path(),
+            "--state-dir",
+            state.to_str().expect("utf-8 temp path"),
+            "--api-addr",
+            api,
+        ];
+        args.extend_from_slice(extra);
+        let p = Proc::spawn("argon run", &args, env);
+        p.wait_for_output("argon run: ready", std::time::Duration::from_secs(120));
+        p
+    }
 }
 
 fn copy_tree(src: &Path, dst: &Path, ports: &mut std::collections::BTreeMap<u16, u16>, extra: &[(&str, &str)]) {

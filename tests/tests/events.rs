@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use argon_e2e::{Api, Example, Proc, argon, free_port, post_json, wait_until};
+use argon_e2e::{Api, Example, argon, free_port, post_json, wait_until};
 use serde_json::{Value, json};
 
-const START: Duration = Duration::from_secs(120);
 const RUN: Duration = Duration::from_secs(120);
 
 fn events(args: &[&str], server: &str) -> (bool, String, String) {
@@ -28,19 +27,7 @@ fn events_are_listed_shown_and_replayed() {
     let state = tempfile::tempdir().unwrap();
     let api_addr = format!("127.0.0.1:{}", free_port());
     let server = format!("http://{api_addr}");
-    let run = Proc::spawn(
-        "argon run",
-        &[
-            "run",
-            example.path(),
-            "--state-dir",
-            state.path().to_str().unwrap(),
-            "--api-addr",
-            &api_addr,
-        ],
-        &[],
-    );
-    run.wait_for_output("argon run: ready", START);
+    let run = example.run(state.path(), &api_addr, &[], &[]);
     let url = format!("http://127.0.0.1:{}/example", example.port(12000));
     assert_eq!(post_json(&url, &json!({"message": "hello", "who": "events"})), 200);
     let api = Api::new(&api_addr);

@@ -12,7 +12,6 @@ use std::time::Duration;
 use argon_e2e::{Api, Example, Proc, free_port, wait_until};
 use serde_json::{Value, json};
 
-const START: Duration = Duration::from_secs(120);
 const RUN: Duration = Duration::from_secs(120);
 
 struct Running {
@@ -24,19 +23,13 @@ struct Running {
 fn run(example: &Example, secrets: Option<&Path>) -> Running {
     let state = tempfile::tempdir().unwrap();
     let api_addr = format!("127.0.0.1:{}", free_port());
-    let mut args = vec![
-        "run",
-        example.path(),
-        "--state-dir",
-        state.path().to_str().unwrap(),
-        "--api-addr",
+    let secrets_dir = secrets.map(|dir| ["--secrets-dir", dir.to_str().unwrap()]);
+    let proc = example.run(
+        state.path(),
         &api_addr,
-    ];
-    if let Some(dir) = secrets {
-        args.extend_from_slice(&["--secrets-dir", dir.to_str().unwrap()]);
-    }
-    let proc = Proc::spawn("argon run", &args, &[]);
-    proc.wait_for_output("argon run: ready", START);
+        secrets_dir.as_ref().map_or(&[][..], |a| &a[..]),
+        &[],
+    );
     Running {
         proc,
         api: Api::new(&api_addr),

@@ -75,15 +75,10 @@ fn a_flood_of_slow_connections_leaves_the_webhook_and_the_api_answering() {
     let port = example.port(12000);
     let state = tempfile::tempdir().unwrap();
     let api_addr = format!("127.0.0.1:{}", free_port());
-    let proc = Proc::spawn(
-        "argon run",
+    let proc = example.run(
+        state.path(),
+        &api_addr,
         &[
-            "run",
-            example.path(),
-            "--state-dir",
-            state.path().to_str().unwrap(),
-            "--api-addr",
-            &api_addr,
             "--host",
             "127.0.0.1",
             // Long enough for the flood to stand while the good requests
@@ -95,7 +90,6 @@ fn a_flood_of_slow_connections_leaves_the_webhook_and_the_api_answering() {
         ],
         &[],
     );
-    proc.wait_for_output("argon run: ready", START);
     let pid = proc.pid();
     let before = rss_mib(pid);
     let webhook = format!("127.0.0.1:{port}");
@@ -150,23 +144,12 @@ fn an_idle_flood_past_the_connection_cap_is_refused_and_the_api_still_answers() 
     let port = example.port(12000);
     let state = tempfile::tempdir().unwrap();
     let api_addr = format!("127.0.0.1:{}", free_port());
-    let proc = Proc::spawn(
-        "argon run",
-        &[
-            "run",
-            example.path(),
-            "--state-dir",
-            state.path().to_str().unwrap(),
-            "--api-addr",
-            &api_addr,
-            "--host",
-            "127.0.0.1",
-            "--max-connections",
-            "1000",
-        ],
+    let proc = example.run(
+        state.path(),
+        &api_addr,
+        &["--host", "127.0.0.1", "--max-connections", "1000"],
         &[],
     );
-    proc.wait_for_output("argon run: ready", START);
     let before = rss_mib(proc.pid());
     // Connections that send nothing, past the cap.
     let mut idle: Vec<TcpStream> = (0..3000)

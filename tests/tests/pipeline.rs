@@ -15,18 +15,7 @@ const RUN: Duration = Duration::from_secs(120);
 
 /// `argon run examples/quickstart` on fresh ports and a fresh state dir.
 fn argon_run(example: &Example, state: &std::path::Path, api: &str, extra: &[&str]) -> Proc {
-    let mut args = vec![
-        "run",
-        example.path(),
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--api-addr",
-        api,
-    ];
-    args.extend_from_slice(extra);
-    let p = Proc::spawn("argon run", &args, &[]);
-    p.wait_for_output("argon run: ready", START);
-    p
+    example.run(state, api, extra, &[])
 }
 
 /// The posted value of each workflow (its `message` argument), counted.

@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use argon_e2e::{Api, Example, Proc, free_port, http, post_json};
+use argon_e2e::{Api, Example, free_port, http, post_json};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-const START: Duration = Duration::from_secs(120);
 const DEADLINE: Duration = Duration::from_secs(60);
 const WRITE_TOKEN: &str = "ui-write-token";
 const READ_TOKEN: &str = "ui-read-token";
@@ -208,19 +207,12 @@ async fn the_ui_in_a_browser() {
     seed_store(state.path(), STORED);
     let api_addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{api_addr}");
-    let run = Proc::spawn(
-        "argon run",
-        &[
-            "run",
-            example.path(),
-            "--state-dir",
-            state.path().to_str().unwrap(),
-            "--api-addr",
-            &api_addr,
-        ],
+    let run = example.run(
+        state.path(),
+        &api_addr,
+        &[],
         &[("ARGON_AUTH_TOKEN", WRITE_TOKEN), ("ARGON_READ_TOKEN", READ_TOKEN)],
     );
-    run.wait_for_output("argon run: ready", START);
     let api = Api::new(&api_addr);
 
     let driver = ChromeDriver::start();
