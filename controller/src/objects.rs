@@ -394,14 +394,7 @@ impl ArgonPod<'_> {
             resources: settings.resources.clone(),
             security_context: Some(settings.security_context.clone().unwrap_or_else(restricted_container)),
             volume_mounts: Some(mounts),
-            readiness_probe: Some(Probe {
-                http_get: Some(HTTPGetAction {
-                    path: Some("/health".into()),
-                    port: IntOrString::String("metrics".into()),
-                    ..HTTPGetAction::default()
-                }),
-                ..Probe::default()
-            }),
+            readiness_probe: Some(http_probe("/health", "metrics")),
             ..Container::default()
         };
         PodTemplateSpec {
@@ -441,6 +434,18 @@ fn non_root_pod() -> PodSecurityContext {
 }
 
 /// The container security of a template that sets none.
+/// A probe that GETs `path` on the container's port named `port`.
+fn http_probe(path: &str, port: &str) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(port.into()),
+            ..HTTPGetAction::default()
+        }),
+        ..Probe::default()
+    }
+}
+
 fn restricted_container() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
@@ -772,14 +777,7 @@ pub fn eventbus_children(bus: &EventBus) -> Result<Vec<Child>> {
                 ..VolumeMount::default()
             },
         ]),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/healthz?js-enabled-only=true".into()),
-                port: IntOrString::String("monitor".into()),
-                ..HTTPGetAction::default()
-            }),
-            ..Probe::default()
-        }),
+        readiness_probe: Some(http_probe("/healthz?js-enabled-only=true", "monitor")),
         ..Container::default()
     };
 
