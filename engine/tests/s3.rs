@@ -317,6 +317,40 @@ async fn create_bucket_if_not_present_makes_the_bucket_and_archive_logs_stores_t
         String::from_utf8(s3().get("argon-made-by-argon", logs.key.as_deref().unwrap())).unwrap(),
         "a log line\n"
     );
+    // Once the live workflow is gone (deleted, or by its ttlStrategy) and its
+    // step folder with it, `argon logs` reads the archived logs back.
+    let ns = wf.metadata.namespace.clone().unwrap_or_default();
+    h.engine.delete_workflow(&ns, &name).unwrap();
+    assert!(h.engine.get_workflow(&ns, &name).is_err());
+    assert!(
+        !h.engine
+            .config()
+            .state_dir
+            .join("steps")
+            .join(wf.metadata.uid.as_deref().unwrap())
+            .exists()
+    );
+    let lines = argon_client::WorkflowAdmin::logs(h.engine.as_ref(), &ns, &name, 0)
+        .await
+        .unwrap();
+    let text: Vec<_> = lines
+        .iter()
+        .map(|l| (l.seq, l.step.as_str(), l.line.as_str()))
+        .collect();
+    assert_eq!(text, [(1, name.as_str(), "a log line")]);
+    // A follower past the end gets nothing more.
+    assert!(
+        argon_client::WorkflowAdmin::logs(h.engine.as_ref(), &ns, &name, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Not archived anywhere: still a plain "not found".
+    let missing = argon_client::WorkflowAdmin::logs(h.engine.as_ref(), &ns, "no-such-workflow", 0).await;
+    assert!(
+        matches!(missing, Err(argon_engine::Error::NotFound { .. })),
+        "{missing:?}"
+    );
 }
 
 const GC: &str = r#"

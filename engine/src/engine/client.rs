@@ -29,7 +29,18 @@ impl WorkflowAdmin for Engine {
     }
 
     async fn logs(&self, namespace: &str, name: &str, after: i64) -> Result<Vec<argon_client::LogEntry>> {
-        let (_, lines) = Engine::logs(self, namespace, name, after)?;
+        let lines = match Engine::logs(self, namespace, name, after) {
+            Ok((_, lines)) => lines,
+            // Gone from the live table (deleted, or by its ttlStrategy): the
+            // archive's copy, with the logs its steps archived.
+            Err(e @ Error::NotFound { kind: "workflow", .. }) => {
+                return match self.archived_logs(namespace, name, after).await {
+                    Err(Error::NotFound { .. }) => Err(e),
+                    other => other,
+                };
+            }
+            Err(e) => return Err(e),
+        };
         Ok(lines
             .into_iter()
             .map(|(l, step)| argon_client::LogEntry {

@@ -714,18 +714,11 @@ impl Engine {
         else {
             return Err(not_found(format!("{name}/{node_id}/{artifact}")));
         };
-        let chosen = wf
-            .status
-            .as_ref()
-            .and_then(|s| s.artifact_repository_ref.as_ref())
-            .and_then(crate::artifacts::Chosen::from_status)
-            .unwrap_or_default();
-        let Some(location) = a.location.s3.as_ref().filter(|_| a.deleted != Some(true)) else {
+        let Some(mut place) = stored_place(&wf, &a) else {
             return Err(not_found(format!(
                 "{name}/{node_id}/{artifact} (deleted by its artifactGC)"
             )));
         };
-        let mut place = chosen.place_of(location);
         if let Some(file) = file {
             if file.split('/').any(|p| p == ".." || p.is_empty()) {
                 return Err(Error::Invalid(format!("'{file}' is not a file of the artifact")));
@@ -745,6 +738,57 @@ impl Engine {
             Err(crate::artifacts::Missing::NotFound(m)) => Err(not_found(m)),
             Err(crate::artifacts::Missing::Failed(m)) => Err(unavailable(m)),
         }
+    }
+
+    /// The logs of a workflow that is no longer live but is in the archive,
+    /// read back from the `main-logs` artifacts its steps stored
+    /// (`archiveLogs`), step by step in the order they started. Positions
+    /// count lines from 1, so `after` works as it does for live logs.
+    pub async fn archived_logs(&self, namespace: &str, name: &str, after: i64) -> Result<Vec<argon_client::LogEntry>> {
+        use futures::TryStreamExt;
+        let wf = self.get_archived(namespace, name)?;
+        let nodes = wf.status.as_ref().map(|s| &s.nodes);
+        let mut logs: Vec<_> = crate::artifacts::outputs_of(&wf)
+            .into_iter()
+            .filter(|(_, a)| a.name == operator::LOGS_ARTIFACT)
+            .filter_map(|(id, a)| {
+                let node = nodes.and_then(|n| n.get(&id));
+                let started = node.and_then(|n| n.started_at.clone());
+                let finished = node.and_then(|n| n.finished_at.as_ref()).map(|t| t.0.to_string());
+                let step = node.and_then(|n| n.display_name.clone()).unwrap_or_else(|| id.clone());
+                Some((started, id, step, finished, stored_place(&wf, &a)?))
+            })
+            .collect();
+        logs.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let mut out = Vec::new();
+        let mut seq = 0;
+        for (_, _, step, finished, place) in logs {
+            let bytes: Vec<u8> = match self.artifacts.stream(&place).await {
+                Ok(s) => s
+                    .try_fold(Vec::new(), |mut all, chunk| async move {
+                        all.extend_from_slice(&chunk);
+                        Ok(all)
+                    })
+                    .await
+                    .map_err(|e| Error::Unavailable(format!("cannot read the archived logs of {step}: {e}")))?,
+                Err(crate::artifacts::Missing::NotFound(_)) => continue,
+                Err(crate::artifacts::Missing::Failed(m)) => return Err(Error::Unavailable(m)),
+            };
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                seq += 1;
+                if seq > after {
+                    out.push(argon_client::LogEntry {
+                        seq,
+                        step: step.clone(),
+                        // Archived logs keep only the text, as Argo's main.log does.
+                        stream: "stdout".into(),
+                        time: finished.clone().unwrap_or_default(),
+                        line: line.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Log lines of a workflow after position `after`, with the display
@@ -1026,4 +1070,20 @@ fn check_names(namespace: &str, meta: &k8s_openapi::apimachinery::pkg::apis::met
     } else {
         Err(Error::Invalid(problems.join("; ")))
     }
+}
+
+/// Where a recorded output artifact of `wf` is stored, in the repository the
+/// workflow recorded in its status; `None` once its artifactGC deleted it.
+fn stored_place(wf: &Workflow, a: &argon_crds::workflow::Artifact) -> Option<crate::artifacts::Place> {
+    let chosen = wf
+        .status
+        .as_ref()
+        .and_then(|s| s.artifact_repository_ref.as_ref())
+        .and_then(crate::artifacts::Chosen::from_status)
+        .unwrap_or_default();
+    a.location
+        .s3
+        .as_ref()
+        .filter(|_| a.deleted != Some(true))
+        .map(|l| chosen.place_of(l))
 }

@@ -15,7 +15,7 @@ use crate::engine::Engine;
 use crate::expr::{self, Vars};
 
 /// The name Argo gives a step's archived logs.
-pub(super) const LOGS_ARTIFACT: &str = "main-logs";
+pub(crate) const LOGS_ARTIFACT: &str = "main-logs";
 
 /// The repository of the workflow `run` runs: the one recorded when it
 /// started (a resumed workflow keeps it), else the one chosen now, recorded.

@@ -11,7 +11,7 @@
 //! kind); each kind of body lives in its own file.
 
 mod artifacts;
-pub(crate) use artifacts::{collect_garbage, garbage};
+pub(crate) use artifacts::{LOGS_ARTIFACT, collect_garbage, garbage};
 mod daemon;
 mod dag;
 mod error;
