@@ -47,7 +47,9 @@ spec:
         parameters: [{name: text}]
       container:
         image: busybox
-        command: [echo, "{{inputs.parameters.text}}"]
+        command: [sh, -c, "echo '{{inputs.parameters.text}}'; echo '{{inputs.parameters.text}}' > /tmp/said.txt"]
+      outputs:
+        artifacts: [{name: said, path: /tmp/said.txt}]
 "#;
 
 /// A `chromedriver` on a free port, stopped when dropped.
@@ -327,7 +329,8 @@ async fn the_ui_in_a_browser() {
         },
     )
     .await;
-    // A click on a step shows its outputs and only its log.
+    // A click on a step shows its outputs, its artifacts with where they
+    // are stored, and only its log.
     client
         .find(Locator::Css("#graph g.node[data-name=\"hello\"]"))
         .await
@@ -338,10 +341,12 @@ async fn the_ui_in_a_browser() {
     wait_js(
         &client,
         "the step's details",
-        "return [document.getElementById('node-details').textContent, document.getElementById('logs').textContent]",
+        "const l = document.querySelector('#node-outputs .artifact[data-name=\"said\"] .location'); \
+         return [document.getElementById('node-details').textContent, document.getElementById('logs').textContent, l && l.textContent]",
         |v| {
             v[0].as_str()
                 .is_some_and(|t| t.contains("Outputs") && t.contains("hello browser"))
+                && v[2].as_str().is_some_and(|t| t.starts_with("local:") && t.ends_with("said.tgz"))
                 && v[1]
                     .as_str()
                     .is_some_and(|t| t.contains("hello browser") && !t.contains("bye"))

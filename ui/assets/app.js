@@ -466,9 +466,12 @@ function nodeDetails(wf, id, lines) {
   if (!node) return [h("p", { class: "muted" }, "Click a step for its inputs, outputs, artifacts and logs.")];
   const md = wf.metadata;
   const params = (list) => (list || []).map((p) => h("div", {}, h("b", {}, p.name), " = ", p.value === undefined ? "" : String(p.value)));
-  const artifacts = (list) => (list || []).map((a) => h("div", {},
-    h("a", { href: "#", onclick: (e) => { e.preventDefault(); download(md, node.id, a.name); } }, a.name),
-    " ", h("span", { class: "muted" }, a.path || "")));
+  const artifacts = (list, stored) => (list || []).map((a) => h("div", { class: "artifact", "data-name": a.name },
+    stored && a.deleted !== true
+      ? h("a", { href: "#", onclick: (e) => { e.preventDefault(); download(md, node.id, a.name); } }, a.name)
+      : h("b", {}, a.name),
+    " ", h("span", { class: "muted" }, a.path || ""),
+    " ", h("code", { class: "location" }, artifactLocation(a))));
   const inputs = node.inputs || {};
   const outputs = node.outputs || {};
   return [
@@ -480,12 +483,29 @@ function nodeDetails(wf, id, lines) {
       h("dt", {}, "Duration"), h("dd", {}, duration(seconds(node.startedAt, node.finishedAt))),
       node.message ? [h("dt", {}, "Message"), h("dd", {}, node.message)] : [],
     ),
-    h("h2", {}, "Inputs"), h("div", { id: "node-inputs" }, params(inputs.parameters), artifacts(inputs.artifacts)),
-    h("h2", {}, "Outputs"), h("div", { id: "node-outputs" }, params(outputs.parameters), artifacts(outputs.artifacts),
+    h("h2", {}, "Inputs"), h("div", { id: "node-inputs" }, params(inputs.parameters), artifacts(inputs.artifacts, false)),
+    h("h2", {}, "Outputs"), h("div", { id: "node-outputs" }, params(outputs.parameters), artifacts(outputs.artifacts, true),
       outputs.result !== undefined ? h("div", {}, h("b", {}, "result"), " = ", String(outputs.result)) : "",
       outputs.exitCode !== undefined ? h("div", {}, h("b", {}, "exit code"), " = ", String(outputs.exitCode)) : ""),
     h("p", { class: "muted" }, lines.length + " log lines in the workflow; the log shows this step's."),
   ];
+}
+
+// Where an artifact is stored, as `argon get` prints it: s3://bucket/key
+// (with the endpoint), local:key in the engine's own repository, or the
+// source of an input (http, git, raw).
+function artifactLocation(a) {
+  let where = "";
+  if (a.s3) {
+    const key = a.s3.key || "";
+    where = a.s3.bucket ? `s3://${a.s3.bucket}/${key}` + (a.s3.endpoint ? ` (${a.s3.endpoint})` : "") : `local:${key}`;
+  } else if (a.http) where = a.http.url || "";
+  else if (a.git) where = (a.git.repo || "") + (a.git.revision ? "@" + a.git.revision : "");
+  else if (a.raw) where = "raw";
+  else if (a.gcs) where = `gs://${a.gcs.bucket || ""}/${a.gcs.key || ""}`;
+  else if (a.azure) where = `azure://${a.azure.container || ""}/${a.azure.blob || ""}`;
+  if (a.deleted === true) where += " [deleted]";
+  return where;
 }
 
 async function download(md, nodeId, artifact) {
