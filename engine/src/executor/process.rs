@@ -114,15 +114,9 @@ pub(crate) async fn run(
 }
 
 fn kill_group(pgid: Option<u32>) {
-    if let Some(pgid) = pgid {
-        // No unsafe code in the workspace: signal the group through kill(1).
-        let _ = std::process::Command::new("kill")
-            .arg("-KILL")
-            .arg("--")
-            .arg(format!("-{pgid}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+    if let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()) {
+        // Already gone (ESRCH) is the common case once the step has ended.
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
     }
 }
 
