@@ -94,6 +94,27 @@ fn settings() -> Settings {
     }
 }
 
+/// The bus read and the applies of `name`'s manifest ConfigMap and
+/// Deployment (each echoed back), with which a reconcile of `name` starts.
+fn bus_and_applies(name: &str) -> Vec<Exchange> {
+    vec![
+        expect(Method::GET, BUS_PATH, Reply::Json(200, jetstream_bus())),
+        expect(Method::PATCH, format!("{CORE}/configmaps/{name}-manifest"), Reply::Echo),
+        expect(Method::PATCH, format!("{APPS}/deployments/{name}"), Reply::Echo),
+    ]
+}
+
+/// [`bus_and_applies`] of the EventSource, then its Service applied.
+fn eventsource_applies() -> Vec<Exchange> {
+    let mut script = bus_and_applies("webhook-eventsource");
+    script.push(expect(
+        Method::PATCH,
+        format!("{CORE}/services/webhook-eventsource-svc"),
+        Reply::Echo,
+    ));
+    script
+}
+
 /// Runs `reconcile` against the scripted API.
 async fn run<F>(reconcile: F, script: Vec<Exchange>) -> (Result<Action>, Vec<Recorded>)
 where
@@ -160,29 +181,14 @@ async fn eventsource_create_applies_its_objects_and_writes_the_status() {
     let es = eventsource(eventsource_json("12000", true, false));
     let (result, recorded) = run(
         move |ctx| Box::pin(reconcile_eventsource(es, ctx)),
-        vec![
-            expect(Method::GET, BUS_PATH, Reply::Json(200, jetstream_bus())),
-            expect(
-                Method::PATCH,
-                format!("{CORE}/configmaps/webhook-eventsource-manifest"),
-                Reply::Echo,
-            ),
-            expect(
-                Method::PATCH,
-                format!("{APPS}/deployments/webhook-eventsource"),
-                Reply::Echo,
-            ),
-            expect(
-                Method::PATCH,
-                format!("{CORE}/services/webhook-eventsource-svc"),
-                Reply::Echo,
-            ),
-            expect(
+        eventsource_applies()
+            .into_iter()
+            .chain([expect(
                 Method::PATCH,
                 format!("{ES_PATH}/status"),
                 Reply::Status(eventsource_json("12000", true, false)),
-            ),
-        ],
+            )])
+            .collect(),
     )
     .await;
     assert_eq!(result.unwrap(), Action::requeue(RESYNC));
@@ -238,24 +244,7 @@ async fn a_spec_change_rolls_out_and_an_unchanged_status_is_not_rewritten() {
         let es = eventsource(value);
         let (result, recorded) = run(
             move |ctx| Box::pin(reconcile_eventsource(es, ctx)),
-            vec![
-                expect(Method::GET, BUS_PATH, Reply::Json(200, jetstream_bus())),
-                expect(
-                    Method::PATCH,
-                    format!("{CORE}/configmaps/webhook-eventsource-manifest"),
-                    Reply::Echo,
-                ),
-                expect(
-                    Method::PATCH,
-                    format!("{APPS}/deployments/webhook-eventsource"),
-                    Reply::Echo,
-                ),
-                expect(
-                    Method::PATCH,
-                    format!("{CORE}/services/webhook-eventsource-svc"),
-                    Reply::Echo,
-                ),
-            ],
+            eventsource_applies(),
         )
         .await;
         assert_eq!(result.unwrap(), Action::requeue(RESYNC));
@@ -317,7 +306,7 @@ async fn conflicts_and_server_errors_back_off_and_success_resets_it() {
     let (client, handle) = testing::client();
     let ctx = Context::new(client, settings());
     let es = eventsource(es_status(json!({})));
-    let script = vec![
+    let mut script = vec![
         // First attempt: the Deployment apply conflicts.
         expect(Method::GET, BUS_PATH, Reply::Json(200, jetstream_bus())),
         expect(
@@ -332,29 +321,14 @@ async fn conflicts_and_server_errors_back_off_and_success_resets_it() {
         ),
         // Second: the API server fails.
         expect(Method::GET, BUS_PATH, Reply::Fail(500, "InternalError")),
-        // Third: it works.
-        expect(Method::GET, BUS_PATH, Reply::Json(200, jetstream_bus())),
-        expect(
-            Method::PATCH,
-            format!("{CORE}/configmaps/webhook-eventsource-manifest"),
-            Reply::Echo,
-        ),
-        expect(
-            Method::PATCH,
-            format!("{APPS}/deployments/webhook-eventsource"),
-            Reply::Echo,
-        ),
-        expect(
-            Method::PATCH,
-            format!("{CORE}/services/webhook-eventsource-svc"),
-            Reply::Echo,
-        ),
-        expect(
-            Method::PATCH,
-            format!("{ES_PATH}/status"),
-            Reply::Status(es_status(json!({}))),
-        ),
     ];
+    // Third: it works.
+    script.extend(eventsource_applies());
+    script.push(expect(
+        Method::PATCH,
+        format!("{ES_PATH}/status"),
+        Reply::Status(es_status(json!({}))),
+    ));
     let attempts = async {
         let mut delays = Vec::new();
         for _ in 0..2 {
@@ -483,20 +457,14 @@ async fn sensor_create_applies_its_objects_and_writes_the_status() {
     let s = sensor(sensor_json(true, false));
     let (result, recorded) = run(
         move |ctx| Box::pin(reconcile_sensor(s, ctx)),
-        vec![
-            expect(Method::GET, BUS_PATH, Reply::Json(200, jetstream_bus())),
-            expect(
-                Method::PATCH,
-                format!("{CORE}/configmaps/webhook-sensor-manifest"),
-                Reply::Echo,
-            ),
-            expect(Method::PATCH, format!("{APPS}/deployments/webhook-sensor"), Reply::Echo),
-            expect(
+        bus_and_applies("webhook-sensor")
+            .into_iter()
+            .chain([expect(
                 Method::PATCH,
                 format!("{SENSOR_PATH}/status"),
                 Reply::Status(sensor_json(true, false)),
-            ),
-        ],
+            )])
+            .collect(),
     )
     .await;
     assert_eq!(result.unwrap(), Action::requeue(RESYNC));
@@ -567,20 +535,14 @@ async fn a_failed_sensor_status_write_is_an_error_to_retry() {
             let s = s.clone();
             move |ctx| Box::pin(reconcile_sensor(s, ctx))
         },
-        vec![
-            expect(Method::GET, BUS_PATH, Reply::Json(200, jetstream_bus())),
-            expect(
-                Method::PATCH,
-                format!("{CORE}/configmaps/webhook-sensor-manifest"),
-                Reply::Echo,
-            ),
-            expect(Method::PATCH, format!("{APPS}/deployments/webhook-sensor"), Reply::Echo),
-            expect(
+        bus_and_applies("webhook-sensor")
+            .into_iter()
+            .chain([expect(
                 Method::PATCH,
                 format!("{SENSOR_PATH}/status"),
                 Reply::Fail(409, "Conflict"),
-            ),
-        ],
+            )])
+            .collect(),
     )
     .await;
     let error = result.unwrap_err();
