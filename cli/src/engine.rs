@@ -383,12 +383,25 @@ pub struct ExecutorArgs {
     /// How long archived workflows are kept after they finished (30d, 12h); for ever when unset.
     #[arg(long, value_parser = argon_crds::time::parse_duration, value_name = "DURATION")]
     pub archive_ttl: Option<std::time::Duration>,
+    /// With --executor kubernetes: the namespace step pods are made in
+    /// (default: the engine's own namespace in a cluster, else the
+    /// kubeconfig's).
+    #[arg(long, env = "ARGON_POD_NAMESPACE", value_name = "NAMESPACE")]
+    pub pod_namespace: Option<String>,
+    /// With --executor kubernetes: the Argon image of the step pods' init
+    /// container, which puts `argon emissary` into each pod.
+    #[arg(long, env = "ARGON_STEP_IMAGE", value_name = "IMAGE", default_value = concat!("argon:", env!("CARGO_PKG_VERSION")))]
+    pub step_image: String,
+    /// With --executor kubernetes: the URL step pods reach this engine's
+    /// API at (its Service), e.g. http://argon-server.argon.svc:2746.
+    #[arg(long, env = "ARGON_CALLBACK_URL", value_name = "URL")]
+    pub callback_url: Option<String>,
 }
 
 impl ExecutorArgs {
     /// Puts the artifact repositories into the engine's configuration: the
     /// default one of `--config`, and the ConfigMaps among `paths`.
-    pub fn apply_artifacts(&self, config: &mut EngineConfig, paths: &[std::path::PathBuf]) -> Result<()> {
+    fn apply_artifacts(&self, config: &mut EngineConfig, paths: &[std::path::PathBuf]) -> Result<()> {
         if let Some(file) = &self.config {
             config.artifact_repository =
                 argon_engine::artifacts::repository::engine_config(file).map_err(anyhow::Error::msg)?;
@@ -398,7 +411,7 @@ impl ExecutorArgs {
     }
 
     /// Puts the options into the engine's configuration.
-    pub fn apply(&self, config: &mut EngineConfig) {
+    fn apply(&self, config: &mut EngineConfig) {
         config.executor = self.executor;
         config.allow_host_path = self.allow_host_path;
         config.drain_timeout = self.drain_timeout;
@@ -411,6 +424,40 @@ impl ExecutorArgs {
             .iter()
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
             .collect();
+    }
+}
+
+impl ExecutorArgs {
+    /// Puts every option into the engine's configuration: the executor's,
+    /// the artifact repositories among `paths`, the cluster.
+    pub async fn configure(&self, config: &mut EngineConfig, paths: &[std::path::PathBuf]) -> Result<()> {
+        self.apply(config);
+        self.apply_artifacts(config, paths)?;
+        self.apply_cluster(config).await
+    }
+
+    /// Connects to the cluster when steps run as pods (`--executor kubernetes`).
+    async fn apply_cluster(&self, config: &mut EngineConfig) -> Result<()> {
+        if self.executor != argon_engine::ExecutorChoice::Kubernetes {
+            return Ok(());
+        }
+        let Some(callback_url) = self.callback_url.clone() else {
+            anyhow::bail!(
+                "--executor kubernetes needs --callback-url (ARGON_CALLBACK_URL): the URL step pods reach this \
+                 engine's API at, e.g. http://argon-server.argon.svc:2746"
+            );
+        };
+        let settings = argon_engine::executor::kubernetes::Settings::infer(
+            self.pod_namespace.clone(),
+            self.step_image.clone(),
+            callback_url,
+            config.state_dir.clone(),
+            self.allow_host_path,
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        config.kubernetes = Some(settings);
+        Ok(())
     }
 }
 
@@ -560,8 +607,7 @@ async fn server(
     };
     let mut config = EngineConfig::new(&state_dir);
     config.secrets = argon_crds::secret::Secrets::new(secrets_dir);
-    executor.apply(&mut config);
-    executor.apply_artifacts(&mut config, paths)?;
+    executor.configure(&mut config, paths).await?;
     let engine = Engine::open(config).with_context(|| format!("opening the engine in {}", state_dir.display()))?;
     eprintln!("argon: {}", engine.executor_description());
     let listener = tokio::net::TcpListener::bind(api_addr)

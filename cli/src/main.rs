@@ -15,6 +15,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod controller;
 mod cp;
+mod emissary;
 mod engine;
 mod events;
 mod eventsource;
@@ -64,6 +65,12 @@ enum Command {
     /// EventSource, a Deployment per Sensor and a JetStream StatefulSet per
     /// EventBus; `--dry-run PATH...` prints what it would apply.
     Controller(controller::ControllerArgs),
+    /// Inside a step's pod (the kubernetes executor puts it there).
+    #[command(hide = true)]
+    Emissary {
+        #[command(subcommand)]
+        command: emissary::EmissaryCommand,
+    },
     /// Print a shell completion script: `source <(argon completion bash)`.
     Completion {
         #[arg(value_enum)]
@@ -91,6 +98,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::dispatch(args),
         Command::Events { command } => events::dispatch(command),
         Command::Controller(args) => controller::dispatch(args),
+        Command::Emissary { command } => emissary::dispatch(command),
         Command::Completion { shell } => {
             use clap::CommandFactory as _;
             use std::io::Write as _;

@@ -288,8 +288,7 @@ async fn run(args: RunArgs) -> Result<()> {
 
     let mut config = EngineConfig::new(&state_dir);
     config.secrets = secrets.clone();
-    args.executor.apply(&mut config);
-    args.executor.apply_artifacts(&mut config, &args.paths)?;
+    args.executor.configure(&mut config, &args.paths).await?;
     let engine = Engine::open(config).with_context(|| format!("opening the engine in {}", state_dir.display()))?;
     eprintln!("argon: {}", engine.executor_description());
 

@@ -123,7 +123,7 @@ type NsName = Path<(String, String)>;
 
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/api/v1/workflows/{ns}", get(list_workflows).post(create_workflow))
         .route(
             "/api/v1/workflows/{ns}/{name}",
@@ -183,8 +183,14 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/metrics", get(metrics))
         .merge(crate::events::routes())
-        .layer(middleware::from_fn_with_state(state.clone(), auth))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), auth));
+    // Step pods' transfers carry their own tokens, not the API's.
+    let steps = state.engine.step_routes();
+    let api = api.with_state(state);
+    match steps {
+        Some(s) => api.merge(s),
+        None => api,
+    }
 }
 
 async fn auth(State(state): State<ApiState>, headers: HeaderMap, req: Request, next: Next) -> Response {

@@ -51,6 +51,8 @@ pub struct EngineConfig {
     pub allow_host_path: bool,
     /// The container runtime's socket, before `CONTAINER_HOST`/`DOCKER_HOST`.
     pub container_host: Option<String>,
+    /// The cluster of `--executor kubernetes`.
+    pub kubernetes: Option<crate::executor::kubernetes::Settings>,
     /// Directories put in front of `PATH` for sandbox and host steps.
     pub extra_path: Vec<PathBuf>,
     /// The namespace of workflows that name none.
@@ -81,6 +83,7 @@ impl EngineConfig {
             executor: ExecutorChoice::Auto,
             allow_host_path: false,
             container_host: None,
+            kubernetes: None,
             extra_path: Vec::new(),
             default_namespace: "default".to_string(),
             max_depth: 100,
@@ -139,6 +142,7 @@ impl Engine {
             secrets: config.secrets.clone(),
             allow_host_path: config.allow_host_path,
             container_host: config.container_host.clone(),
+            kubernetes: config.kubernetes.clone(),
         })
         .map_err(Error::Unavailable)?;
         let artifacts = Artifacts::new(
@@ -184,6 +188,11 @@ impl Engine {
     /// What runs the steps, in one line for the start-up message.
     pub fn executor_description(&self) -> String {
         self.executor.describe()
+    }
+
+    /// The routes step pods call (the kubernetes executor's transfers).
+    pub fn step_routes(&self) -> Option<axum::Router> {
+        self.executor.step_routes()
     }
 
     fn namespace_or_default(&self, ns: &str) -> String {

@@ -11,6 +11,8 @@
 //!   private /tmp, no network, an unprivileged uid), for machines without a
 //!   container runtime.
 //! - [`host`]: a bare host process, no isolation; only when asked for.
+//! - [`kubernetes`]: a Pod per step on a Kubernetes cluster, with `argon
+//!   emissary` in the pod to hand inputs in and outputs back.
 //!
 //! The operator builds a [`StepProcess`] and calls [`Executor::run`]; it does
 //! not know which backend runs. [`ExecutorChoice::Auto`] picks a container
@@ -18,6 +20,7 @@
 
 pub mod container;
 pub mod host;
+pub mod kubernetes;
 mod lines;
 mod process;
 pub mod sandbox;
@@ -50,11 +53,13 @@ pub enum ExecutorChoice {
     Sandbox,
     /// Host processes without isolation.
     Host,
+    /// A Pod per step on a Kubernetes cluster.
+    Kubernetes,
 }
 
 impl ExecutorChoice {
     /// The names `--executor` takes.
-    pub const NAMES: [&'static str; 5] = ["auto", "podman", "docker", "sandbox", "host"];
+    pub const NAMES: [&'static str; 6] = ["auto", "podman", "docker", "sandbox", "host", "kubernetes"];
 }
 
 impl std::str::FromStr for ExecutorChoice {
@@ -67,6 +72,7 @@ impl std::str::FromStr for ExecutorChoice {
             "docker" => Ok(Self::Docker),
             "sandbox" => Ok(Self::Sandbox),
             "host" => Ok(Self::Host),
+            "kubernetes" => Ok(Self::Kubernetes),
             other => Err(format!(
                 "unknown executor '{other}': expected one of {}",
                 Self::NAMES.join(", ")
@@ -83,6 +89,7 @@ impl std::fmt::Display for ExecutorChoice {
             Self::Docker => "docker",
             Self::Sandbox => "sandbox",
             Self::Host => "host",
+            Self::Kubernetes => "kubernetes",
         };
         f.write_str(name)
     }
@@ -99,10 +106,12 @@ pub enum ExecutorKind {
     Sandbox,
     /// Bare host processes.
     Host,
+    /// Pods on a Kubernetes cluster.
+    Kubernetes,
 }
 
 impl ExecutorKind {
-    /// Whether steps run in containers, which outlive the engine.
+    /// Whether steps run in containers of a local runtime.
     pub fn is_container(self) -> bool {
         matches!(self, Self::Podman | Self::Docker)
     }
@@ -115,6 +124,7 @@ impl std::fmt::Display for ExecutorKind {
             Self::Docker => "docker",
             Self::Sandbox => "sandbox",
             Self::Host => "host",
+            Self::Kubernetes => "kubernetes",
         })
     }
 }
@@ -133,6 +143,8 @@ pub struct ExecutorSettings {
     /// The container runtime's socket (`unix:///PATH`), tried before
     /// `CONTAINER_HOST`, `DOCKER_HOST` and the default sockets.
     pub container_host: Option<String>,
+    /// The cluster, namespace and callback of the kubernetes executor.
+    pub kubernetes: Option<kubernetes::Settings>,
 }
 
 /// One container of a step, with its variables substituted and its
@@ -213,6 +225,9 @@ pub struct StepProcess {
     /// The step was running when an engine stopped: its containers may
     /// exist, to re-attach to.
     pub resumed: bool,
+    /// The template's pod as Kubernetes runs it (containers with their
+    /// environment unresolved, scheduling); only for the kubernetes executor.
+    pub pod: Option<Box<kubernetes::PodParts>>,
 }
 
 /// The workflow and node a step belongs to.
@@ -298,6 +313,18 @@ pub trait Backend: Send + Sync {
         false
     }
 
+    /// Whether steps need the template's pod ([`StepProcess::pod`]), their
+    /// environment left for the cluster to resolve.
+    fn runs_pods(&self) -> bool {
+        false
+    }
+
+    /// Routes the steps themselves call on the engine's API (outside its
+    /// Bearer-token check: each carries a step's own token).
+    fn step_routes(&self) -> Option<axum::Router> {
+        None
+    }
+
     /// Starts a daemon step (or re-attaches to it when it already runs),
     /// streams its logs, and returns its address on the workflow's network
     /// once it is ready (its readiness probe passed); the outcome when it
@@ -318,8 +345,8 @@ pub trait Backend: Send + Sync {
     }
 
     /// Releases what the workflow's steps shared (its network, daemons
-    /// left behind), once it ended.
-    async fn workflow_finished(&self, _workflow_uid: &str) {}
+    /// left behind, pods kept for `podGC`), once it ended.
+    async fn workflow_finished(&self, _workflow_uid: &str, _succeeded: bool) {}
 }
 
 /// Why a daemon step cannot run on a process executor.
@@ -341,6 +368,11 @@ impl Executor {
                 Sandbox::detect().ok_or_else(sandbox_missing)?,
                 &settings,
             )),
+            ExecutorChoice::Kubernetes => {
+                Box::new(kubernetes::KubernetesBackend::new(settings.kubernetes.clone().ok_or(
+                    "--executor kubernetes needs a cluster (in-cluster config or a kubeconfig)",
+                )?)?)
+            }
             ExecutorChoice::Podman | ExecutorChoice::Docker => {
                 Box::new(container::ContainerBackend::connect(settings.choice, &settings)?)
             }
@@ -407,6 +439,16 @@ impl Executor {
         self.backend.runs_daemons()
     }
 
+    /// Whether steps need the template's pod (see [`Backend::runs_pods`]).
+    pub fn runs_pods(&self) -> bool {
+        self.backend.runs_pods()
+    }
+
+    /// The routes steps call (see [`Backend::step_routes`]).
+    pub fn step_routes(&self) -> Option<axum::Router> {
+        self.backend.step_routes()
+    }
+
     /// Starts a daemon step (see [`Backend::start_daemon`]).
     pub async fn start_daemon(
         &self,
@@ -423,8 +465,8 @@ impl Executor {
     }
 
     /// Releases what a finished workflow's steps shared.
-    pub async fn workflow_finished(&self, workflow_uid: &str) {
-        self.backend.workflow_finished(workflow_uid).await
+    pub async fn workflow_finished(&self, workflow_uid: &str, succeeded: bool) {
+        self.backend.workflow_finished(workflow_uid, succeeded).await
     }
 }
 

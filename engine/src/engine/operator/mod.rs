@@ -261,7 +261,10 @@ pub(crate) async fn operate(engine: Arc<Engine>, run: Arc<Run>) {
     }
     // What the steps shared (their network, containers still being removed)
     // is released before the workflow is reported finished.
-    engine.executor.workflow_finished(&run.uid).await;
+    engine
+        .executor
+        .workflow_finished(&run.uid, phase == WorkflowPhase::Succeeded)
+        .await;
     // Artifacts collected on completion are gone once it is reported.
     let on_completion = argon_crds::workflow::ArtifactGcStrategy::OnWorkflowCompletion;
     let garbage = run.with(|wf| artifacts::garbage(wf, on_completion));

@@ -10,8 +10,9 @@ use argon_crds::workflow::{Inputs, NodePhase, Outputs, Template};
 use super::error::{OperatorError, Result};
 use super::expand::{int_or_string, substitute_value};
 use super::{ARTIFACT_REF, Ctx, Finished, parse_seconds_or_duration, remove_dir, stopping, truncate};
-use k8s_openapi::api::core::v1::{Container, Volume};
+use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 
+use crate::executor::kubernetes::PodParts;
 use crate::executor::spec::container_spec;
 use crate::executor::{ContainerSpec, LogSink, StepOutcome, StepOwner, StepProcess};
 use crate::expr::{self, Vars};
@@ -41,10 +42,18 @@ impl Ctx {
             node_id: id.to_string(),
         };
         let pod_security = tmpl.security_context.as_ref().or(self.spec.security_context.as_ref());
-        let spec_of = |name: &str, c: &Container| -> Result<ContainerSpec> {
+        let runs_pods = engine.executor.runs_pods();
+        let substituted = |c: &Container| -> Result<Container> {
             let value = serde_json::to_value(c).map_err(OperatorError::Serialize)?;
-            let c: Container =
-                serde_json::from_value(substitute_value(&value, vars)?).map_err(OperatorError::Serialize)?;
+            serde_json::from_value(substitute_value(&value, vars)?).map_err(OperatorError::Serialize)
+        };
+        let spec_of = |name: &str, c: &Container| -> Result<ContainerSpec> {
+            let mut c = substituted(c)?;
+            if runs_pods {
+                // The cluster resolves the environment (secretKeyRef, fieldRef...).
+                c.env = None;
+                c.env_from = None;
+            }
             container_spec(name, &c, pod_security, &engine.config.secrets, &owner).map_err(OperatorError::Step)
         };
         let prepared: Result<_> = (|| {
@@ -78,9 +87,13 @@ impl Ctx {
                 Some((c, _)) => c.clone(),
                 None => main,
             };
-            Ok((main, init, sidecars, volumes, script, set))
+            let pod = match runs_pods {
+                true => Some(Box::new(self.pod_parts(tmpl, substituted(container)?, &substituted)?)),
+                false => None,
+            };
+            Ok((main, init, sidecars, volumes, script, set, pod))
         })();
-        let (main, init_containers, sidecars, volumes, script, container_set) = match prepared {
+        let (main, init_containers, sidecars, volumes, script, container_set, pod) = match prepared {
             Ok(p) => p,
             Err(e) => return Finished::error(e),
         };
@@ -90,7 +103,12 @@ impl Ctx {
             Err(e) => return Finished::error(e),
         };
         let step_dir = engine.config.state_dir.join("steps").join(&self.run.uid).join(id);
-        remove_dir(&step_dir).await;
+        let resumed = self.run.node(id).is_some_and(|n| n.phase == Some(NodePhase::Running));
+        // A step left running on an executor whose steps outlive the engine
+        // may have sent its outputs here already (the kubernetes executor).
+        if !(resumed && engine.executor.steps_outlive_engine()) {
+            remove_dir(&step_dir).await;
+        }
         // The paths the step hands back, then those it reads or works in.
         let outputs = tmpl
             .outputs
@@ -132,7 +150,6 @@ impl Ctx {
         let Some(running) = engine.step_starting() else {
             return stopping().await;
         };
-        let resumed = self.run.node(id).is_some_and(|n| n.phase == Some(NodePhase::Running));
         self.run.update_node(store, id, |n| n.phase = Some(NodePhase::Running));
         let step = StepProcess {
             main,
@@ -149,6 +166,7 @@ impl Ctx {
             owner,
             network_alias: daemon.then(|| self.network_alias(id)),
             resumed,
+            pod,
         };
         if let Err(e) = store.clear_node_logs(&self.run.uid, id) {
             tracing::warn!(error = %e, "cannot clear the logs of a step that starts again");
@@ -226,6 +244,83 @@ impl Ctx {
             phase,
             message,
             outputs: Some(outputs),
+        })
+    }
+
+    /// The template's pod as the kubernetes executor makes it: its
+    /// containers as written (variables substituted), and the pod settings
+    /// of the template over the workflow's.
+    fn pod_parts(
+        &self,
+        tmpl: &Template,
+        main: Container,
+        substituted: &dyn Fn(&Container) -> Result<Container>,
+    ) -> Result<PodParts> {
+        let wf = &self.spec;
+        let all = |list: &[argon_crds::workflow::UserContainer]| -> Result<Vec<Container>> {
+            list.iter().map(|c| substituted(&c.container)).collect()
+        };
+        let node_selector = match tmpl.node_selector.is_empty() {
+            true => &wf.node_selector,
+            false => &tmpl.node_selector,
+        };
+        let dns_policy = wf
+            .dns_policy
+            .map(|p| serde_json::to_value(p).map_err(OperatorError::Serialize))
+            .transpose()?
+            .and_then(|v| v.as_str().map(str::to_string));
+        let spec = PodSpec {
+            service_account_name: tmpl
+                .service_account_name
+                .clone()
+                .or_else(|| wf.service_account_name.clone()),
+            automount_service_account_token: tmpl
+                .automount_service_account_token
+                .or(wf.automount_service_account_token),
+            node_selector: (!node_selector.is_empty()).then(|| node_selector.clone()),
+            affinity: tmpl.affinity.clone().or_else(|| wf.affinity.clone()),
+            tolerations: Some(
+                wf.tolerations
+                    .iter()
+                    .chain(&tmpl.tolerations)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+            .filter(|t| !t.is_empty()),
+            image_pull_secrets: Some(wf.image_pull_secrets.clone()).filter(|s| !s.is_empty()),
+            dns_policy,
+            dns_config: wf.dns_config.clone(),
+            scheduler_name: tmpl.scheduler_name.clone().or_else(|| wf.scheduler_name.clone()),
+            priority_class_name: tmpl
+                .priority_class_name
+                .clone()
+                .or_else(|| wf.pod_priority_class_name.clone()),
+            priority: tmpl.priority.or(wf.pod_priority),
+            host_aliases: Some(
+                wf.host_aliases
+                    .iter()
+                    .chain(&tmpl.host_aliases)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+            .filter(|h| !h.is_empty()),
+            security_context: tmpl.security_context.clone().or_else(|| wf.security_context.clone()),
+            ..Default::default()
+        };
+        let mut labels = std::collections::BTreeMap::new();
+        let mut annotations = std::collections::BTreeMap::new();
+        for meta in wf.pod_metadata.iter().chain([&tmpl.metadata]) {
+            labels.extend(meta.labels.clone());
+            annotations.extend(meta.annotations.clone());
+        }
+        Ok(PodParts {
+            main,
+            init_containers: all(&tmpl.init_containers)?,
+            sidecars: all(&tmpl.sidecars)?,
+            spec,
+            labels,
+            annotations,
+            pod_gc: wf.pod_gc.clone(),
         })
     }
 

@@ -20,15 +20,19 @@ impl ContainerBackend {
         }
         let uid = step.main.run_as_user.unwrap_or(0).max(0) as u64;
         let gid = step.main.run_as_group.unwrap_or(uid as i64).max(0) as u64;
-        let mounts = step.mounts.clone();
-        let script = step.script.clone();
+        let entries: Vec<(PathBuf, PathBuf)> = step
+            .mounts
+            .iter()
+            .map(|(host, path)| (host.clone(), relative(path)))
+            .collect();
+        let script = step.script.clone().map(|s| (s, relative(SCRIPT_PATH)));
         // Packed to a file and streamed from it, so inputs of any size go
         // in with bounded memory.
         let tar_file = step.step_dir.join(".inputs.tar");
         let packed = tar_file.clone();
         tokio::task::spawn_blocking(move || {
             let out = std::io::BufWriter::new(std::fs::File::create(&packed)?);
-            input_tar(&mounts, script.as_deref(), uid, gid, out)
+            input_tar(&entries, script, uid, gid, out)
         })
         .await
         .map_err(|e| e.to_string())?
@@ -122,10 +126,11 @@ impl ContainerBackend {
     }
 }
 
-/// A tar of the inputs at their paths (relative to `/`), owned by the step's user.
-fn input_tar<W: std::io::Write>(
-    mounts: &[(PathBuf, String)],
-    script: Option<&str>,
+/// A tar of the inputs (host file or folder, name in the tar) and the
+/// script's source (source, name), owned by the step's user.
+pub(in crate::executor) fn input_tar<W: std::io::Write>(
+    entries: &[(PathBuf, PathBuf)],
+    script: Option<(String, PathBuf)>,
     uid: u64,
     gid: u64,
     out: W,
@@ -142,8 +147,7 @@ fn input_tar<W: std::io::Write>(
         h.set_mtime(0);
         h
     };
-    for (host, path) in mounts {
-        let rel = relative(path);
+    for (host, rel) in entries {
         if host.is_dir() {
             for entry in walk(host)? {
                 let inner = entry.strip_prefix(host).unwrap_or(&entry);
@@ -162,12 +166,12 @@ fn input_tar<W: std::io::Write>(
             use std::os::unix::fs::PermissionsExt;
             let meta = std::fs::metadata(host)?;
             let mut h = header(meta.len(), meta.permissions().mode() & 0o777, tar::EntryType::Regular);
-            b.append_data(&mut h, &rel, std::fs::File::open(host)?)?;
+            b.append_data(&mut h, rel, std::fs::File::open(host)?)?;
         }
     }
-    if let Some(source) = script {
+    if let Some((source, name)) = script {
         let mut h = header(source.len() as u64, 0o755, tar::EntryType::Regular);
-        b.append_data(&mut h, relative(SCRIPT_PATH), source.as_bytes())?;
+        b.append_data(&mut h, name, source.as_bytes())?;
     }
     b.into_inner()?.flush()
 }

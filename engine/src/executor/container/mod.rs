@@ -42,7 +42,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 mod daemon;
-mod files;
+pub(in crate::executor) mod files;
 mod set;
 mod volumes;
 
@@ -702,7 +702,7 @@ impl Backend for ContainerBackend {
         self.stop_daemon_pod(step).await
     }
 
-    async fn workflow_finished(&self, uid: &str) {
+    async fn workflow_finished(&self, uid: &str, _succeeded: bool) {
         let pending = self.removals.lock().expect("removals").remove(uid).unwrap_or_default();
         for task in pending {
             let _ = task.await;
