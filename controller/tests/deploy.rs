@@ -173,6 +173,67 @@ fn the_controller_may_do_what_it_does_and_no_more() {
 }
 
 #[test]
+fn the_server_may_run_step_pods_and_nothing_more() {
+    let docs = documents(&deploy().join("kubernetes/rbac.yaml"));
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "argon-server")
+        .expect("a Role for argon-server");
+    let role: Role = serde_json::from_value(role.clone()).unwrap();
+    let rights: BTreeSet<(String, String)> = role
+        .rules
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            let verbs = r.verbs.clone();
+            r.resources
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(move |res| verbs.clone().into_iter().map(move |v| (res.clone(), v)))
+        })
+        .collect();
+    // Exactly what the kubernetes executor calls: create and watch step
+    // pods, read one, delete it (podGC, stop), follow its log.
+    let want: BTreeSet<(String, String)> = [
+        ("pods", "get"),
+        ("pods", "list"),
+        ("pods", "watch"),
+        ("pods", "create"),
+        ("pods", "delete"),
+        ("pods/log", "get"),
+    ]
+    .iter()
+    .map(|(r, v)| (r.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(rights, want);
+    let binding = docs
+        .iter()
+        .find(|d| d["kind"] == "RoleBinding" && d["metadata"]["name"] == "argon-server")
+        .expect("a RoleBinding for argon-server");
+    assert_eq!(binding["subjects"][0]["name"], "argon-server");
+
+    let server = documents(&deploy().join("kubernetes/server.yaml"));
+    let deployment = server.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], true, "the executor talks to the API server");
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(args.contains(&"--executor=kubernetes"), "{args:?}");
+    let service = server.iter().find(|d| d["kind"] == "Service").unwrap();
+    let callback = format!(
+        "--callback-url=http://{}.argon.svc:{}",
+        service["metadata"]["name"].as_str().unwrap(),
+        service["spec"]["ports"][0]["port"]
+    );
+    assert!(args.contains(&callback.as_str()), "{args:?} should call back at {callback}");
+}
+
+#[test]
 fn kubectl_kustomize_renders_the_plain_install_when_kubectl_is_here() {
     let Ok(out) = std::process::Command::new("kubectl")
         .arg("kustomize")
@@ -233,6 +294,8 @@ fn the_image_is_built_in_two_stages_and_runs_as_a_non_root_user() {
     assert_eq!(stages, 2, "a builder stage and a runtime stage");
     assert!(text.contains("--locked -p argon"));
     assert!(text.lines().any(|l| l.trim() == "USER 65532:65532"));
+    // Static, so `argon emissary` runs in any step image the kubernetes executor copies it into.
+    assert!(text.contains("unknown-linux-musl"), "argon is built as a static musl binary");
 }
 
 #[test]
