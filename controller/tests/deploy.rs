@@ -216,7 +216,10 @@ fn the_server_may_run_step_pods_and_nothing_more() {
     let server = documents(&deploy().join("kubernetes/server.yaml"));
     let deployment = server.iter().find(|d| d["kind"] == "Deployment").unwrap();
     let pod = &deployment["spec"]["template"]["spec"];
-    assert_eq!(pod["automountServiceAccountToken"], true, "the executor talks to the API server");
+    assert_eq!(
+        pod["automountServiceAccountToken"], true,
+        "the executor talks to the API server"
+    );
     let args: Vec<&str> = pod["containers"][0]["args"]
         .as_array()
         .unwrap()
@@ -230,7 +233,10 @@ fn the_server_may_run_step_pods_and_nothing_more() {
         service["metadata"]["name"].as_str().unwrap(),
         service["spec"]["ports"][0]["port"]
     );
-    assert!(args.contains(&callback.as_str()), "{args:?} should call back at {callback}");
+    assert!(
+        args.contains(&callback.as_str()),
+        "{args:?} should call back at {callback}"
+    );
 }
 
 #[test]
@@ -295,7 +301,10 @@ fn the_image_is_built_in_two_stages_and_runs_as_a_non_root_user() {
     assert!(text.contains("--locked -p argon"));
     assert!(text.lines().any(|l| l.trim() == "USER 65532:65532"));
     // Static, so `argon emissary` runs in any step image the kubernetes executor copies it into.
-    assert!(text.contains("unknown-linux-musl"), "argon is built as a static musl binary");
+    assert!(
+        text.contains("unknown-linux-musl"),
+        "argon is built as a static musl binary"
+    );
 }
 
 #[test]

@@ -376,11 +376,18 @@ fn main_of(p: &Pod) -> Option<&ContainerStatus> {
 /// An engine on the kubernetes executor over the fake cluster, with its API
 /// served on a free port for the pods' emissaries.
 async fn engine(dir: &Path) -> (Arc<Engine>, Fake) {
+    let fake = Fake::new(dir);
+    let engine = engine_at(dir, &fake, tokio::runtime::Handle::current(), 0).await;
+    (engine, fake)
+}
+
+/// An engine over `fake` (answered on `fake_rt`, which may outlive this
+/// engine's runtime), its API on `port` (0: a free one).
+async fn engine_at(dir: &Path, fake: &Fake, fake_rt: tokio::runtime::Handle, port: u16) -> Arc<Engine> {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "argon");
-    let fake = Fake::new(dir);
-    tokio::spawn(fake.clone().serve(handle));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    fake_rt.spawn(fake.clone().serve(handle));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = dir.join("state");
     let mut c = EngineConfig::new(&state);
@@ -402,7 +409,7 @@ async fn engine(dir: &Path) -> (Arc<Engine>, Fake) {
         events: None,
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (engine, fake)
+    engine
 }
 
 fn wf(body: &str) -> argon_crds::workflow::Workflow {
@@ -679,6 +686,67 @@ async fn the_step_routes_want_the_steps_token_and_a_running_step() {
     assert_ne!(
         status(app.clone().oneshot(call("GET", bad, &token)).await.unwrap()),
         200
+    );
+}
+
+/// An engine that dies (its runtime dropped, every task with it, as a
+/// SIGKILL ends a process) while its step's pod runs: the next engine on
+/// the same state dir re-attaches to the pod, collects the outcome the
+/// emissary sent once the engine was back, and the workflow ends as it
+/// would have; no second pod is made.
+#[test]
+fn a_restarted_engine_re_attaches_to_the_pod_its_step_runs_in() {
+    let cluster_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::new(dir.path());
+    let gate = dir.path().join("gate");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let first = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let body = format!(
+        "  entrypoint: main\n  templates:\n  - name: main\n    container:\n      image: busybox:1\n      \
+         command: [sh, -c]\n      args: ['while [ ! -e {} ]; do sleep 0.05; done; echo finished']\n",
+        gate.display()
+    );
+    let (ns, name) = first.block_on(async {
+        let engine = engine_at(dir.path(), &fake, cluster_rt.handle().clone(), port).await;
+        submit(&engine, wf(&body), &[]).await
+    });
+    cluster_rt.block_on(wait_for("the step's main container to run", || {
+        fake.state
+            .lock()
+            .unwrap()
+            .pods
+            .values()
+            .any(|p| main_of(p).is_some_and(|c| c.state.as_ref().is_some_and(|s| s.running.is_some())))
+    }));
+    drop(first);
+    // The step ends while no engine runs; its emissary waits for one.
+    std::fs::write(&gate, "").unwrap();
+    cluster_rt.block_on(async {
+        let engine = engine_at(dir.path(), &fake, tokio::runtime::Handle::current(), port).await;
+        tokio::spawn(argon_engine::serve(engine.clone(), std::future::pending()));
+        let done = wait_done(&engine, &ns, &name).await;
+        assert_eq!(phase(&done), Some(WorkflowPhase::Succeeded), "{}", dump(&done));
+        assert_eq!(result(node(&done, &name)), "finished");
+        let (_, lines) = engine.logs(&ns, &name, 0).unwrap();
+        assert!(lines.iter().any(|(l, _)| l.line == "finished"), "{lines:?}");
+    });
+    assert_eq!(
+        fake.state.lock().unwrap().created.len(),
+        1,
+        "re-attached, not started again"
     );
 }
 
