@@ -83,11 +83,20 @@ pub fn consumer_name(sensor: &str, dependency: &str) -> String {
 
 /// The key-value bucket name of one sensor's state.
 pub fn kv_bucket_name(sensor: &str) -> String {
-    let hash = fnv1a(sensor.as_bytes());
-    format!("sensor_{}_{:08x}", name_safe(sensor), hash as u32)
+    bucket_name("sensor", sensor)
 }
 
-fn name_safe(raw: &str) -> String {
+/// The key-value bucket name of the state of `owner`, a `kind` (`sensor`,
+/// `eventsource`): readable, valid in NATS, and distinct for distinct owners
+/// (a hash of the raw name is appended).
+pub fn bucket_name(kind: &str, owner: &str) -> String {
+    let hash = fnv1a(owner.as_bytes());
+    format!("{kind}_{}_{:08x}", name_safe(owner), hash as u32)
+}
+
+/// `raw` with every character other than letters, digits, `-` and `_`
+/// made `_`: safe in a stream, consumer, bucket or key name.
+pub fn name_safe(raw: &str) -> String {
     raw.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

@@ -110,6 +110,20 @@ impl DoomedArgon {
         self.held.lock().unwrap().clone()
     }
 
+    /// The data of the first event received, waited for at most `within`.
+    async fn first_held(&self, within: Duration) -> Value {
+        tokio::time::timeout(within, async {
+            loop {
+                if let Some(first) = self.held().first() {
+                    return first.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the message reached the doomed Argon")
+    }
+
     /// Ends it at once, as a crash would.
     fn kill(&mut self) {
         if let Some(runtime) = self.runtime.take() {
@@ -813,16 +827,7 @@ async fn jet_stream_message_not_stored_when_argon_dies_is_delivered_after_restar
     // Stored in the stream before any consumer exists: the consumer starts
     // at the stream's beginning, so one message is enough.
     jet_stream_send(port, "LEDGERCRASH.new", r#"{"entry":1}"#.into()).await;
-    let held = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Some(first) = doomed.held().first() {
-                return first["body"].clone();
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the message reached the doomed Argon");
+    let held = doomed.first_held(Duration::from_secs(30)).await["body"].clone();
     assert_eq!(held["entry"], 1);
     doomed.kill();
 
@@ -969,16 +974,7 @@ async fn sqs_message_not_stored_when_argon_dies_is_delivered_after_restart() {
     let yaml = sqs_yaml(port, "orders-crash");
     let mut doomed = DoomedArgon::start(yaml.clone());
     let id = sqs_send(port, &url, r#"{"order":1}"#).await;
-    let held = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Some(first) = doomed.held().first() {
-                return first["messageId"].clone();
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the message reached the doomed Argon");
+    let held = doomed.first_held(Duration::from_secs(30)).await["messageId"].clone();
     assert_eq!(held, id.as_str());
     doomed.kill();
     // Received, not deleted: still in the queue.

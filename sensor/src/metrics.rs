@@ -1,6 +1,7 @@
 //! Prometheus metrics of a sensor, with the names dashboards already use
 //! for argoproj.io sensors, served on `/metrics`.
 
+use prometheus::core::Collector;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// Firings that succeeded.
@@ -42,9 +43,7 @@ impl Metrics {
         let registry = Registry::new();
         let labels = ["sensor_name", "trigger_name"];
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
-            c
+            register(&registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
         let triggered = counter(ACTION_TRIGGERED, "Actions triggered successfully.", &labels);
         let failed = counter(ACTION_FAILED, "Actions that failed.", &labels);
@@ -58,14 +57,15 @@ impl Metrics {
             "Events received by dependency and outcome.",
             &["sensor_name", "dependency", "outcome"],
         );
-        let duration = HistogramVec::new(
-            HistogramOpts::new(ACTION_DURATION, "Time to run an action, in milliseconds.").buckets(vec![
-                1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0, 30000.0,
-            ]),
-            &labels,
-        )
-        .expect("valid metric");
-        registry.register(Box::new(duration.clone())).expect("unique metric");
+        let duration = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(ACTION_DURATION, "Time to run an action, in milliseconds.").buckets(vec![
+                    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0, 30000.0,
+                ]),
+                &labels,
+            ),
+        );
         Metrics {
             registry,
             triggered,
@@ -82,4 +82,12 @@ impl Metrics {
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
     }
+}
+
+/// Registers a new metric in `registry`. The names and labels are this
+/// file's constants, so a failure is a bug here, not a condition to handle.
+fn register<M: Collector + Clone + 'static>(registry: &Registry, metric: prometheus::Result<M>) -> M {
+    let metric = metric.expect("valid metric");
+    registry.register(Box::new(metric.clone())).expect("unique metric");
+    metric
 }

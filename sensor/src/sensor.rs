@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use argon_crds::secret::Secrets;
 use argon_crds::sensor::{
     ArgoWorkflowOperation, ArtifactLocation, Condition, EventDependency, KubernetesResourceOperation, Sensor, Trigger,
-    TriggerKind, TriggerTemplate,
+    TriggerKind, TriggerParameter, TriggerTemplate,
 };
 use serde_json::Value;
 
@@ -72,15 +72,16 @@ struct KindParams {
 
 impl KindParams {
     fn compile(template: &TriggerTemplate) -> Result<Self> {
+        // Most kinds have only the parameters of what they send.
+        let resource = |parameters: &[TriggerParameter]| -> Result<Self> {
+            Ok(KindParams {
+                resource: Parameter::compile_all(parameters)?,
+                ..Default::default()
+            })
+        };
         Ok(match template.kind() {
-            Some(TriggerKind::K8s(t)) => KindParams {
-                resource: Parameter::compile_all(&t.parameters)?,
-                ..Default::default()
-            },
-            Some(TriggerKind::ArgoWorkflow(t)) => KindParams {
-                resource: Parameter::compile_all(&t.parameters)?,
-                ..Default::default()
-            },
+            Some(TriggerKind::K8s(t)) => resource(&t.parameters)?,
+            Some(TriggerKind::ArgoWorkflow(t)) => resource(&t.parameters)?,
             Some(TriggerKind::Http(t)) => KindParams {
                 resource: Parameter::compile_all(&t.parameters)?,
                 payload: Parameter::compile_all(&t.payload)?,
@@ -91,14 +92,8 @@ impl KindParams {
                 payload: Parameter::compile_all(&t.payload)?,
                 ..Default::default()
             },
-            Some(TriggerKind::Slack(t)) => KindParams {
-                resource: Parameter::compile_all(&t.parameters)?,
-                ..Default::default()
-            },
-            Some(TriggerKind::Email(t)) => KindParams {
-                resource: Parameter::compile_all(&t.parameters)?,
-                ..Default::default()
-            },
+            Some(TriggerKind::Slack(t)) => resource(&t.parameters)?,
+            Some(TriggerKind::Email(t)) => resource(&t.parameters)?,
             _ => KindParams::default(),
         })
     }

@@ -22,7 +22,7 @@ use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::message::{Common, basic_auth, secret};
+use super::message::{Common, ConnectBackoff, Session, basic_auth, secret};
 use crate::Publisher;
 use crate::error::Result;
 
@@ -74,22 +74,20 @@ impl AmqpSource {
             config: config.clone(),
         })
     }
+}
 
-    pub(crate) async fn run(mut self, publisher: Publisher, shutdown: CancellationToken) -> Result<()> {
-        loop {
-            match self.consume(&publisher, &shutdown).await {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(event_source = %self.common.source, event = %self.common.event, error = %e, failures = self.common.backoff.failures(), "amqp connection failed; reconnecting");
-                }
-            }
-            if !self.common.backoff.sleep(&shutdown).await {
-                return Ok(());
-            }
-        }
+impl Session for AmqpSource {
+    type Error = BoxError;
+
+    fn backoff(&mut self) -> &mut ConnectBackoff {
+        &mut self.common.backoff
     }
 
-    /// Consumes until shut down (`Ok`) or until the connection fails.
+    fn lost(&self, error: &BoxError) {
+        tracing::warn!(event_source = %self.common.source, event = %self.common.event, error = %error, failures = self.common.backoff.failures(), "amqp connection failed; reconnecting");
+    }
+
+    /// Declares the exchange, queue and binding, then consumes.
     async fn consume(&mut self, publisher: &Publisher, shutdown: &CancellationToken) -> Result<(), BoxError> {
         let c = &self.config;
         let connection = Connection::connect(&self.url, ConnectionProperties::default()).await?;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use argon_crds::eventsource::CalendarEventSource;
 use argon_crds::time::{Schedule, parse_duration, parse_zone};
-use argon_eventbus::{Event, KeyValue};
+use argon_eventbus::{Event, KeyValue, subject};
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -338,26 +338,11 @@ fn parse_exclusion(text: &str, timezone: Tz) -> Option<NaiveDate> {
 
 /// The key-value bucket of one EventSource's calendar state.
 pub fn state_bucket(source: &str) -> String {
-    let hash = source.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("eventsource_{}_{:08x}", safe(source), hash as u32)
+    subject::bucket_name("eventsource", source)
 }
 
 fn state_key(event: &str) -> String {
-    format!("calendar.{}", safe(event))
-}
-
-fn safe(raw: &str) -> String {
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    format!("calendar.{}", subject::name_safe(event))
 }
 
 #[cfg(test)]

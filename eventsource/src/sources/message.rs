@@ -2,7 +2,8 @@
 //! `amqp`, `sqs`) and `file` share: the event built from a message, the
 //! filter, the publish that retries until the bus has stored the event (the
 //! caller acknowledges the broker only after it returns `true`), and the
-//! connection backoff.
+//! connection backoff with the loop that connects again after a failure
+//! ([`Session`], [`reconnect`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -239,6 +240,40 @@ impl ConnectBackoff {
         tokio::select! {
             () = tokio::time::sleep(wait) => true,
             () = shutdown.cancelled() => false,
+        }
+    }
+}
+
+/// A source that consumes over one broker connection at a time: `consume`
+/// connects and reads until shut down or until the connection fails, and
+/// [`reconnect`] then waits the event's `connectionBackoff` and calls it
+/// again.
+pub(crate) trait Session {
+    /// Why a connection ended.
+    type Error;
+
+    /// The wait between attempts; `consume` resets it once connected.
+    fn backoff(&mut self) -> &mut ConnectBackoff;
+
+    /// Connects and consumes until shut down (`Ok`) or until the connection
+    /// fails or ends (`Err`).
+    async fn consume(&mut self, publisher: &Publisher, shutdown: &CancellationToken) -> Result<(), Self::Error>;
+
+    /// Logs why the connection ended, before the wait (each source in its
+    /// own words).
+    fn lost(&self, error: &Self::Error);
+}
+
+/// Runs `session` until shut down, connecting again after each failure;
+/// a broker that is away is waited for, never given up on.
+pub(crate) async fn reconnect(mut session: impl Session, publisher: Publisher, shutdown: CancellationToken) {
+    loop {
+        match session.consume(&publisher, &shutdown).await {
+            Ok(()) => return,
+            Err(e) => session.lost(&e),
+        }
+        if !session.backoff().sleep(&shutdown).await {
+            return;
         }
     }
 }

@@ -138,15 +138,18 @@ impl MessageSource {
         publisher: crate::Publisher,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<()> {
+        // The sources of one connection at a time share the reconnecting
+        // loop; the others run their own.
         match self {
-            MessageSource::Nats(s) => s.run(publisher, shutdown).await,
-            MessageSource::Mqtt(s) => s.run(publisher, shutdown).await,
-            MessageSource::Redis(s) => s.run(publisher, shutdown).await,
-            MessageSource::RedisStream(s) => s.run(publisher, shutdown).await,
-            MessageSource::Amqp(s) => s.run(publisher, shutdown).await,
-            MessageSource::Sqs(s) => s.run(publisher, shutdown).await,
-            MessageSource::File(s) => s.run(publisher, shutdown).await,
+            MessageSource::Nats(s) => return s.run(publisher, shutdown).await,
+            MessageSource::Mqtt(s) => return s.run(publisher, shutdown).await,
+            MessageSource::File(s) => return s.run(publisher, shutdown).await,
+            MessageSource::Redis(s) => message::reconnect(*s, publisher, shutdown).await,
+            MessageSource::RedisStream(s) => message::reconnect(*s, publisher, shutdown).await,
+            MessageSource::Amqp(s) => message::reconnect(*s, publisher, shutdown).await,
+            MessageSource::Sqs(s) => message::reconnect(*s, publisher, shutdown).await,
         }
+        Ok(())
     }
 }
 

@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use argon_crds::eventsource::MQTTEventSource;
 use argon_crds::secret::Secrets;
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event as MqttEvent, EventLoop, MqttOptions, Packet, Publish, QoS, TlsConfiguration,
+    Transport,
+};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::message::{Common, basic_auth};
+use super::message::{Common, ConnectBackoff, Session, basic_auth, reconnect};
 use crate::Publisher;
 use crate::error::Result;
 
@@ -67,58 +70,29 @@ impl MqttSource {
     }
 
     pub(crate) async fn run(self, publisher: Publisher, shutdown: CancellationToken) -> Result<()> {
-        let MqttSource {
-            mut common,
-            topic,
-            options,
-        } = self;
+        let MqttSource { common, topic, options } = self;
         // Room for an ack of every message the broker can have in flight
         // (packet ids are 16 bits), so `ack` never waits for room: a sender
         // waiting on a full request channel was not woken by the event loop
         // (seen with rumqttc 0.25: the source stalled after 64 queued acks
         // during a burst). The channel allocates as it fills.
-        let (client, mut eventloop) = AsyncClient::new(options, usize::from(u16::MAX) + 1);
+        let (client, eventloop) = AsyncClient::new(options, usize::from(u16::MAX) + 1);
         // The event loop keeps the connection alive (pings, reconnects) while
         // the events are being stored; it hands each message over and the
         // loop below acknowledges it once the bus has it. The broker limits
         // the messages in flight unacknowledged, so the channel never fills
         // up to the point of blocking the connection for long.
-        let (tx, mut rx) = mpsc::channel::<rumqttc::Publish>(1024);
-        let mut backoff = common.backoff.clone();
-        let (source, event) = (common.source.clone(), common.event.clone());
-        let loop_client = client.clone();
-        let loop_topic = topic.clone();
-        let loop_shutdown = shutdown.clone();
-        let connection = tokio::spawn(async move {
-            loop {
-                let polled = tokio::select! {
-                    p = eventloop.poll() => p,
-                    () = loop_shutdown.cancelled() => return,
-                };
-                match polled {
-                    Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
-                        backoff.reset();
-                        tracing::debug!(event_source = %source, event = %event, session_present = ack.session_present, "mqtt connected");
-                        if let Err(e) = loop_client.try_subscribe(loop_topic.clone(), QoS::AtLeastOnce) {
-                            tracing::warn!(event_source = %source, event = %event, error = %e, "mqtt subscribe not sent");
-                        }
-                    }
-                    Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                        if tx.send(p).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(event_source = %source, event = %event, error = %e, failures = backoff.failures(), "mqtt connection lost; reconnecting");
-                        if !backoff.sleep(&loop_shutdown).await {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        common.backoff.reset();
+        let (tx, mut rx) = mpsc::channel::<Publish>(1024);
+        let connection = MqttConnection {
+            source: common.source.clone(),
+            event: common.event.clone(),
+            backoff: common.backoff.clone(),
+            eventloop,
+            client: client.clone(),
+            topic,
+            messages: tx,
+        };
+        let connection = tokio::spawn(reconnect(connection, publisher.clone(), shutdown.clone()));
         let outcome = loop {
             let message = tokio::select! {
                 m = rx.recv() => m,
@@ -142,6 +116,58 @@ impl MqttSource {
         };
         connection.abort();
         outcome
+    }
+}
+
+/// The connection of one `mqtt` event: rumqttc's event loop, which
+/// reconnects when polled again after an error.
+struct MqttConnection {
+    source: String,
+    event: String,
+    backoff: ConnectBackoff,
+    eventloop: EventLoop,
+    client: AsyncClient,
+    topic: String,
+    /// Where each message goes to be stored and acknowledged.
+    messages: mpsc::Sender<Publish>,
+}
+
+impl Session for MqttConnection {
+    type Error = ConnectionError;
+
+    fn backoff(&mut self) -> &mut ConnectBackoff {
+        &mut self.backoff
+    }
+
+    fn lost(&self, error: &ConnectionError) {
+        tracing::warn!(event_source = %self.source, event = %self.event, error = %error, failures = self.backoff.failures(), "mqtt connection lost; reconnecting");
+    }
+
+    /// Polls the event loop (subscribing at each connection) and hands each
+    /// message over; the messages are stored by the source, not here.
+    async fn consume(&mut self, _: &Publisher, shutdown: &CancellationToken) -> Result<(), ConnectionError> {
+        loop {
+            let polled = tokio::select! {
+                p = self.eventloop.poll() => p?,
+                () = shutdown.cancelled() => return Ok(()),
+            };
+            match polled {
+                MqttEvent::Incoming(Packet::ConnAck(ack)) => {
+                    self.backoff.reset();
+                    tracing::debug!(event_source = %self.source, event = %self.event, session_present = ack.session_present, "mqtt connected");
+                    if let Err(e) = self.client.try_subscribe(self.topic.clone(), QoS::AtLeastOnce) {
+                        tracing::warn!(event_source = %self.source, event = %self.event, error = %e, "mqtt subscribe not sent");
+                    }
+                }
+                MqttEvent::Incoming(Packet::Publish(p)) => {
+                    // Refused once the source stopped reading: it is shutting down.
+                    let Ok(()) = self.messages.send(p).await else {
+                        return Ok(());
+                    };
+                }
+                _ => {}
+            }
+        }
     }
 }
 

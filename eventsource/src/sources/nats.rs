@@ -17,7 +17,7 @@ use futures::StreamExt as _;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::message::{Common, secret};
+use super::message::{Common, ConnectBackoff, Session, reconnect, secret};
 use crate::Publisher;
 use crate::error::Result;
 
@@ -149,13 +149,16 @@ impl NatsEvent {
             .await
             .map_err(|e| common.error(format!("cannot connect to NATS at {url}: {e}")))?;
         if let Some((stream, consumer, ack_wait)) = jet_stream {
-            let target = JetStreamTarget {
-                stream: &stream,
-                consumer: &consumer,
-                subject: &subject,
+            let source = JetStreamSource {
+                common,
+                js: async_nats::jetstream::new(client),
+                stream,
+                consumer,
+                subject,
                 ack_wait,
             };
-            return consume_jet_stream(common, client, target, &publisher, &shutdown).await;
+            reconnect(source, publisher, shutdown).await;
+            return Ok(());
         }
         let subscribed = match &queue {
             Some(q) => client.queue_subscribe(subject.clone(), q.clone()).await,
@@ -195,49 +198,74 @@ fn event_data(common: &Common, message: &async_nats::Message) -> Value {
     })
 }
 
-/// What a JetStream source reads.
-struct JetStreamTarget<'a> {
-    stream: &'a str,
-    consumer: &'a str,
-    subject: &'a str,
-    ack_wait: Duration,
-}
-
 /// Reads `subject` from `stream` through the durable pull consumer
 /// `consumer` (created when missing), acking each message once the bus
 /// stored its event. The event id comes from the stream and the message's
 /// sequence, so a redelivered message the bus already has is dropped there.
 /// A missing stream, a lost connection or a consumer error is retried after
 /// `connectionBackoff`.
-async fn consume_jet_stream(
-    mut common: Common,
-    client: async_nats::Client,
-    target: JetStreamTarget<'_>,
-    publisher: &Publisher,
-    shutdown: &CancellationToken,
-) -> Result<()> {
-    let JetStreamTarget {
-        stream,
-        consumer,
-        subject,
-        ack_wait,
-    } = target;
-    use async_nats::jetstream::consumer::{AckPolicy, pull};
-    let js = async_nats::jetstream::new(client);
-    loop {
+struct JetStreamSource {
+    common: Common,
+    js: async_nats::jetstream::Context,
+    stream: String,
+    consumer: String,
+    subject: String,
+    ack_wait: Duration,
+}
+
+/// Why a JetStream consumer stopped.
+enum JetStreamLost {
+    /// The stream or the consumer could not be had.
+    Unavailable(String),
+    /// Reading the consumer's messages failed.
+    Failed(async_nats::jetstream::consumer::pull::MessagesError),
+    /// The consumer's messages ended.
+    Ended,
+}
+
+impl Session for JetStreamSource {
+    type Error = JetStreamLost;
+
+    fn backoff(&mut self) -> &mut ConnectBackoff {
+        &mut self.common.backoff
+    }
+
+    fn lost(&self, error: &JetStreamLost) {
+        let common = &self.common;
+        match error {
+            JetStreamLost::Unavailable(e) => {
+                tracing::warn!(event_source = %common.source, event = %common.event, error = %e, failures = common.backoff.failures(), "nats jetstream consumer unavailable; retrying");
+            }
+            JetStreamLost::Failed(e) => {
+                tracing::warn!(event_source = %common.source, event = %common.event, error = %e, "nats jetstream consumer failed; consuming again");
+            }
+            JetStreamLost::Ended => {}
+        }
+    }
+
+    async fn consume(&mut self, publisher: &Publisher, shutdown: &CancellationToken) -> Result<(), JetStreamLost> {
+        use async_nats::jetstream::consumer::{AckPolicy, pull};
+        let JetStreamSource {
+            common,
+            js,
+            stream,
+            consumer,
+            subject,
+            ack_wait,
+        } = self;
         let attempt = async {
             let handle = js
-                .get_stream(stream)
+                .get_stream(stream.as_str())
                 .await
                 .map_err(|e| format!("stream '{stream}': {e}"))?;
             let pull_consumer: async_nats::jetstream::consumer::Consumer<pull::Config> = handle
                 .get_or_create_consumer(
                     consumer,
                     pull::Config {
-                        durable_name: Some(consumer.to_owned()),
-                        filter_subject: subject.to_owned(),
+                        durable_name: Some(consumer.clone()),
+                        filter_subject: subject.clone(),
                         ack_policy: AckPolicy::Explicit,
-                        ack_wait,
+                        ack_wait: *ack_wait,
                         ..Default::default()
                     },
                 )
@@ -249,45 +277,32 @@ async fn consume_jet_stream(
                 .map_err(|e| format!("consumer '{consumer}' of stream '{stream}': {e}"))
         };
         let mut messages = tokio::select! {
-            m = attempt => m,
+            m = attempt => m.map_err(JetStreamLost::Unavailable)?,
             () = shutdown.cancelled() => return Ok(()),
         };
-        match &mut messages {
-            Ok(messages) => {
-                common.backoff.reset();
-                tracing::debug!(event_source = %common.source, event = %common.event, %stream, %consumer, "nats jetstream source consuming");
-                loop {
-                    let next = tokio::select! {
-                        m = messages.next() => m,
-                        () = shutdown.cancelled() => return Ok(()),
-                    };
-                    let message = match next {
-                        Some(Ok(m)) => m,
-                        Some(Err(e)) => {
-                            tracing::warn!(event_source = %common.source, event = %common.event, error = %e, "nats jetstream consumer failed; consuming again");
-                            break;
-                        }
-                        None => break,
-                    };
-                    let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-                    let data = event_data(&common, &message);
-                    let id = (sequence > 0).then(|| common.stable_id(&[stream, &sequence.to_string()]));
-                    if !common.deliver(publisher, data, id, shutdown).await {
-                        return Ok(());
-                    }
-                    // A failed ack means the server sends it again after
-                    // ack_wait; the bus drops that second copy by its id.
-                    if let Err(e) = message.ack().await {
-                        tracing::warn!(event_source = %common.source, event = %common.event, error = %e, "nats jetstream ack failed; the message comes again");
-                    }
-                }
+        common.backoff.reset();
+        tracing::debug!(event_source = %common.source, event = %common.event, %stream, %consumer, "nats jetstream source consuming");
+        loop {
+            let next = tokio::select! {
+                m = messages.next() => m,
+                () = shutdown.cancelled() => return Ok(()),
+            };
+            let message = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => return Err(JetStreamLost::Failed(e)),
+                None => return Err(JetStreamLost::Ended),
+            };
+            let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+            let data = event_data(common, &message);
+            let id = (sequence > 0).then(|| common.stable_id(&[stream, &sequence.to_string()]));
+            if !common.deliver(publisher, data, id, shutdown).await {
+                return Ok(());
             }
-            Err(e) => {
-                tracing::warn!(event_source = %common.source, event = %common.event, error = %e, failures = common.backoff.failures(), "nats jetstream consumer unavailable; retrying");
+            // A failed ack means the server sends it again after
+            // ack_wait; the bus drops that second copy by its id.
+            if let Err(e) = message.ack().await {
+                tracing::warn!(event_source = %common.source, event = %common.event, error = %e, "nats jetstream ack failed; the message comes again");
             }
-        }
-        if !common.backoff.sleep(shutdown).await {
-            return Ok(());
         }
     }
 }

@@ -14,7 +14,7 @@ use redis::{ConnectionAddr, IntoConnectionInfo as _, RedisConnectionInfo};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::message::{Common, secret};
+use super::message::{Common, ConnectBackoff, Session, secret};
 use crate::Publisher;
 use crate::error::Result;
 
@@ -54,43 +54,62 @@ impl RedisSource {
             channels: config.channels.clone(),
         })
     }
+}
 
-    pub(crate) async fn run(self, publisher: Publisher, shutdown: CancellationToken) -> Result<()> {
+/// Why a subscription ended.
+pub(crate) enum Lost {
+    /// Connecting or subscribing failed.
+    Subscribe(redis::RedisError),
+    /// The server closed the connection.
+    Closed,
+}
+
+impl Session for RedisSource {
+    type Error = Lost;
+
+    fn backoff(&mut self) -> &mut ConnectBackoff {
+        &mut self.common.backoff
+    }
+
+    fn lost(&self, error: &Lost) {
+        let common = &self.common;
+        match error {
+            Lost::Subscribe(e) => {
+                tracing::warn!(event_source = %common.source, event = %common.event, error = %e, failures = common.backoff.failures(), "cannot subscribe to redis; retrying");
+            }
+            Lost::Closed => {
+                tracing::warn!(event_source = %common.source, event = %common.event, "redis connection lost; reconnecting");
+            }
+        }
+    }
+
+    /// Subscribes to the channels, then reads.
+    async fn consume(&mut self, publisher: &Publisher, shutdown: &CancellationToken) -> Result<(), Lost> {
         let RedisSource {
-            mut common,
+            common,
             client,
             channels,
         } = self;
+        let mut pubsub = subscribe(client, channels).await.map_err(Lost::Subscribe)?;
+        common.backoff.reset();
+        tracing::debug!(event_source = %common.source, event = %common.event, ?channels, "redis source subscribed");
+        let mut messages = pubsub.on_message();
         loop {
-            match subscribe(&client, &channels).await {
-                Ok(mut pubsub) => {
-                    common.backoff.reset();
-                    tracing::debug!(event_source = %common.source, event = %common.event, ?channels, "redis source subscribed");
-                    let mut messages = pubsub.on_message();
-                    loop {
-                        let message = tokio::select! {
-                            m = messages.next() => m,
-                            () = shutdown.cancelled() => return Ok(()),
-                        };
-                        let Some(message) = message else { break };
-                        let pattern: Option<String> = message.get_pattern().ok();
-                        let data = json!({
-                            "channel": message.get_channel_name(),
-                            "pattern": pattern,
-                            "body": common.body(message.get_payload_bytes()),
-                            "metadata": common.metadata,
-                        });
-                        if !common.deliver(&publisher, data, None, &shutdown).await {
-                            return Ok(());
-                        }
-                    }
-                    tracing::warn!(event_source = %common.source, event = %common.event, "redis connection lost; reconnecting");
-                }
-                Err(e) => {
-                    tracing::warn!(event_source = %common.source, event = %common.event, error = %e, failures = common.backoff.failures(), "cannot subscribe to redis; retrying");
-                }
-            }
-            if !common.backoff.sleep(&shutdown).await {
+            let message = tokio::select! {
+                m = messages.next() => m,
+                () = shutdown.cancelled() => return Ok(()),
+            };
+            let Some(message) = message else {
+                return Err(Lost::Closed);
+            };
+            let pattern: Option<String> = message.get_pattern().ok();
+            let data = json!({
+                "channel": message.get_channel_name(),
+                "pattern": pattern,
+                "body": common.body(message.get_payload_bytes()),
+                "metadata": common.metadata,
+            });
+            if !common.deliver(publisher, data, None, shutdown).await {
                 return Ok(());
             }
         }

@@ -17,7 +17,7 @@ use redis::streams::{StreamReadOptions, StreamReadReply};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::message::Common;
+use super::message::{Common, ConnectBackoff, Session};
 use crate::Publisher;
 use crate::error::Result;
 
@@ -73,22 +73,20 @@ impl RedisStreamSource {
             common,
         })
     }
+}
 
-    pub(crate) async fn run(mut self, publisher: Publisher, shutdown: CancellationToken) -> Result<()> {
-        loop {
-            match self.consume(&publisher, &shutdown).await {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(event_source = %self.common.source, event = %self.common.event, error = %e, failures = self.common.backoff.failures(), "redis stream read failed; reconnecting");
-                }
-            }
-            if !self.common.backoff.sleep(&shutdown).await {
-                return Ok(());
-            }
-        }
+impl Session for RedisStreamSource {
+    type Error = redis::RedisError;
+
+    fn backoff(&mut self) -> &mut ConnectBackoff {
+        &mut self.common.backoff
     }
 
-    /// Reads until shut down (`Ok`) or until the connection fails (`Err`).
+    fn lost(&self, error: &redis::RedisError) {
+        tracing::warn!(event_source = %self.common.source, event = %self.common.event, error = %error, failures = self.common.backoff.failures(), "redis stream read failed; reconnecting");
+    }
+
+    /// Creates the consumer groups, then reads.
     async fn consume(&mut self, publisher: &Publisher, shutdown: &CancellationToken) -> redis::RedisResult<()> {
         let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(BLOCK + Duration::from_secs(10)));
         let mut con = self

@@ -15,7 +15,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeN
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::message::{Common, secret};
+use super::message::{Common, ConnectBackoff, Session, secret};
 use crate::Publisher;
 use crate::error::Result;
 
@@ -99,21 +99,52 @@ impl SqsSource {
         })
     }
 
-    pub(crate) async fn run(mut self, publisher: Publisher, shutdown: CancellationToken) -> Result<()> {
-        loop {
-            match self.consume(&publisher, &shutdown).await {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(event_source = %self.common.source, event = %self.common.event, queue = %self.queue, error = %e, failures = self.common.backoff.failures(), "sqs receive failed; retrying");
-                }
-            }
-            if !self.common.backoff.sleep(&shutdown).await {
-                return Ok(());
-            }
+    /// Deletes the received messages whose receipt handles are in `handles`
+    /// (at most 10, one receive's worth) in one call; entries SQS reports as
+    /// failed are an error, so the source backs off and they are received
+    /// again.
+    async fn delete(&self, url: &str, handles: &mut Vec<String>) -> Result<(), String> {
+        if handles.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.client.delete_message_batch().queue_url(url);
+        for (i, handle) in handles.drain(..).enumerate() {
+            batch = batch.entries(
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let out = batch
+            .send()
+            .await
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+        match out.failed.first() {
+            Some(failed) => Err(format!(
+                "SQS did not delete a received message: {} {}",
+                failed.code,
+                failed.message.as_deref().unwrap_or_default()
+            )),
+            None => Ok(()),
         }
     }
+}
 
-    /// Receives until shut down (`Ok`) or until a call fails.
+impl Session for SqsSource {
+    type Error = BoxError;
+
+    fn backoff(&mut self) -> &mut ConnectBackoff {
+        &mut self.common.backoff
+    }
+
+    fn lost(&self, error: &BoxError) {
+        tracing::warn!(event_source = %self.common.source, event = %self.common.event, queue = %self.queue, error = %error, failures = self.common.backoff.failures(), "sqs receive failed; retrying");
+    }
+
+    /// Looks the queue's url up, then receives (a failed call is a failed
+    /// connection).
     async fn consume(&mut self, publisher: &Publisher, shutdown: &CancellationToken) -> Result<(), BoxError> {
         let url = self
             .client
@@ -183,38 +214,6 @@ impl SqsSource {
                 }
             }
             self.delete(&url, &mut delivered).await?;
-        }
-    }
-
-    /// Deletes the received messages whose receipt handles are in `handles`
-    /// (at most 10, one receive's worth) in one call; entries SQS reports as
-    /// failed are an error, so the source backs off and they are received
-    /// again.
-    async fn delete(&self, url: &str, handles: &mut Vec<String>) -> Result<(), String> {
-        if handles.is_empty() {
-            return Ok(());
-        }
-        let mut batch = self.client.delete_message_batch().queue_url(url);
-        for (i, handle) in handles.drain(..).enumerate() {
-            batch = batch.entries(
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(handle)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        let out = batch
-            .send()
-            .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
-        match out.failed.first() {
-            Some(failed) => Err(format!(
-                "SQS did not delete a received message: {} {}",
-                failed.code,
-                failed.message.as_deref().unwrap_or_default()
-            )),
-            None => Ok(()),
         }
     }
 }
