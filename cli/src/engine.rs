@@ -350,8 +350,9 @@ pub(crate) fn ns(conn: &Conn) -> String {
 #[derive(clap::Args, Clone, Debug)]
 pub struct ExecutorArgs {
     /// How steps run: auto (a container runtime when one answers on its
-    /// socket, else the sandbox), podman, docker, sandbox (bubblewrap), or
-    /// host (no isolation; only when asked for).
+    /// socket, else the sandbox), podman, docker, sandbox (bubblewrap),
+    /// host (no isolation; only when asked for), or kubernetes (a Pod per
+    /// step; needs --callback-url).
     #[arg(long, env = "ARGON_EXECUTOR", default_value = "auto", value_parser = parse_executor)]
     pub executor: argon_engine::ExecutorChoice,
     /// Let templates mount hostPath volumes (host folders) into their steps.

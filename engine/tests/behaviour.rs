@@ -15,9 +15,7 @@ use argon_engine::{Engine, EngineConfig};
 use common::*;
 
 fn wf(body: &str) -> argon_crds::workflow::Workflow {
-    workflow_of(manifests(&format!(
-        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: t-\nspec:\n{body}"
-    )))
+    workflow_with_spec("t-", body)
 }
 
 #[tokio::test]

@@ -30,9 +30,7 @@ fn engine_with(f: impl FnOnce(&mut EngineConfig)) -> (tempfile::TempDir, std::sy
 }
 
 fn wf(body: &str) -> argon_crds::workflow::Workflow {
-    workflow_of(manifests(&format!(
-        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: c-\nspec:\n{body}"
-    )))
+    workflow_with_spec("c-", body)
 }
 
 /// The workflow's log lines: (node id, line).

@@ -413,9 +413,7 @@ async fn engine_at(dir: &Path, fake: &Fake, fake_rt: tokio::runtime::Handle, por
 }
 
 fn wf(body: &str) -> argon_crds::workflow::Workflow {
-    workflow_of(manifests(&format!(
-        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: k-\nspec:\n{body}"
-    )))
+    workflow_with_spec("k-", body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

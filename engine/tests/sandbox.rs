@@ -9,9 +9,7 @@ use argon_engine::ExecutorKind;
 use common::*;
 
 fn wf(body: &str) -> argon_crds::workflow::Workflow {
-    workflow_of(manifests(&format!(
-        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: s-\nspec:\n{body}"
-    )))
+    workflow_with_spec("s-", body)
 }
 
 fn step(name: &str, script: &str) -> String {

@@ -484,6 +484,18 @@ pub fn not_found_message(program: &str, image: Option<&str>) -> String {
     }
 }
 
+/// Where the engine finds a file a step wrote at `path`, for executors that
+/// copy the step's outputs out into its folder (containers, pods).
+pub(crate) fn copied_output(step_dir: &Path, path: &str) -> PathBuf {
+    step_dir.join("fs").join(relative(path))
+}
+
+/// Where an input goes for executors that copy it into the step: its own
+/// folder under the step's, mounted (copied) at `path`.
+pub(crate) fn copied_input(step_dir: &Path, path: &str, index: usize) -> (PathBuf, Option<String>) {
+    (step_dir.join("inputs").join(index.to_string()), Some(path.to_string()))
+}
+
 /// `path` without its leading `/`, with `.` and `..` resolved lexically.
 pub(crate) fn relative(path: &str) -> PathBuf {
     use std::path::Component;

@@ -73,6 +73,13 @@ pub fn workflow_of(ms: Vec<Manifest>) -> Workflow {
 }
 
 /// Stores the WorkflowTemplates of an example file.
+/// A Workflow named `PREFIX` + random letters whose spec is `body` (YAML, indented two spaces).
+pub fn workflow_with_spec(prefix: &str, body: &str) -> Workflow {
+    workflow_of(manifests(&format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  generateName: {prefix}\nspec:\n{body}"
+    )))
+}
+
 pub async fn store_templates(engine: &Engine, file: &str) {
     for m in example(file) {
         let doc = match m {

@@ -49,7 +49,7 @@ mod volumes;
 use super::lines::Lines;
 use super::{
     Backend, ContainerSpec, ExecutorChoice, ExecutorKind, ExecutorSettings, LogSink, StepOutcome, StepOwner,
-    StepProcess, relative,
+    StepProcess,
 };
 use argon_crds::secret::Secrets;
 
@@ -670,11 +670,11 @@ impl Backend for ContainerBackend {
     }
 
     fn host_path(&self, step_dir: &Path, path: &str) -> PathBuf {
-        step_dir.join("fs").join(relative(path))
+        super::copied_output(step_dir, path)
     }
 
     fn input_place(&self, step_dir: &Path, path: &str, index: usize) -> Result<(PathBuf, Option<String>), String> {
-        Ok((step_dir.join("inputs").join(index.to_string()), Some(path.to_string())))
+        Ok(super::copied_input(step_dir, path, index))
     }
 
     fn prepare_paths(&self, _step_dir: &Path, _paths: &[String]) -> std::io::Result<()> {

@@ -29,7 +29,7 @@ use kube::runtime::watcher;
 use kube::runtime::{WatchStreamExt, watcher::Event};
 use tokio_util::sync::CancellationToken;
 
-use super::{Backend, ExecutorKind, LogSink, StepOutcome, StepProcess, relative};
+use super::{Backend, ExecutorKind, LogSink, StepOutcome, StepProcess};
 use crate::executor::container::WORKFLOW_LABEL;
 use pod::{MANAGED_BY, MANAGER, POD_GC_ANNOTATION, PodConfig};
 use transfer::{INPUTS_TAR, Transfers};
@@ -656,11 +656,11 @@ impl Backend for KubernetesBackend {
     }
 
     fn host_path(&self, step_dir: &Path, path: &str) -> PathBuf {
-        step_dir.join("fs").join(relative(path))
+        super::copied_output(step_dir, path)
     }
 
     fn input_place(&self, step_dir: &Path, path: &str, index: usize) -> Result<(PathBuf, Option<String>), String> {
-        Ok((step_dir.join("inputs").join(index.to_string()), Some(path.to_string())))
+        Ok(super::copied_input(step_dir, path, index))
     }
 
     fn prepare_paths(&self, _step_dir: &Path, _paths: &[String]) -> std::io::Result<()> {
