@@ -19,7 +19,10 @@ use argon_eventbus::{Auth, BusConfig, ClientCert, StreamSettings, Tls};
 /// name). A secret the manifest names that cannot be read is an error here,
 /// before anything connects.
 pub fn bus_config(url: Option<&str>, manifest: Option<&EventBus>, secrets: &Secrets) -> Result<BusConfig> {
-    let exotic = manifest.and_then(|m| m.spec.jetstream_exotic.as_ref());
+    // With both set, `jetstream` is the bus, as for the controller.
+    let exotic = manifest
+        .filter(|m| m.spec.jetstream.is_none())
+        .and_then(|m| m.spec.jetstream_exotic.as_ref());
     let Some(url) = url.or_else(|| exotic.and_then(|e| e.url.as_deref()).filter(|u| !u.is_empty())) else {
         bail!("no event bus: give --bus nats://HOST:PORT (or an EventBus manifest with jetstreamExotic.url)");
     };
