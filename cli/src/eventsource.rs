@@ -26,9 +26,14 @@ pub struct RunArgs {
     /// EventSource manifest files or folders.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// The event bus: nats://HOST:PORT or embedded:DIR.
+    /// The event bus: nats://HOST:PORT or embedded:DIR (default: the
+    /// --eventbus manifest's jetstreamExotic.url).
     #[arg(long, env = "ARGON_BUS")]
-    bus: String,
+    bus: Option<String>,
+    /// An EventBus manifest configuring the bus: its streamConfig, and with
+    /// jetstreamExotic its url, accessSecret, auth and tls (read from --secrets-dir).
+    #[arg(long, env = "ARGON_EVENTBUS")]
+    eventbus: Option<PathBuf>,
     /// Directory of secrets: a selector {name, key} reads DIR/name/key.
     #[arg(long, env = "ARGON_SECRETS_DIR")]
     secrets_dir: Option<PathBuf>,
@@ -66,13 +71,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         bail!("no EventSource manifest in {:?}", args.files);
     }
 
-    let mut bus_config = BusConfig::from_url(&args.bus)?;
+    let secrets = Secrets::new(args.secrets_dir.clone());
+    let manifest = args.eventbus.as_deref().map(crate::bus::load_manifest).transpose()?;
+    let mut bus_config = crate::bus::bus_config(args.bus.as_deref(), manifest.as_ref(), &secrets)?;
     if let BusConfig::JetStream(js) = &mut bus_config {
         js.publish_timeout = args.publish_timeout;
     }
     let bus = argon_eventbus::open_config(bus_config)
         .await
-        .with_context(|| format!("cannot open the event bus {}", args.bus))?;
+        .context("cannot open the event bus")?;
     let shutdown = CancellationToken::new();
     let config = RunnerConfig {
         publish_timeout: args.publish_timeout,
@@ -80,14 +87,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         limits: args.listen.limits(),
         ..RunnerConfig::default()
     };
-    let running = EventSourceRunner::start(
-        &sources,
-        bus,
-        &Secrets::new(args.secrets_dir.clone()),
-        config,
-        shutdown.clone(),
-    )
-    .await?;
+    let running = EventSourceRunner::start(&sources, bus, &secrets, config, shutdown.clone()).await?;
     if let Some(addr) = args.metrics_addr {
         let metrics = running.metrics().clone();
         let render = std::sync::Arc::new(move || metrics.render());

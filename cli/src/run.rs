@@ -19,7 +19,7 @@ use argon_crds::secret::Secrets;
 use argon_crds::sensor::Sensor;
 use argon_engine::events::{EventsApi, Topology};
 use argon_engine::{Engine, EngineConfig};
-use argon_eventbus::{BusConfig, EventBus, StreamSettings};
+use argon_eventbus::{BusConfig, EventBus};
 use argon_eventsource::{EventSourceRunner, RunnerConfig};
 use argon_sensor::{SensorRunner, Services};
 use clap::Args;
@@ -35,7 +35,9 @@ pub struct RunArgs {
     #[arg(long, env = "ARGON_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// The event bus: nats://HOST:PORT for NATS JetStream; the embedded bus
-    /// under the state dir when not given.
+    /// under the state dir when not given. An EventBus manifest of the bus's
+    /// name among the paths gives its streamConfig, and with
+    /// jetstreamExotic its accessSecret and tls (read from --secrets-dir).
     #[arg(long, env = "ARGON_BUS")]
     bus: Option<String>,
     /// Address of the engine's API server (what `argon list`, `argon logs`
@@ -115,6 +117,8 @@ struct Buses {
     state_dir: PathBuf,
     url: Option<String>,
     publish_timeout: Duration,
+    /// Where the EventBus manifests' `accessSecret` and `tls` are read from.
+    secrets: Secrets,
     open: HashMap<String, Arc<dyn EventBus>>,
     /// The API's view of the buses, told of each one opened.
     events: Arc<EventsApi>,
@@ -125,54 +129,28 @@ impl Buses {
         if let Some(bus) = self.open.get(name) {
             return Ok(bus.clone());
         }
-        let config = match &self.url {
-            None => {
-                let mut config = argon_eventbus::EmbeddedConfig::new(self.state_dir.join("bus").join(name));
-                config.name = name.to_string();
-                // The retention an EventBus manifest gives JetStream holds here too.
-                if let Some(settings) = stream_settings(name, manifests)? {
-                    config.apply_stream_settings(&settings);
-                }
-                BusConfig::Embedded(config)
+        let url = match &self.url {
+            Some(url) if url.starts_with("embedded:") => {
+                bail!("--bus takes nats://HOST:PORT; leave it out for the embedded bus")
             }
-            Some(url) => {
-                let mut config = match BusConfig::from_url(url)? {
-                    BusConfig::JetStream(c) => c,
-                    BusConfig::Embedded(_) => bail!("--bus takes nats://HOST:PORT; leave it out for the embedded bus"),
-                };
-                config.name = name.to_string();
-                config.publish_timeout = self.publish_timeout;
-                if let Some(settings) = stream_settings(name, manifests)? {
-                    config.stream = settings;
-                }
-                BusConfig::JetStream(config)
-            }
+            Some(url) => url.clone(),
+            None => format!("embedded:{}", self.state_dir.join("bus").join(name).display()),
         };
+        let manifest = manifests.iter().find(|b| b.metadata.name.as_deref() == Some(name));
+        let mut config = crate::bus::bus_config(Some(&url), manifest, &self.secrets)?;
+        match &mut config {
+            BusConfig::Embedded(c) => c.name = name.to_string(),
+            BusConfig::JetStream(c) => {
+                c.name = name.to_string();
+                c.publish_timeout = self.publish_timeout;
+            }
+        }
         let bus = argon_eventbus::open_config(config)
             .await
             .with_context(|| format!("cannot open event bus '{name}'"))?;
         self.open.insert(name.to_string(), bus.clone());
         self.events.set_bus(name, bus.clone());
         Ok(bus)
-    }
-}
-
-/// The JetStream stream settings an EventBus manifest named `name` gives.
-fn stream_settings(name: &str, manifests: &[EventBusManifest]) -> Result<Option<StreamSettings>> {
-    let Some(bus) = manifests.iter().find(|b| b.metadata.name.as_deref() == Some(name)) else {
-        return Ok(None);
-    };
-    let yaml = bus
-        .spec
-        .jetstream
-        .as_ref()
-        .and_then(|j| j.stream_config.clone())
-        .or_else(|| bus.spec.jetstream_exotic.as_ref().and_then(|j| j.stream_config.clone()));
-    match yaml {
-        Some(yaml) => Ok(Some(
-            StreamSettings::from_yaml(&yaml).with_context(|| format!("EventBus '{name}': streamConfig"))?,
-        )),
-        None => Ok(None),
     }
 }
 
@@ -347,6 +325,7 @@ async fn run(args: RunArgs) -> Result<()> {
         state_dir: state_dir.clone(),
         url: args.bus.clone(),
         publish_timeout: args.publish_timeout,
+        secrets: secrets.clone(),
         open: HashMap::new(),
         events: events.clone(),
     };

@@ -33,9 +33,14 @@ pub struct RunArgs {
     /// Sensor manifest files or folders.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// The event bus: nats://HOST:PORT or embedded:DIR.
+    /// The event bus: nats://HOST:PORT or embedded:DIR (default: the
+    /// --eventbus manifest's jetstreamExotic.url).
     #[arg(long, env = "ARGON_BUS")]
-    bus: String,
+    bus: Option<String>,
+    /// An EventBus manifest configuring the bus: its streamConfig, and with
+    /// jetstreamExotic its url, accessSecret, auth and tls (read from --secrets-dir).
+    #[arg(long, env = "ARGON_EVENTBUS")]
+    eventbus: Option<PathBuf>,
     /// The workflow engine (`argon server`) that workflow triggers submit to.
     #[arg(long, env = "ARGON_SERVER")]
     server: Option<String>,
@@ -104,9 +109,12 @@ fn load_sensors(files: &[PathBuf]) -> anyhow::Result<Vec<Sensor>> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::listen::raise_fd_limit();
     let sensors = load_sensors(&args.files)?;
-    let bus = argon_eventbus::open(&args.bus)
+    let secrets = Secrets::new(args.secrets_dir.clone());
+    let manifest = args.eventbus.as_deref().map(crate::bus::load_manifest).transpose()?;
+    let bus_config = crate::bus::bus_config(args.bus.as_deref(), manifest.as_ref(), &secrets)?;
+    let bus = argon_eventbus::open_config(bus_config)
         .await
-        .with_context(|| format!("cannot open the event bus {}", args.bus))?;
+        .context("cannot open the event bus")?;
     let client: Option<Arc<dyn argon_client::WorkflowClient>> = match &args.server {
         Some(url) => Some(Arc::new(
             argon_client::HttpClient::new(url, args.auth.token()?)
@@ -118,7 +126,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let services = Services {
         bus,
         client,
-        secrets: Secrets::new(args.secrets_dir.clone()),
+        secrets,
         metrics: metrics.clone(),
     };
     let shutdown = CancellationToken::new();

@@ -167,3 +167,91 @@ fn a_missing_secret_stops_startup_naming_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("secret 'hook' key 'token' not found"), "{stderr}");
 }
+
+/// `--eventbus` with an accessSecret: a missing secret key file stops
+/// start-up naming it; the right token connects to a server that demands
+/// it and a webhook event lands on the bus; a wrong one is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eventbus_access_secret_authenticates_or_stops_startup() {
+    use argon_eventbus::testing::{NatsOptions, NatsServer};
+    let nats = NatsServer::start_with(NatsOptions::default().token("t0ken"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let es = dir.path().join("es.yaml");
+    std::fs::write(
+        &es,
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata:\n  name: webhook\nspec:\n  webhook:\n    \
+             example:\n      endpoint: /example\n      method: POST\n      port: \"{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let bus = dir.path().join("eventbus.yaml");
+    std::fs::write(
+        &bus,
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: EventBus\nmetadata:\n  name: default\nspec:\n  jetstreamExotic:\n    \
+             url: {}\n    auth: token\n    accessSecret: {{name: nats, key: auth.yaml}}\n",
+            nats.url()
+        ),
+    )
+    .unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(secrets.join("nats")).unwrap();
+    let run = || {
+        let mut command = argon();
+        command
+            .args(["eventsource", "run"])
+            .arg(&es)
+            .arg("--eventbus")
+            .arg(&bus)
+            .arg("--secrets-dir")
+            .arg(&secrets)
+            .arg("--host")
+            .arg("127.0.0.1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+
+    let out = run().output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("EventBus 'default': accessSecret: secret 'nats' key 'auth.yaml' not found"),
+        "{stderr}"
+    );
+
+    std::fs::write(secrets.join("nats/auth.yaml"), "token: wrong\n").unwrap();
+    let out = run().output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("NATS server {} refused the credentials", nats.url())),
+        "{stderr}"
+    );
+
+    std::fs::write(secrets.join("nats/auth.yaml"), "token: t0ken\n").unwrap();
+    let mut child = run().spawn().unwrap();
+    let rx = lines(&mut child);
+    let endpoint = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("argon printed no endpoint");
+    assert!(endpoint.contains(&format!(":{port}")), "{endpoint}");
+    let (status, body) = http("POST", &format!("http://127.0.0.1:{port}/example"), &[], "{\"n\":1}");
+    assert_eq!(status, 200, "{body}");
+    let mut config = argon_eventbus::JetStreamConfig::new(nats.url());
+    config.auth = argon_eventbus::Auth::Token("t0ken".into());
+    let reader = argon_eventbus::open_config(argon_eventbus::BusConfig::JetStream(config))
+        .await
+        .unwrap();
+    let mut sub = reader.subscribe(&ConsumerSpec::new("check")).await.unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(20), sub.next())
+        .await
+        .expect("no event on the bus")
+        .expect("subscription ended")
+        .expect("delivery error");
+    assert_eq!(delivery.event.context.source, "webhook");
+    let _ = child.kill();
+    let _ = child.wait();
+}

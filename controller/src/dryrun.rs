@@ -71,12 +71,12 @@ pub fn plan(manifests: &[Manifest], namespace: &str, settings: &Settings) -> Res
         notes: skipped,
         ..Plan::default()
     };
-    let bus_url = |kind: &str, name: &str, ns: &str, bus: &str, notes: &mut Vec<String>| -> Result<String> {
+    let bus_of = |kind: &str, name: &str, ns: &str, bus: &str, notes: &mut Vec<String>| -> EventBus {
         if let Some(found) = buses
             .iter()
             .find(|b| b.name_any() == bus && b.namespace().as_deref() == Some(ns))
         {
-            return objects::bus_url(found);
+            return found.clone();
         }
         notes.push(format!(
             "{kind} {ns}/{name}: EventBus '{bus}' is not among the manifests; assuming a jetstream EventBus of that name"
@@ -89,32 +89,32 @@ pub fn plan(manifests: &[Manifest], namespace: &str, settings: &Settings) -> Res
             },
         );
         assumed.metadata.namespace = Some(ns.to_string());
-        objects::bus_url(&assumed)
+        assumed
     };
     for bus in &buses {
         plan.children.extend(objects::eventbus_children(bus)?);
     }
     for es in &eventsources {
         let ns = es.namespace().unwrap_or_default();
-        let url = bus_url(
+        let bus = bus_of(
             "EventSource",
             &es.name_any(),
             &ns,
             objects::eventsource_bus(es),
             &mut plan.notes,
-        )?;
-        plan.children.extend(objects::eventsource_children(es, &url, settings)?);
+        );
+        plan.children.extend(objects::eventsource_children(es, &bus, settings)?);
     }
     for sensor in &sensors {
         let ns = sensor.namespace().unwrap_or_default();
-        let url = bus_url(
+        let bus = bus_of(
             "Sensor",
             &sensor.name_any(),
             &ns,
             sensor.spec.event_bus(),
             &mut plan.notes,
-        )?;
-        plan.children.extend(objects::sensor_children(sensor, &url, settings)?);
+        );
+        plan.children.extend(objects::sensor_children(sensor, &bus, settings)?);
     }
     Ok(plan)
 }

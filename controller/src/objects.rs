@@ -37,6 +37,8 @@ pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 pub const CONFIG_HASH_ANNOTATION: &str = "argon.io/config-sha256";
 /// Where the manifest is mounted in EventSource and Sensor pods.
 pub const MANIFEST_DIR: &str = "/etc/argon/manifest";
+/// The file, next to the manifest, holding the manifest of its EventBus.
+pub const EVENTBUS_FILE: &str = "eventbus.yaml";
 /// Where the Secrets a manifest names are mounted (one folder per Secret).
 pub const SECRETS_DIR: &str = "/etc/argon/secrets";
 /// Where the Secret with the engine server's token is mounted in Sensor pods.
@@ -316,10 +318,16 @@ where
     })
 }
 
-/// The Secrets a spec names, each as a volume and its mount under [`SECRETS_DIR`].
-fn secret_volumes(spec: &impl Serialize) -> (Vec<Volume>, Vec<VolumeMount>) {
+/// The Secrets a spec and its EventBus name, each as a volume and its
+/// mount under [`SECRETS_DIR`] (one mount per Secret, whoever names it).
+fn secret_volumes(spec: &impl Serialize, bus: &EventBus) -> (Vec<Volume>, Vec<VolumeMount>) {
     let value = serde_json::to_value(spec).unwrap_or_default();
-    secrets::referenced(&value)
+    let mut wanted = secrets::referenced(&value);
+    for (secret, optional) in bus_secrets(bus) {
+        let all_optional = wanted.entry(secret).or_insert(true);
+        *all_optional &= optional;
+    }
+    wanted
         .into_iter()
         .map(|(secret, optional)| {
             let volume = dns_label("secret", &secret.replace('.', "-"));
@@ -342,6 +350,48 @@ fn secret_volumes(spec: &impl Serialize) -> (Vec<Volume>, Vec<VolumeMount>) {
             )
         })
         .unzip()
+}
+
+/// The Secrets the clients of an EventBus read: `accessSecret` and `tls` of
+/// `jetstreamExotic` (a `jetstream` bus the controller deploys has none).
+pub fn bus_secrets(bus: &EventBus) -> BTreeMap<String, bool> {
+    // With both set, `jetstream` is the bus (see bus_url).
+    match bus
+        .spec
+        .jetstream_exotic
+        .as_ref()
+        .filter(|_| bus.spec.jetstream.is_none())
+    {
+        Some(exotic) => secrets::referenced(&serde_json::to_value(exotic).unwrap_or_default()),
+        None => BTreeMap::new(),
+    }
+}
+
+/// What an EventSource or Sensor pod is told of its EventBus: the URL, and
+/// the EventBus manifest (written next to its own) from which `argon`
+/// takes the stream settings, credentials and TLS; the Secrets these name
+/// are mounted with the manifest's own.
+struct PodBus {
+    url: String,
+    manifest: String,
+}
+
+impl PodBus {
+    fn of(bus: &EventBus) -> Result<Self> {
+        Ok(PodBus {
+            url: bus_url(bus)?,
+            manifest: manifest_yaml(bus)?,
+        })
+    }
+
+    fn args(&self) -> [String; 4] {
+        [
+            "--bus".into(),
+            self.url.clone(),
+            "--eventbus".into(),
+            format!("{MANIFEST_DIR}/{EVENTBUS_FILE}"),
+        ]
+    }
 }
 
 /// What an `argon` container of an EventSource or Sensor pod needs.
@@ -480,6 +530,15 @@ fn config_map(owner: &Owner, name: &str, file: &str, text: String) -> ConfigMap 
     }
 }
 
+/// The ConfigMap of a pod's manifest, with its EventBus's manifest beside it.
+fn pod_config_map(owner: &Owner, name: &str, file: &str, text: String, bus: &PodBus) -> ConfigMap {
+    let mut map = config_map(owner, name, file, text);
+    if let Some(data) = &mut map.data {
+        data.insert(EVENTBUS_FILE.to_string(), bus.manifest.clone());
+    }
+    map
+}
+
 fn hash_of(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }
@@ -499,26 +558,21 @@ pub fn webhook_ports(es: &EventSource) -> Vec<i32> {
 }
 
 /// The ConfigMap, Deployment and (when it has webhook ports or a `service`)
-/// Service of an EventSource whose bus is at `bus_url`.
-pub fn eventsource_children(es: &EventSource, bus_url: &str, settings: &Settings) -> Result<Vec<Child>> {
+/// Service of an EventSource publishing to `bus`.
+pub fn eventsource_children(es: &EventSource, bus: &EventBus, settings: &Settings) -> Result<Vec<Child>> {
     const COMPONENT: &str = "argon-eventsource";
     const FILE: &str = "eventsource.yaml";
     let owner = Owner::of(es, COMPONENT)?;
     let (cm_name, deploy_name, svc_name) = eventsource_names(&owner.name);
     let manifest = manifest_yaml(es)?;
-    let config_hash = hash_of(&manifest);
+    let pod_bus = PodBus::of(bus)?;
+    let config_hash = hash_of(&format!("{manifest}\n---\n{}", pod_bus.manifest));
 
     let (manifest_vol, manifest_mount) = manifest_volume(&cm_name);
-    let (secret_vols, secret_mounts) = secret_volumes(&es.spec);
-    let mut args: Vec<String> = vec![
-        "eventsource".into(),
-        "run".into(),
-        format!("{MANIFEST_DIR}/{FILE}"),
-        "--bus".into(),
-        bus_url.into(),
-        "--metrics-addr".into(),
-        format!("0.0.0.0:{METRICS_PORT}"),
-    ];
+    let (secret_vols, secret_mounts) = secret_volumes(&es.spec, bus);
+    let mut args: Vec<String> = vec!["eventsource".into(), "run".into(), format!("{MANIFEST_DIR}/{FILE}")];
+    args.extend(pod_bus.args());
+    args.extend(["--metrics-addr".into(), format!("0.0.0.0:{METRICS_PORT}")]);
     if !secret_vols.is_empty() {
         args.extend(["--secrets-dir".to_string(), SECRETS_DIR.to_string()]);
     }
@@ -557,7 +611,7 @@ pub fn eventsource_children(es: &EventSource, bus_url: &str, settings: &Settings
         ..Deployment::default()
     };
     let mut children = vec![
-        Child::ConfigMap(config_map(&owner, &cm_name, FILE, manifest)),
+        Child::ConfigMap(pod_config_map(&owner, &cm_name, FILE, manifest, &pod_bus)),
         Child::Deployment(deployment),
     ];
 
@@ -598,26 +652,21 @@ pub fn eventsource_children(es: &EventSource, bus_url: &str, settings: &Settings
     Ok(children)
 }
 
-/// The ConfigMap and Deployment of a Sensor whose bus is at `bus_url`.
-pub fn sensor_children(sensor: &Sensor, bus_url: &str, settings: &Settings) -> Result<Vec<Child>> {
+/// The ConfigMap and Deployment of a Sensor listening on `bus`.
+pub fn sensor_children(sensor: &Sensor, bus: &EventBus, settings: &Settings) -> Result<Vec<Child>> {
     const COMPONENT: &str = "argon-sensor";
     const FILE: &str = "sensor.yaml";
     let owner = Owner::of(sensor, COMPONENT)?;
     let (cm_name, deploy_name) = sensor_names(&owner.name);
     let manifest = manifest_yaml(sensor)?;
-    let config_hash = hash_of(&manifest);
+    let pod_bus = PodBus::of(bus)?;
+    let config_hash = hash_of(&format!("{manifest}\n---\n{}", pod_bus.manifest));
 
     let (manifest_vol, manifest_mount) = manifest_volume(&cm_name);
-    let (mut volumes, mut mounts) = secret_volumes(&sensor.spec);
-    let mut args: Vec<String> = vec![
-        "sensor".into(),
-        "run".into(),
-        format!("{MANIFEST_DIR}/{FILE}"),
-        "--bus".into(),
-        bus_url.into(),
-        "--metrics-addr".into(),
-        format!("0.0.0.0:{METRICS_PORT}"),
-    ];
+    let (mut volumes, mut mounts) = secret_volumes(&sensor.spec, bus);
+    let mut args: Vec<String> = vec!["sensor".into(), "run".into(), format!("{MANIFEST_DIR}/{FILE}")];
+    args.extend(pod_bus.args());
+    args.extend(["--metrics-addr".into(), format!("0.0.0.0:{METRICS_PORT}")]);
     if !volumes.is_empty() {
         args.extend(["--secrets-dir".to_string(), SECRETS_DIR.to_string()]);
     }
@@ -677,7 +726,7 @@ pub fn sensor_children(sensor: &Sensor, bus_url: &str, settings: &Settings) -> R
         ..Deployment::default()
     };
     Ok(vec![
-        Child::ConfigMap(config_map(&owner, &cm_name, FILE, manifest)),
+        Child::ConfigMap(pod_config_map(&owner, &cm_name, FILE, manifest, &pod_bus)),
         Child::Deployment(deployment),
     ])
 }

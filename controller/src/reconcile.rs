@@ -257,8 +257,9 @@ where
     Ok(())
 }
 
-/// The URL of the EventBus `name`, or the condition that says why there is none.
-async fn resolve_bus(client: &Client, namespace: &str, name: &str) -> Result<Result<String, Observed>> {
+/// The EventBus `name`, if its clients can use it, or the condition that
+/// says why there is none.
+async fn resolve_bus(client: &Client, namespace: &str, name: &str) -> Result<Result<EventBus, Observed>> {
     let buses: Api<EventBus> = Api::namespaced(client.clone(), namespace);
     let Some(bus) = buses.get_opt(name).await? else {
         return Ok(Err(Observed::fails(
@@ -267,10 +268,9 @@ async fn resolve_bus(client: &Client, namespace: &str, name: &str) -> Result<Res
             format!("EventBus '{name}' does not exist in namespace {namespace}"),
         )));
     };
-    Ok(
-        objects::bus_url(&bus)
-            .map_err(|e| Observed::fails(conditions::DEPLOYED, "EventBusNotSupported", e.to_string())),
-    )
+    Ok(objects::bus_url(&bus)
+        .map(|_| bus)
+        .map_err(|e| Observed::fails(conditions::DEPLOYED, "EventBusNotSupported", e.to_string())))
 }
 
 async fn apply_eventsource(es: Arc<EventSource>, ctx: Arc<Context>) -> Result<Action> {
@@ -291,14 +291,14 @@ async fn apply_eventsource(es: Arc<EventSource>, ctx: Arc<Context>) -> Result<Ac
         return Ok(Action::await_change());
     }
     let sources = Observed::holds(conditions::SOURCES_PROVIDED, "EventSourceValid", "");
-    let bus_url = match resolve_bus(&ctx.client, &ns, objects::eventsource_bus(&es)).await? {
-        Ok(url) => url,
+    let bus = match resolve_bus(&ctx.client, &ns, objects::eventsource_bus(&es)).await? {
+        Ok(bus) => bus,
         Err(waiting) => {
             write_status(&api, es.as_ref(), &existing, &[sources, waiting], None).await?;
             return Ok(Action::requeue(BUS_WAIT));
         }
     };
-    let children = objects::eventsource_children(&es, &bus_url, &ctx.settings)?;
+    let children = objects::eventsource_children(&es, &bus, &ctx.settings)?;
     for child in &children {
         apply_child(&ctx.client, &ns, child).await?;
     }
@@ -369,8 +369,8 @@ async fn apply_sensor(sensor: Arc<Sensor>, ctx: Arc<Context>) -> Result<Action> 
         write_status(&api, sensor.as_ref(), &existing, &observed, None).await?;
         return Ok(Action::await_change());
     }
-    let bus_url = match resolve_bus(&ctx.client, &ns, sensor.spec.event_bus()).await? {
-        Ok(url) => url,
+    let bus = match resolve_bus(&ctx.client, &ns, sensor.spec.event_bus()).await? {
+        Ok(bus) => bus,
         Err(waiting) => {
             write_status(
                 &api,
@@ -383,7 +383,7 @@ async fn apply_sensor(sensor: Arc<Sensor>, ctx: Arc<Context>) -> Result<Action> 
             return Ok(Action::requeue(BUS_WAIT));
         }
     };
-    for child in objects::sensor_children(&sensor, &bus_url, &ctx.settings)? {
+    for child in objects::sensor_children(&sensor, &bus, &ctx.settings)? {
         apply_child(&ctx.client, &ns, &child).await?;
     }
     let (_, deployment) = objects::sensor_names(&sensor.name_any());
@@ -477,23 +477,12 @@ fn unused_settings(bus: &EventBus) -> String {
     else {
         return String::new();
     };
-    let mut unused = Vec::new();
-    if exotic.access_secret.is_some() {
-        unused.push("accessSecret");
+    // url, accessSecret, auth, streamConfig and tls all reach the pods
+    // (objects::PodBus); this one the pods refuse at start-up.
+    if exotic.tls.as_ref().and_then(|t| t.insecure_skip_verify) == Some(true) {
+        return "jetstreamExotic.tls.insecureSkipVerify is not supported: event source and sensor pods refuse to start; give tls.caCertSecret with the CA of the NATS server".into();
     }
-    if exotic.stream_config.is_some() {
-        unused.push("streamConfig");
-    }
-    if exotic.tls.is_some() {
-        unused.push("tls");
-    }
-    if unused.is_empty() {
-        return String::new();
-    }
-    format!(
-        "jetstreamExotic.{} not passed to event source and sensor pods (they connect with the url alone)",
-        unused.join(", ")
-    )
+    String::new()
 }
 
 async fn cleanup_eventbus(bus: Arc<EventBus>, ctx: Arc<Context>) -> Result<Action> {

@@ -73,6 +73,17 @@ impl Secrets {
         }
     }
 
+    /// The file holding the secret key, for clients that read files
+    /// themselves (TLS certificates, NATS credentials). Fails as
+    /// [`Secrets::bytes`] does when the file is not there; an optional
+    /// selector whose secret is absent gives `None`.
+    pub fn path(&self, selector: &SecretKeySelector) -> Result<Option<PathBuf>, SecretError> {
+        let found = self.bytes(selector)?;
+        Ok(found
+            .and(self.dir.as_ref())
+            .map(|dir| dir.join(&selector.name).join(&selector.key)))
+    }
+
     /// The value of the secret key as text, with one trailing newline removed
     /// (files written with `echo` end with one; Kubernetes secrets do not).
     pub fn string(&self, selector: &SecretKeySelector) -> Result<Option<String>, SecretError> {
@@ -128,6 +139,12 @@ mod tests {
             "{e}"
         );
         assert_eq!(secrets.string(&sel("github", "token", Some(true))).unwrap(), None);
+        assert_eq!(
+            secrets.path(&sel("github", "secret", None)).unwrap(),
+            Some(dir.path().join("github/secret"))
+        );
+        assert!(secrets.path(&sel("github", "token", None)).is_err());
+        assert_eq!(secrets.path(&sel("github", "token", Some(true))).unwrap(), None);
         let e = Secrets::new(None).require(&sel("a", "b", None)).unwrap_err();
         assert!(e.to_string().contains("--secrets-dir"), "{e}");
     }

@@ -126,6 +126,26 @@ pub enum Auth {
     CredentialsFile(PathBuf),
 }
 
+/// TLS of the connection to NATS (`jetstreamExotic.tls`), as PEM files.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tls {
+    /// CA certificates that verify the server, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate and its private key, for servers that verify clients.
+    pub client_cert: Option<ClientCert>,
+    /// Refuse to talk to the server without TLS (also implied by a `tls://` URL).
+    pub require_tls: bool,
+}
+
+/// A client certificate and its private key, as PEM files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientCert {
+    /// The certificate (chain).
+    pub cert_file: PathBuf,
+    /// Its private key.
+    pub key_file: PathBuf,
+}
+
 /// Settings of the JetStream bus.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JetStreamConfig {
@@ -137,6 +157,8 @@ pub struct JetStreamConfig {
     pub stream: StreamSettings,
     /// Credentials (`accessSecret`).
     pub auth: Auth,
+    /// TLS (`tls`).
+    pub tls: Tls,
     /// How long `publish` waits for the stored confirmation before failing
     /// with [`Error::Timeout`] or [`Error::Unavailable`] (default 5 s).
     pub publish_timeout: Duration,
@@ -145,13 +167,15 @@ pub struct JetStreamConfig {
 }
 
 impl JetStreamConfig {
-    /// Defaults: bus `default`, default stream settings, no auth, 5 s publish timeout.
+    /// Defaults: bus `default`, default stream settings, no auth, no TLS
+    /// files, 5 s publish timeout.
     pub fn new(url: impl Into<String>) -> Self {
         JetStreamConfig {
             url: url.into(),
             name: DEFAULT_BUS.to_owned(),
             stream: StreamSettings::default(),
             auth: Auth::None,
+            tls: Tls::default(),
             publish_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
         }

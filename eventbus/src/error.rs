@@ -28,6 +28,30 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// The NATS server refused the credentials (or their absence). Not
+    /// retryable: the configuration has to change.
+    #[error(
+        "NATS server {url} refused the credentials: {reason} (check the EventBus accessSecret and auth against the server's authorization settings)"
+    )]
+    Auth {
+        /// The bus URL.
+        url: String,
+        /// What the server or the client said.
+        reason: String,
+    },
+
+    /// The TLS handshake with the NATS server failed, or TLS was required
+    /// by one side and not offered by the other.
+    #[error(
+        "TLS with NATS server {url} failed: {reason} (check the EventBus tls settings and the server's certificate)"
+    )]
+    Tls {
+        /// The bus URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+
     /// The bus URL or a configuration value is wrong.
     #[error("invalid event bus configuration: {0}")]
     Config(String),

@@ -91,10 +91,20 @@ impl JetStreamBus {
                 .await
                 .map_err(|e| Error::Config(format!("NATS credentials file {}: {e}", path.display())))?,
         };
+        let tls = &config.tls;
+        if let Some(ca) = &tls.ca_file {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let Some(cert) = &tls.client_cert {
+            options = options.add_client_certificate(cert.cert_file.clone(), cert.key_file.clone());
+        }
+        if tls.require_tls {
+            options = options.require_tls(true);
+        }
         let client = tokio::time::timeout(config.connect_timeout, options.connect(addrs))
             .await
             .map_err(|_| Error::unavailable(format!("connecting to {} timed out", config.url)))?
-            .map_err(|e| Error::unavailable(format!("connecting to {}: {e}", config.url)))?;
+            .map_err(|e| connect_err(&config.url, e))?;
         let mut js = async_nats::jetstream::new(client.clone());
         js.set_timeout(config.publish_timeout);
         let bus = JetStreamBus {
@@ -199,6 +209,28 @@ impl JetStreamBus {
                 .map_err(js_err),
         }
     }
+}
+
+/// A failed first connection: refused credentials and TLS failures are
+/// configuration errors (retrying changes nothing); the rest is "unavailable".
+fn connect_err(url: &str, e: async_nats::ConnectError) -> Error {
+    use async_nats::ConnectErrorKind as Kind;
+    let url = url.to_string();
+    let reason = e.to_string();
+    match e.kind() {
+        Kind::AuthorizationViolation | Kind::Authentication => Error::Auth { url, reason },
+        Kind::Tls => Error::Tls { url, reason },
+        // rustls failures reach async-nats as I/O errors: tell them by their text.
+        Kind::Io if is_tls_failure(&reason) => Error::Tls { url, reason },
+        _ => Error::unavailable(format!("connecting to {url}: {reason}")),
+    }
+}
+
+fn is_tls_failure(reason: &str) -> bool {
+    let lower = reason.to_ascii_lowercase();
+    ["certificate", "tls", "handshake", "alert", "corrupt message"]
+        .iter()
+        .any(|marker| lower.contains(marker))
 }
 
 fn js_err(e: impl std::fmt::Display) -> Error {

@@ -29,7 +29,7 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot};
 
-pub use config::{Auth, BusConfig, EmbeddedConfig, JetStreamConfig, StreamSettings};
+pub use config::{Auth, BusConfig, ClientCert, EmbeddedConfig, JetStreamConfig, StreamSettings, Tls};
 pub use error::{Error, Result};
 pub use event::{Data, Event, EventContext};
 pub use history::{HistoryPage, HistoryQuery, StoredEvent};

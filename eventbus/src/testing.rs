@@ -11,6 +11,81 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: tempfile::TempDir,
+    options: NatsOptions,
+}
+
+/// How a [`NatsServer`] is started besides JetStream on a free port:
+/// which credentials it demands and whether it speaks TLS.
+#[derive(Clone, Debug, Default)]
+pub struct NatsOptions {
+    token: Option<String>,
+    user_password: Option<(String, String)>,
+    tls: Option<ServerTls>,
+}
+
+/// The TLS of a [`NatsServer`]: its certificate and key, and the CA its
+/// clients' certificates must be signed by (none: clients need no certificate).
+#[derive(Clone, Debug)]
+struct ServerTls {
+    cert: PathBuf,
+    key: PathBuf,
+    verify_clients_with: Option<PathBuf>,
+}
+
+impl NatsOptions {
+    /// Clients must send this token (`--auth`).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Clients must log in with this user and password (`--user`, `--pass`).
+    pub fn user_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.user_password = Some((user.into(), password.into()));
+        self
+    }
+
+    /// The server requires TLS with this certificate and key (PEM files).
+    pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some(ServerTls {
+            cert: cert.into(),
+            key: key.into(),
+            verify_clients_with: None,
+        });
+        self
+    }
+
+    /// With [`NatsOptions::tls`]: clients must present a certificate signed
+    /// by the CA in this PEM file (`--tlsverify`).
+    pub fn verify_clients(mut self, ca: impl Into<PathBuf>) -> Self {
+        if let Some(tls) = &mut self.tls {
+            tls.verify_clients_with = Some(ca.into());
+        }
+        self
+    }
+
+    fn args(&self) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(token) = &self.token {
+            args.extend(["--auth".into(), token.into()]);
+        }
+        if let Some((user, password)) = &self.user_password {
+            args.extend(["--user".into(), user.into(), "--pass".into(), password.into()]);
+        }
+        if let Some(tls) = &self.tls {
+            args.extend([
+                "--tls".into(),
+                "--tlscert".into(),
+                tls.cert.clone().into(),
+                "--tlskey".into(),
+                tls.key.clone().into(),
+            ]);
+            if let Some(ca) = &tls.verify_clients_with {
+                args.extend(["--tlsverify".into(), "--tlscacert".into(), ca.clone().into()]);
+            }
+        }
+        args
+    }
 }
 
 /// The `nats-server` binary: `$NATS_SERVER`, else the first on `PATH`, else
@@ -39,11 +114,17 @@ impl NatsServer {
     /// Starts a server on a free port with a fresh store dir and waits until
     /// it accepts connections. Panics (with the reason) if it cannot.
     pub fn start() -> Self {
+        Self::start_with(NatsOptions::default())
+    }
+
+    /// Like [`NatsServer::start`], with credentials or TLS.
+    pub fn start_with(options: NatsOptions) -> Self {
         let store = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let mut server = NatsServer {
             child: None,
             port: free_port(),
             store,
+            options,
         };
         server.launch();
         server
@@ -78,6 +159,7 @@ impl NatsServer {
         let child = Command::new(&binary)
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(self.store.path())
+            .args(self.options.args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -70,7 +70,7 @@ spec:
 fn the_pod_template_carries_the_manifest_settings() {
     let es = eventsource(TEMPLATED);
     assert_eq!(webhook_ports(&es), [12000, 12001]);
-    let children = eventsource_children(&es, "nats://bus:4222", &Settings::default()).unwrap();
+    let children = eventsource_children(&es, &exotic(""), &Settings::default()).unwrap();
     let kinds: Vec<_> = children.iter().map(Child::kind).collect();
     assert_eq!(kinds, ["ConfigMap", "Deployment", "Service"]);
     for child in &children {
@@ -137,7 +137,7 @@ fn the_pod_template_carries_the_manifest_settings() {
 #[test]
 fn the_mounted_manifest_is_the_spec_without_server_bookkeeping_and_loads_back() {
     let es = eventsource(TEMPLATED);
-    let children = eventsource_children(&es, "nats://bus:4222", &Settings::default()).unwrap();
+    let children = eventsource_children(&es, &exotic(""), &Settings::default()).unwrap();
     let Child::ConfigMap(cm) = &children[0] else {
         panic!("a ConfigMap first")
     };
@@ -158,7 +158,7 @@ fn defaults_without_a_template_are_non_root_and_a_service_for_the_webhook_ports(
     let es = eventsource(
         "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata: {name: w}\nspec:\n  webhook:\n    e: {port: '12000', endpoint: /e, method: POST}\n",
     );
-    let children = eventsource_children(&es, "nats://bus:4222", &Settings::default()).unwrap();
+    let children = eventsource_children(&es, &exotic(""), &Settings::default()).unwrap();
     let d = value(&children[1]);
     let pod = &d["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -184,14 +184,84 @@ fn a_sensor_without_a_server_or_secrets_gets_neither_flag() {
     ) else {
         panic!("not a Sensor")
     };
-    let children = sensor_children(&sensor, "nats://bus:4222", &Settings::default()).unwrap();
+    let children = sensor_children(&sensor, &exotic(""), &Settings::default()).unwrap();
     assert_eq!(children.len(), 2);
     let d = value(&children[1]);
     assert_eq!(d["spec"]["revisionHistoryLimit"], 2);
     let args = d["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
     assert_eq!(
         args,
-        r#"["sensor","run","/etc/argon/manifest/sensor.yaml","--bus","nats://bus:4222","--metrics-addr","0.0.0.0:7777"]"#
+        r#"["sensor","run","/etc/argon/manifest/sensor.yaml","--bus","nats://bus:4222","--eventbus","/etc/argon/manifest/eventbus.yaml","--metrics-addr","0.0.0.0:7777"]"#
+    );
+}
+
+/// A `jetstreamExotic` EventBus at nats://bus:4222 with `extra` settings
+/// (indented YAML lines under `jetstreamExotic`).
+fn exotic(extra: &str) -> EventBus {
+    bus(&format!("  jetstreamExotic:\n    url: nats://bus:4222\n{extra}"))
+}
+
+#[test]
+fn the_eventbus_manifest_and_its_secrets_reach_the_pods() {
+    let bus = exotic(
+        "    accessSecret: {name: nats-auth, key: auth.yaml}\n    tls:\n      caCertSecret: {name: nats-tls, key: ca.crt}\n",
+    );
+    // The EventSource names a Secret too; the sensor none.
+    let es = eventsource(TEMPLATED);
+    let Manifest::Sensor(sensor) = load(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Sensor\nmetadata: {name: s, namespace: ev}\nspec:\n  dependencies: [{name: d, eventSourceName: e, eventName: x}]\n  triggers: [{template: {name: t, log: {}}}]\n",
+    ) else {
+        panic!("not a Sensor")
+    };
+    let es_children = eventsource_children(&es, &bus, &Settings::default()).unwrap();
+    let sensor_children = sensor_children(&sensor, &bus, &Settings::default()).unwrap();
+    for (children, own) in [(&es_children, Some("tokens.v1")), (&sensor_children, None)] {
+        let Child::ConfigMap(cm) = &children[0] else {
+            panic!("a ConfigMap first")
+        };
+        let Manifest::EventBus(back) = load(&cm.data.as_ref().unwrap()[EVENTBUS_FILE]) else {
+            panic!("not an EventBus")
+        };
+        assert_eq!(back.spec, bus.spec);
+        let pod = &value(&children[1])["spec"]["template"]["spec"];
+        let args: Vec<&str> = pod["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let flag = |name: &str| args.iter().position(|a| *a == name).map(|i| args[i + 1]);
+        assert_eq!(flag("--bus"), Some("nats://bus:4222"));
+        assert_eq!(flag("--eventbus"), Some("/etc/argon/manifest/eventbus.yaml"));
+        assert_eq!(flag("--secrets-dir"), Some(SECRETS_DIR));
+        let mut secrets: Vec<String> = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["secret"]["secretName"].as_str().map(str::to_string))
+            .collect();
+        secrets.sort();
+        let mut expected = vec!["nats-auth".to_string(), "nats-tls".to_string()];
+        expected.extend(own.map(str::to_string));
+        expected.sort();
+        assert_eq!(secrets, expected);
+        let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+        for secret in ["nats-auth", "nats-tls"] {
+            let mount = mounts
+                .iter()
+                .find(|m| m["mountPath"] == format!("{SECRETS_DIR}/{secret}"))
+                .unwrap_or_else(|| panic!("{secret} not mounted: {mounts:?}"));
+            assert_eq!(mount["readOnly"], true);
+        }
+    }
+    // A change of the bus rolls the pods.
+    let other = exotic("    accessSecret: {name: nats-auth, key: other.yaml}\n");
+    let hash = |children: &[Child]| {
+        value(&children[1])["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION].clone()
+    };
+    assert_ne!(
+        hash(&es_children),
+        hash(&eventsource_children(&es, &other, &Settings::default()).unwrap())
     );
 }
 

@@ -645,11 +645,104 @@ async fn an_exotic_eventbus_only_gets_a_status() {
         "nats://nats.example:4222"
     );
     assert_eq!(conditions_of(&recorded[0])[1].2, "Skipped");
-    let configured = recorded[0].body["status"]["conditions"][0]["message"].as_str().unwrap();
-    assert!(
-        configured.contains("jetstreamExotic.accessSecret not passed"),
-        "{configured}"
+    assert_eq!(
+        recorded[0].body["status"]["config"]["jetstream"]["accessSecret"],
+        json!({"name": "nats", "key": "token"})
     );
+}
+
+/// An EventSource and a Sensor on an exotic bus with an accessSecret and
+/// TLS: their pods get the bus manifest, its Secrets mounted read-only
+/// under the secrets dir, and the flags that point `argon` at both.
+#[tokio::test]
+async fn pods_of_an_exotic_bus_with_an_access_secret_mount_it_and_get_the_flags() {
+    let exotic = bus_json(
+        json!({"jetstreamExotic": {
+            "url": "nats://nats.example:4222",
+            "accessSecret": {"name": "nats-auth", "key": "auth.yaml"},
+            "tls": {"caCertSecret": {"name": "nats-tls", "key": "ca.crt"}}
+        }}),
+        true,
+        false,
+    );
+    let script = |name: &str, status_path: String, status: Value| {
+        vec![
+            expect(Method::GET, BUS_PATH, Reply::Json(200, exotic.clone())),
+            expect(Method::PATCH, format!("{CORE}/configmaps/{name}-manifest"), Reply::Echo),
+            expect(Method::PATCH, format!("{APPS}/deployments/{name}"), Reply::Echo),
+            expect(Method::PATCH, status_path, Reply::Status(status)),
+        ]
+    };
+    let s = sensor(sensor_json(true, false));
+    let (result, sensor_recorded) = run(
+        move |ctx| Box::pin(reconcile_sensor(s, ctx)),
+        script(
+            "webhook-sensor",
+            format!("{SENSOR_PATH}/status"),
+            sensor_json(true, false),
+        ),
+    )
+    .await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC));
+    let es = eventsource(eventsource_json("12000", true, false));
+    let mut es_script = script(
+        "webhook-eventsource",
+        format!("{ES_PATH}/status"),
+        eventsource_json("12000", true, false),
+    );
+    es_script.insert(
+        3,
+        expect(
+            Method::PATCH,
+            format!("{CORE}/services/webhook-eventsource-svc"),
+            Reply::Echo,
+        ),
+    );
+    let (result, es_recorded) = run(move |ctx| Box::pin(reconcile_eventsource(es, ctx)), es_script).await;
+    assert_eq!(result.unwrap(), Action::requeue(RESYNC));
+
+    for (recorded, own_secret) in [(&sensor_recorded, None), (&es_recorded, Some("webhook-token"))] {
+        let config_map = &recorded[1].body;
+        let bus_manifest = config_map["data"]["eventbus.yaml"].as_str().expect("the bus manifest");
+        assert!(
+            bus_manifest.contains("nats-auth") && bus_manifest.contains("nats.example"),
+            "{bus_manifest}"
+        );
+        let pod = &recorded[2].body["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let flag = |name: &str| args.iter().position(|a| *a == name).map(|i| args[i + 1]);
+        assert_eq!(flag("--bus"), Some("nats://nats.example:4222"), "{args:?}");
+        assert_eq!(
+            flag("--eventbus"),
+            Some("/etc/argon/manifest/eventbus.yaml"),
+            "{args:?}"
+        );
+        assert_eq!(flag("--secrets-dir"), Some("/etc/argon/secrets"), "{args:?}");
+        let mut wanted = vec!["nats-auth", "nats-tls"];
+        wanted.extend(own_secret);
+        for secret in wanted {
+            let volume = pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["secret"]["secretName"] == secret)
+                .unwrap_or_else(|| panic!("no volume of Secret {secret}: {}", pod["volumes"]));
+            let mount = container["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["name"] == volume["name"])
+                .unwrap_or_else(|| panic!("Secret {secret} not mounted"));
+            assert_eq!(mount["mountPath"], format!("/etc/argon/secrets/{secret}"));
+            assert_eq!(mount["readOnly"], true);
+        }
+    }
 }
 
 #[tokio::test]
