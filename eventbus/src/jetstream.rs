@@ -92,6 +92,9 @@ impl JetStreamBus {
                 .map_err(|e| Error::Config(format!("NATS credentials file {}: {e}", path.display())))?,
         };
         let tls = &config.tls;
+        // With more than one rustls backend in the build (the workspace
+        // unifies features), rustls picks none by itself: ring, as elsewhere.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         if let Some(ca) = &tls.ca_file {
             options = options.add_root_certificates(ca.clone());
         }
