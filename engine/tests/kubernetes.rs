@@ -325,6 +325,12 @@ impl Fake {
                 serde_json::from_value(json!({"running": {}})).unwrap(),
             )]);
         });
+        // The input mounts (subPath of the shared folder), as links at their paths.
+        for m in main.volume_mounts.iter().flatten() {
+            if let Some(sub) = m.sub_path.as_deref().filter(|s| s.starts_with("inputs/")) {
+                std::os::unix::fs::symlink(var.join(sub), &m.mount_path).unwrap();
+            }
+        }
         let main_env = env_of(&main);
         let argv: Vec<String> = main.command.clone().unwrap()[4..]
             .iter()
@@ -571,6 +577,40 @@ async fn steps_run_as_pods_with_their_settings_outputs_logs_and_pod_gc() {
     })
     .await;
     assert!(!fake.state.lock().unwrap().deleted.contains(&use_pod));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_artifacts_reach_the_pod_through_its_init_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, fake) = engine(dir.path()).await;
+    let place = dir.path().join("note.txt");
+    let body = format!(
+        r#"  entrypoint: main
+  templates:
+  - name: main
+    inputs:
+      artifacts:
+      - {{name: note, path: {place}, raw: {{data: "from raw\n"}}}}
+    container:
+      image: busybox:1
+      command: [cat, {place}]
+"#,
+        place = place.display()
+    );
+    let done = run(&engine, wf(&body), &[]).await;
+    assert_eq!(phase(&done), Some(WorkflowPhase::Succeeded), "{}", dump(&done));
+    assert_eq!(result(node(&done, &done.metadata.name.clone().unwrap())), "from raw");
+    let created = fake.state.lock().unwrap().created.clone();
+    let mounts = created[0].spec.as_ref().unwrap().containers[0]
+        .volume_mounts
+        .clone()
+        .unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.mount_path == place.display().to_string() && m.sub_path.as_deref() == Some("inputs/0")),
+        "{mounts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
