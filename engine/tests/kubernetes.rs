@@ -572,8 +572,8 @@ async fn steps_run_as_pods_with_their_settings_outputs_logs_and_pod_gc() {
     // podGC OnPodSuccess: the succeeded step's pod is deleted, the failed one's kept.
     let make_pod = pod.metadata.name.clone().unwrap();
     let use_pod = created[1].metadata.name.clone().unwrap();
-    wait_for("the succeeded pod to be deleted", || {
-        fake.state.lock().unwrap().deleted.contains(&make_pod)
+    wait_for(&fake, "the succeeded pod to be deleted", |c| {
+        c.deleted.contains(&make_pod)
     })
     .await;
     assert!(!fake.state.lock().unwrap().deleted.contains(&use_pod));
@@ -639,10 +639,7 @@ async fn a_pull_failure_ends_the_step_with_the_reason_and_bad_pods_are_refused()
         "{message}"
     );
     let name = fake.state.lock().unwrap().created[0].metadata.name.clone().unwrap();
-    wait_for("the failed pod to be deleted", || {
-        fake.state.lock().unwrap().deleted.contains(&name)
-    })
-    .await;
+    wait_for(&fake, "the failed pod to be deleted", |c| c.deleted.contains(&name)).await;
 
     // No command: the image's entrypoint is not known to the engine.
     let done = run(
@@ -761,11 +758,8 @@ fn a_restarted_engine_re_attaches_to_the_pod_its_step_runs_in() {
         let engine = engine_at(dir.path(), &fake, cluster_rt.handle().clone(), port).await;
         submit(&engine, wf(&body), &[]).await
     });
-    cluster_rt.block_on(wait_for("the step's main container to run", || {
-        fake.state
-            .lock()
-            .unwrap()
-            .pods
+    cluster_rt.block_on(wait_for(&fake, "the step's main container to run", |c| {
+        c.pods
             .values()
             .any(|p| main_of(p).is_some_and(|c| c.state.as_ref().is_some_and(|s| s.running.is_some())))
     }));
@@ -793,11 +787,14 @@ fn message_of(wf: &argon_crds::workflow::Workflow) -> String {
     node(wf, &name).message.clone().unwrap_or_default()
 }
 
-/// Waits until `f` holds (10 s at most).
-async fn wait_for(what: &str, f: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits until `f` holds of the fake cluster (10 s at most), checking it
+/// again at each change the cluster records.
+async fn wait_for(fake: &Fake, what: &str, f: impl Fn(&Cluster) -> bool) {
+    let mut changed = fake.changed.subscribe();
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while !f(&fake.state.lock().unwrap()) {
+            changed.changed().await.unwrap();
+        }
+    });
+    assert!(waited.await.is_ok(), "timed out waiting for {what}");
 }

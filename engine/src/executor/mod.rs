@@ -484,6 +484,16 @@ pub fn not_found_message(program: &str, image: Option<&str>) -> String {
     }
 }
 
+/// A short, stable hash of a node id (FNV-1a), for names of what runs it.
+pub(crate) fn node_hash(node_id: &str) -> u32 {
+    let mut h: u32 = 0x811c9dc5;
+    for b in node_id.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x01000193);
+    }
+    h
+}
+
 /// Where the engine finds a file a step wrote at `path`, for executors that
 /// copy the step's outputs out into its folder (containers, pods).
 pub(crate) fn copied_output(step_dir: &Path, path: &str) -> PathBuf {

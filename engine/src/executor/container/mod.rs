@@ -65,7 +65,7 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The most bytes of output files copied out of one step (they go through
 /// a file on disk, not memory).
-const OUTPUT_LIMIT: usize = 16 << 30;
+pub(in crate::executor) const OUTPUT_LIMIT: usize = 16 << 30;
 
 /// Where a script's source is placed in the container.
 const SCRIPT_PATH: &str = "/argo/staging/script";
@@ -182,11 +182,7 @@ impl ContainerBackend {
     }
 
     fn container_name(owner: &StepOwner, role: &str) -> String {
-        let mut h: u32 = 0x811c9dc5;
-        for b in owner.node_id.bytes() {
-            h ^= b as u32;
-            h = h.wrapping_mul(0x01000193);
-        }
+        let h = super::node_hash(&owner.node_id);
         format!("argon-{}-{h:08x}-{role}", owner.workflow_uid)
     }
 

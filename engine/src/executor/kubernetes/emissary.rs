@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::transfer::{OUTCOME_FILE, Outcome};
-use crate::executor::{RESULT_LIMIT, relative};
+use crate::executor::lines::Lines;
+use crate::executor::{LogSink, relative};
 
 /// The pod's shared folder.
 pub const DIR: &str = "/var/run/argon";
@@ -162,12 +163,11 @@ where
 }
 
 /// Runs the command, its stdout and stderr passed through as they come.
-async fn run_command<O, E>(argv: &[String], vars: &[(String, String)], mut own_out: O, mut own_err: E) -> Outcome
+async fn run_command<O, E>(argv: &[String], vars: &[(String, String)], own_out: O, own_err: E) -> Outcome
 where
     O: tokio::io::AsyncWrite + Unpin + Send + 'static,
     E: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Some((program, args)) = argv.split_first() else {
         return failed(127, "no command to run".to_string());
     };
@@ -183,41 +183,10 @@ where
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return failed(127, format!("{program}: not found")),
         Err(e) => return failed(126, format!("{program}: {e}")),
     };
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out = tokio::spawn(async move {
-        let mut captured = Vec::new();
-        let own = &mut own_out;
-        let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = stdout.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            let _ = own.write_all(&buf[..n]).await;
-            let _ = own.flush().await;
-            let room = RESULT_LIMIT.saturating_sub(captured.len());
-            captured.extend_from_slice(&buf[..n.min(room)]);
-        }
-        captured
-    });
-    let err = tokio::spawn(async move {
-        let mut last = String::new();
-        let mut partial = Vec::new();
-        let own = &mut own_err;
-        let mut buf = vec![0u8; 64 * 1024];
-        while let Ok(n) = stderr.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            let _ = own.write_all(&buf[..n]).await;
-            let _ = own.flush().await;
-            partial.extend_from_slice(&buf[..n]);
-            remember_last_line(&mut partial, &mut last);
-        }
-        partial.push(b'\n');
-        remember_last_line(&mut partial, &mut last);
-        last
-    });
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let out = tokio::spawn(pass_through(stdout, own_out, true));
+    let err = tokio::spawn(pass_through(stderr, own_err, false));
     // A pod that is deleted sends SIGTERM to its containers' first process,
     // this one: it goes on to the command.
     let pid = child.id();
@@ -236,8 +205,8 @@ where
     });
     let status = child.wait().await;
     forward.abort();
-    let captured = out.await.unwrap_or_default();
-    let last_stderr = err.await.unwrap_or_default();
+    let (result, _) = out.await.unwrap_or_default();
+    let (_, last_stderr) = err.await.unwrap_or_default();
     let exit_code = match status {
         Ok(s) => {
             use std::os::unix::process::ExitStatusExt;
@@ -245,13 +214,6 @@ where
         }
         Err(e) => return failed(1, format!("{program}: {e}")),
     };
-    let mut result = String::from_utf8_lossy(&captured).into_owned();
-    if result.ends_with('\n') {
-        result.pop();
-        if result.ends_with('\r') {
-            result.pop();
-        }
-    }
     Outcome {
         exit_code,
         result,
@@ -260,15 +222,28 @@ where
     }
 }
 
-fn remember_last_line(partial: &mut Vec<u8>, last: &mut String) {
-    while let Some(i) = partial.iter().position(|&b| b == b'\n') {
-        let line: Vec<u8> = partial.drain(..=i).collect();
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\n', '\r']);
-        if !text.is_empty() {
-            *last = text.to_string();
+/// Passes a stream of the command through to ours as it comes, splitting
+/// it as the executors' log streams are: (the text kept as the result when
+/// `capture`, the last non-empty line).
+async fn pass_through<R, W>(mut from: R, mut to: W, capture: bool) -> (String, String)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The pod log carries the lines; only the result and the last line are kept.
+    let discard: LogSink = std::sync::Arc::new(|_: &str, _: Vec<String>| {});
+    let mut lines = Lines::new("", discard, capture);
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
         }
+        let _ = to.write_all(&buf[..n]).await;
+        let _ = to.flush().await;
+        lines.feed(&buf[..n]);
     }
+    lines.finish()
 }
 
 fn failed(code: i32, message: String) -> Outcome {

@@ -225,20 +225,28 @@ impl KubernetesBackend {
         Err(format!("cannot create pod {name}: it exists and would not go away"))
     }
 
-    /// Waits until the pod is deleted (at most a minute).
+    /// Waits until the pod is deleted (at most a minute): asked again at
+    /// each change the watch reports, and every few seconds in case it
+    /// reports none.
     async fn gone(&self, name: &str) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while tokio::time::Instant::now() < deadline {
-            match self.api.get_opt(name).await {
-                Ok(None) => {
-                    self.pods.lock().expect("pod states").remove(name);
-                    return Ok(());
+        let mut changed = self.changed.subscribe();
+        let waited = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match self.api.get_opt(name).await {
+                    Ok(None) => {
+                        self.pods.lock().expect("pod states").remove(name);
+                        return Ok(());
+                    }
+                    Ok(Some(_)) => {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), changed.changed()).await;
+                    }
+                    Err(e) => return Err(format!("cannot read pod {name}: {}", api_message(&e))),
                 }
-                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(500)).await,
-                Err(e) => return Err(format!("cannot read pod {name}: {}", api_message(&e))),
             }
-        }
-        Err(format!("pod {name} was not deleted within a minute"))
+        });
+        waited
+            .await
+            .unwrap_or_else(|_| Err(format!("pod {name} was not deleted within a minute")))
     }
 
     async fn delete(&self, name: &str, grace: Option<u32>) {
@@ -308,7 +316,8 @@ impl KubernetesBackend {
                 _ = changed.changed() => {}
                 _ = recheck.tick() => match self.api.get_opt(name).await {
                     Ok(Some(p)) => { self.pods.lock().expect("pod states").insert(name.to_string(), p); }
-                    Ok(None) => { self.pods.lock().expect("pod states").remove(name); if !seen { seen = true; } }
+                    // It existed (this engine made it or found it): gone now.
+                    Ok(None) => { self.pods.lock().expect("pod states").remove(name); seen = true; }
                     Err(e) => tracing::warn!(pod = name, error = %api_message(&e), "cannot read a step pod"),
                 },
                 _ = until_deadline => {

@@ -57,11 +57,7 @@ pub struct PodConfig<'a> {
 /// The pod's name: the workflow's name and a hash of the node id, at most
 /// 63 characters (a DNS label, as the pod's hostname must be).
 pub fn pod_name(workflow: &str, node_id: &str) -> String {
-    let mut h: u32 = 0x811c9dc5;
-    for b in node_id.bytes() {
-        h ^= b as u32;
-        h = h.wrapping_mul(0x01000193);
-    }
+    let h = crate::executor::node_hash(node_id);
     let mut base: String = workflow.chars().take(53).collect();
     while base.ends_with(['-', '.']) {
         base.pop();

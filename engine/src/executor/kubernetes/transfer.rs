@@ -28,8 +28,9 @@ use sha2::Sha256;
 
 use crate::executor::relative;
 
-/// The most bytes a step sends back (outputs and outcome).
-pub const OUTPUT_LIMIT: u64 = 16 << 30;
+/// The most bytes a step sends back (outputs and outcome): as much as the
+/// container executor copies out.
+const OUTPUT_LIMIT: u64 = crate::executor::container::OUTPUT_LIMIT as u64;
 
 /// The file of the step's outcome in the outputs tar.
 pub const OUTCOME_FILE: &str = "outcome.json";
